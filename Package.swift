@@ -1,0 +1,112 @@
+// swift-tools-version:6.1
+// meshd: an istiod-class service-mesh control plane. See docs/ARCHITECTURE.md for how the modules fit.
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let grpcCore = Target.Dependency.product(name: "GRPCCore", package: "grpc-swift-2")
+let grpcProtobuf = Target.Dependency.product(name: "GRPCProtobuf", package: "grpc-swift-protobuf")
+let grpcHTTP2 = Target.Dependency.product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport")
+let protobuf = Target.Dependency.product(name: "SwiftProtobuf", package: "swift-protobuf")
+let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
+let metrics = Target.Dependency.product(name: "Metrics", package: "swift-metrics")
+let yams = Target.Dependency.product(name: "Yams", package: "Yams")
+let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+let hummingbird = Target.Dependency.product(name: "Hummingbird", package: "hummingbird")
+let lifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+let prometheus = Target.Dependency.product(name: "Prometheus", package: "swift-prometheus")
+let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
+let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
+let nioHTTP1 = Target.Dependency.product(name: "NIOHTTP1", package: "swift-nio")
+
+let package = Package(
+    name: "meshd",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "meshd", targets: ["meshd"]),
+        .executable(name: "meshctl", targets: ["meshctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-protobuf.git", exact: "1.39.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-2.git", exact: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", exact: "2.4.1"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", exact: "2.9.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+    ],
+    targets: [
+        // Generated Envoy v3 API and the Istio CA service, plus small hand-written helpers.
+        .target(
+            name: "EnvoyAPI",
+            dependencies: [protobuf, grpcCore, grpcProtobuf],
+            exclude: ["Generated/README.txt"],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .target(name: "MeshModel", swiftSettings: strict),
+        .target(name: "MeshConfig", dependencies: ["MeshModel", yams, logging, metrics], swiftSettings: strict),
+        .target(name: "MeshTranslation", dependencies: ["MeshModel", "EnvoyAPI", protobuf], swiftSettings: strict),
+        .target(name: "XDSCache", dependencies: ["EnvoyAPI", protobuf], swiftSettings: strict),
+        .target(
+            name: "XDSServer",
+            dependencies: ["XDSCache", "EnvoyAPI", protobuf, grpcCore, logging, metrics],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "AdminAPI",
+            dependencies: ["MeshModel", "MeshConfig", "XDSServer", hummingbird, logging],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "ControlPlane",
+            dependencies: [
+                "MeshModel", "MeshConfig", "MeshTranslation", "XDSCache", "XDSServer", "AdminAPI", "EnvoyAPI",
+                grpcCore, grpcHTTP2, logging, metrics, prometheus, lifecycle, hummingbird,
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(name: "meshd", dependencies: ["ControlPlane", argumentParser, logging], swiftSettings: strict),
+        .executableTarget(
+            name: "meshctl",
+            dependencies: ["ControlPlane", "MeshModel", "MeshConfig", argumentParser],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "XDSTesting",
+            dependencies: [
+                "EnvoyAPI", "XDSServer", "MeshModel", "MeshTranslation", protobuf, grpcCore, grpcHTTP2,
+                nioCore, nioPosix, nioHTTP1, logging,
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "MeshModelTests", dependencies: ["MeshModel"], swiftSettings: strict),
+        .testTarget(name: "MeshConfigTests", dependencies: ["MeshConfig", "MeshModel"], swiftSettings: strict),
+        .testTarget(
+            name: "MeshTranslationTests",
+            dependencies: ["MeshTranslation", "MeshConfig", "MeshModel", "EnvoyAPI", "XDSTesting", protobuf],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "XDSServerTests",
+            dependencies: ["XDSServer", "XDSCache", "EnvoyAPI", "XDSTesting", protobuf, grpcCore],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: [
+                "ControlPlane", "XDSTesting", "MeshConfig", "MeshModel", "EnvoyAPI", protobuf, grpcCore, logging,
+            ],
+            swiftSettings: strict
+        ),
+    ]
+)

@@ -1,0 +1,98 @@
+/// One Istio resource as users write it: `apiVersion`, `kind`, `metadata`, `spec`.
+public struct MeshResource: Hashable, Sendable {
+    /// The `apiVersion` as written (`networking.istio.io/v1beta1`).
+    public var apiVersion: String
+    /// The metadata.
+    public var metadata: ObjectMeta
+    /// The typed spec.
+    public var spec: ResourceSpec
+
+    /// A resource from its parts.
+    public init(apiVersion: String? = nil, metadata: ObjectMeta, spec: ResourceSpec) {
+        self.apiVersion = apiVersion ?? spec.kind.preferredAPIVersion
+        self.metadata = metadata
+        self.spec = spec
+    }
+
+    /// The kind.
+    public var kind: ResourceKind { spec.kind }
+
+    /// Kind, namespace and name.
+    public var key: ResourceKey {
+        ResourceKey(kind: kind, namespace: metadata.namespace, name: metadata.name)
+    }
+
+    /// The whole document in its YAML/JSON shape.
+    public var configValue: ConfigValue {
+        .object(ConfigObject([
+            ("apiVersion", .string(apiVersion)),
+            ("kind", .string(kind.rawValue)),
+            ("metadata", metadata.configValue),
+            ("spec", spec.configValue),
+        ]))
+    }
+}
+
+/// Why a document could not be read as a resource, with as much of its identity as was readable.
+public struct ResourceDecodeError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The kind, if the document named a known one.
+    public var kind: String?
+    /// The namespace, if readable.
+    public var namespace: String?
+    /// The name, if readable.
+    public var name: String?
+    /// The field and the reason.
+    public var error: SchemaError
+
+    /// `VirtualService tai-system/reviews: spec.http[0].route: ...`
+    public var description: String {
+        var who: [String] = []
+        if let kind { who.append(kind) }
+        if let name { who.append("\(namespace ?? "default")/\(name)") }
+        return who.isEmpty ? error.description : "\(who.joined(separator: " ")): \(error)"
+    }
+}
+
+extension MeshResource {
+    /// Reads one document strictly: the kind must be one meshd accepts under a served
+    /// `apiVersion`; unknown fields anywhere are errors; `status` is accepted and dropped (Istio
+    /// writes it).
+    public init(document: ConfigValue) throws(ResourceDecodeError) {
+        let object = document.objectValue
+        let kindText = object?["kind"]?.stringValue
+        let metadata = object?["metadata"]?.objectValue
+        var failure = ResourceDecodeError(
+            kind: kindText, namespace: metadata?["namespace"]?.stringValue ?? (metadata?["name"] == nil ? nil : "default"),
+            name: metadata?["name"]?.stringValue, error: SchemaError(path: .root, reason: ""))
+        do throws(SchemaError) {
+            let reader = try ObjectReader(document, at: .root, type: "resource", fields: ["apiVersion", "kind", "metadata", "spec", "status"])
+            let apiVersion: String = try reader.required("apiVersion")
+            let kindName: String = try reader.required("kind")
+            guard let kind = ResourceKind(rawValue: kindName) else {
+                let known = ResourceKind.allCases.map(\.rawValue).joined(separator: ", ")
+                throw SchemaError(path: FieldPath().appending("kind"), reason: "unsupported kind \"\(kindName)\"; meshd accepts \(known)")
+            }
+            guard kind.accepts(apiVersion: apiVersion) else {
+                let served = kind.versions.map { "\(kind.group)/\($0)" }.joined(separator: ", ")
+                throw SchemaError(path: FieldPath().appending("apiVersion"), reason: "\(kind.rawValue) is not served as \"\(apiVersion)\"; use one of \(served)")
+            }
+            let meta: ObjectMeta = try reader.required("metadata")
+            let specValue: ConfigValue
+            if kind == .serviceEntry || kind == .workloadEntry {
+                specValue = try reader.required("spec")
+            } else {
+                specValue = try reader.optional("spec") ?? .object(ConfigObject())
+            }
+            let spec = try ResourceSpec(kind: kind, config: specValue, at: FieldPath().appending("spec"))
+            self.init(apiVersion: apiVersion, metadata: meta, spec: spec)
+        } catch {
+            failure.error = error
+            throw failure
+        }
+        let problems = Validation.problems(of: self)
+        if let first = problems.first {
+            failure.error = first
+            throw failure
+        }
+    }
+}

@@ -1,0 +1,66 @@
+/// The Istio kinds meshd accepts, with the API groups and versions Istio serves them under.
+public enum ResourceKind: String, CaseIterable, Hashable, Sendable, Comparable {
+    case serviceEntry = "ServiceEntry"
+    case workloadEntry = "WorkloadEntry"
+    case virtualService = "VirtualService"
+    case destinationRule = "DestinationRule"
+    case sidecar = "Sidecar"
+    case gateway = "Gateway"
+    case peerAuthentication = "PeerAuthentication"
+    case authorizationPolicy = "AuthorizationPolicy"
+    case telemetry = "Telemetry"
+
+    /// The API group (`networking.istio.io`, `security.istio.io`, `telemetry.istio.io`).
+    public var group: String {
+        switch self {
+        case .serviceEntry, .workloadEntry, .virtualService, .destinationRule, .sidecar, .gateway:
+            "networking.istio.io"
+        case .peerAuthentication, .authorizationPolicy:
+            "security.istio.io"
+        case .telemetry:
+            "telemetry.istio.io"
+        }
+    }
+
+    /// The versions served for the kind, newest first.
+    public var versions: [String] {
+        switch group {
+        case "networking.istio.io": ["v1", "v1beta1", "v1alpha3"]
+        case "security.istio.io": ["v1", "v1beta1"]
+        default: ["v1", "v1alpha1"]
+        }
+    }
+
+    /// The `apiVersion` meshd writes: the group's newest version.
+    public var preferredAPIVersion: String { "\(group)/\(versions[0])" }
+
+    /// The lower-case plural used in REST paths (`virtualservices`).
+    public var plural: String {
+        switch self {
+        case .serviceEntry: "serviceentries"
+        case .workloadEntry: "workloadentries"
+        case .virtualService: "virtualservices"
+        case .destinationRule: "destinationrules"
+        case .sidecar: "sidecars"
+        case .gateway: "gateways"
+        case .peerAuthentication: "peerauthentications"
+        case .authorizationPolicy: "authorizationpolicies"
+        case .telemetry: "telemetries"
+        }
+    }
+
+    /// Whether `apiVersion` is one under which Istio serves this kind.
+    public func accepts(apiVersion: String) -> Bool {
+        versions.contains { "\(group)/\($0)" == apiVersion }
+    }
+
+    /// The kind for a REST plural, if any.
+    public init?(plural: String) {
+        guard let kind = ResourceKind.allCases.first(where: { $0.plural == plural }) else { return nil }
+        self = kind
+    }
+
+    public static func < (lhs: ResourceKind, rhs: ResourceKind) -> Bool {
+        lhs.rawValue < rhs.rawValue
+    }
+}

@@ -1,0 +1,81 @@
+/// One immutable, revisioned view of the whole mesh configuration: what translation reads.
+public struct MeshSnapshot: Sendable {
+    /// Increases with every accepted change.
+    public let revision: UInt64
+    /// Mesh-wide settings.
+    public let settings: MeshSettings
+    /// Every resource, by key.
+    public let resources: [ResourceKey: MeshResource]
+    /// The service registry derived from ServiceEntries and WorkloadEntries.
+    public let registry: ServiceRegistry
+
+    /// ServiceEntries, sorted by key.
+    public let serviceEntries: [Configured<ServiceEntry>]
+    /// WorkloadEntries, sorted by key.
+    public let workloadEntries: [Configured<WorkloadEntry>]
+    /// VirtualServices, sorted by key.
+    public let virtualServices: [Configured<VirtualService>]
+    /// DestinationRules, sorted by key.
+    public let destinationRules: [Configured<DestinationRule>]
+    /// Sidecars, sorted by key.
+    public let sidecars: [Configured<Sidecar>]
+    /// Gateways, sorted by key.
+    public let gateways: [Configured<Gateway>]
+    /// PeerAuthentications, sorted by key.
+    public let peerAuthentications: [Configured<PeerAuthentication>]
+    /// AuthorizationPolicies, sorted by key.
+    public let authorizationPolicies: [Configured<AuthorizationPolicy>]
+    /// Telemetry resources, sorted by key.
+    public let telemetries: [Configured<Telemetry>]
+
+    /// Builds a snapshot of `resources` (later duplicates of a key replace earlier ones).
+    public init(revision: UInt64, settings: MeshSettings = MeshSettings(), resources: [MeshResource]) {
+        self.revision = revision
+        self.settings = settings
+        var byKey: [ResourceKey: MeshResource] = [:]
+        for resource in resources { byKey[resource.key] = resource }
+        self.resources = byKey
+        let sorted = byKey.keys.sorted().map { byKey[$0]! }
+        var serviceEntries: [Configured<ServiceEntry>] = []
+        var workloadEntries: [Configured<WorkloadEntry>] = []
+        var virtualServices: [Configured<VirtualService>] = []
+        var destinationRules: [Configured<DestinationRule>] = []
+        var sidecars: [Configured<Sidecar>] = []
+        var gateways: [Configured<Gateway>] = []
+        var peerAuthentications: [Configured<PeerAuthentication>] = []
+        var authorizationPolicies: [Configured<AuthorizationPolicy>] = []
+        var telemetries: [Configured<Telemetry>] = []
+        for resource in sorted {
+            let meta = resource.metadata
+            switch resource.spec {
+            case .serviceEntry(let spec): serviceEntries.append(Configured(metadata: meta, spec: spec, kind: .serviceEntry))
+            case .workloadEntry(let spec): workloadEntries.append(Configured(metadata: meta, spec: spec, kind: .workloadEntry))
+            case .virtualService(let spec): virtualServices.append(Configured(metadata: meta, spec: spec, kind: .virtualService))
+            case .destinationRule(let spec): destinationRules.append(Configured(metadata: meta, spec: spec, kind: .destinationRule))
+            case .sidecar(let spec): sidecars.append(Configured(metadata: meta, spec: spec, kind: .sidecar))
+            case .gateway(let spec): gateways.append(Configured(metadata: meta, spec: spec, kind: .gateway))
+            case .peerAuthentication(let spec): peerAuthentications.append(Configured(metadata: meta, spec: spec, kind: .peerAuthentication))
+            case .authorizationPolicy(let spec): authorizationPolicies.append(Configured(metadata: meta, spec: spec, kind: .authorizationPolicy))
+            case .telemetry(let spec): telemetries.append(Configured(metadata: meta, spec: spec, kind: .telemetry))
+            }
+        }
+        self.serviceEntries = serviceEntries
+        self.workloadEntries = workloadEntries
+        self.virtualServices = virtualServices
+        self.destinationRules = destinationRules
+        self.sidecars = sidecars
+        self.gateways = gateways
+        self.peerAuthentications = peerAuthentications
+        self.authorizationPolicies = authorizationPolicies
+        self.telemetries = telemetries
+        self.registry = ServiceRegistry(serviceEntries: serviceEntries, workloadEntries: workloadEntries, domainSuffix: settings.domainSuffix)
+    }
+
+    /// An empty mesh.
+    public static let empty = MeshSnapshot(revision: 0, resources: [])
+
+    /// All resources, sorted by key.
+    public var allResources: [MeshResource] {
+        resources.keys.sorted().map { resources[$0]! }
+    }
+}

@@ -1,0 +1,249 @@
+extension Checker {
+    mutating func check(_ entry: ServiceEntry) {
+        let hostsPath = root.appending("hosts")
+        if entry.hosts.isEmpty { fail(hostsPath, "at least one host is required") }
+        let resolution = entry.resolution ?? .NONE
+        for (index, host) in entry.hosts.enumerated() {
+            add(HostName.problems(host, at: hostsPath.appending(index: index)))
+            if HostName.isWildcard(host) && (resolution == .DNS || resolution == .DNS_ROUND_ROBIN) {
+                fail(hostsPath.appending(index: index), "wildcard host \"\(host)\" cannot use resolution \(resolution.rawValue)")
+            }
+        }
+        for (index, address) in (entry.addresses ?? []).enumerated() where CIDRBlock(address) == nil {
+            fail(root.appending("addresses").appending(index: index), "\"\(address)\" is not an IP address or CIDR block")
+        }
+        let portsPath = root.appending("ports")
+        let ports = entry.ports ?? []
+        unique(ports.map(\.name), at: portsPath, what: "port name")
+        unique(ports.map { String($0.number) }, at: portsPath, what: "port number")
+        for (index, servicePort) in ports.enumerated() {
+            let path = portsPath.appending(index: index)
+            port(servicePort.number, at: path.appending("number"))
+            port(servicePort.targetPort, at: path.appending("targetPort"), allowZero: true)
+            if servicePort.name.isEmpty { fail(path.appending("name"), "port name must not be empty") }
+            if let text = servicePort.protocol, ServiceProtocol(istioName: text) == nil {
+                fail(path.appending("protocol"), "unknown protocol \"\(text)\"; expected one of \(ServiceProtocol.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+        }
+        if entry.workloadSelector != nil && !(entry.endpoints ?? []).isEmpty {
+            fail(root.appending("workloadSelector"), "workloadSelector and endpoints cannot both be set")
+        }
+        let portNames = Set(ports.map(\.name))
+        for (index, endpoint) in (entry.endpoints ?? []).enumerated() {
+            let path = root.appending("endpoints").appending(index: index)
+            check(endpoint, at: path, requireIP: resolution == .STATIC || resolution == .NONE)
+            for name in (endpoint.ports ?? [:]).keys where !portNames.contains(name) {
+                fail(path.appending("ports").appending(name), "no port named \"\(name)\" in this ServiceEntry")
+            }
+        }
+        labels(entry.workloadSelector?.labels, at: root.appending("workloadSelector").appending("labels"))
+        exportTo(entry.exportTo)
+    }
+
+    mutating func check(_ entry: WorkloadEntry, at path: FieldPath, requireIP: Bool = true) {
+        let addressPath = path.appending("address")
+        if let address = entry.address, !address.isEmpty {
+            if !address.hasPrefix("unix://"), IPAddress(address) == nil {
+                if requireIP {
+                    fail(addressPath, "\"\(address)\" is not an IP address")
+                } else {
+                    add(HostName.problems(address, at: addressPath, allowWildcard: false))
+                }
+            }
+        } else {
+            fail(addressPath, "an address is required: meshd sends traffic for this workload to it")
+        }
+        for (name, number) in entry.ports ?? [:] {
+            port(number, at: path.appending("ports").appending(name))
+        }
+        labels(entry.labels, at: path.appending("labels"))
+        if let account = entry.serviceAccount, !account.isEmpty {
+            add(NameRules.problems(name: account, at: path.appending("serviceAccount")))
+        }
+    }
+
+    mutating func check(_ service: VirtualService) {
+        let hostsPath = root.appending("hosts")
+        if service.hosts?.isEmpty ?? true { fail(hostsPath, "at least one host is required") }
+        for (index, host) in (service.hosts ?? []).enumerated() {
+            add(HostName.problems(host, at: hostsPath.appending(index: index)))
+        }
+        for (index, gateway) in (service.gateways ?? []).enumerated() where gateway != "mesh" {
+            let parts = gateway.split(separator: "/")
+            if parts.isEmpty || parts.count > 2 || parts.contains(where: { !NameRules.isLabel($0) && !$0.contains(".") }) {
+                fail(root.appending("gateways").appending(index: index), "\"\(gateway)\" is not \"mesh\" or \"namespace/name\" of a Gateway")
+            }
+        }
+        for (index, route) in (service.http ?? []).enumerated() {
+            check(route, at: root.appending("http").appending(index: index))
+        }
+        for (index, route) in (service.tcp ?? []).enumerated() {
+            let path = root.appending("tcp").appending(index: index)
+            let destinations = route.route ?? []
+            if destinations.isEmpty { fail(path.appending("route"), "at least one destination is required") }
+            for (position, destination) in destinations.enumerated() {
+                let destinationPath = path.appending("route").appending(index: position)
+                check(destination.destination, at: destinationPath.appending("destination"))
+                nonNegative(destination.weight, at: destinationPath.appending("weight"))
+            }
+            for (position, match) in (route.match ?? []).enumerated() {
+                port(match.port, at: path.appending("match").appending(index: position).appending("port"))
+            }
+        }
+        for (index, route) in (service.tls ?? []).enumerated() {
+            let path = root.appending("tls").appending(index: index)
+            for (position, destination) in (route.route ?? []).enumerated() {
+                check(destination.destination, at: path.appending("route").appending(index: position).appending("destination"))
+            }
+        }
+        exportTo(service.exportTo)
+    }
+
+    mutating func check(_ route: HTTPRoute, at path: FieldPath) {
+        let destinations = route.route ?? []
+        let actions = [!destinations.isEmpty, route.redirect != nil, route.directResponse != nil, route.delegate != nil].filter { $0 }.count
+        if actions > 1 {
+            fail(path, "only one of route, redirect, directResponse and delegate may be set")
+        }
+        if actions == 0 {
+            fail(path.appending("route"), "a route, redirect, directResponse or delegate is required")
+        }
+        var total: Int64 = 0
+        for (index, destination) in destinations.enumerated() {
+            let destinationPath = path.appending("route").appending(index: index)
+            check(destination.destination, at: destinationPath.appending("destination"))
+            nonNegative(destination.weight, at: destinationPath.appending("weight"))
+            total += Int64(destination.weight ?? 0)
+        }
+        if destinations.count > 1 && total == 0 && destinations.contains(where: { $0.weight != nil }) {
+            fail(path.appending("route"), "destination weights must not all be zero")
+        }
+        for (index, match) in (route.match ?? []).enumerated() {
+            port(match.port, at: path.appending("match").appending(index: index).appending("port"))
+        }
+        if let retries = route.retries {
+            nonNegative(retries.attempts, at: path.appending("retries").appending("attempts"))
+        }
+        if let fault = route.fault {
+            percent(fault.delay?.percentage?.value, at: path.appending("fault").appending("delay").appending("percentage").appending("value"))
+            percent(fault.abort?.percentage?.value, at: path.appending("fault").appending("abort").appending("percentage").appending("value"))
+            if let abort = fault.abort, let status = abort.httpStatus, !(200...599).contains(status) {
+                fail(path.appending("fault").appending("abort").appending("httpStatus"), "HTTP status \(status) is out of range 200-599")
+            }
+        }
+        percent(route.mirrorPercentage?.value, at: path.appending("mirrorPercentage").appending("value"))
+        if let mirror = route.mirror { check(mirror, at: path.appending("mirror")) }
+        for (index, mirror) in (route.mirrors ?? []).enumerated() {
+            check(mirror.destination, at: path.appending("mirrors").appending(index: index).appending("destination"))
+            percent(mirror.percentage?.value, at: path.appending("mirrors").appending(index: index).appending("percentage").appending("value"))
+        }
+        if let status = route.directResponse?.status, !(200...599).contains(status) {
+            fail(path.appending("directResponse").appending("status"), "HTTP status \(status) is out of range 200-599")
+        }
+    }
+
+    mutating func check(_ destination: Destination, at path: FieldPath) {
+        add(HostName.problems(destination.host, at: path.appending("host"), allowWildcard: false))
+        port(destination.port?.number, at: path.appending("port").appending("number"))
+    }
+
+    mutating func check(_ rule: DestinationRule) {
+        add(HostName.problems(rule.host, at: root.appending("host")))
+        let subsets = rule.subsets ?? []
+        unique(subsets.map(\.name), at: root.appending("subsets"), what: "subset name")
+        for (index, subset) in subsets.enumerated() {
+            let path = root.appending("subsets").appending(index: index)
+            if subset.name.isEmpty { fail(path.appending("name"), "subset name must not be empty") }
+            labels(subset.labels, at: path.appending("labels"))
+            if let policy = subset.trafficPolicy { check(policy, at: path.appending("trafficPolicy")) }
+        }
+        if let policy = rule.trafficPolicy { check(policy, at: root.appending("trafficPolicy")) }
+        exportTo(rule.exportTo)
+    }
+
+    mutating func check(_ policy: TrafficPolicy, at path: FieldPath) {
+        check(policy.connectionPool, at: path.appending("connectionPool"))
+        check(policy.outlierDetection, at: path.appending("outlierDetection"))
+        for (index, portPolicy) in (policy.portLevelSettings ?? []).enumerated() {
+            let portPath = path.appending("portLevelSettings").appending(index: index)
+            if portPolicy.port == nil { fail(portPath.appending("port"), "a port is required") }
+            port(portPolicy.port?.number, at: portPath.appending("port").appending("number"))
+            check(portPolicy.connectionPool, at: portPath.appending("connectionPool"))
+            check(portPolicy.outlierDetection, at: portPath.appending("outlierDetection"))
+        }
+    }
+
+    mutating func check(_ pool: ConnectionPoolSettings?, at path: FieldPath) {
+        guard let pool else { return }
+        nonNegative(pool.tcp?.maxConnections, at: path.appending("tcp").appending("maxConnections"))
+        let http = path.appending("http")
+        nonNegative(pool.http?.http1MaxPendingRequests, at: http.appending("http1MaxPendingRequests"))
+        nonNegative(pool.http?.http2MaxRequests, at: http.appending("http2MaxRequests"))
+        nonNegative(pool.http?.maxRequestsPerConnection, at: http.appending("maxRequestsPerConnection"))
+        nonNegative(pool.http?.maxRetries, at: http.appending("maxRetries"))
+    }
+
+    mutating func check(_ detection: OutlierDetection?, at path: FieldPath) {
+        guard let detection else { return }
+        if let value = detection.maxEjectionPercent, !(0...100).contains(value) {
+            fail(path.appending("maxEjectionPercent"), "must be within 0-100")
+        }
+        if let value = detection.minHealthPercent, !(0...100).contains(value) {
+            fail(path.appending("minHealthPercent"), "must be within 0-100")
+        }
+    }
+
+    mutating func check(_ sidecar: Sidecar) {
+        labels(sidecar.workloadSelector?.labels, at: root.appending("workloadSelector").appending("labels"))
+        for (index, listener) in (sidecar.egress ?? []).enumerated() {
+            let path = root.appending("egress").appending(index: index)
+            port(listener.port?.number, at: path.appending("port").appending("number"))
+            if let bind = listener.bind, !bind.isEmpty, IPAddress(bind) == nil, !bind.hasPrefix("unix://") {
+                fail(path.appending("bind"), "\"\(bind)\" is not an IP address")
+            }
+            if listener.hosts.isEmpty { fail(path.appending("hosts"), "at least one host is required") }
+            for (position, host) in listener.hosts.enumerated() {
+                let hostPath = path.appending("hosts").appending(index: position)
+                let parts = host.split(separator: "/", maxSplits: 1)
+                guard parts.count == 2 else {
+                    fail(hostPath, "\"\(host)\" must have the form namespace/host (use \"*/\", \"./\" or \"~/\" for the namespace)")
+                    continue
+                }
+                let namespace = parts[0]
+                if !(namespace == "*" || namespace == "." || namespace == "~" || NameRules.isLabel(namespace)) {
+                    fail(hostPath, "\"\(namespace)\" is not a namespace, \"*\", \".\" or \"~\"")
+                }
+                add(HostName.problems(String(parts[1]), at: hostPath))
+            }
+        }
+        for (index, listener) in (sidecar.ingress ?? []).enumerated() {
+            let path = root.appending("ingress").appending(index: index)
+            port(listener.port.number, at: path.appending("port").appending("number"))
+            if listener.port.number == nil { fail(path.appending("port").appending("number"), "a port number is required") }
+            if let bind = listener.bind, !bind.isEmpty, IPAddress(bind) == nil {
+                fail(path.appending("bind"), "\"\(bind)\" is not an IP address")
+            }
+            if let endpoint = listener.defaultEndpoint, !endpoint.isEmpty, !endpoint.hasPrefix("unix://") {
+                if HostPort(endpoint).flatMap({ IPAddress($0.host) }) == nil {
+                    fail(path.appending("defaultEndpoint"), "\"\(endpoint)\" must be IP:PORT (such as 127.0.0.1:8080) or unix:///path")
+                }
+            }
+        }
+    }
+
+    mutating func check(_ gateway: Gateway) {
+        for (index, server) in (gateway.servers ?? []).enumerated() {
+            let path = root.appending("servers").appending(index: index)
+            port(server.port.number, at: path.appending("port").appending("number"))
+            if server.hosts.isEmpty { fail(path.appending("hosts"), "at least one host is required") }
+        }
+    }
+
+    mutating func exportTo(_ values: [String]?) {
+        for (index, value) in (values ?? []).enumerated() {
+            if !(value == "*" || value == "." || value == "~" || NameRules.isLabel(Substring(value))) {
+                fail(root.appending("exportTo").appending(index: index), "\"\(value)\" is not \"*\", \".\", \"~\" or a namespace")
+            }
+        }
+    }
+}

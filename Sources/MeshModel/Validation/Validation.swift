@@ -1,0 +1,69 @@
+/// Checks beyond the schema: what Istio's validating webhook refuses, plus what meshd needs to
+/// run without Kubernetes. Every problem names its field path.
+public enum Validation {
+    /// The problems of one resource, in field order; empty when it is valid.
+    public static func problems(of resource: MeshResource) -> [SchemaError] {
+        let spec = FieldPath().appending("spec")
+        var out = Checker(root: spec)
+        switch resource.spec {
+        case .serviceEntry(let entry): out.check(entry)
+        case .workloadEntry(let entry): out.check(entry, at: spec)
+        case .virtualService(let service): out.check(service)
+        case .destinationRule(let rule): out.check(rule)
+        case .sidecar(let sidecar): out.check(sidecar)
+        case .gateway(let gateway): out.check(gateway)
+        case .peerAuthentication(let policy): out.check(policy)
+        case .authorizationPolicy(let policy): out.check(policy)
+        case .telemetry(let telemetry): out.check(telemetry)
+        }
+        return out.problems
+    }
+}
+
+/// Collects problems while walking a spec.
+struct Checker {
+    let root: FieldPath
+    private(set) var problems: [SchemaError] = []
+
+    init(root: FieldPath) {
+        self.root = root
+    }
+
+    mutating func fail(_ path: FieldPath, _ reason: String) {
+        problems.append(SchemaError(path: path, reason: reason))
+    }
+
+    mutating func add(_ more: [SchemaError]) {
+        problems += more
+    }
+
+    mutating func port(_ number: UInt32?, at path: FieldPath, allowZero: Bool = false) {
+        guard let number else { return }
+        if number > 65535 || (number == 0 && !allowZero) {
+            fail(path, "port \(number) is out of range 1-65535")
+        }
+    }
+
+    mutating func percent(_ value: Double?, at path: FieldPath) {
+        guard let value else { return }
+        if !(0...100).contains(value) { fail(path, "percentage \(value) is out of range 0-100") }
+    }
+
+    mutating func nonNegative(_ value: (some BinaryInteger)?, at path: FieldPath) {
+        if let value, value < 0 { fail(path, "must not be negative") }
+    }
+
+    mutating func unique(_ values: [String], at path: FieldPath, what: String) {
+        var seen: Set<String> = []
+        for (index, value) in values.enumerated() where !seen.insert(value).inserted {
+            fail(path.appending(index: index), "duplicate \(what) \"\(value)\"")
+        }
+    }
+
+    mutating func labels(_ labels: [String: String]?, at path: FieldPath) {
+        for (key, value) in labels ?? [:] {
+            if key.isEmpty || key.count > 317 { fail(path.appending(key), "invalid label key") }
+            if value.count > 63 { fail(path.appending(key), "label value longer than 63 characters") }
+        }
+    }
+}
