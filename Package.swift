@@ -19,6 +19,7 @@ let yams = Target.Dependency.product(name: "Yams", package: "Yams")
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
 let hummingbird = Target.Dependency.product(name: "Hummingbird", package: "hummingbird")
 let lifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+let unixSignals = Target.Dependency.product(name: "UnixSignals", package: "swift-service-lifecycle")
 let prometheus = Target.Dependency.product(name: "Prometheus", package: "swift-prometheus")
 let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
 let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
@@ -71,11 +72,13 @@ let package = Package(
             name: "ControlPlane",
             dependencies: [
                 "MeshModel", "MeshConfig", "MeshTranslation", "XDSCache", "XDSServer", "AdminAPI", "EnvoyAPI",
-                grpcCore, grpcHTTP2, logging, metrics, prometheus, lifecycle, hummingbird,
+                grpcCore, grpcHTTP2, logging, metrics, prometheus, lifecycle, unixSignals, hummingbird, protobuf,
             ],
+            resources: [.embedInCode("ExampleMesh")],
             swiftSettings: strict
         ),
-        .executableTarget(name: "meshd", dependencies: ["ControlPlane", argumentParser, logging], swiftSettings: strict),
+        .executableTarget(
+            name: "meshd", dependencies: ["ControlPlane", "MeshModel", "MeshConfig", argumentParser, logging], swiftSettings: strict),
         .executableTarget(
             name: "meshctl",
             dependencies: ["ControlPlane", "MeshModel", "MeshConfig", argumentParser],

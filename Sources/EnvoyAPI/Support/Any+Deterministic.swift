@@ -1,4 +1,5 @@
 public import SwiftProtobuf
+import Foundation
 
 extension Google_Protobuf_Any {
     /// Packs `message` with deterministic serialization (map entries in key order), so that the
@@ -6,7 +7,7 @@ extension Google_Protobuf_Any {
     public init(deterministic message: some SwiftProtobuf.Message) {
         self.init()
         typeURL = "type.googleapis.com/" + type(of: message).protoMessageName
-        value = message.deterministicBytes
+        value = Data(message.deterministicBytes)
     }
 }
 

@@ -1,0 +1,92 @@
+public import MeshModel
+
+/// Builds the Envoy bootstrap of a sidecar: who it is (node id and metadata that identify its
+/// WorkloadEntry), where its admin interface listens, and the ADS cluster (gRPC over HTTP/2)
+/// through which it gets everything else from meshd.
+public struct BootstrapBuilder: Sendable {
+    /// The workload the sidecar serves.
+    public var workload: WorkloadInstance
+    /// meshd's xDS address.
+    public var xdsAddress: HostPort
+    /// Where Envoy's admin interface listens; default `<workload address>:15000`.
+    public var adminAddress: HostPort?
+    /// The trust domain, written into the node metadata.
+    public var trustDomain: String
+
+    /// A builder for `workload`.
+    public init(workload: WorkloadInstance, xdsAddress: HostPort, adminAddress: HostPort? = nil, trustDomain: String = "cluster.local") {
+        self.workload = workload
+        self.xdsAddress = xdsAddress
+        self.adminAddress = adminAddress
+        self.trustDomain = trustDomain
+    }
+
+    /// The admin address the bootstrap uses.
+    public var effectiveAdminAddress: HostPort {
+        adminAddress ?? HostPort(host: workload.address, port: 15000)
+    }
+
+    /// The node id of the sidecar.
+    public var nodeID: String {
+        NodeIdentity.nodeID(workload: ServiceRegistry.WorkloadID(namespace: workload.namespace, name: workload.name), address: workload.address)
+    }
+
+    /// The bootstrap as a JSON/YAML tree (Envoy's proto3 JSON field names).
+    public var configValue: ConfigValue {
+        let labels = ConfigObject(workload.labels.keys.sorted().map { ($0, .string(workload.labels[$0]!)) })
+        let node = object([
+            ("id", .string(nodeID)),
+            ("cluster", .string("\(workload.labels["app"] ?? workload.name).\(workload.namespace)")),
+            ("metadata", object([
+                ("NAMESPACE", .string(workload.namespace)),
+                ("NAME", .string(workload.name)),
+                ("SERVICE_ACCOUNT", .string(workload.serviceAccount)),
+                ("INSTANCE_IPS", .string(workload.address)),
+                ("LABELS", .object(labels)),
+                ("MESH_ID", .string(trustDomain)),
+            ])),
+        ])
+        let ads = object([("ads", object([])), ("resource_api_version", .string("V3"))])
+        let xdsIsIP = IPAddress(xdsAddress.host) != nil
+        let xdsCluster = object([
+            ("name", .string("xds-grpc")),
+            ("type", .string(xdsIsIP ? "STATIC" : "STRICT_DNS")),
+            ("connect_timeout", .string("1s")),
+            ("load_assignment", object([
+                ("cluster_name", .string("xds-grpc")),
+                ("endpoints", .array([object([("lb_endpoints", .array([object([
+                    ("endpoint", object([("address", socketAddress(xdsAddress))])),
+                ])]))])])),
+            ])),
+            ("typed_extension_protocol_options", object([
+                ("envoy.extensions.upstreams.http.v3.HttpProtocolOptions", object([
+                    ("@type", .string("type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions")),
+                    ("explicit_http_config", object([("http2_protocol_options", object([]))])),
+                ])),
+            ])),
+        ])
+        return object([
+            ("node", node),
+            ("admin", object([("address", socketAddress(effectiveAdminAddress))])),
+            ("dynamic_resources", object([
+                ("ads_config", object([
+                    ("api_type", .string("GRPC")),
+                    ("transport_api_version", .string("V3")),
+                    ("set_node_on_first_message_only", .bool(true)),
+                    ("grpc_services", .array([object([("envoy_grpc", object([("cluster_name", .string("xds-grpc"))]))])])),
+                ])),
+                ("cds_config", ads),
+                ("lds_config", ads),
+            ])),
+            ("static_resources", object([("clusters", .array([xdsCluster]))])),
+        ])
+    }
+
+    private func socketAddress(_ address: HostPort) -> ConfigValue {
+        object([("socket_address", object([("address", .string(address.host)), ("port_value", .int(Int64(address.port)))]))])
+    }
+
+    private func object(_ pairs: [(String, ConfigValue)]) -> ConfigValue {
+        .object(ConfigObject(pairs))
+    }
+}

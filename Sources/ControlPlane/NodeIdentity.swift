@@ -1,0 +1,57 @@
+public import EnvoyAPI
+public import MeshModel
+internal import SwiftProtobuf
+
+/// Which workload a connecting Envoy belongs to, read from its node.
+///
+/// meshd's bootstraps use Istio's node id form `sidecar~<ip>~<workload>.<namespace>~<namespace>.svc.cluster.local`
+/// and also carry `NAMESPACE` and `NAME` in the node metadata; the metadata wins when both are present.
+public struct NodeIdentity: Hashable, Sendable {
+    /// The workload (WorkloadEntry namespace and name).
+    public var workload: ServiceRegistry.WorkloadID
+    /// The IP from the node id, if any.
+    public var address: String?
+    /// The service account the node claims (`SERVICE_ACCOUNT` metadata), if any.
+    public var claimedServiceAccount: String?
+
+    /// The node id meshd writes into a bootstrap for `workload` at `address`.
+    public static func nodeID(workload: ServiceRegistry.WorkloadID, address: String) -> String {
+        "sidecar~\(address)~\(workload.name).\(workload.namespace)~\(workload.namespace).\(HostName.defaultDomainSuffix)"
+    }
+
+    /// Reads the identity of `node`, or explains why it has none.
+    public init(node: Envoy_Config_Core_V3_Node) throws(IdentityError) {
+        let metadata = node.metadata.fields
+        var namespace = metadata["NAMESPACE"]?.stringValue
+        var name = metadata["NAME"]?.stringValue
+        var address: String? = nil
+        let parts = node.id.split(separator: "~", omittingEmptySubsequences: false)
+        if parts.count == 4 {
+            address = parts[1].isEmpty ? nil : String(parts[1])
+            let podAndNamespace = parts[2]
+            if let dot = podAndNamespace.lastIndex(of: ".") {
+                name = name ?? String(podAndNamespace[..<dot])
+                namespace = namespace ?? String(podAndNamespace[podAndNamespace.index(after: dot)...])
+            }
+        }
+        guard let namespace, !namespace.isEmpty, let name, !name.isEmpty else {
+            throw IdentityError(message: "node id \"\(node.id)\" does not identify a workload: use sidecar~<ip>~<workload>.<namespace>~<namespace>.svc.cluster.local or set NAMESPACE and NAME in the node metadata (meshctl bootstrap does both)")
+        }
+        workload = ServiceRegistry.WorkloadID(namespace: namespace, name: name)
+        self.address = address
+        claimedServiceAccount = metadata["SERVICE_ACCOUNT"]?.stringValue
+    }
+
+    /// Why a node could not be identified.
+    public struct IdentityError: Error, Sendable {
+        /// The reason.
+        public var message: String
+    }
+}
+
+extension Google_Protobuf_Value {
+    fileprivate var stringValue: String? {
+        if case .stringValue(let string) = kind { return string }
+        return nil
+    }
+}

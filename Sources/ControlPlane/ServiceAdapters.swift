@@ -1,0 +1,28 @@
+internal import GRPCCore
+internal import GRPCNIOTransportHTTP2
+internal import ServiceLifecycle
+internal import MeshConfig
+
+/// Runs the gRPC server as a lifecycle service.
+struct GRPCServerService: Service {
+    let server: GRPCServer<HTTP2ServerTransport.Posix>
+
+    func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await server.serve()
+        } onGracefulShutdown: {
+            server.beginGracefulShutdown()
+        }
+    }
+}
+
+/// Runs the config directory watcher as a lifecycle service.
+struct ConfigWatcherService: Service {
+    let watcher: ConfigDirectoryWatcher
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await watcher.run()
+        }
+    }
+}

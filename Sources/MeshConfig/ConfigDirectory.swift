@@ -1,0 +1,69 @@
+internal import Foundation
+
+/// The YAML/JSON files under a configuration directory.
+public struct ConfigDirectory: Sendable {
+    /// The directory.
+    public let path: String
+
+    /// A configuration directory at `path`.
+    public init(path: String) {
+        self.path = path
+    }
+
+    /// What identifies the directory's current content cheaply: each file's path, size and
+    /// modification time. A change of fingerprint means the files must be read again.
+    public struct Fingerprint: Hashable, Sendable {
+        let entries: [String: [Int64]]
+    }
+
+    /// The config files (`.yaml`, `.yml`, `.json`), recursively, sorted; hidden files and
+    /// directories (`.git`, editor swap files) and backups (`~`) are skipped.
+    public func files() throws(ConfigLoadError) -> [String] {
+        let manager = FileManager.default
+        var isDirectory: ObjCBool = false
+        guard manager.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw ConfigLoadError(source: path, reason: "not a directory")
+        }
+        guard let enumerator = manager.enumerator(atPath: path) else {
+            throw ConfigLoadError(source: path, reason: "cannot list the directory")
+        }
+        var out: [String] = []
+        while let relative = enumerator.nextObject() as? String {
+            let components = relative.split(separator: "/")
+            if components.contains(where: { $0.hasPrefix(".") }) || relative.hasSuffix("~") { continue }
+            let lower = relative.lowercased()
+            guard lower.hasSuffix(".yaml") || lower.hasSuffix(".yml") || lower.hasSuffix(".json") else { continue }
+            out.append(relative)
+        }
+        return out.sorted().map { (path as NSString).appendingPathComponent($0) }
+    }
+
+    /// The current fingerprint.
+    public func fingerprint() throws(ConfigLoadError) -> Fingerprint {
+        var entries: [String: [Int64]] = [:]
+        for file in try files() {
+            guard let attributes = try? FileManager.default.attributesOfItem(atPath: file) else { continue }
+            let size = (attributes[.size] as? NSNumber)?.int64Value ?? -1
+            let modified = (attributes[.modificationDate] as? Date).map { Int64($0.timeIntervalSince1970 * 1e9) } ?? -1
+            entries[file] = [size, modified]
+        }
+        return Fingerprint(entries: entries)
+    }
+
+    /// Reads and decodes every file; the first problem anywhere is thrown, so that a change is
+    /// taken whole or not at all.
+    public func load() throws(ConfigLoadError) -> [SourcedResource] {
+        var out: [SourcedResource] = []
+        for file in try files() {
+            let text: String
+            do {
+                text = try String(contentsOfFile: file, encoding: .utf8)
+            } catch {
+                throw ConfigLoadError(source: file, reason: "cannot read the file: \(error.localizedDescription)")
+            }
+            out += try ResourceDocuments.decode(text, source: file)
+        }
+        try ResourceDocuments.checkUnique(out)
+        return out
+    }
+}

@@ -1,0 +1,61 @@
+public import Logging
+
+/// Watches a configuration directory by polling and hands each settled change to a ``ConfigStore``.
+///
+/// A change is read once the directory's fingerprint has stayed the same for one poll interval,
+/// so that a file being written is not read half-way.
+public struct ConfigDirectoryWatcher: Sendable {
+    /// The directory.
+    public let directory: ConfigDirectory
+    /// Where changes go.
+    public let store: ConfigStore
+    /// How often to look.
+    public let interval: Duration
+    private let logger: Logger
+
+    /// A watcher of `directory` feeding `store`.
+    public init(directory: ConfigDirectory, store: ConfigStore, interval: Duration = .milliseconds(250), logger: Logger) {
+        self.directory = directory
+        self.store = store
+        self.interval = interval
+        self.logger = logger
+    }
+
+    /// Loads the directory now and applies it. Returns the error if loading failed.
+    @discardableResult
+    public func loadNow() -> ConfigLoadError? {
+        do throws(ConfigLoadError) {
+            store.applyFiles(.success(try directory.load()))
+            return nil
+        } catch {
+            store.applyFiles(.failure(error))
+            return error
+        }
+    }
+
+    /// Polls until cancelled. Call ``loadNow()`` first for the initial load.
+    public func run() async {
+        var applied = try? directory.fingerprint()
+        var pending: ConfigDirectory.Fingerprint? = nil
+        while !Task.isCancelled {
+            do {
+                try await Task.sleep(for: interval)
+            } catch {
+                return
+            }
+            guard let current = try? directory.fingerprint() else { continue }
+            if current == applied {
+                pending = nil
+                continue
+            }
+            if current != pending {
+                pending = current  // wait one interval for the writer to finish
+                continue
+            }
+            logger.debug("configuration directory changed", metadata: ["directory": "\(directory.path)"])
+            loadNow()
+            applied = current
+            pending = nil
+        }
+    }
+}

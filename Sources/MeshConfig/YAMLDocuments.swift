@@ -1,0 +1,99 @@
+public import MeshModel
+internal import Yams
+
+/// Reads YAML (and JSON, which is YAML) into ``ConfigValue`` trees, one per document.
+public enum YAMLDocuments {
+    /// The non-empty documents of `text`, with their 1-based document numbers.
+    ///
+    /// Scalars are typed the way YAML 1.1 core resolution does (plain `8080` is an integer,
+    /// quoted `"8080"` a string). Duplicate keys and syntax errors are errors naming the line.
+    public static func parse(_ text: String, source: String) throws(ConfigLoadError) -> [(document: Int, value: ConfigValue)] {
+        var out: [(Int, ConfigValue)] = []
+        do {
+            var index = 0
+            for node in try Yams.compose_all(yaml: text) {
+                index += 1
+                let value = try convert(node, source: source, document: index)
+                if value == .null { continue }
+                out.append((index, value))
+            }
+        } catch let error as ConfigLoadError {
+            throw error
+        } catch let error as YamlError {
+            throw ConfigLoadError(source: source, line: error.line, reason: "invalid YAML: \(error.shortDescription)")
+        } catch {
+            throw ConfigLoadError(source: source, reason: "invalid YAML: \(error)")
+        }
+        return out
+    }
+
+    private static func convert(_ node: Node, source: String, document: Int) throws(ConfigLoadError) -> ConfigValue {
+        switch node {
+        case .scalar(let scalar):
+            return scalarValue(scalar)
+        case .sequence(let sequence):
+            var elements: [ConfigValue] = []
+            for element in sequence { elements.append(try convert(element, source: source, document: document)) }
+            return .array(elements)
+        case .mapping(let mapping):
+            var object = ConfigObject()
+            for (keyNode, valueNode) in mapping {
+                guard case .scalar(let keyScalar) = keyNode else {
+                    throw ConfigLoadError(source: source, document: document, line: keyNode.mark.map { $0.line }, reason: "mapping keys must be scalars")
+                }
+                let key = keyScalar.string
+                if object[key] != nil {
+                    throw ConfigLoadError(source: source, document: document, line: keyNode.mark.map { $0.line }, reason: "duplicate key \"\(key)\"")
+                }
+                object[key] = try convert(valueNode, source: source, document: document)
+            }
+            return .object(object)
+        case .alias:
+            throw ConfigLoadError(source: source, document: document, reason: "YAML aliases are not supported")
+        }
+    }
+
+    private static func scalarValue(_ scalar: Node.Scalar) -> ConfigValue {
+        let text = scalar.string
+        // Quoted and block scalars are strings; plain ones are typed by YAML's core rules.
+        guard scalar.style == .plain || scalar.style == .any else { return .string(text) }
+        switch Resolver.default.resolveTag(of: Node.scalar(scalar)).rawValue {
+        case Tag.Name.null.rawValue:
+            return .null
+        case Tag.Name.bool.rawValue:
+            return Bool.construct(from: scalar).map(ConfigValue.bool) ?? .string(text)
+        case Tag.Name.int.rawValue:
+            if let int = Int.construct(from: scalar) { return .int(Int64(int)) }
+            return .string(text)
+        case Tag.Name.float.rawValue:
+            return Double.construct(from: scalar).map(ConfigValue.double) ?? .string(text)
+        default:
+            return .string(text)
+        }
+    }
+}
+
+extension YamlError {
+    var line: Int? {
+        switch self {
+        case .scanner(_, _, let mark, _), .parser(_, _, let mark, _), .composer(_, _, let mark, _):
+            return mark.line
+        case .duplicatedKeysInMapping(_, let context):
+            return context.mark.line
+        default:
+            return nil
+        }
+    }
+
+    var shortDescription: String {
+        switch self {
+        case .scanner(let context, let problem, _, _), .parser(let context, let problem, _, _), .composer(let context, let problem, _, _):
+            if let context { return "\(problem) \(context.text)" }
+            return problem
+        case .duplicatedKeysInMapping(let duplicates, _):
+            return "duplicate keys \(duplicates.joined(separator: ", "))"
+        default:
+            return String(describing: self)
+        }
+    }
+}

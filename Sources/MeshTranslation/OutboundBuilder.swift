@@ -1,0 +1,258 @@
+internal import EnvoyAPI
+internal import MeshModel
+internal import SwiftProtobuf
+
+/// Builds a sidecar's outbound side: a listener per bound port, a route configuration per HTTP
+/// port, and a cluster plus load assignment per port of every reachable service.
+struct OutboundBuilder {
+    let scope: SidecarScope
+    let snapshot: MeshSnapshot
+    /// Addresses the inbound side binds (`address:port`); outbound listeners never take them.
+    let inboundBindings: Set<String>
+    var warnings: [String] = []
+
+    init(scope: SidecarScope, snapshot: MeshSnapshot, inboundBindings: Set<String>) {
+        self.scope = scope
+        self.snapshot = snapshot
+        self.inboundBindings = inboundBindings
+    }
+
+    /// One bound port of an egress listener and the services it serves.
+    struct PortListener {
+        var bind: String
+        var port: UInt32
+        var services: [MeshService]
+        var routeName: String
+    }
+
+    /// Works out which ports each egress listener binds.
+    mutating func portListeners() -> [PortListener] {
+        var byBinding: [String: PortListener] = [:]
+        var order: [String] = []
+        for egress in scope.egress {
+            var ports: [UInt32: [MeshService]] = [:]
+            for service in egress.services {
+                for port in service.ports where egress.port == nil || egress.port == port.number {
+                    ports[port.number, default: []].append(service)
+                }
+            }
+            for (port, services) in ports {
+                let key = "\(egress.bind):\(port)"
+                if inboundBindings.contains(key) {
+                    warnings.append("outbound port \(port) on \(egress.bind) is also an inbound listener; give the Sidecar egress a bind address of its own")
+                    continue
+                }
+                if var existing = byBinding[key] {
+                    let known = Set(existing.services.map(\.hostname))
+                    existing.services += services.filter { !known.contains($0.hostname) }
+                    byBinding[key] = existing
+                } else {
+                    byBinding[key] = PortListener(bind: egress.bind, port: port, services: services, routeName: "")
+                    order.append(key)
+                }
+            }
+        }
+        // Route configurations are named by port, as Istio does; when several binds share a port
+        // (several egress listeners), the name carries the bind address too.
+        var portCount: [UInt32: Int] = [:]
+        for key in order { portCount[byBinding[key]!.port, default: 0] += 1 }
+        return order.sorted().map { key in
+            var listener = byBinding[key]!
+            listener.services.sort { $0.hostname < $1.hostname }
+            listener.routeName = portCount[listener.port]! > 1 ? ResourceNames.listener(address: listener.bind, port: listener.port) : String(listener.port)
+            return listener
+        }
+    }
+
+    /// The listener of one bound port: HTTP when any of its services speaks HTTP, else a TCP proxy
+    /// to its (first) service.
+    mutating func listener(for port: PortListener) -> Listener {
+        var listener = Listener()
+        listener.name = ResourceNames.listener(address: port.bind, port: port.port)
+        listener.address = Envoy.address(port.bind, port: port.port)
+        listener.trafficDirection = .outbound
+        var chain = FilterChain()
+        let httpServices = port.services.filter { $0.port(port.port)!.serviceProtocol.isHTTP }
+        if !httpServices.isEmpty {
+            if httpServices.count < port.services.count {
+                let tcp = port.services.filter { !$0.port(port.port)!.serviceProtocol.isHTTP }.map(\.hostname)
+                warnings.append("port \(port.port) on \(port.bind) mixes HTTP and TCP services; HTTP wins and \(tcp.joined(separator: ", ")) is not reachable on it")
+            }
+            var hcm = HCM.outbound(statPrefix: "outbound_\(port.bind)_\(port.port)")
+            var rds = Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_Rds()
+            rds.configSource = Envoy.adsConfigSource
+            rds.routeConfigName = port.routeName
+            hcm.rds = rds
+            chain.filters = [Envoy.networkFilter("envoy.filters.network.http_connection_manager", hcm)]
+        } else {
+            let service = port.services[0]
+            if port.services.count > 1 {
+                warnings.append("TCP port \(port.port) on \(port.bind) is claimed by \(port.services.map(\.hostname).joined(separator: ", ")); only \(service.hostname) is reachable on it")
+            }
+            var proxy = TCPProxy()
+            proxy.statPrefix = ResourceNames.outboundCluster(port: port.port, host: service.hostname)
+            proxy.cluster = ResourceNames.outboundCluster(port: port.port, host: service.hostname)
+            chain.filters = [Envoy.networkFilter("envoy.filters.network.tcp_proxy", proxy)]
+        }
+        listener.filterChains = [chain]
+        return listener
+    }
+
+    /// The route configuration of an HTTP port: a virtual host per service, and a last virtual
+    /// host that refuses unknown hosts with 502 (Istio's `block_all`).
+    func routeConfiguration(for port: PortListener) -> RouteConfiguration {
+        var config = RouteConfiguration()
+        config.name = port.routeName
+        config.validateClusters = Google_Protobuf_BoolValue(false)
+        var claimed: Set<String> = []
+        for service in port.services where service.port(port.port)!.serviceProtocol.isHTTP {
+            var host = VirtualHost()
+            host.name = "\(service.hostname):\(port.port)"
+            host.domains = domains(of: service, port: port.port).filter { claimed.insert($0).inserted }
+            host.routes = [defaultRoute(cluster: ResourceNames.outboundCluster(port: port.port, host: service.hostname))]
+            config.virtualHosts.append(host)
+        }
+        var blockAll = VirtualHost()
+        blockAll.name = "block_all"
+        blockAll.domains = ["*"]
+        var refuse = Route()
+        refuse.name = "block_all"
+        var match = Envoy_Config_Route_V3_RouteMatch()
+        match.prefix = "/"
+        refuse.match = match
+        var direct = Envoy_Config_Route_V3_DirectResponseAction()
+        direct.status = 502
+        var body = Envoy_Config_Core_V3_DataSource()
+        body.inlineString = "no service in the mesh matches this host\n"
+        direct.body = body
+        refuse.directResponse = direct
+        blockAll.routes = [refuse]
+        config.virtualHosts.append(blockAll)
+        return config
+    }
+
+    /// The host names a virtual host answers to, as Istio generates them: the full name, and for
+    /// services of the proxy's own namespace the short forms, each with and without the port;
+    /// plus the service's addresses.
+    func domains(of service: MeshService, port: UInt32) -> [String] {
+        var names = [service.hostname]
+        let suffix = "." + snapshot.settings.domainSuffix
+        if service.hostname.hasSuffix(suffix) {
+            let stem = String(service.hostname.dropLast(suffix.count))  // name.namespace
+            let parts = stem.split(separator: ".")
+            if parts.count == 2 {
+                if service.namespace == scope.workload.namespace { names.append(String(parts[0])) }
+                names.append(stem)
+                names.append(stem + ".svc")
+            }
+        }
+        names += service.addresses.filter { !$0.contains("/") }
+        return names.flatMap { [$0, "\($0):\(port)"] }
+    }
+
+    /// Istio's route for a service with no VirtualService: everything to its cluster, no route
+    /// timeout, Istio's default retry policy.
+    func defaultRoute(cluster: String) -> Route {
+        var route = Route()
+        route.name = "default"
+        var match = Envoy_Config_Route_V3_RouteMatch()
+        match.prefix = "/"
+        route.match = match
+        var action = RouteAction()
+        action.cluster = cluster
+        action.timeout = Envoy.duration(seconds: 0)
+        action.retryPolicy = RetryPolicies.istioDefault
+        route.route = action
+        return route
+    }
+
+    /// A cluster per port of every reachable service, named `outbound|<port>||<host>`.
+    func clusters() -> [Cluster] {
+        scope.reachableServices.flatMap { service in
+            service.ports.map { port in cluster(for: service, port: port) }
+        }
+    }
+
+    func cluster(for service: MeshService, port: MeshService.Port) -> Cluster {
+        var cluster = Cluster()
+        let name = ResourceNames.outboundCluster(port: port.number, host: service.hostname)
+        cluster.name = name
+        cluster.connectTimeout = Envoy.duration(seconds: 10)
+        cluster.lbPolicy = .leastRequest
+        cluster.circuitBreakers = Envoy.defaultCircuitBreakers
+        if port.serviceProtocol.usesHTTP2 {
+            cluster.typedExtensionProtocolOptions = Envoy.http2ProtocolOptions
+        }
+        switch service.resolution {
+        case .DNS, .DNS_ROUND_ROBIN:
+            cluster.type = service.resolution == .DNS ? .strictDns : .logicalDns
+            cluster.loadAssignment = loadAssignment(for: service, port: port, clusterName: name)
+            cluster.dnsLookupFamily = .v4Preferred
+        default:
+            cluster.type = .eds
+            var eds = Envoy_Config_Cluster_V3_Cluster.EdsClusterConfig()
+            eds.edsConfig = Envoy.adsConfigSource
+            eds.serviceName = name
+            cluster.edsClusterConfig = eds
+        }
+        return cluster
+    }
+
+    /// The endpoints of every EDS cluster.
+    func loadAssignments() -> [ClusterLoadAssignment] {
+        scope.reachableServices.flatMap { service -> [ClusterLoadAssignment] in
+            guard service.resolution != .DNS && service.resolution != .DNS_ROUND_ROBIN else { return [] }
+            return service.ports.map { port in
+                loadAssignment(for: service, port: port, clusterName: ResourceNames.outboundCluster(port: port.number, host: service.hostname))
+            }
+        }
+    }
+
+    func loadAssignment(for service: MeshService, port: MeshService.Port, clusterName: String) -> ClusterLoadAssignment {
+        var assignment = ClusterLoadAssignment()
+        assignment.clusterName = clusterName
+        let instances = snapshot.registry.instances(of: service)
+        var byLocality: [String: [LbEndpoint]] = [:]
+        for instance in instances.sorted(by: { ($0.address, $0.name) < ($1.address, $1.name) }) {
+            var endpoint = Envoy_Config_Endpoint_V3_Endpoint()
+            endpoint.address = Envoy.address(instance.address, port: instance.endpointPort(for: port))
+            var lbEndpoint = LbEndpoint()
+            lbEndpoint.endpoint = endpoint
+            if let weight = instance.weight, weight > 0 { lbEndpoint.loadBalancingWeight = Envoy.uint32(weight) }
+            byLocality[instance.locality ?? "", default: []].append(lbEndpoint)
+        }
+        for locality in byLocality.keys.sorted() {
+            var group = Envoy_Config_Endpoint_V3_LocalityLbEndpoints()
+            if !locality.isEmpty {
+                let parts = locality.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+                var envoyLocality = Envoy_Config_Core_V3_Locality()
+                envoyLocality.region = parts[0]
+                if parts.count > 1 { envoyLocality.zone = parts[1] }
+                if parts.count > 2 { envoyLocality.subZone = parts[2...].joined(separator: "/") }
+                group.locality = envoyLocality
+            }
+            group.lbEndpoints = byLocality[locality]!
+            assignment.endpoints.append(group)
+        }
+        return assignment
+    }
+}
+
+extension HCM {
+    /// A connection manager with the settings every meshd sidecar uses.
+    static func outbound(statPrefix: String) -> HCM {
+        var hcm = HCM.common(statPrefix: statPrefix)
+        hcm.useRemoteAddress = Google_Protobuf_BoolValue(false)
+        return hcm
+    }
+
+    static func common(statPrefix: String) -> HCM {
+        var hcm = HCM()
+        hcm.statPrefix = statPrefix
+        hcm.codecType = .auto
+        hcm.normalizePath = Google_Protobuf_BoolValue(true)
+        hcm.mergeSlashes = true
+        hcm.httpFilters = [Envoy.routerFilter]
+        return hcm
+    }
+}

@@ -1,0 +1,60 @@
+public import EnvoyAPI
+public import MeshModel
+
+/// The Envoy configuration of one sidecar, and what translation noticed on the way.
+public struct ProxyConfiguration: Sendable {
+    /// Listeners, route configurations, clusters and load assignments.
+    public var resources: XDSResourceSet
+    /// Problems that did not stop translation (conflicting ports and the like).
+    public var warnings: [String]
+}
+
+/// Why a proxy's configuration could not be built.
+public struct TranslationError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The reason.
+    public var reason: String
+
+    public var description: String { reason }
+}
+
+/// Translates the mesh into one sidecar's Envoy configuration.
+///
+/// A pure function of its inputs — the snapshot and the workload — with no I/O, clock or global
+/// state, so the same inputs always give byte-identical resources.
+public enum SidecarTranslator {
+    /// The configuration of the sidecar of `workload`.
+    public static func translate(_ snapshot: MeshSnapshot, workload id: ServiceRegistry.WorkloadID) throws(TranslationError) -> ProxyConfiguration {
+        guard let workload = snapshot.registry.workload(id) else {
+            throw TranslationError(reason: "no WorkloadEntry \(id) in the mesh configuration")
+        }
+        return translate(snapshot, workload: workload)
+    }
+
+    /// The configuration of the sidecar of `workload`.
+    public static func translate(_ snapshot: MeshSnapshot, workload: WorkloadInstance) -> ProxyConfiguration {
+        let scope = SidecarScope(workload: workload, snapshot: snapshot)
+        let inbound = InboundBuilder(scope: scope)
+        var outbound = OutboundBuilder(scope: scope, snapshot: snapshot, inboundBindings: inbound.bindings)
+        let ports = outbound.portListeners()
+
+        var resources = XDSResourceSet()
+        for listener in inbound.listeners() {
+            resources.insert(XDSResource(name: listener.name, message: listener))
+        }
+        for port in ports {
+            let listener = outbound.listener(for: port)
+            resources.insert(XDSResource(name: listener.name, message: listener))
+            if port.services.contains(where: { $0.port(port.port)!.serviceProtocol.isHTTP }) {
+                let routes = outbound.routeConfiguration(for: port)
+                resources.insert(XDSResource(name: routes.name, message: routes))
+            }
+        }
+        for cluster in inbound.clusters() + outbound.clusters() {
+            resources.insert(XDSResource(name: cluster.name, message: cluster))
+        }
+        for assignment in outbound.loadAssignments() {
+            resources.insert(XDSResource(name: assignment.clusterName, message: assignment))
+        }
+        return ProxyConfiguration(resources: resources, warnings: scope.warnings + outbound.warnings)
+    }
+}

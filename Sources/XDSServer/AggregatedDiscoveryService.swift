@@ -1,0 +1,136 @@
+public import EnvoyAPI
+public import GRPCCore
+public import Logging
+public import Metrics
+
+/// The ADS endpoint: `StreamAggregatedResources` (state of the world) over gRPC.
+///
+/// A thin async shell around ``SotWStreamStateMachine``: it merges the proxy's requests and its
+/// configuration updates into one event sequence, feeds them to the machine, and writes the
+/// responses the machine decides on.
+public struct AggregatedDiscoveryService: Envoy_Service_Discovery_V3_AggregatedDiscoveryService.ServiceProtocol {
+    private let provider: any ProxyConfigProvider
+    private let logger: Logger
+    private let metrics: XDSMetrics
+
+    /// A service that admits proxies through `provider`.
+    public init(provider: any ProxyConfigProvider, logger: Logger, metrics: any MetricsFactory) {
+        self.provider = provider
+        self.logger = logger
+        self.metrics = XDSMetrics(factory: metrics)
+    }
+
+    private enum Event: Sendable {
+        case request(Envoy_Service_Discovery_V3_DiscoveryRequest)
+        case resources(XDSResourceSet)
+        case requestsEnded
+    }
+
+    public func streamAggregatedResources(
+        request: StreamingServerRequest<Envoy_Service_Discovery_V3_DiscoveryRequest>,
+        context: ServerContext
+    ) async throws -> StreamingServerResponse<Envoy_Service_Discovery_V3_DiscoveryResponse> {
+        StreamingServerResponse { writer in
+            try await serve(request: request, peer: context.remotePeer, writer: writer)
+            return [:]
+        }
+    }
+
+    public func deltaAggregatedResources(
+        request: StreamingServerRequest<Envoy_Service_Discovery_V3_DeltaDiscoveryRequest>,
+        context: ServerContext
+    ) async throws -> StreamingServerResponse<Envoy_Service_Discovery_V3_DeltaDiscoveryResponse> {
+        StreamingServerResponse(error: RPCError(code: .unimplemented, message: "delta xDS is not served yet; use a state-of-the-world ADS bootstrap (api_type: GRPC)"))
+    }
+
+    private func serve(
+        request: StreamingServerRequest<Envoy_Service_Discovery_V3_DiscoveryRequest>,
+        peer: String,
+        writer: RPCWriter<Envoy_Service_Discovery_V3_DiscoveryResponse>
+    ) async throws {
+        let (events, sink) = AsyncStream.makeStream(of: Event.self)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                defer { sink.yield(.requestsEnded) }
+                for try await message in request.messages { sink.yield(.request(message)) }
+            }
+            var machine = SotWStreamStateMachine()
+            var session: (any ProxySession)? = nil
+            var log = logger
+            log[metadataKey: "peer"] = "\(peer)"
+            defer {
+                if let session {
+                    session.close()
+                    metrics.disconnected()
+                    log.info("proxy disconnected")
+                }
+            }
+            events: for await event in events {
+                let actions: [SotWStreamStateMachine.Action]
+                switch event {
+                case .requestsEnded:
+                    break events
+                case .resources(let resources):
+                    actions = machine.update(resources)
+                case .request(let message):
+                    if session == nil {
+                        guard message.hasNode, !message.node.id.isEmpty else {
+                            log.warning("stream refused: first request carries no node")
+                            throw RPCError(code: .invalidArgument, message: "the first request on a stream must carry the node (id and metadata)")
+                        }
+                        let admitted: any ProxySession
+                        do throws(RPCError) {
+                            admitted = try await provider.connect(node: message.node, metadata: request.metadata, peer: peer)
+                        } catch {
+                            log.warning("stream refused", metadata: ["node": "\(message.node.id)", "reason": "\(error.message)"])
+                            metrics.refused()
+                            throw error
+                        }
+                        session = admitted
+                        log[metadataKey: "proxy"] = "\(admitted.proxyID)"
+                        log.info("proxy connected")
+                        metrics.connected()
+                        _ = machine.update(admitted.initialResources)
+                        group.addTask {
+                            for await next in admitted.updates() { sink.yield(.resources(next)) }
+                        }
+                    }
+                    do throws(SotWStreamStateMachine.Failure) {
+                        actions = try machine.received(message)
+                    } catch {
+                        log.warning("stream refused: \(error.message)")
+                        throw RPCError(code: .invalidArgument, message: error.message)
+                    }
+                }
+                for action in actions {
+                    try await perform(action, session: session!, writer: writer, logger: log)
+                }
+            }
+            group.cancelAll()
+        }
+    }
+
+    private func perform(
+        _ action: SotWStreamStateMachine.Action, session: any ProxySession,
+        writer: RPCWriter<Envoy_Service_Discovery_V3_DiscoveryResponse>, logger: Logger
+    ) async throws {
+        switch action {
+        case .send(let response):
+            try await writer.write(response)
+            metrics.pushed(response.typeURL)
+            session.record(.sent(typeURL: response.typeURL, version: response.versionInfo, nonce: response.nonce, resources: response.resources.count))
+            logger.debug("sent", metadata: [
+                "type": "\(XDSTypeURL.shortName(response.typeURL))", "version": "\(response.versionInfo)",
+                "nonce": "\(response.nonce)", "resources": "\(response.resources.count)",
+            ])
+        case .acknowledged(let typeURL, let version, let nonce):
+            session.record(.acknowledged(typeURL: typeURL, version: version, nonce: nonce))
+        case .rejected(let typeURL, let version, let nonce, let message):
+            metrics.rejected(typeURL)
+            session.record(.rejected(typeURL: typeURL, version: version, nonce: nonce, message: message))
+            logger.warning("proxy rejected configuration", metadata: [
+                "type": "\(XDSTypeURL.shortName(typeURL))", "nonce": "\(nonce)", "error": "\(message)",
+            ])
+        }
+    }
+}

@@ -1,0 +1,171 @@
+public import EnvoyAPI
+
+/// The state of one state-of-the-world ADS stream, as a pure state machine.
+///
+/// It follows the rules in `reference/xds-protocol.md`: node from the first request; a fresh nonce
+/// per response; ACK/NACK told apart by `error_detail` only; requests with a stale nonce ignored;
+/// wildcard LDS/CDS and named RDS/EDS/SDS; full LDS/CDS sets; at most one unacknowledged response
+/// per type; EDS re-sent after every CDS response; and push order CDS, EDS, then LDS and RDS only
+/// once the clusters they use are acknowledged (make before break). A NACKed configuration is not
+/// sent again until it changes.
+public struct SotWStreamStateMachine: Sendable {
+    /// What the stream shell must do, in order.
+    public enum Action: Sendable, Equatable {
+        /// Send this response.
+        case send(Envoy_Service_Discovery_V3_DiscoveryResponse)
+        /// The proxy accepted `version` of a type.
+        case acknowledged(typeURL: String, version: String, nonce: String)
+        /// The proxy rejected a response; `version` is the one it keeps.
+        case rejected(typeURL: String, version: String, nonce: String, message: String)
+    }
+
+    /// A request the stream cannot serve: the shell ends the stream with this status.
+    public struct Failure: Error, Equatable, Sendable {
+        /// The reason, for the client and the log.
+        public var message: String
+    }
+
+    struct TypeState: Sendable {
+        var requested = false
+        var wildcard = false
+        var names: Set<String> = []
+        var lastNonce: String?
+        var awaitingAck = false
+        var sentContent: ContentHash?
+        var rejectedContent: ContentHash?
+        var mustResend = false
+    }
+
+    /// The type URLs this server serves.
+    public static let servedTypes = Set(XDSTypeURL.pushOrder)
+
+    private(set) var resources: XDSResourceSet?
+    private(set) var types: [String: TypeState] = [:]
+    private var nonceCounter: UInt64 = 0
+
+    /// A new stream.
+    public init() {}
+
+    /// Handles a request from the proxy.
+    public mutating func received(_ request: Envoy_Service_Discovery_V3_DiscoveryRequest) throws(Failure) -> [Action] {
+        let typeURL = request.typeURL
+        guard !typeURL.isEmpty else {
+            throw Failure(message: "request without type_url; ADS requests must name the resource type")
+        }
+        guard Self.servedTypes.contains(typeURL) else {
+            throw Failure(message: "unsupported type_url \"\(typeURL)\"; meshd serves \(XDSTypeURL.pushOrder.joined(separator: ", "))")
+        }
+        var actions: [Action] = []
+        var state = types[typeURL] ?? TypeState()
+        let nonce = request.responseNonce
+        let isInitial = nonce.isEmpty || state.lastNonce == nil
+        if !isInitial {
+            guard nonce == state.lastNonce else { return [] }  // stale: a newer response is on its way
+            state.awaitingAck = false
+            if request.hasErrorDetail {
+                state.rejectedContent = state.sentContent
+                actions.append(.rejected(typeURL: typeURL, version: request.versionInfo, nonce: nonce, message: request.errorDetail.message))
+            } else {
+                state.rejectedContent = nil
+                actions.append(.acknowledged(typeURL: typeURL, version: request.versionInfo, nonce: nonce))
+            }
+        }
+
+        let names = Set(request.resourceNames)
+        if XDSTypeURL.wildcardTypes.contains(typeURL) {
+            // Legacy wildcard: an empty list on a stream that never named anything; `*` is explicit.
+            state.wildcard = names.contains("*") || (names.isEmpty && (state.wildcard || !state.requested))
+        }
+        if !names.subtracting(state.names).isEmpty { state.mustResend = true }
+        state.names = names.subtracting(["*"])
+        if isInitial {
+            let firstOnStream = !state.requested
+            if !firstOnStream { state.mustResend = true }
+            state.requested = true
+            state.awaitingAck = false
+            // A reconnecting proxy reports the version it already holds; if that is exactly what
+            // would be sent, there is nothing to send.
+            if firstOnStream, !request.versionInfo.isEmpty, let resources {
+                let content = Self.content(of: typeURL, state: state, in: resources)
+                if content.hash.description == request.versionInfo {
+                    state.sentContent = content.hash
+                    state.mustResend = false
+                }
+            }
+        }
+        types[typeURL] = state
+        actions += pushPending()
+        return actions
+    }
+
+    /// Takes a new configuration for the proxy and sends what changed.
+    public mutating func update(_ resources: XDSResourceSet) -> [Action] {
+        self.resources = resources
+        return pushPending()
+    }
+
+    /// Whether a response of `typeURL` has been sent and not yet acknowledged or rejected.
+    public func isAwaitingAck(_ typeURL: String) -> Bool {
+        types[typeURL]?.awaitingAck ?? false
+    }
+
+    private mutating func pushPending() -> [Action] {
+        guard resources != nil else { return [] }
+        var actions: [Action] = []
+        for typeURL in XDSTypeURL.pushOrder {
+            if typeURL == XDSTypeURL.listener || typeURL == XDSTypeURL.route, clusterSideBusy() { continue }
+            if let response = responseIfDue(typeURL) { actions.append(.send(response)) }
+        }
+        return actions
+    }
+
+    /// Whether clusters or their endpoints are still on their way to the proxy.
+    private func clusterSideBusy() -> Bool {
+        [XDSTypeURL.cluster, XDSTypeURL.endpoint].contains { typeURL in
+            guard let state = types[typeURL], state.requested else { return false }
+            return state.awaitingAck || isDue(typeURL, state: state)
+        }
+    }
+
+    private func isDue(_ typeURL: String, state: TypeState) -> Bool {
+        guard state.requested, !state.awaitingAck, let resources else { return false }
+        let content = Self.content(of: typeURL, state: state, in: resources).hash
+        if state.mustResend { return true }
+        return content != state.sentContent && content != state.rejectedContent
+    }
+
+    private mutating func responseIfDue(_ typeURL: String) -> Envoy_Service_Discovery_V3_DiscoveryResponse? {
+        guard var state = types[typeURL], isDue(typeURL, state: state), let resources else { return nil }
+        let content = Self.content(of: typeURL, state: state, in: resources)
+        nonceCounter += 1
+        var response = Envoy_Service_Discovery_V3_DiscoveryResponse()
+        response.typeURL = typeURL
+        response.versionInfo = content.hash.description
+        response.nonce = String(nonceCounter)
+        response.resources = content.items.map(\.body)
+        state.lastNonce = response.nonce
+        state.awaitingAck = true
+        state.sentContent = content.hash
+        state.mustResend = false
+        types[typeURL] = state
+        if typeURL == XDSTypeURL.cluster, types[XDSTypeURL.endpoint]?.requested == true {
+            // Envoy needs fresh endpoints after every cluster update, changed or not.
+            types[XDSTypeURL.endpoint]!.mustResend = true
+        }
+        return response
+    }
+
+    /// What the proxy subscribed to of `typeURL`, sorted by name, and its content hash.
+    static func content(of typeURL: String, state: TypeState, in resources: XDSResourceSet) -> (items: [XDSResource], hash: ContentHash) {
+        let all = resources.resources(ofType: typeURL)
+        let items: [XDSResource]
+        if state.wildcard {
+            items = all.values.sorted { $0.name < $1.name }
+        } else {
+            items = state.names.sorted().compactMap { all[$0] }
+        }
+        var hash = ContentHash()
+        for item in items { hash.combine(item.hash) }
+        return (items, hash)
+    }
+}

@@ -1,0 +1,110 @@
+import ArgumentParser
+import ControlPlane
+import Logging
+import MeshModel
+import MeshConfig
+import Foundation
+
+@main
+struct Meshd: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "meshd",
+        abstract: "An Istio-compatible service-mesh control plane: Istio YAML in, Envoy config out over ADS.",
+        discussion: """
+            With no --config-dir, meshd writes the ADR's example mesh (tai-system) to <data-dir>/config \
+            on first start and serves it; edit those files and each change is applied. Nothing listens \
+            beyond loopback unless --allow-external-listeners is given.
+            """)
+
+    @Option(name: .customLong("config-dir"), help: "Directory of Istio YAML to load and watch (default: <data-dir>/config, seeded with the example mesh).")
+    var configDirectory: String?
+
+    @Option(name: .customLong("data-dir"), help: "Where meshd keeps its state.")
+    var dataDirectory = ".meshd"
+
+    @Option(name: .customLong("xds-address"), help: "Where the xDS (ADS) gRPC server listens (host:port).")
+    var xdsAddress = "127.0.0.1:15010"
+
+    @Option(name: .customLong("admin-address"), help: "Where the admin HTTP API listens (host:port).")
+    var adminAddress = "127.0.0.1:15014"
+
+    @Option(name: .customLong("poll-interval"), help: "How often to look for config changes (e.g. 250ms, 1s).")
+    var pollInterval = "250ms"
+
+    @Option(name: .customLong("root-namespace"), help: "Istio's root namespace: policies there apply mesh-wide.")
+    var rootNamespace = "istio-system"
+
+    @Option(name: .customLong("trust-domain"), help: "The SPIFFE trust domain of workload identities.")
+    var trustDomain = "cluster.local"
+
+    @Flag(name: .customLong("allow-external-listeners"), help: "Allow --xds-address/--admin-address beyond loopback.")
+    var allowExternalListeners = false
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel = "info"
+
+    func run() async throws {
+        guard let level = Logger.Level(rawValue: logLevel) else {
+            throw ValidationError("unknown --log-level \(logLevel)")
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "meshd")
+        guard let xds = HostPort(xdsAddress) else { throw ValidationError("--xds-address must be host:port, got \(xdsAddress)") }
+        guard let admin = HostPort(adminAddress) else { throw ValidationError("--admin-address must be host:port, got \(adminAddress)") }
+        guard let interval = IstioDuration(parsing: pollInterval), interval.nanoseconds > 0 else {
+            throw ValidationError("--poll-interval must be a duration such as 250ms, got \(pollInterval)")
+        }
+        let options = ControlPlaneOptions(
+            configDirectory: configDirectory, dataDirectory: dataDirectory, xdsAddress: xds, adminAddress: admin,
+            pollInterval: .nanoseconds(interval.nanoseconds),
+            settings: MeshSettings(rootNamespace: rootNamespace, trustDomain: trustDomain),
+            allowExternalListeners: allowExternalListeners)
+        let controlPlane: ControlPlane
+        do {
+            controlPlane = try ControlPlane(options: options, logger: logger)
+        } catch let error as ControlPlane.StartupError {
+            logger.critical("meshd cannot start: \(error.message)")
+            throw ExitCode(2)
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await controlPlane.run(handleSignals: true) }
+            group.addTask {
+                let xdsPort = await controlPlane.boundXDSPort()
+                let adminPort = await controlPlane.boundAdminPort()
+                printWelcome(controlPlane, xdsPort: xdsPort, adminPort: adminPort)
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    private func printWelcome(_ controlPlane: ControlPlane, xdsPort: Int, adminPort: Int) {
+        let snapshot = controlPlane.store.publisher.current
+        let workloads = snapshot.registry.workloads.keys.sorted()
+        let first = workloads.first.map(\.description) ?? "<namespace>/<workload>"
+        let adminURL = "http://\(options(adminAddress).host):\(adminPort)"
+        let text = """
+
+            meshd is serving \(snapshot.resources.count) resources from \(controlPlane.configDirectory)
+              services:  \(snapshot.registry.services.map(\.hostname).joined(separator: ", "))
+              workloads: \(workloads.map(\.description).joined(separator: ", "))
+              xDS (ADS): \(options(xdsAddress).host):\(xdsPort)
+              admin API: \(adminURL)   (try: curl \(adminURL)/debug/config)
+
+            Next, in another terminal: start a sidecar for a workload and watch it take its config:
+              swift run meshctl bootstrap --server \(adminURL) --workload \(first) > sidecar.json
+              $(scripts/envoy-path.sh) -c sidecar.json --disable-hot-restart
+              curl \(adminURL)/debug/proxies
+            Edit a file in \(controlPlane.configDirectory): meshd applies valid changes within a second and refuses invalid ones, keeping the old config.
+
+            """
+        FileHandle.standardError.write(Data(text.utf8))
+    }
+
+    private func options(_ text: String) -> HostPort {
+        HostPort(text) ?? HostPort(host: "127.0.0.1", port: 0)
+    }
+}
