@@ -15,6 +15,7 @@ let grpcHTTP2 = Target.Dependency.product(name: "GRPCNIOTransportHTTP2", package
 let protobuf = Target.Dependency.product(name: "SwiftProtobuf", package: "swift-protobuf")
 let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
 let metrics = Target.Dependency.product(name: "Metrics", package: "swift-metrics")
+let metricsTestKit = Target.Dependency.product(name: "MetricsTestKit", package: "swift-metrics")
 let yams = Target.Dependency.product(name: "Yams", package: "Yams")
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
 let hummingbird = Target.Dependency.product(name: "Hummingbird", package: "hummingbird")
@@ -93,7 +94,9 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "MeshModelTests", dependencies: ["MeshModel"], swiftSettings: strict),
-        .testTarget(name: "MeshConfigTests", dependencies: ["MeshConfig", "MeshModel"], swiftSettings: strict),
+        .testTarget(
+            name: "MeshConfigTests", dependencies: ["MeshConfig", "MeshModel", logging, metrics, metricsTestKit],
+            swiftSettings: strict),
         .testTarget(
             name: "MeshTranslationTests",
             dependencies: ["MeshTranslation", "MeshConfig", "MeshModel", "EnvoyAPI", "XDSTesting", protobuf],

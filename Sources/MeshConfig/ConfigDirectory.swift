@@ -10,8 +10,9 @@ public struct ConfigDirectory: Sendable {
         self.path = path
     }
 
-    /// What identifies the directory's current content cheaply: each file's path, size and
-    /// modification time. A change of fingerprint means the files must be read again.
+    /// What identifies the directory's current content cheaply: each file's path, inode, size,
+    /// and modification and change times in nanoseconds. A change of fingerprint means the files
+    /// must be read again.
     public struct Fingerprint: Hashable, Sendable {
         let entries: [String: [Int64]]
     }
@@ -42,10 +43,13 @@ public struct ConfigDirectory: Sendable {
     public func fingerprint() throws(ConfigLoadError) -> Fingerprint {
         var entries: [String: [Int64]] = [:]
         for file in try files() {
-            guard let attributes = try? FileManager.default.attributesOfItem(atPath: file) else { continue }
-            let size = (attributes[.size] as? NSNumber)?.int64Value ?? -1
-            let modified = (attributes[.modificationDate] as? Date).map { Int64($0.timeIntervalSince1970 * 1e9) } ?? -1
-            entries[file] = [size, modified]
+            var info = stat()
+            guard stat(file, &info) == 0 else { continue }
+            entries[file] = [
+                Int64(info.st_ino), Int64(info.st_size),
+                Int64(info.st_mtim.tv_sec), Int64(info.st_mtim.tv_nsec),
+                Int64(info.st_ctim.tv_sec), Int64(info.st_ctim.tv_nsec),
+            ]
         }
         return Fingerprint(entries: entries)
     }

@@ -1,10 +1,11 @@
 public import Logging
+internal import Synchronization
 
 /// Watches a configuration directory by polling and hands each settled change to a ``ConfigStore``.
 ///
 /// A change is read once the directory's fingerprint has stayed the same for one poll interval,
 /// so that a file being written is not read half-way.
-public struct ConfigDirectoryWatcher: Sendable {
+public final class ConfigDirectoryWatcher: Sendable {
     /// The directory.
     public let directory: ConfigDirectory
     /// Where changes go.
@@ -12,6 +13,9 @@ public struct ConfigDirectoryWatcher: Sendable {
     /// How often to look.
     public let interval: Duration
     private let logger: Logger
+    /// The fingerprint of what was last read (taken before reading, so an edit during the read
+    /// is seen as a change).
+    private let applied = Mutex<ConfigDirectory.Fingerprint?>(nil)
 
     /// A watcher of `directory` feeding `store`.
     public init(directory: ConfigDirectory, store: ConfigStore, interval: Duration = .milliseconds(250), logger: Logger) {
@@ -24,6 +28,8 @@ public struct ConfigDirectoryWatcher: Sendable {
     /// Loads the directory now and applies it. Returns the error if loading failed.
     @discardableResult
     public func loadNow() -> ConfigLoadError? {
+        let fingerprint = try? directory.fingerprint()
+        applied.withLock { $0 = fingerprint }
         do throws(ConfigLoadError) {
             store.applyFiles(.success(try directory.load()))
             return nil
@@ -35,7 +41,6 @@ public struct ConfigDirectoryWatcher: Sendable {
 
     /// Polls until cancelled. Call ``loadNow()`` first for the initial load.
     public func run() async {
-        var applied = try? directory.fingerprint()
         var pending: ConfigDirectory.Fingerprint? = nil
         while !Task.isCancelled {
             do {
@@ -44,7 +49,7 @@ public struct ConfigDirectoryWatcher: Sendable {
                 return
             }
             guard let current = try? directory.fingerprint() else { continue }
-            if current == applied {
+            if current == applied.withLock({ $0 }) {
                 pending = nil
                 continue
             }
@@ -54,7 +59,6 @@ public struct ConfigDirectoryWatcher: Sendable {
             }
             logger.debug("configuration directory changed", metadata: ["directory": "\(directory.path)"])
             loadNow()
-            applied = current
             pending = nil
         }
     }

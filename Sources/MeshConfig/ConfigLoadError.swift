@@ -14,6 +14,8 @@ public struct ConfigLoadError: Error, Hashable, Sendable, CustomStringConvertibl
     public var path: String?
     /// The reason.
     public var reason: String
+    /// Further problems of the same document (`path: reason`), when validation found several.
+    public var moreProblems: [String] = []
 
     /// An error from its parts.
     public init(source: String, document: Int? = nil, line: Int? = nil, resource: String? = nil, path: String? = nil, reason: String) {
@@ -34,6 +36,7 @@ public struct ConfigLoadError: Error, Hashable, Sendable, CustomStringConvertibl
             resource = kind
         }
         self.init(source: source, document: document, resource: resource, path: error.error.path.description, reason: error.error.reason)
+        moreProblems = error.problems.dropFirst().map(\.description)
     }
 
     /// `dir/a.yaml, document 2 (VirtualService tai-system/x): spec.hosts: at least one host is required`
@@ -42,7 +45,8 @@ public struct ConfigLoadError: Error, Hashable, Sendable, CustomStringConvertibl
         if let document { location += ", document \(document)" }
         if let line { location += ", line \(line)" }
         if let resource { location += " (\(resource))" }
-        if let path { return "\(location): \(path): \(reason)" }
-        return "\(location): \(reason)"
+        var text = path.map { "\(location): \($0): \(reason)" } ?? "\(location): \(reason)"
+        if !moreProblems.isEmpty { text += "; also " + moreProblems.joined(separator: "; ") }
+        return text
     }
 }

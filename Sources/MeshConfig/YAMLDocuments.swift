@@ -11,7 +11,8 @@ public enum YAMLDocuments {
         var out: [(Int, ConfigValue)] = []
         do {
             var index = 0
-            for node in try Yams.compose_all(yaml: text) {
+            let parser = try Parser(yaml: text)
+            while let node = try parser.nextRoot() {
                 index += 1
                 let value = try convert(node, source: source, document: index)
                 if value == .null { continue }

@@ -41,15 +41,20 @@ public struct ResourceDecodeError: Error, Hashable, Sendable, CustomStringConver
     public var namespace: String?
     /// The name, if readable.
     public var name: String?
-    /// The field and the reason.
-    public var error: SchemaError
+    /// Every problem found: one schema error, or all the validation problems of a resource that
+    /// fits the schema.
+    public var problems: [SchemaError]
+
+    /// The first problem.
+    public var error: SchemaError { problems[0] }
 
     /// `VirtualService tai-system/reviews: spec.http[0].route: ...`
     public var description: String {
         var who: [String] = []
         if let kind { who.append(kind) }
         if let name { who.append("\(namespace ?? "default")/\(name)") }
-        return who.isEmpty ? error.description : "\(who.joined(separator: " ")): \(error)"
+        let text = problems.map(\.description).joined(separator: "; ")
+        return who.isEmpty ? text : "\(who.joined(separator: " ")): \(text)"
     }
 }
 
@@ -63,7 +68,7 @@ extension MeshResource {
         let metadata = object?["metadata"]?.objectValue
         var failure = ResourceDecodeError(
             kind: kindText, namespace: metadata?["namespace"]?.stringValue ?? (metadata?["name"] == nil ? nil : "default"),
-            name: metadata?["name"]?.stringValue, error: SchemaError(path: .root, reason: ""))
+            name: metadata?["name"]?.stringValue, problems: [])
         do throws(SchemaError) {
             let reader = try ObjectReader(document, at: .root, type: "resource", fields: ["apiVersion", "kind", "metadata", "spec", "status"])
             let apiVersion: String = try reader.required("apiVersion")
@@ -86,12 +91,12 @@ extension MeshResource {
             let spec = try ResourceSpec(kind: kind, config: specValue, at: FieldPath().appending("spec"))
             self.init(apiVersion: apiVersion, metadata: meta, spec: spec)
         } catch {
-            failure.error = error
+            failure.problems = [error]
             throw failure
         }
         let problems = Validation.problems(of: self)
-        if let first = problems.first {
-            failure.error = first
+        if !problems.isEmpty {
+            failure.problems = problems
             throw failure
         }
     }

@@ -1,0 +1,148 @@
+public import EnvoyAPI
+public import GRPCCore
+public import MeshModel
+internal import GRPCNIOTransportHTTP2
+internal import Synchronization
+
+/// An in-process ADS client for tests, benchmarks and the load generator: it sends the requests
+/// the caller writes and hands back responses (or the stream's final status) one by one.
+public enum ADSTestClient {
+    /// Opens one ADS stream to `address` with `metadata` and runs `body` with it.
+    public static func withStream<Result: Sendable>(
+        to address: HostPort, metadata: Metadata = [:],
+        _ body: @escaping @Sendable (ADSConversation) async throws -> Result
+    ) async throws -> Result {
+        try await withGRPCClient(
+            transport: .http2NIOPosix(target: .ipv4(address: address.host, port: Int(address.port)), transportSecurity: .plaintext)
+        ) { client in
+            let ads = Envoy_Service_Discovery_V3_AggregatedDiscoveryService.Client(wrapping: client)
+            let conversation = ADSConversation()
+            return try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    do {
+                        try await ads.streamAggregatedResources(
+                            request: StreamingClientRequest(metadata: metadata) { writer in
+                                for await request in conversation.outgoing { try await writer.write(request) }
+                            }
+                        ) { response in
+                            for try await message in response.messages { conversation.incoming.push(.success(message)) }
+                            conversation.incoming.push(.failure(ADSConversation.StreamEnded()))
+                        }
+                    } catch {
+                        conversation.incoming.push(.failure(error))
+                    }
+                }
+                defer { conversation.finish() }
+                let result = try await body(conversation)
+                conversation.finish()
+                group.cancelAll()
+                return result
+            }
+        }
+    }
+}
+
+/// One ADS stream as a test sees it.
+public final class ADSConversation: Sendable {
+    let outgoing: AsyncStream<Envoy_Service_Discovery_V3_DiscoveryRequest>
+    private let writer: AsyncStream<Envoy_Service_Discovery_V3_DiscoveryRequest>.Continuation
+    let incoming = WaitQueue<Result<Envoy_Service_Discovery_V3_DiscoveryResponse, any Error>>()
+
+    /// The server ended the stream without an error status.
+    public struct StreamEnded: Error {}
+
+    init() {
+        (outgoing, writer) = AsyncStream.makeStream()
+    }
+
+    /// Sends a request.
+    public func send(_ request: Envoy_Service_Discovery_V3_DiscoveryRequest) {
+        writer.yield(request)
+    }
+
+    /// Sends a request for `typeURL`.
+    public func request(
+        _ typeURL: String, names: [String] = [], node: Envoy_Config_Core_V3_Node? = nil,
+        version: String = "", nonce: String = "", error: String? = nil
+    ) {
+        var request = Envoy_Service_Discovery_V3_DiscoveryRequest()
+        request.typeURL = typeURL
+        request.resourceNames = names
+        if let node { request.node = node }
+        request.versionInfo = version
+        request.responseNonce = nonce
+        if let error {
+            var status = Google_Rpc_Status()
+            status.code = 3
+            status.message = error
+            request.errorDetail = status
+        }
+        send(request)
+    }
+
+    /// The next response; throws the stream's status if it ended, or a timeout.
+    public func receive(timeout: Duration = .seconds(5)) async throws -> Envoy_Service_Discovery_V3_DiscoveryResponse {
+        guard let next = await incoming.pop(timeout: timeout) else {
+            throw Eventually.Timeout(description: "no ADS response within \(timeout)")
+        }
+        return try next.get()
+    }
+
+    /// Whether a response arrives within `timeout` (consumes it if so).
+    public func receivesNothing(within timeout: Duration) async -> Bool {
+        await incoming.pop(timeout: timeout) == nil
+    }
+
+    func finish() {
+        writer.finish()
+    }
+}
+
+/// A queue whose consumer waits, with a deadline, for the next element.
+final class WaitQueue<Element: Sendable>: Sendable {
+    private struct State {
+        var items: [Element] = []
+        var waiter: CheckedContinuation<Element?, Never>?
+    }
+
+    private let state = Mutex(State())
+
+    func push(_ item: Element) {
+        let waiter = state.withLock { state -> CheckedContinuation<Element?, Never>? in
+            if let waiter = state.waiter {
+                state.waiter = nil
+                return waiter
+            }
+            state.items.append(item)
+            return nil
+        }
+        waiter?.resume(returning: item)
+    }
+
+    func pop(timeout: Duration) async -> Element? {
+        if let ready = state.withLock({ $0.items.isEmpty ? nil : $0.items.removeFirst() }) { return ready }
+        return await withTaskGroup(of: Void.self) { group -> Element? in
+            let result: Element? = await withCheckedContinuation { continuation in
+                let immediate = state.withLock { state -> Element?? in
+                    if !state.items.isEmpty { return .some(state.items.removeFirst()) }
+                    state.waiter = continuation
+                    return .none
+                }
+                if let immediate {
+                    continuation.resume(returning: immediate)
+                    return
+                }
+                group.addTask { [self] in
+                    try? await Task.sleep(for: timeout)
+                    let waiter = state.withLock { state -> CheckedContinuation<Element?, Never>? in
+                        defer { state.waiter = nil }
+                        return state.waiter
+                    }
+                    waiter?.resume(returning: nil)
+                }
+            }
+            group.cancelAll()
+            return result
+        }
+    }
+}

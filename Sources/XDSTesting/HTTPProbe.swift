@@ -1,0 +1,102 @@
+internal import NIOCore
+internal import NIOPosix
+internal import NIOHTTP1
+public import MeshModel
+
+/// A minimal HTTP/1.1 client for tests: one request per connection, any Host header, a deadline.
+public enum HTTPProbe {
+    /// A response.
+    public struct Response: Sendable {
+        /// Status code.
+        public var status: Int
+        /// Headers, lower-cased names (repeated headers joined by commas).
+        public var headers: [String: String]
+        /// Body as text.
+        public var body: String
+    }
+
+    /// Why a request got no response.
+    public struct Failure: Error, CustomStringConvertible, Sendable {
+        /// What happened.
+        public var description: String
+    }
+
+    /// Sends `method path` to `address` with `authority` as the Host header.
+    public static func request(
+        _ address: HostPort, authority: String, path: String = "/", method: String = "GET",
+        headers: [(String, String)] = [], body: String? = nil, timeout: Duration = .seconds(5)
+    ) async throws -> Response {
+        let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
+        let promise = eventLoop.makePromise(of: Response.self)
+        let channel: any Channel
+        do {
+            channel = try await ClientBootstrap(group: eventLoop)
+                .connectTimeout(.seconds(2))
+                .channelInitializer { channel in
+                    channel.pipeline.addHTTPClientHandlers().flatMap {
+                        channel.pipeline.addHandler(ResponseCollector(promise: promise))
+                    }
+                }
+                .connect(host: address.host, port: Int(address.port)).get()
+        } catch {
+            throw Failure(description: "cannot connect to \(address): \(error)")
+        }
+        let nanoseconds = timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
+        let deadline = eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) {
+            promise.fail(Failure(description: "no response from \(address) within \(timeout)"))
+            channel.close(promise: nil)
+        }
+        var head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: path)
+        head.headers.add(name: "host", value: authority)
+        head.headers.add(name: "connection", value: "close")
+        for (name, value) in headers { head.headers.add(name: name, value: value) }
+        if let body { head.headers.add(name: "content-length", value: String(body.utf8.count)) }
+        channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        if let body { channel.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(string: body))), promise: nil) }
+        channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+        defer {
+            deadline.cancel()
+            channel.close(promise: nil)
+        }
+        return try await promise.futureResult.get()
+    }
+
+    private final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = HTTPClientResponsePart
+
+        let promise: EventLoopPromise<Response>
+        var head: HTTPResponseHead?
+        var body = ByteBuffer()
+
+        init(promise: EventLoopPromise<Response>) {
+            self.promise = promise
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .head(let head):
+                self.head = head
+            case .body(var buffer):
+                body.writeBuffer(&buffer)
+            case .end:
+                guard let head else { return }
+                var headers: [String: String] = [:]
+                for (name, value) in head.headers {
+                    let key = name.lowercased()
+                    headers[key] = headers[key].map { "\($0),\(value)" } ?? value
+                }
+                promise.succeed(Response(status: Int(head.status.code), headers: headers, body: String(buffer: body)))
+                context.close(promise: nil)
+            }
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            promise.fail(Failure(description: "connection closed before a complete response"))
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            promise.fail(Failure(description: "\(error)"))
+            context.close(promise: nil)
+        }
+    }
+}

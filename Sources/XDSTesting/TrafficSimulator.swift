@@ -1,0 +1,261 @@
+public import EnvoyAPI
+internal import SwiftProtobuf
+internal import Foundation
+
+/// Follows a request through a proxy's generated configuration the way Envoy would — listener,
+/// filter chain, route configuration, virtual host, route, cluster, endpoints — without running
+/// Envoy (the approach of Istio's `pilot/pkg/simulation`).
+public struct TrafficSimulator {
+    /// An HTTP request as the app sends it to its sidecar.
+    public struct HTTPRequest: Sendable {
+        /// The address the app connects to.
+        public var address: String
+        /// The port the app connects to.
+        public var port: UInt32
+        /// The Host header.
+        public var authority: String
+        /// The path (with query).
+        public var path: String
+        /// The method.
+        public var method: String
+        /// Headers, lower-case names.
+        public var headers: [String: String]
+
+        /// A request.
+        public init(address: String, port: UInt32, authority: String, path: String = "/", method: String = "GET", headers: [String: String] = [:]) {
+            self.address = address
+            self.port = port
+            self.authority = authority
+            self.path = path
+            self.method = method
+            self.headers = headers
+        }
+    }
+
+    /// Where a request ends up.
+    public struct Outcome: Sendable, Equatable {
+        /// The listener that accepted the connection.
+        public var listener: String
+        /// The route configuration (RDS name, or the inline one's name).
+        public var routeConfiguration: String
+        /// The virtual host that matched.
+        public var virtualHost: String
+        /// The route that matched.
+        public var route: String
+        /// The clusters with their weights (one cluster: weight 1).
+        public var clusters: [WeightedCluster]
+        /// The status of a direct response, if the route answers itself.
+        public var directResponse: UInt32?
+        /// The endpoints (`ip:port`) of the single cluster, if exactly one.
+        public var endpoints: [String]
+    }
+
+    /// A cluster a route sends to, and its weight.
+    public struct WeightedCluster: Sendable, Equatable {
+        /// Cluster name.
+        public var name: String
+        /// Weight.
+        public var weight: UInt32
+    }
+
+    /// Why a request has nowhere to go.
+    public struct Failure: Error, Equatable, CustomStringConvertible, Sendable {
+        /// What is missing.
+        public var description: String
+    }
+
+    private let listeners: [Envoy_Config_Listener_V3_Listener]
+    private let routes: [String: Envoy_Config_Route_V3_RouteConfiguration]
+    private let clusters: [String: Envoy_Config_Cluster_V3_Cluster]
+    private let assignments: [String: Envoy_Config_Endpoint_V3_ClusterLoadAssignment]
+
+    /// A simulator over one proxy's resources.
+    public init(_ resources: XDSResourceSet) {
+        listeners = resources.sortedResources(ofType: XDSTypeURL.listener).compactMap { $0.unpack(Envoy_Config_Listener_V3_Listener.self) }
+        routes = resources.resources(ofType: XDSTypeURL.route).compactMapValues { $0.unpack(Envoy_Config_Route_V3_RouteConfiguration.self) }
+        clusters = resources.resources(ofType: XDSTypeURL.cluster).compactMapValues { $0.unpack(Envoy_Config_Cluster_V3_Cluster.self) }
+        assignments = resources.resources(ofType: XDSTypeURL.endpoint).compactMapValues { $0.unpack(Envoy_Config_Endpoint_V3_ClusterLoadAssignment.self) }
+    }
+
+    /// The listener bound to `address:port` (or to `0.0.0.0:port`).
+    public func listener(address: String, port: UInt32) throws(Failure) -> Envoy_Config_Listener_V3_Listener {
+        let match = listeners.first { $0.address.socketAddress.address == address && $0.address.socketAddress.portValue == port }
+            ?? listeners.first { $0.address.socketAddress.address == "0.0.0.0" && $0.address.socketAddress.portValue == port }
+        guard let match else { throw Failure(description: "no listener on \(address):\(port)") }
+        return match
+    }
+
+    /// Follows an HTTP request.
+    public func http(_ request: HTTPRequest) throws(Failure) -> Outcome {
+        let listener = try listener(address: request.address, port: request.port)
+        guard let chain = listener.filterChains.first,
+              let filter = chain.filters.first(where: { $0.name == "envoy.filters.network.http_connection_manager" }),
+              let hcm = try? Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_HttpConnectionManager(unpackingAny: filter.typedConfig)
+        else {
+            throw Failure(description: "listener \(listener.name) does not speak HTTP")
+        }
+        let config: Envoy_Config_Route_V3_RouteConfiguration
+        switch hcm.routeSpecifier {
+        case .rds(let rds):
+            guard let found = routes[rds.routeConfigName] else {
+                throw Failure(description: "route configuration \(rds.routeConfigName) of listener \(listener.name) was not generated")
+            }
+            config = found
+        case .routeConfig(let inline):
+            config = inline
+        default:
+            throw Failure(description: "listener \(listener.name) has no routes")
+        }
+        guard let host = Self.virtualHost(for: request.authority, in: config) else {
+            throw Failure(description: "no virtual host of \(config.name) matches \(request.authority)")
+        }
+        guard let route = host.routes.first(where: { Self.matches($0.match, request) }) else {
+            throw Failure(description: "no route of virtual host \(host.name) matches \(request.method) \(request.path)")
+        }
+        var outcome = Outcome(listener: listener.name, routeConfiguration: config.name, virtualHost: host.name, route: route.name, clusters: [], directResponse: nil, endpoints: [])
+        switch route.action {
+        case .route(let action):
+            switch action.clusterSpecifier {
+            case .cluster(let name): outcome.clusters = [WeightedCluster(name: name, weight: 1)]
+            case .weightedClusters(let weighted): outcome.clusters = weighted.clusters.map { WeightedCluster(name: $0.name, weight: $0.weight.value) }
+            default: throw Failure(description: "route \(route.name) names no cluster")
+            }
+        case .directResponse(let direct):
+            outcome.directResponse = direct.status
+            return outcome
+        case .redirect:
+            outcome.directResponse = 301
+            return outcome
+        default:
+            throw Failure(description: "route \(route.name) has no action")
+        }
+        for cluster in outcome.clusters where clusters[cluster.name] == nil && cluster.name != "BlackHoleCluster" {
+            throw Failure(description: "route \(route.name) sends to cluster \(cluster.name), which was not generated")
+        }
+        if outcome.clusters.count == 1 { outcome.endpoints = try endpoints(of: outcome.clusters[0].name) }
+        return outcome
+    }
+
+    /// Follows a TCP connection: the listener, its cluster and the cluster's endpoints.
+    public func tcp(address: String, port: UInt32) throws(Failure) -> (listener: String, cluster: String, endpoints: [String]) {
+        let listener = try listener(address: address, port: port)
+        guard let filter = listener.filterChains.first?.filters.first(where: { $0.name == "envoy.filters.network.tcp_proxy" }),
+              let proxy = try? Envoy_Extensions_Filters_Network_TcpProxy_V3_TcpProxy(unpackingAny: filter.typedConfig)
+        else {
+            throw Failure(description: "listener \(listener.name) is not a TCP proxy")
+        }
+        return (listener.name, proxy.cluster, try endpoints(of: proxy.cluster))
+    }
+
+    /// The endpoints (`ip:port`) of a cluster.
+    public func endpoints(of clusterName: String) throws(Failure) -> [String] {
+        guard let cluster = clusters[clusterName] else { throw Failure(description: "no cluster \(clusterName)") }
+        let assignment: Envoy_Config_Endpoint_V3_ClusterLoadAssignment
+        if cluster.hasLoadAssignment {
+            assignment = cluster.loadAssignment
+        } else {
+            let name = cluster.edsClusterConfig.serviceName.isEmpty ? cluster.name : cluster.edsClusterConfig.serviceName
+            guard let found = assignments[name] else { throw Failure(description: "no endpoints generated for \(name)") }
+            assignment = found
+        }
+        return assignment.endpoints.flatMap(\.lbEndpoints).map { endpoint in
+            if case .pipe(let pipe) = endpoint.endpoint.address.address { return "unix://" + pipe.path }
+            let socket = endpoint.endpoint.address.socketAddress
+            return "\(socket.address):\(socket.portValue)"
+        }
+    }
+
+    /// Envoy's virtual host selection: exact domain, then `*.suffix` (longest), then `prefix*`,
+    /// then `*`.
+    static func virtualHost(for authority: String, in config: Envoy_Config_Route_V3_RouteConfiguration) -> Envoy_Config_Route_V3_VirtualHost? {
+        let host = authority.lowercased()
+        if let exact = config.virtualHosts.first(where: { $0.domains.contains(host) }) { return exact }
+        var best: (Envoy_Config_Route_V3_VirtualHost, Int)? = nil
+        for virtualHost in config.virtualHosts {
+            for domain in virtualHost.domains where domain.hasPrefix("*") && domain != "*" {
+                let suffix = String(domain.dropFirst())
+                if host.hasSuffix(suffix), suffix.count > (best?.1 ?? -1) { best = (virtualHost, suffix.count) }
+            }
+        }
+        if let best { return best.0 }
+        for virtualHost in config.virtualHosts {
+            for domain in virtualHost.domains where domain.hasSuffix("*") && domain != "*" {
+                if host.hasPrefix(String(domain.dropLast())) { return virtualHost }
+            }
+        }
+        return config.virtualHosts.first { $0.domains.contains("*") }
+    }
+
+    static func matches(_ match: Envoy_Config_Route_V3_RouteMatch, _ request: HTTPRequest) -> Bool {
+        let path = String(request.path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0])
+        let caseSensitive = !match.hasCaseSensitive || match.caseSensitive.value
+        let compare = { (text: String) in caseSensitive ? text : text.lowercased() }
+        switch match.pathSpecifier {
+        case .prefix(let prefix):
+            guard compare(path).hasPrefix(compare(prefix)) else { return false }
+        case .path(let exact):
+            guard compare(path) == compare(exact) else { return false }
+        case .safeRegex(let regex):
+            guard fullMatch(regex.regex, path) else { return false }
+        case .pathSeparatedPrefix(let prefix):
+            guard path == prefix || path.hasPrefix(prefix + "/") else { return false }
+        default:
+            return false
+        }
+        for header in match.headers {
+            let value: String?
+            switch header.name.lowercased() {
+            case ":method": value = request.method
+            case ":authority": value = request.authority
+            case ":path": value = request.path
+            default: value = request.headers[header.name.lowercased()]
+            }
+            var ok: Bool
+            switch header.headerMatchSpecifier {
+            case .presentMatch(let present): ok = (value != nil) == present
+            case .stringMatch(let matcher): ok = value.map { stringMatches(matcher, $0) } ?? false
+            case .exactMatch(let exact): ok = value == exact
+            case .prefixMatch(let prefix): ok = value?.hasPrefix(prefix) ?? false
+            case .safeRegexMatch(let regex): ok = value.map { fullMatch(regex.regex, $0) } ?? false
+            default: ok = value != nil
+            }
+            if header.invertMatch { ok.toggle() }
+            guard ok else { return false }
+        }
+        if !match.queryParameters.isEmpty {
+            let query = request.path.split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init) ?? ""
+            var params: [String: String] = [:]
+            for pair in query.split(separator: "&") {
+                let kv = pair.split(separator: "=", maxSplits: 1)
+                params[String(kv[0])] = kv.count > 1 ? String(kv[1]) : ""
+            }
+            for parameter in match.queryParameters {
+                let value = params[parameter.name]
+                switch parameter.queryParameterMatchSpecifier {
+                case .stringMatch(let matcher): guard let value, stringMatches(matcher, value) else { return false }
+                case .presentMatch(let present): guard (value != nil) == present else { return false }
+                default: guard value != nil else { return false }
+                }
+            }
+        }
+        return true
+    }
+
+    static func stringMatches(_ matcher: Envoy_Type_Matcher_V3_StringMatcher, _ value: String) -> Bool {
+        let text = matcher.ignoreCase ? value.lowercased() : value
+        let fold = { (pattern: String) in matcher.ignoreCase ? pattern.lowercased() : pattern }
+        switch matcher.matchPattern {
+        case .exact(let exact): return text == fold(exact)
+        case .prefix(let prefix): return text.hasPrefix(fold(prefix))
+        case .suffix(let suffix): return text.hasSuffix(fold(suffix))
+        case .contains(let part): return text.contains(fold(part))
+        case .safeRegex(let regex): return fullMatch(regex.regex, value)
+        default: return false
+        }
+    }
+
+    static func fullMatch(_ pattern: String, _ text: String) -> Bool {
+        guard let regex = try? NSRegularExpression(pattern: "^(?:\(pattern))$") else { return false }
+        return regex.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil
+    }
+}

@@ -1,0 +1,71 @@
+import Foundation
+import Logging
+import Metrics
+import MetricsTestKit
+import Testing
+import MeshConfig
+import MeshModel
+
+@Suite("All-or-nothing configuration changes")
+struct ConfigStoreTests {
+    let metrics = TestMetrics()
+
+    func makeStore() -> ConfigStore {
+        ConfigStore(logger: Logger(label: "test"), metrics: metrics)
+    }
+
+    @Test("a valid change is published as a new revision; an unchanged one is not")
+    func accepts() throws {
+        let store = makeStore()
+        let resources = try ConfigDirectory(path: examplesDirectory).load()
+        #expect(store.applyFiles(.success(resources)))
+        #expect(store.revision == 1)
+        #expect(store.publisher.current.resources.count == resources.count)
+        #expect(!store.applyFiles(.success(resources)))
+        #expect(store.revision == 1)
+    }
+
+    @Test("a refused change keeps the served snapshot, counts and records the reason")
+    func rejects() throws {
+        let store = makeStore()
+        store.applyFiles(.success(try ConfigDirectory(path: examplesDirectory).load()))
+        let before = store.publisher.current
+        let error = ConfigLoadError(source: "bad.yaml", document: 1, resource: "VirtualService ns/x", path: "spec.hosts", reason: "at least one host is required")
+        #expect(!store.applyFiles(.failure(error)))
+        #expect(store.revision == before.revision)
+        #expect(store.publisher.current.resources == before.resources)
+        #expect(store.lastRejection == error)
+        #expect(store.rejectionCount == 1)
+        #expect(try metrics.expectCounter("meshd_config_rejected_total").values == [1])
+    }
+
+    @Test("the watcher applies a valid edit and refuses an invalid one, keeping the old config")
+    func watcher() async throws {
+        let directory = try temporaryDirectory()
+        let entry = { (address: String) in "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: w, namespace: ns}\nspec: {address: \(address)}\n" }
+        try entry("127.0.0.2").write(toFile: directory + "/w.yaml", atomically: true, encoding: .utf8)
+        let store = makeStore()
+        let watcher = ConfigDirectoryWatcher(directory: ConfigDirectory(path: directory), store: store, interval: .milliseconds(20), logger: Logger(label: "test"))
+        #expect(watcher.loadNow() == nil)
+        let task = Task { await watcher.run() }
+        defer { task.cancel() }
+
+        try entry("127.0.0.3").write(toFile: directory + "/w.yaml", atomically: true, encoding: .utf8)
+        try await waitFor { store.revision == 2 }
+        #expect(store.publisher.current.registry.workload(.init(namespace: "ns", name: "w"))?.address == "127.0.0.3")
+
+        try entry("not-an-ip").write(toFile: directory + "/w.yaml", atomically: true, encoding: .utf8)
+        try await waitFor { store.rejectionCount == 1 }
+        #expect(store.revision == 2)
+        #expect(store.publisher.current.registry.workload(.init(namespace: "ns", name: "w"))?.address == "127.0.0.3")
+        #expect(store.lastRejection?.path == "spec.address")
+    }
+
+    func waitFor(_ condition: () -> Bool) async throws {
+        for _ in 0..<200 {
+            if condition() { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        Issue.record("condition not met within 4 s")
+    }
+}
