@@ -14,6 +14,11 @@ public struct TranslationError: Error, Hashable, Sendable, CustomStringConvertib
     /// The reason.
     public var reason: String
 
+    /// An error with `reason`.
+    public init(reason: String) {
+        self.reason = reason
+    }
+
     public var description: String { reason }
 }
 

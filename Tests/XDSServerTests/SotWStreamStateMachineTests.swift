@@ -1,0 +1,201 @@
+import EnvoyAPI
+import SwiftProtobuf
+import Testing
+import XDSServer
+
+typealias Request = Envoy_Service_Discovery_V3_DiscoveryRequest
+typealias Response = Envoy_Service_Discovery_V3_DiscoveryResponse
+
+/// Builds small resource sets: clusters, endpoints, listeners and routes named as given.
+func resources(clusters: [String] = ["a", "b"], listeners: [String] = ["l1"], routes: [String: String] = ["r1": "x"], tag: String = "") -> XDSResourceSet {
+    var set = XDSResourceSet()
+    for name in clusters {
+        var cluster = Envoy_Config_Cluster_V3_Cluster()
+        cluster.name = name
+        cluster.altStatName = tag
+        set.insert(XDSResource(name: name, message: cluster))
+        var assignment = Envoy_Config_Endpoint_V3_ClusterLoadAssignment()
+        assignment.clusterName = name
+        set.insert(XDSResource(name: name, message: assignment))
+    }
+    for name in listeners {
+        var listener = Envoy_Config_Listener_V3_Listener()
+        listener.name = name
+        listener.statPrefix = tag
+        set.insert(XDSResource(name: name, message: listener))
+    }
+    for (name, value) in routes {
+        var route = Envoy_Config_Route_V3_RouteConfiguration()
+        route.name = name
+        route.requestHeadersToRemove = [value]
+        set.insert(XDSResource(name: name, message: route))
+    }
+    return set
+}
+
+func request(_ typeURL: String, names: [String] = [], version: String = "", nonce: String = "", error: String? = nil) -> Request {
+    var request = Request()
+    request.typeURL = typeURL
+    request.resourceNames = names
+    request.versionInfo = version
+    request.responseNonce = nonce
+    if let error {
+        var status = Google_Rpc_Status()
+        status.message = error
+        request.errorDetail = status
+    }
+    return request
+}
+
+func sent(_ actions: [SotWStreamStateMachine.Action]) -> [Response] {
+    actions.compactMap { if case .send(let response) = $0 { return response } else { return nil } }
+}
+
+func names(_ response: Response) -> [String] {
+    response.resources.map { any in
+        if let cluster = try? Envoy_Config_Cluster_V3_Cluster(unpackingAny: any), any.typeURL.hasSuffix("Cluster") { return cluster.name }
+        if let listener = try? Envoy_Config_Listener_V3_Listener(unpackingAny: any), any.typeURL.hasSuffix("Listener") { return listener.name }
+        if let route = try? Envoy_Config_Route_V3_RouteConfiguration(unpackingAny: any), any.typeURL.hasSuffix("RouteConfiguration") { return route.name }
+        if let assignment = try? Envoy_Config_Endpoint_V3_ClusterLoadAssignment(unpackingAny: any) { return assignment.clusterName }
+        return "?"
+    }
+}
+
+@Suite("The state-of-the-world ADS stream state machine")
+struct SotWStreamStateMachineTests {
+    /// A stream where CDS, EDS, LDS and RDS have been requested and acknowledged once.
+    func synced(_ set: XDSResourceSet = resources()) throws -> SotWStreamStateMachine {
+        var machine = SotWStreamStateMachine()
+        _ = machine.update(set)
+        let cds = try #require(sent(try machine.received(request(XDSTypeURL.cluster))).first)
+        let eds = try #require(sent(try machine.received(request(XDSTypeURL.endpoint, names: ["a", "b"]))).first)
+        _ = try machine.received(request(XDSTypeURL.cluster, version: cds.versionInfo, nonce: cds.nonce))
+        _ = try machine.received(request(XDSTypeURL.endpoint, names: ["a", "b"], version: eds.versionInfo, nonce: eds.nonce))
+        let lds = try #require(sent(try machine.received(request(XDSTypeURL.listener))).first)
+        let rds = try #require(sent(try machine.received(request(XDSTypeURL.route, names: ["r1"]))).first)
+        _ = try machine.received(request(XDSTypeURL.listener, version: lds.versionInfo, nonce: lds.nonce))
+        _ = try machine.received(request(XDSTypeURL.route, names: ["r1"], version: rds.versionInfo, nonce: rds.nonce))
+        return machine
+    }
+
+    @Test("a wildcard CDS request gets every cluster, with a content version and a fresh nonce")
+    func wildcardCDS() throws {
+        var machine = SotWStreamStateMachine()
+        _ = machine.update(resources())
+        let responses = sent(try machine.received(request(XDSTypeURL.cluster)))
+        #expect(responses.count == 1)
+        #expect(names(responses[0]) == ["a", "b"])
+        #expect(responses[0].typeURL == XDSTypeURL.cluster)
+        #expect(!responses[0].versionInfo.isEmpty)
+        #expect(responses[0].nonce == "1")
+    }
+
+    @Test("named types get only what was asked for; a name that appears later is sent then")
+    func namedSubscriptions() throws {
+        var machine = SotWStreamStateMachine()
+        _ = machine.update(resources())
+        let first = try #require(sent(try machine.received(request(XDSTypeURL.endpoint, names: ["b", "c"]))).first)
+        #expect(names(first) == ["b"])
+        _ = try machine.received(request(XDSTypeURL.endpoint, names: ["b", "c"], version: first.versionInfo, nonce: first.nonce))
+        let later = sent(machine.update(resources(clusters: ["a", "b", "c"])))
+        #expect(later.map(names) == [["b", "c"]])
+    }
+
+    @Test("an ACK records the version and sends nothing; a NACK is reported by error_detail")
+    func ackAndNack() throws {
+        var machine = SotWStreamStateMachine()
+        _ = machine.update(resources())
+        let cds = try #require(sent(try machine.received(request(XDSTypeURL.cluster))).first)
+        let ack = try machine.received(request(XDSTypeURL.cluster, version: cds.versionInfo, nonce: cds.nonce))
+        #expect(ack == [.acknowledged(typeURL: XDSTypeURL.cluster, version: cds.versionInfo, nonce: cds.nonce)])
+
+        let update = try #require(sent(machine.update(resources(clusters: ["a", "b", "z"]))).first)
+        // The NACK keeps the old version: detection must not rely on versions.
+        let nack = try machine.received(request(XDSTypeURL.cluster, version: cds.versionInfo, nonce: update.nonce, error: "bad cluster z"))
+        #expect(nack.contains(.rejected(typeURL: XDSTypeURL.cluster, version: cds.versionInfo, nonce: update.nonce, message: "bad cluster z")))
+        #expect(sent(nack).isEmpty, "a rejected configuration must not be sent again unchanged")
+        #expect(sent(machine.update(resources(clusters: ["a", "b", "z"]))).isEmpty)
+        let fixed = sent(machine.update(resources(clusters: ["a", "b", "y"])))
+        #expect(fixed.map(names) == [["a", "b", "y"]], "a changed configuration is sent after a NACK")
+    }
+
+    @Test("a request with a stale nonce is not answered")
+    func staleNonce() throws {
+        var machine = try synced()
+        let first = try #require(sent(machine.update(resources(clusters: ["a"]))).first)
+        // The proxy has not answered `first`; a request echoing an older nonce is stale.
+        let stale = try machine.received(request(XDSTypeURL.cluster, version: "old", nonce: "1"))
+        #expect(stale.isEmpty)
+        #expect(machine.isAwaitingAck(XDSTypeURL.cluster))
+        #expect(first.nonce != "1")
+    }
+
+    @Test("at most one unacknowledged response per type; the newest config follows the ACK")
+    func oneInFlight() throws {
+        var machine = try synced()
+        let first = try #require(sent(machine.update(resources(clusters: ["a", "c"]))).first { $0.typeURL == XDSTypeURL.cluster })
+        #expect(sent(machine.update(resources(clusters: ["a", "d"]))).filter { $0.typeURL == XDSTypeURL.cluster }.isEmpty)
+        let next = sent(try machine.received(request(XDSTypeURL.cluster, version: first.versionInfo, nonce: first.nonce)))
+        #expect(next.first { $0.typeURL == XDSTypeURL.cluster }.map(names) == ["a", "d"])
+    }
+
+    @Test("push order: CDS, then EDS (always after CDS), then LDS and RDS once clusters are acknowledged")
+    func pushOrder() throws {
+        var machine = try synced()
+        let changed = resources(clusters: ["a", "b", "c"], listeners: ["l1", "l2"], routes: ["r1": "y"], tag: "v2")
+        let first = sent(machine.update(changed))
+        #expect(first.map(\.typeURL) == [XDSTypeURL.cluster, XDSTypeURL.endpoint])
+        #expect(names(first[1]) == ["a", "b"], "EDS is re-sent after CDS even though these endpoints did not change")
+        let afterCDS = sent(try machine.received(request(XDSTypeURL.cluster, version: first[0].versionInfo, nonce: first[0].nonce)))
+        #expect(afterCDS.isEmpty, "listeners wait while endpoints are unacknowledged")
+        // Envoy's EDS ACK carries the new cluster's name too.
+        let afterEDS = sent(try machine.received(request(XDSTypeURL.endpoint, names: ["a", "b", "c"], version: first[1].versionInfo, nonce: first[1].nonce)))
+        #expect(afterEDS.map(\.typeURL) == [XDSTypeURL.endpoint])
+        #expect(names(afterEDS[0]) == ["a", "b", "c"])
+        let settled = sent(try machine.received(request(XDSTypeURL.endpoint, names: ["a", "b", "c"], version: afterEDS[0].versionInfo, nonce: afterEDS[0].nonce)))
+        #expect(settled.map(\.typeURL) == [XDSTypeURL.listener, XDSTypeURL.route])
+        #expect(names(settled[0]) == ["l1", "l2"], "LDS always carries the full set")
+    }
+
+    @Test("a listener-only change is sent at once")
+    func listenerOnly() throws {
+        var machine = try synced()
+        let responses = sent(machine.update(resources(listeners: ["l1", "l9"])))
+        #expect(responses.map(\.typeURL) == [XDSTypeURL.listener])
+    }
+
+    @Test("a reconnecting proxy that already holds the current version gets nothing new")
+    func reconnectWithCurrentVersion() throws {
+        var original = SotWStreamStateMachine()
+        _ = original.update(resources())
+        let cds = try #require(sent(try original.received(request(XDSTypeURL.cluster))).first)
+
+        var reconnected = SotWStreamStateMachine()
+        _ = reconnected.update(resources())
+        #expect(sent(try reconnected.received(request(XDSTypeURL.cluster, version: cds.versionInfo))).isEmpty)
+        var outdated = SotWStreamStateMachine()
+        _ = outdated.update(resources())
+        #expect(sent(try outdated.received(request(XDSTypeURL.cluster, version: "0123456789abcdef"))).count == 1)
+    }
+
+    @Test("explicit CDS names limit the set; `*` asks for everything")
+    func explicitWildcard() throws {
+        var machine = SotWStreamStateMachine()
+        _ = machine.update(resources())
+        #expect(sent(try machine.received(request(XDSTypeURL.cluster, names: ["b"]))).map(names) == [["b"]])
+        var star = SotWStreamStateMachine()
+        _ = star.update(resources())
+        #expect(sent(try star.received(request(XDSTypeURL.cluster, names: ["*"]))).map(names) == [["a", "b"]])
+    }
+
+    @Test("requests without a type or for an unknown type are refused")
+    func badTypes() {
+        var machine = SotWStreamStateMachine()
+        #expect(throws: SotWStreamStateMachine.Failure.self) { try machine.received(request("")) }
+        #expect {
+            try machine.received(request("type.googleapis.com/envoy.config.cluster.v3.Nonsense"))
+        } throws: { error in
+            (error as? SotWStreamStateMachine.Failure)?.message.contains("unsupported type_url") == true
+        }
+    }
+}
