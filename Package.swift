@@ -110,7 +110,7 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "ControlPlane", "XDSTesting", "MeshConfig", "MeshModel", "EnvoyAPI", protobuf, grpcCore, logging,
+                "ControlPlane", "XDSTesting", "MeshConfig", "MeshModel", "EnvoyAPI", protobuf, grpcCore, grpcHTTP2, logging,
             ],
             swiftSettings: strict
         ),

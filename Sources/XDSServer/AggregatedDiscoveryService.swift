@@ -24,6 +24,7 @@ public struct AggregatedDiscoveryService: Envoy_Service_Discovery_V3_AggregatedD
         case request(Envoy_Service_Discovery_V3_DiscoveryRequest)
         case resources(XDSResourceSet)
         case requestsEnded
+        case requestsFailed(any Error)
     }
 
     public func streamAggregatedResources(
@@ -51,8 +52,12 @@ public struct AggregatedDiscoveryService: Envoy_Service_Discovery_V3_AggregatedD
         let (events, sink) = AsyncStream.makeStream(of: Event.self)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
-                defer { sink.yield(.requestsEnded) }
-                for try await message in request.messages { sink.yield(.request(message)) }
+                do {
+                    for try await message in request.messages { sink.yield(.request(message)) }
+                    sink.yield(.requestsEnded)
+                } catch {
+                    sink.yield(.requestsFailed(error))
+                }
             }
             var machine = SotWStreamStateMachine()
             var session: (any ProxySession)? = nil
@@ -70,6 +75,10 @@ public struct AggregatedDiscoveryService: Envoy_Service_Discovery_V3_AggregatedD
                 switch event {
                 case .requestsEnded:
                     break events
+                case .requestsFailed(let error):
+                    if let status = error as? RPCError { throw status }
+                    log.warning("stream ended: unreadable request", metadata: ["error": "\(error)"])
+                    throw RPCError(code: .invalidArgument, message: "malformed request: \(error)")
                 case .resources(let resources):
                     actions = machine.update(resources)
                 case .request(let message):

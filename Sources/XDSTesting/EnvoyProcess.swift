@@ -59,7 +59,9 @@ public final class EnvoyProcess: Sendable {
 
     /// Counters and gauges from `/stats`, by name.
     public func stats(filter: String? = nil) async throws -> [String: Int] {
-        let path = filter.map { "/stats?filter=\($0)" } ?? "/stats"
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        let path = filter.map { "/stats?filter=" + ($0.addingPercentEncoding(withAllowedCharacters: allowed) ?? $0) } ?? "/stats"
         let body = try await admin(path).body
         var out: [String: Int] = [:]
         for line in body.split(separator: "\n") {

@@ -19,6 +19,11 @@ public enum HTTPProbe {
     public struct Failure: Error, CustomStringConvertible, Sendable {
         /// What happened.
         public var description: String
+
+        /// A failure described by `description`.
+        public init(description: String) {
+            self.description = description
+        }
     }
 
     /// Sends `method path` to `address` with `authority` as the Host header.
@@ -39,7 +44,9 @@ public enum HTTPProbe {
                 }
                 .connect(host: address.host, port: Int(address.port)).get()
         } catch {
-            throw Failure(description: "cannot connect to \(address): \(error)")
+            let failure = Failure(description: "cannot connect to \(address): \(error)")
+            promise.fail(failure)
+            throw failure
         }
         let nanoseconds = timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
         let deadline = eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) {

@@ -1,0 +1,145 @@
+import ControlPlane
+import Foundation
+import Logging
+import MeshConfig
+import MeshModel
+import Testing
+import XDSTesting
+
+/// The parent of every suite that runs real processes: they run one at a time.
+@Suite(.serialized, .timeLimit(.minutes(5)))
+struct EndToEnd {}
+
+/// One in-process meshd on ephemeral loopback ports, the Envoys and apps a test starts, and
+/// teardown in the right order (Envoys, then apps, then meshd).
+final class MeshHarness: @unchecked Sendable {
+    let directory: String
+    let configDirectory: String
+    let controlPlane: ControlPlane
+    private let task: Task<Void, any Error>
+    private(set) var envoys: [EnvoyProcess] = []
+    private(set) var apps: [TestHTTPApp] = []
+    let xdsPort: Int
+    let adminPort: Int
+
+    /// Starts meshd on `files` (name -> YAML).
+    init(_ label: String, files: [String: String], pollInterval: Duration = .milliseconds(100)) async throws {
+        directory = try TestTools.temporaryDirectory(label)
+        configDirectory = directory + "/config"
+        try FileManager.default.createDirectory(atPath: configDirectory, withIntermediateDirectories: true)
+        for (name, text) in files {
+            try text.write(toFile: "\(configDirectory)/\(name)", atomically: true, encoding: .utf8)
+        }
+        var logger = Logger(label: "meshd-\(label)")
+        logger.logLevel = ProcessInfo.processInfo.environment["MESHD_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
+        let options = ControlPlaneOptions(
+            configDirectory: configDirectory, dataDirectory: directory + "/data",
+            xdsAddress: HostPort(host: "127.0.0.1", port: 0), adminAddress: HostPort(host: "127.0.0.1", port: 0),
+            pollInterval: pollInterval)
+        let controlPlane = try ControlPlane(options: options, logger: logger)
+        self.controlPlane = controlPlane
+        task = Task { try await controlPlane.run() }
+        xdsPort = await controlPlane.boundXDSPort()
+        adminPort = await controlPlane.boundAdminPort()
+        guard xdsPort > 0, adminPort > 0 else {
+            task.cancel()
+            throw HTTPProbe.Failure(description: "meshd did not start listening")
+        }
+    }
+
+    var xdsAddress: HostPort { HostPort(host: "127.0.0.1", port: UInt32(xdsPort)) }
+    var adminAddress: HostPort { HostPort(host: "127.0.0.1", port: UInt32(adminPort)) }
+
+    /// Starts the sidecar of a workload of the current configuration and waits until it is ready.
+    @discardableResult
+    func startSidecar(_ namespace: String, _ name: String) async throws -> EnvoyProcess {
+        let workload = try #require(controlPlane.store.publisher.current.registry.workload(.init(namespace: namespace, name: name)))
+        let bootstrap = BootstrapBuilder(workload: workload, xdsAddress: xdsAddress)
+        let envoy = try EnvoyProcess.start(
+            name: name, bootstrapJSON: ConfigJSON.encode(bootstrap.configValue, pretty: true),
+            adminAddress: bootstrap.effectiveAdminAddress, directory: directory)
+        envoys.append(envoy)
+        try await envoy.waitUntilReady()
+        return envoy
+    }
+
+    /// Starts an app answering with `name`.
+    @discardableResult
+    func startApp(_ name: String, host: String, port: Int) async throws -> TestHTTPApp {
+        let app = try await TestHTTPApp.start(name: name, host: host, port: port)
+        apps.append(app)
+        return app
+    }
+
+    /// Writes (or replaces) a config file.
+    func writeConfig(_ name: String, _ text: String) throws {
+        try text.write(toFile: "\(configDirectory)/\(name)", atomically: true, encoding: .utf8)
+    }
+
+    /// GETs an admin API path of meshd.
+    func admin(_ path: String) async throws -> HTTPProbe.Response {
+        try await HTTPProbe.request(adminAddress, authority: "\(adminAddress)", path: path)
+    }
+
+    /// Stops everything: Envoys first, then the apps, then meshd.
+    func stop() async {
+        for envoy in envoys { await envoy.stop() }
+        for app in apps { await app.stop() }
+        task.cancel()
+        _ = await task.result
+    }
+
+    /// Every Envoy's config problems (warming, error_state) and rejected-update counters.
+    func envoyHealthProblems() async throws -> [String] {
+        var problems: [String] = []
+        for envoy in envoys {
+            problems += try await envoy.configProblems().map { "\(envoy.name): \($0)" }
+            let rejected = try await envoy.stats(filter: "update_rejected").filter { $0.value != 0 }
+            problems += rejected.map { "\(envoy.name): \($0.key) = \($0.value)" }
+        }
+        return problems
+    }
+}
+
+/// Sidecar-mode YAML for a workload on loopback: its WorkloadEntry and a Sidecar that binds its
+/// egress on `127.X.1.N`, its ingress on `127.X.0.N`, and sends inbound traffic to `127.X.2.N`.
+func workloadYAML(_ name: String, namespace: String, block: Int, host: Int, labels: [String: String], serviceAccount: String, ports: [Int] = [8080]) -> String {
+    let labelText = labels.keys.sorted().map { "\($0): \(labels[$0]!)" }.joined(separator: ", ")
+    let ingress = ports.map { port in
+        "  - port: {number: \(port), protocol: HTTP, name: http-\(port)}\n    defaultEndpoint: 127.\(block).2.\(host):\(port)\n"
+    }.joined()
+    return """
+        apiVersion: networking.istio.io/v1
+        kind: WorkloadEntry
+        metadata: {name: \(name), namespace: \(namespace)}
+        spec: {address: 127.\(block).0.\(host), serviceAccount: \(serviceAccount), labels: {\(labelText)}}
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: Sidecar
+        metadata: {name: \(name), namespace: \(namespace)}
+        spec:
+          workloadSelector: {labels: {\(labelText)}}
+          ingress:
+        \(ingress)  egress:
+          - bind: 127.\(block).1.\(host)
+            captureMode: NONE
+            hosts: ["./*"]
+
+        """
+}
+
+/// A MESH_INTERNAL HTTP service selecting `app`.
+func serviceYAML(_ name: String, namespace: String, port: Int = 8080, app: String? = nil) -> String {
+    """
+    apiVersion: networking.istio.io/v1
+    kind: ServiceEntry
+    metadata: {name: \(name), namespace: \(namespace)}
+    spec:
+      hosts: [\(name).\(namespace).svc.cluster.local]
+      location: MESH_INTERNAL
+      resolution: STATIC
+      ports: [{number: \(port), name: http, protocol: HTTP}]
+      workloadSelector: {labels: {app: \(app ?? name)}}
+
+    """
+}
