@@ -41,6 +41,16 @@ public enum TestTools {
         return versions.filter { $0.hasPrefix("python") }.sorted().map { "\(lib)/\($0)/site-packages" }
     }
 
+    /// An executable this package builds (`meshd`, `meshctl`): next to the test bundle, else in
+    /// `.build/debug`.
+    public static func productBinary(_ name: String) throws -> String {
+        let besideTests = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(name).path
+        for candidate in [besideTests, packageRoot + "/.build/debug/" + name] where FileManager.default.isExecutableFile(atPath: candidate) {
+            return candidate
+        }
+        throw Missing(description: "\(name) not built: run `swift build` (swift test builds it too)")
+    }
+
     /// A fresh temporary directory for one test.
     public static func temporaryDirectory(_ label: String) throws -> String {
         let path = NSTemporaryDirectory() + "meshd-test-\(label)-\(UUID().uuidString.prefix(8))"

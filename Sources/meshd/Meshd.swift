@@ -53,8 +53,8 @@ struct Meshd: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "meshd")
-        guard let xds = HostPort(xdsAddress) else { throw ValidationError("--xds-address must be host:port, got \(xdsAddress)") }
-        guard let admin = HostPort(adminAddress) else { throw ValidationError("--admin-address must be host:port, got \(adminAddress)") }
+        guard let xds = HostPort(xdsAddress, allowZeroPort: true) else { throw ValidationError("--xds-address must be host:port, got \(xdsAddress)") }
+        guard let admin = HostPort(adminAddress, allowZeroPort: true) else { throw ValidationError("--admin-address must be host:port, got \(adminAddress)") }
         guard let interval = IstioDuration(parsing: pollInterval), interval.nanoseconds > 0 else {
             throw ValidationError("--poll-interval must be a duration such as 250ms, got \(pollInterval)")
         }
@@ -105,6 +105,6 @@ struct Meshd: AsyncParsableCommand {
     }
 
     private func options(_ text: String) -> HostPort {
-        HostPort(text) ?? HostPort(host: "127.0.0.1", port: 0)
+        HostPort(text, allowZeroPort: true) ?? HostPort(host: "127.0.0.1", port: 0)
     }
 }

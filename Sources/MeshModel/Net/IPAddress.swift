@@ -149,8 +149,8 @@ public struct HostPort: Hashable, Sendable, CustomStringConvertible {
         self.port = port
     }
 
-    /// Parses `127.0.0.1:8080` or `[::1]:8080`.
-    public init?(_ text: String) {
+    /// Parses `127.0.0.1:8080` or `[::1]:8080`; port 0 (any free port) only when `allowZeroPort`.
+    public init?(_ text: String, allowZeroPort: Bool = false) {
         let hostPart: Substring, portPart: Substring
         if text.hasPrefix("[") {
             guard let close = text.firstIndex(of: "]") else { return nil }
@@ -163,7 +163,7 @@ public struct HostPort: Hashable, Sendable, CustomStringConvertible {
             hostPart = text[..<colon]
             portPart = text[text.index(after: colon)...]
         }
-        guard !hostPart.isEmpty, let port = UInt32(portPart), port > 0, port <= 65535 else { return nil }
+        guard !hostPart.isEmpty, let port = UInt32(portPart), port > 0 || allowZeroPort, port <= 65535 else { return nil }
         host = String(hostPart)
         self.port = port
     }
