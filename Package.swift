@@ -25,6 +25,12 @@ let prometheus = Target.Dependency.product(name: "Prometheus", package: "swift-p
 let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
 let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
 let nioHTTP1 = Target.Dependency.product(name: "NIOHTTP1", package: "swift-nio")
+let nioSSL = Target.Dependency.product(name: "NIOSSL", package: "swift-nio-ssl")
+let nioTLS = Target.Dependency.product(name: "NIOTLS", package: "swift-nio")
+let x509 = Target.Dependency.product(name: "X509", package: "swift-certificates")
+let asn1 = Target.Dependency.product(name: "SwiftASN1", package: "swift-asn1")
+let crypto = Target.Dependency.product(name: "Crypto", package: "swift-crypto")
+let cryptoExtras = Target.Dependency.product(name: "_CryptoExtras", package: "swift-crypto")
 
 let package = Package(
     name: "meshd",
@@ -46,6 +52,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         // Generated Envoy v3 API and the Istio CA service, plus small hand-written helpers.
@@ -65,6 +75,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "CertificateAuthority",
+            dependencies: ["MeshModel", x509, asn1, crypto, cryptoExtras, logging, metrics],
+            swiftSettings: strict
+        ),
+        .target(
             name: "AdminAPI",
             dependencies: ["MeshModel", "MeshConfig", "XDSServer", hummingbird, logging],
             swiftSettings: strict
@@ -73,16 +88,18 @@ let package = Package(
             name: "ControlPlane",
             dependencies: [
                 "MeshModel", "MeshConfig", "MeshTranslation", "XDSCache", "XDSServer", "AdminAPI", "EnvoyAPI",
+                "CertificateAuthority", x509, asn1, crypto, nioCore, nioPosix, nioSSL, nioTLS,
                 grpcCore, grpcHTTP2, logging, metrics, prometheus, lifecycle, unixSignals, hummingbird, protobuf,
             ],
             resources: [.embedInCode("ExampleMesh")],
             swiftSettings: strict
         ),
         .executableTarget(
-            name: "meshd", dependencies: ["ControlPlane", "MeshModel", "MeshConfig", argumentParser, logging], swiftSettings: strict),
+            name: "meshd", dependencies: ["ControlPlane", "MeshModel", "MeshConfig", "CertificateAuthority", argumentParser, logging],
+            swiftSettings: strict),
         .executableTarget(
             name: "meshctl",
-            dependencies: ["ControlPlane", "MeshModel", "MeshConfig", argumentParser],
+            dependencies: ["ControlPlane", "MeshModel", "MeshConfig", "CertificateAuthority", "AdminAPI", argumentParser],
             swiftSettings: strict
         ),
         .target(
@@ -100,6 +117,7 @@ let package = Package(
         .testTarget(
             name: "MeshTranslationTests",
             dependencies: ["MeshTranslation", "MeshConfig", "MeshModel", "EnvoyAPI", "XDSTesting", protobuf],
+            exclude: ["Golden"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -108,9 +126,15 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "CertificateAuthorityTests",
+            dependencies: ["CertificateAuthority", "MeshModel", "XDSTesting", x509, asn1, crypto, cryptoExtras, logging, metrics, metricsTestKit],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "ControlPlane", "XDSTesting", "MeshConfig", "MeshModel", "EnvoyAPI", protobuf, grpcCore, grpcHTTP2, logging,
+                "ControlPlane", "XDSTesting", "MeshConfig", "MeshModel", "EnvoyAPI", "CertificateAuthority", protobuf, grpcCore, grpcHTTP2, logging,
+                x509, asn1, crypto,
             ],
             swiftSettings: strict
         ),

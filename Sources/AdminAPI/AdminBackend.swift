@@ -1,6 +1,8 @@
 public import MeshModel
+public import CertificateAuthority
+public import Foundation
 
-/// What the admin API reads from the running control plane.
+/// What the admin API reads from and asks of the running control plane.
 public protocol AdminBackend: Sendable {
     /// The mesh snapshot being served.
     var snapshot: MeshSnapshot { get }
@@ -10,6 +12,111 @@ public protocol AdminBackend: Sendable {
     var proxies: [ProxyStatus] { get }
     /// Prometheus text exposition of every metric.
     func metricsText() -> String
+
+    /// Whether `token` is the administrator's token.
+    func isAdmin(_ token: String?) -> Bool
+    /// Records an administrative action in the audit log.
+    func audit(who: String, action: String, target: String, result: String)
+
+    /// Mints a proxy/renewal token for a namespace and service account.
+    func mintToken(namespace: String, serviceAccount: String, ttl: TimeInterval?) throws -> MintedToken
+    /// Every token record (never the tokens themselves).
+    func tokens() -> [TokenInfo]
+    /// Revokes a token; `false` if there is no such token.
+    func revokeToken(id: String) throws -> Bool
+
+    /// The CA's status.
+    func caStatus() -> CertificateService.Status
+    /// The trust bundle (PEM).
+    func trustBundlePEM() throws -> String
+    /// Every issued certificate, oldest first.
+    func issuedCertificates() -> [IssuanceLedger.Entry]
+    /// Signs a CSR for the token's identity; the error carries the refusal (already counted and logged).
+    func signCSR(_ csr: String, ttlSeconds: Int64, token: String?) throws(CAError) -> [String]
+
+    /// An Envoy bootstrap for a workload (JSON), with a freshly minted token.
+    func bootstrap(_ request: BootstrapRequest) throws -> String
+}
+
+/// A token as minted: the secret is shown once.
+public struct MintedToken: Codable, Hashable, Sendable {
+    /// The token's id.
+    public var id: String
+    /// The token.
+    public var token: String
+    /// Namespace.
+    public var namespace: String
+    /// Service account.
+    public var serviceAccount: String
+    /// Expiry, if any.
+    public var expiresAt: Date?
+
+    /// A minted token.
+    public init(id: String, token: String, namespace: String, serviceAccount: String, expiresAt: Date?) {
+        self.id = id
+        self.token = token
+        self.namespace = namespace
+        self.serviceAccount = serviceAccount
+        self.expiresAt = expiresAt
+    }
+}
+
+/// A token's record without the token.
+public struct TokenInfo: Codable, Hashable, Sendable {
+    /// Id.
+    public var id: String
+    /// Namespace.
+    public var namespace: String
+    /// Service account.
+    public var serviceAccount: String
+    /// Minted at.
+    public var createdAt: Date
+    /// Expiry, if any.
+    public var expiresAt: Date?
+    /// Revoked?
+    public var revoked: Bool
+
+    /// A record.
+    public init(id: String, namespace: String, serviceAccount: String, createdAt: Date, expiresAt: Date?, revoked: Bool) {
+        self.id = id
+        self.namespace = namespace
+        self.serviceAccount = serviceAccount
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+        self.revoked = revoked
+    }
+}
+
+/// A request the backend refuses: the admin API answers 404 or 400 with the message.
+public struct AdminRequestError: Error, CustomStringConvertible, Sendable {
+    /// Not found (404) or invalid (400).
+    public enum Kind: Sendable {
+        case notFound
+        case invalid
+    }
+
+    /// Which.
+    public var kind: Kind
+    /// Why.
+    public var description: String
+
+    /// A refusal.
+    public init(_ kind: Kind, _ description: String) {
+        self.kind = kind
+        self.description = description
+    }
+}
+
+/// What `POST /v1/bootstrap` takes.
+public struct BootstrapRequest: Codable, Hashable, Sendable {
+    /// `namespace/name` of the WorkloadEntry.
+    public var workload: String
+    /// meshd's xDS address as the sidecar reaches it (default: where meshd listens).
+    public var xdsAddress: String?
+    /// Envoy's admin address (default `<workload address>:15000`).
+    public var adminAddress: String?
+    /// Lifetime of the token embedded in the bootstrap, seconds (default: no expiry).
+    public var tokenTTLSeconds: Int?
 }
 
 /// The state of the configuration source, for `/debug/config`.

@@ -12,13 +12,25 @@ public struct BootstrapBuilder: Sendable {
     public var adminAddress: HostPort?
     /// The trust domain, written into the node metadata.
     public var trustDomain: String
+    /// The token the sidecar authenticates its ADS stream with (gRPC initial metadata).
+    public var token: String?
+    /// When meshd serves xDS over TLS: the trust bundle that verifies meshd's certificate.
+    public var xdsTrustBundlePEM: String?
+
+    /// The name meshd's serving certificate carries and bootstraps verify.
+    public static let xdsServerName = "meshd"
 
     /// A builder for `workload`.
-    public init(workload: WorkloadInstance, xdsAddress: HostPort, adminAddress: HostPort? = nil, trustDomain: String = "cluster.local") {
+    public init(
+        workload: WorkloadInstance, xdsAddress: HostPort, adminAddress: HostPort? = nil, trustDomain: String = "cluster.local",
+        token: String? = nil, xdsTrustBundlePEM: String? = nil
+    ) {
         self.workload = workload
         self.xdsAddress = xdsAddress
         self.adminAddress = adminAddress
         self.trustDomain = trustDomain
+        self.token = token
+        self.xdsTrustBundlePEM = xdsTrustBundlePEM
     }
 
     /// The admin address the bootstrap uses.
@@ -48,7 +60,7 @@ public struct BootstrapBuilder: Sendable {
         ])
         let ads = object([("ads", object([])), ("resource_api_version", .string("V3"))])
         let xdsIsIP = IPAddress(xdsAddress.host) != nil
-        let xdsCluster = object([
+        var xdsCluster = object([
             ("name", .string("xds-grpc")),
             ("type", .string(xdsIsIP ? "STATIC" : "STRICT_DNS")),
             ("connect_timeout", .string("1s")),
@@ -65,6 +77,29 @@ public struct BootstrapBuilder: Sendable {
                 ])),
             ])),
         ])
+        if let bundle = xdsTrustBundlePEM, case .object(var cluster) = xdsCluster {
+            cluster["transport_socket"] = object([
+                ("name", .string("envoy.transport_sockets.tls")),
+                ("typed_config", object([
+                    ("@type", .string("type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext")),
+                    ("sni", .string(Self.xdsServerName)),
+                    ("common_tls_context", object([
+                        ("alpn_protocols", .array(["h2"])),
+                        ("validation_context", object([
+                            ("trusted_ca", object([("inline_string", .string(bundle))])),
+                            ("match_typed_subject_alt_names", .array([object([
+                                ("san_type", .string("DNS")), ("matcher", object([("exact", .string(Self.xdsServerName))])),
+                            ])])),
+                        ])),
+                    ])),
+                ])),
+            ])
+            xdsCluster = .object(cluster)
+        }
+        var grpcService = ConfigObject([("envoy_grpc", object([("cluster_name", .string("xds-grpc"))]))])
+        if let token {
+            grpcService["initial_metadata"] = .array([object([("key", .string("authorization")), ("value", .string("Bearer \(token)"))])])
+        }
         return object([
             ("node", node),
             ("admin", object([("address", socketAddress(effectiveAdminAddress))])),
@@ -73,7 +108,7 @@ public struct BootstrapBuilder: Sendable {
                     ("api_type", .string("GRPC")),
                     ("transport_api_version", .string("V3")),
                     ("set_node_on_first_message_only", .bool(true)),
-                    ("grpc_services", .array([object([("envoy_grpc", object([("cluster_name", .string("xds-grpc"))]))])])),
+                    ("grpc_services", .array([.object(grpcService)])),
                 ])),
                 ("cds_config", ads),
                 ("lds_config", ads),

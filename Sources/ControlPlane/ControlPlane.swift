@@ -1,10 +1,11 @@
 public import Logging
-internal import MeshModel
 public import MeshConfig
+public import CertificateAuthority
+internal import MeshModel
 internal import AdminAPI
 internal import XDSServer
 internal import GRPCCore
-internal import GRPCNIOTransportHTTP2
+internal import GRPCNIOTransportCore
 internal import Hummingbird
 internal import ServiceLifecycle
 internal import UnixSignals
@@ -12,8 +13,9 @@ internal import Prometheus
 internal import Metrics
 internal import Synchronization
 internal import Foundation
+internal import X509
 
-/// One meshd: the config source, the xDS server and the admin API, wired together.
+/// One meshd: the config source, the CA, the xDS server and the admin API, wired together.
 public final class ControlPlane: Sendable {
     /// The options it runs with.
     public let options: ControlPlaneOptions
@@ -23,24 +25,40 @@ public final class ControlPlane: Sendable {
     public let configDirectory: String
     /// Connected proxies and their status.
     public let proxyStatus: ProxyStatusRegistry
-    private let provider: MeshProxyProvider
+    /// The certificate authority.
+    public let certificates: CertificateService
+    /// Proxy and renewal-job tokens.
+    public let tokens: TokenAuthority
+    /// The certificates proxies got over SDS.
+    public let proxyCertificates: ProxyCertificates
+    /// The administrator's credential.
+    public let adminCredential: AdminCredential
+    /// The audit log.
+    public let audit: AuditLog
+    let provider: MeshProxyProvider
+    let peers = PeerCertificates()
+    let xdsTLS: TLSContextHolder?
     private let metricsRegistry: PrometheusCollectorRegistry
     private let metricsFactory: PrometheusMetricsFactory
     private let logger: Logger
     private let bound = BoundAddresses()
 
-    /// Prepares a control plane: creates the data directory, writes the example mesh when no
-    /// config directory is given, and loads the configuration once.
+    /// Prepares a control plane: the data directory, the admin token, the CA (made on first start
+    /// or plugged in), the example mesh when no config directory is given, and the first load of
+    /// the configuration.
     ///
-    /// - Throws: ``StartupError`` when the initial configuration is invalid or an address is not
-    ///   allowed; meshd refuses to start rather than serve an incomplete mesh.
+    /// - Throws: ``StartupError`` when the initial configuration or the CA is unusable or an
+    ///   address is not allowed; meshd refuses to start rather than serve an incomplete mesh.
     public init(options: ControlPlaneOptions, logger: Logger) throws {
         self.options = options
         self.logger = logger
         for (flag, address) in [("--xds-address", options.xdsAddress), ("--admin-address", options.adminAddress)] {
-            guard options.allowExternalListeners || (IPAddress(address.host)?.isLoopback ?? (address.host == "localhost")) else {
+            guard options.allowExternalListeners || Self.isLoopback(address.host) else {
                 throw StartupError(message: "\(flag) \(address) is not a loopback address; pass --allow-external-listeners to listen beyond this machine")
             }
+        }
+        if options.xdsPlaintext && !Self.isLoopback(options.xdsAddress.host) {
+            throw StartupError(message: "plaintext xDS is only allowed on loopback; \(options.xdsAddress) is not")
         }
         try FileManager.default.createDirectory(atPath: options.dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         if let directory = options.configDirectory {
@@ -54,12 +72,58 @@ public final class ControlPlane: Sendable {
         }
         metricsRegistry = PrometheusCollectorRegistry()
         metricsFactory = PrometheusMetricsFactory(registry: metricsRegistry)
+
+        let admin = try AdminCredential.loadOrCreate(dataDirectory: options.dataDirectory)
+        adminCredential = admin.credential
+        if admin.created { logger.notice("wrote the admin token to \(admin.credential.path) (mode 0600); meshctl reads it from there") }
+        audit = AuditLog(dataDirectory: options.dataDirectory)
+
+        let authority: SigningAuthority
+        do throws(CAError) {
+            if let caDirectory = options.caDirectory {
+                authority = try CAStore.loadPluggedIn(directory: caDirectory)
+                logger.info("using the plugged-in CA", metadata: ["directory": "\(caDirectory)", "signer": "\(authority.certificate.subject)"])
+            } else {
+                var generator = SystemRandomNumberGenerator()
+                let loaded = try CAStore.loadOrCreateSelfSigned(
+                    .init(dataDirectory: options.dataDirectory), algorithm: options.caKeyAlgorithm,
+                    trustDomain: options.settings.trustDomain, now: options.clock(), generator: &generator)
+                authority = loaded.authority
+                if loaded.created { logger.notice("created a self-signed root CA (\(options.caKeyAlgorithm.rawValue)) in \(options.dataDirectory)/ca") }
+            }
+        } catch {
+            throw StartupError(message: "the CA cannot be used: \(error.message)")
+        }
+        certificates = CertificateService(
+            authority: authority,
+            options: .init(defaultTTL: options.workloadCertificateTTL, maximumTTL: options.maximumWorkloadCertificateTTL, trustDomain: options.settings.trustDomain),
+            ledger: IssuanceLedger(path: options.dataDirectory + "/ca/issued.jsonl"), clock: options.clock, logger: logger, metrics: metricsFactory)
+        tokens = try TokenAuthority(dataDirectory: options.dataDirectory, clock: options.clock)
+        proxyCertificates = try ProxyCertificates(dataDirectory: options.dataDirectory, service: certificates, clock: options.clock)
+
         store = ConfigStore(settings: options.settings, logger: logger, metrics: metricsFactory)
         proxyStatus = ProxyStatusRegistry()
-        provider = MeshProxyProvider(publisher: store.publisher, status: proxyStatus, logger: logger)
+        let provider = MeshProxyProvider(
+            publisher: store.publisher, tokens: tokens, certificates: proxyCertificates,
+            allowUnauthenticated: options.allowUnauthenticatedProxies, status: proxyStatus, logger: logger)
+        self.provider = provider
+        _ = tokens.onRevocation { provider.revoked(tokenID: $0) }
+
+        if options.xdsPlaintext {
+            xdsTLS = nil
+            logger.warning("serving xDS without TLS on \(options.xdsAddress) (--xds-plaintext)")
+        } else {
+            let ips = [options.xdsAddress.host, "127.0.0.1", "::1"].filter { IPAddress($0) != nil }
+            let serving = try certificates.serverCertificate(dnsNames: [BootstrapBuilder.xdsServerName, "localhost"], ipAddresses: ips, ttl: 30 * 86400)
+            xdsTLS = try TLSContextHolder(chainPEM: serving.chainPEM, keyPEM: serving.keyPEM, trustBundlePEM: try certificates.trustBundlePEM())
+        }
         if let error = watcher.loadNow() {
             throw StartupError(message: "the configuration in \(configDirectory) is invalid: \(error)")
         }
+    }
+
+    private static func isLoopback(_ host: String) -> Bool {
+        IPAddress(host)?.isLoopback ?? (host == "localhost")
     }
 
     private var watcher: ConfigDirectoryWatcher {
@@ -69,11 +133,10 @@ public final class ControlPlane: Sendable {
     /// Serves until cancelled or until SIGTERM/SIGINT when `handleSignals` is set.
     public func run(handleSignals: Bool = false) async throws {
         let ads = AggregatedDiscoveryService(provider: provider, logger: logger, metrics: metricsFactory)
-        let grpc = GRPCServer(
-            transport: .http2NIOPosix(
-                address: .ipv4(host: options.xdsAddress.host, port: Int(options.xdsAddress.port)),
-                transportSecurity: .plaintext),
-            services: [ads])
+        let csr = IstioCertificateGRPCService(requests: CertificateRequests(service: certificates, tokens: tokens), peers: peers)
+        let transport = HTTP2ServerTransport.Custom(
+            listenerFactory: XDSListenerFactory(host: options.xdsAddress.host, port: Int(options.xdsAddress.port), tls: xdsTLS, peers: peers))
+        let grpc = GRPCServer(transport: transport, services: [ads, csr])
         let admin = Application(
             router: AdminRoutes.router(backend: AdminBackendAdapter(controlPlane: self)),
             configuration: ApplicationConfiguration(address: .hostname(options.adminAddress.host, port: Int(options.adminAddress.port)), serverName: "meshd"),
@@ -81,13 +144,12 @@ public final class ControlPlane: Sendable {
                 if let port = channel.localAddress?.port { bound.setAdmin(port) }
             },
             logger: logger)
-        let addressReporter = XDSAddressReporter(server: grpc, bound: bound)
         var configuration = ServiceGroupConfiguration(
             services: [
                 .init(service: GRPCServerService(server: grpc)),
                 .init(service: admin),
                 .init(service: ConfigWatcherService(watcher: watcher)),
-                .init(service: addressReporter, successTerminationBehavior: .ignore),
+                .init(service: XDSAddressReporter(transport: transport, bound: bound), successTerminationBehavior: .ignore),
             ],
             gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
             logger: logger)
@@ -97,6 +159,9 @@ public final class ControlPlane: Sendable {
 
     /// The xDS port actually bound (useful when the options asked for port 0); waits until bound.
     public func boundXDSPort() async -> Int { await bound.waitForXDS() }
+
+    /// The xDS port bound so far (0 before the server listens).
+    var boundXDSPortNow: Int { bound.currentXDS }
 
     /// The admin port actually bound; waits until bound.
     public func boundAdminPort() async -> Int { await bound.waitForAdmin() }
@@ -116,12 +181,12 @@ public final class ControlPlane: Sendable {
 
 /// Reports the bound xDS port once the gRPC server listens.
 struct XDSAddressReporter: Service {
-    let server: GRPCServer<HTTP2ServerTransport.Posix>
+    let transport: HTTP2ServerTransport.Custom<XDSListenerFactory>
     let bound: BoundAddresses
 
     func run() async throws {
-        if let address = try? await server.listeningAddress, let ipv4 = address.ipv4 {
-            bound.setXDS(ipv4.port)
+        if let address = await transport.listeningAddress {
+            bound.setXDS(address.ipv4?.port ?? address.ipv6?.port ?? 0)
         }
     }
 }
@@ -135,6 +200,7 @@ final class BoundAddresses: Sendable {
     func setAdmin(_ port: Int) { admin.store(port, ordering: .releasing) }
 
     func waitForXDS() async -> Int { await wait(for: xds) }
+    var currentXDS: Int { xds.load(ordering: .acquiring) }
     func waitForAdmin() async -> Int { await wait(for: admin) }
 
     private func wait(for value: borrowing Atomic<Int>) async -> Int {
@@ -145,31 +211,4 @@ final class BoundAddresses: Sendable {
         }
         return 0
     }
-}
-
-/// Gives the admin API its read access.
-struct AdminBackendAdapter: AdminBackend {
-    let controlPlane: ControlPlane
-
-    var snapshot: MeshSnapshot { controlPlane.store.publisher.current }
-
-    var configStatus: ConfigStatus {
-        let store = controlPlane.store
-        return ConfigStatus(
-            revision: store.revision, resources: store.publisher.current.resources.count,
-            configDirectory: controlPlane.configDirectory, rejectedChanges: store.rejectionCount,
-            lastRejection: store.lastRejection.map(String.init(describing:)))
-    }
-
-    var proxies: [ProxyStatus] {
-        controlPlane.proxyStatus.proxies.map { proxy in
-            ProxyStatus(
-                proxyID: proxy.proxyID, workload: proxy.workload, peer: proxy.peer,
-                types: proxy.types.mapValues {
-                    ProxyStatus.TypeState(state: $0.state, sentVersion: $0.sentVersion, acceptedVersion: $0.acceptedVersion, error: $0.rejection)
-                })
-        }
-    }
-
-    func metricsText() -> String { controlPlane.metricsText() }
 }

@@ -1,4 +1,6 @@
 public import MeshModel
+public import CertificateAuthority
+public import Foundation
 
 /// How a meshd process is set up; every field has the default the `meshd` command uses.
 public struct ControlPlaneOptions: Sendable {
@@ -18,14 +20,31 @@ public struct ControlPlaneOptions: Sendable {
     /// Allow listening on non-loopback addresses (off by default: nothing listens beyond loopback
     /// unless asked for).
     public var allowExternalListeners: Bool
+    /// A plugged-in CA in Istio's layout (`ca-cert.pem`, `ca-key.pem`, `root-cert.pem`,
+    /// `cert-chain.pem`); `nil` makes (on first start) and uses a self-signed root in the data directory.
+    public var caDirectory: String?
+    /// Key type of a self-signed root made on first start.
+    public var caKeyAlgorithm: KeyAlgorithm
+    /// Workload certificate lifetime (24 h).
+    public var workloadCertificateTTL: TimeInterval
+    /// Longest lifetime a CSR may ask for (90 days).
+    public var maximumWorkloadCertificateTTL: TimeInterval
+    /// Serve xDS without TLS (only allowed on loopback).
+    public var xdsPlaintext: Bool
+    /// Admit proxies without a token (development only).
+    public var allowUnauthenticatedProxies: Bool
+    /// The clock (injected in tests).
+    public var clock: @Sendable () -> Date
 
     /// Options with meshd's defaults.
     public init(
         configDirectory: String? = nil, dataDirectory: String = ".meshd",
-        xdsAddress: HostPort = HostPort(host: "127.0.0.1", port: 15010),
+        xdsAddress: HostPort = HostPort(host: "127.0.0.1", port: 15012),
         adminAddress: HostPort = HostPort(host: "127.0.0.1", port: 15014),
         pollInterval: Duration = .milliseconds(250), settings: MeshSettings = MeshSettings(),
-        allowExternalListeners: Bool = false
+        allowExternalListeners: Bool = false, caDirectory: String? = nil, caKeyAlgorithm: KeyAlgorithm = .ecdsaP256,
+        workloadCertificateTTL: TimeInterval = 86400, maximumWorkloadCertificateTTL: TimeInterval = 90 * 86400,
+        xdsPlaintext: Bool = false, allowUnauthenticatedProxies: Bool = false, clock: @escaping @Sendable () -> Date = Date.init
     ) {
         self.configDirectory = configDirectory
         self.dataDirectory = dataDirectory
@@ -34,5 +53,12 @@ public struct ControlPlaneOptions: Sendable {
         self.pollInterval = pollInterval
         self.settings = settings
         self.allowExternalListeners = allowExternalListeners
+        self.caDirectory = caDirectory
+        self.caKeyAlgorithm = caKeyAlgorithm
+        self.workloadCertificateTTL = workloadCertificateTTL
+        self.maximumWorkloadCertificateTTL = maximumWorkloadCertificateTTL
+        self.xdsPlaintext = xdsPlaintext
+        self.allowUnauthenticatedProxies = allowUnauthenticatedProxies
+        self.clock = clock
     }
 }

@@ -1,11 +1,11 @@
 internal import GRPCCore
-internal import GRPCNIOTransportHTTP2
+internal import GRPCNIOTransportCore
 internal import ServiceLifecycle
 internal import MeshConfig
 
 /// Runs the gRPC server as a lifecycle service.
 struct GRPCServerService: Service {
-    let server: GRPCServer<HTTP2ServerTransport.Posix>
+    let server: GRPCServer<HTTP2ServerTransport.Custom<XDSListenerFactory>>
 
     func run() async throws {
         try await withGracefulShutdownHandler {

@@ -9,6 +9,7 @@ public final class SnapshotPublisher: Sendable {
     private struct State {
         var snapshot: MeshSnapshot
         var subscribers: [UInt64: AsyncStream<MeshSnapshot>.Continuation] = [:]
+        var handlers: [UInt64: @Sendable (MeshSnapshot) -> Void] = [:]
         var nextID: UInt64 = 0
     }
 
@@ -26,11 +27,28 @@ public final class SnapshotPublisher: Sendable {
 
     /// Serves `snapshot` from now on and tells every subscriber.
     public func publish(_ snapshot: MeshSnapshot) {
-        let subscribers = state.withLock { state in
+        let (subscribers, handlers) = state.withLock { state in
             state.snapshot = snapshot
-            return Array(state.subscribers.values)
+            return (Array(state.subscribers.values), Array(state.handlers.values))
         }
         for subscriber in subscribers { subscriber.yield(snapshot) }
+        for handler in handlers { handler(snapshot) }
+    }
+
+    /// Calls `handler` with every newer snapshot (on the publisher's thread; keep it short).
+    /// Returns an id for ``unsubscribe(_:)``.
+    public func subscribe(_ handler: @escaping @Sendable (MeshSnapshot) -> Void) -> UInt64 {
+        state.withLock { state in
+            let id = state.nextID
+            state.nextID += 1
+            state.handlers[id] = handler
+            return id
+        }
+    }
+
+    /// Stops calling a handler.
+    public func unsubscribe(_ id: UInt64) {
+        _ = state.withLock { $0.handlers.removeValue(forKey: id) }
     }
 
     /// A stream that starts with the current snapshot and then yields each newer one.

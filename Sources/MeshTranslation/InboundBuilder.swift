@@ -6,6 +6,14 @@ internal import SwiftProtobuf
 /// delivering to the app through a static `inbound|<port>||` cluster.
 struct InboundBuilder {
     let scope: SidecarScope
+    let peerAuthentication: PeerAuthenticationPolicy
+    let trustDomain: String
+
+    init(scope: SidecarScope, snapshot: MeshSnapshot) {
+        self.scope = scope
+        peerAuthentication = PeerAuthenticationPolicy(workload: scope.workload, snapshot: snapshot)
+        trustDomain = snapshot.settings.trustDomain
+    }
 
     /// The `address:port` pairs the inbound side binds.
     var bindings: Set<String> {
@@ -16,17 +24,56 @@ struct InboundBuilder {
         scope.ingress.map(listener(for:))
     }
 
+    /// The listener of one ingress port. Its filter chains follow the port's PeerAuthentication
+    /// mode as Istio builds them: STRICT has only a TLS chain (selected by `tls_inspector`), so
+    /// plaintext is refused; PERMISSIVE adds a plaintext (`raw_buffer`) chain; DISABLE is plaintext
+    /// only. Over mTLS the app gets the caller's identity in `x-forwarded-client-cert`.
     func listener(for ingress: SidecarScope.Ingress) -> Listener {
         var listener = Listener()
         listener.name = ResourceNames.listener(address: ingress.bind, port: ingress.port)
         listener.address = Envoy.address(ingress.bind, port: ingress.port)
         listener.trafficDirection = .inbound
+        let mode = peerAuthentication.mode(port: ingress.port)
+        var chains: [FilterChain] = []
+        if mode != .disable {
+            var tls = filterChain(for: ingress, mutualTLS: true)
+            var match = Envoy_Config_Listener_V3_FilterChainMatch()
+            match.transportProtocol = "tls"
+            tls.filterChainMatch = match
+            tls.transportSocket = TLSContexts.downstream(trustDomain: trustDomain, http: ingress.serviceProtocol.isHTTP)
+            chains.append(tls)
+            listener.listenerFilters = [TLSContexts.tlsInspector]
+        }
+        if mode != .strict {
+            var plain = filterChain(for: ingress, mutualTLS: false)
+            if mode == .permissive {
+                var match = Envoy_Config_Listener_V3_FilterChainMatch()
+                match.transportProtocol = "raw_buffer"
+                plain.filterChainMatch = match
+            }
+            chains.append(plain)
+        }
+        listener.filterChains = chains
+        return listener
+    }
+
+    private func filterChain(for ingress: SidecarScope.Ingress, mutualTLS: Bool) -> FilterChain {
         let cluster = ResourceNames.inboundCluster(port: ingress.port)
         var chain = FilterChain()
-        chain.name = cluster
+        chain.name = mutualTLS ? "\(cluster)-mtls" : cluster
         if ingress.serviceProtocol.isHTTP {
             var hcm = HCM.common(statPrefix: "inbound_0.0.0.0_\(ingress.port)")
             hcm.routeConfig = routeConfiguration(for: ingress)
+            if mutualTLS {
+                hcm.forwardClientCertDetails = .sanitizeSet
+                var details = HCM.SetCurrentClientCertDetails()
+                details.subject = Google_Protobuf_BoolValue(true)
+                details.uri = true
+                details.dns = true
+                hcm.setCurrentClientCertDetails = details
+            } else {
+                hcm.forwardClientCertDetails = .sanitize
+            }
             chain.filters = [Envoy.networkFilter("envoy.filters.network.http_connection_manager", hcm)]
         } else {
             var proxy = TCPProxy()
@@ -34,8 +81,7 @@ struct InboundBuilder {
             proxy.cluster = cluster
             chain.filters = [Envoy.networkFilter("envoy.filters.network.tcp_proxy", proxy)]
         }
-        listener.filterChains = [chain]
-        return listener
+        return chain
     }
 
     /// The inline routes of an inbound HTTP port: everything to the app, no timeout.

@@ -9,12 +9,14 @@ struct OutboundBuilder {
     let snapshot: MeshSnapshot
     /// Addresses the inbound side binds (`address:port`); outbound listeners never take them.
     let inboundBindings: Set<String>
+    let destinationRules: DestinationRuleIndex
     var warnings: [String] = []
 
     init(scope: SidecarScope, snapshot: MeshSnapshot, inboundBindings: Set<String>) {
         self.scope = scope
         self.snapshot = snapshot
         self.inboundBindings = inboundBindings
+        destinationRules = DestinationRuleIndex(snapshot: snapshot)
     }
 
     /// One bound port of an egress listener and the services it serves.
@@ -183,6 +185,7 @@ struct OutboundBuilder {
         if port.serviceProtocol.usesHTTP2 {
             cluster.typedExtensionProtocolOptions = Envoy.http2ProtocolOptions
         }
+        applyClientTLS(to: &cluster, service: service, port: port)
         switch service.resolution {
         case .DNS, .DNS_ROUND_ROBIN:
             cluster.type = service.resolution == .DNS ? .strictDns : .logicalDns
@@ -196,6 +199,41 @@ struct OutboundBuilder {
             cluster.edsClusterConfig = eds
         }
         return cluster
+    }
+
+    /// How the cluster talks TLS: a DestinationRule's `tls` (port level over top level) decides; with
+    /// none, auto mTLS sends mTLS to endpoints that have a sidecar accepting it and plaintext to
+    /// the others.
+    func applyClientTLS(to cluster: inout Cluster, service: MeshService, port: MeshService.Port) {
+        let sni = ResourceNames.outboundSNI(port: port.number, host: service.hostname)
+        if let rule = destinationRules.rule(for: service, proxy: scope.workload), let settings = rule.spec.tlsSettings(port: port.number) {
+            switch settings.mode ?? .DISABLE {
+            case .DISABLE:
+                return
+            case .ISTIO_MUTUAL:
+                let sans = settings.subjectAltNames.flatMap { $0.isEmpty ? nil : $0 } ?? serverIdentities(of: service)
+                cluster.transportSocket = TLSContexts.istioUpstream(sni: settings.sni.flatMap { $0.isEmpty ? nil : $0 } ?? sni, sans: sans)
+            case .SIMPLE, .MUTUAL:
+                cluster.transportSocket = TLSContexts.fileUpstream(settings, sni: settings.sni)
+            }
+            return
+        }
+        guard service.location == .MESH_INTERNAL,
+              snapshot.registry.instances(of: service).contains(where: { acceptsMTLS($0, port: port) })
+        else { return }
+        cluster.transportSocketMatches = TLSContexts.autoMTLSMatches(sni: sni, sans: serverIdentities(of: service))
+    }
+
+    /// The SPIFFE IDs a client accepts from a service's endpoints: their service accounts, plus
+    /// the ServiceEntry's `subjectAltNames`.
+    func serverIdentities(of service: MeshService) -> [String] {
+        let accounts = snapshot.registry.instances(of: service).map { $0.identity(trustDomain: snapshot.settings.trustDomain).uri }
+        return Array(Set(accounts + service.subjectAltNames)).sorted()
+    }
+
+    /// Whether an endpoint runs a sidecar whose PeerAuthentication accepts mTLS on the port.
+    func acceptsMTLS(_ instance: WorkloadInstance, port: MeshService.Port) -> Bool {
+        instance.hasSidecar && PeerAuthenticationPolicy(workload: instance, snapshot: snapshot).mode(port: instance.endpointPort(for: port)) != .disable
     }
 
     /// The endpoints of every EDS cluster.
@@ -219,6 +257,9 @@ struct OutboundBuilder {
             var lbEndpoint = LbEndpoint()
             lbEndpoint.endpoint = endpoint
             if let weight = instance.weight, weight > 0 { lbEndpoint.loadBalancingWeight = Envoy.uint32(weight) }
+            if service.location == .MESH_INTERNAL, acceptsMTLS(instance, port: port) {
+                lbEndpoint.metadata = TLSContexts.istioEndpointMetadata
+            }
             byLocality[instance.locality ?? "", default: []].append(lbEndpoint)
         }
         for locality in byLocality.keys.sorted() {

@@ -38,7 +38,7 @@ public enum SidecarTranslator {
     /// The configuration of the sidecar of `workload`.
     public static func translate(_ snapshot: MeshSnapshot, workload: WorkloadInstance) -> ProxyConfiguration {
         let scope = SidecarScope(workload: workload, snapshot: snapshot)
-        let inbound = InboundBuilder(scope: scope)
+        let inbound = InboundBuilder(scope: scope, snapshot: snapshot)
         var outbound = OutboundBuilder(scope: scope, snapshot: snapshot, inboundBindings: inbound.bindings)
         let ports = outbound.portListeners()
 

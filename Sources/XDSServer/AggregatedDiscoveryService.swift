@@ -22,7 +22,7 @@ public struct AggregatedDiscoveryService: Envoy_Service_Discovery_V3_AggregatedD
 
     private enum Event: Sendable {
         case request(Envoy_Service_Discovery_V3_DiscoveryRequest)
-        case resources(XDSResourceSet)
+        case update(ProxyUpdate)
         case requestsEnded
         case requestsFailed(any Error)
     }
@@ -79,8 +79,11 @@ public struct AggregatedDiscoveryService: Envoy_Service_Discovery_V3_AggregatedD
                     if let status = error as? RPCError { throw status }
                     log.warning("stream ended: unreadable request", metadata: ["error": "\(error)"])
                     throw RPCError(code: .invalidArgument, message: "malformed request: \(error)")
-                case .resources(let resources):
+                case .update(.resources(let resources)):
                     actions = machine.update(resources)
+                case .update(.close(let status)):
+                    log.warning("closing the stream", metadata: ["reason": "\(status.message)"])
+                    throw status
                 case .request(let message):
                     if session == nil {
                         guard message.hasNode, !message.node.id.isEmpty else {
@@ -101,7 +104,7 @@ public struct AggregatedDiscoveryService: Envoy_Service_Discovery_V3_AggregatedD
                         metrics.connected()
                         _ = machine.update(admitted.initialResources)
                         group.addTask {
-                            for await next in admitted.updates() { sink.yield(.resources(next)) }
+                            for await next in admitted.updates() { sink.yield(.update(next)) }
                         }
                     }
                     do throws(SotWStreamStateMachine.Failure) {

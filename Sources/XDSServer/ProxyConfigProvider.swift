@@ -17,12 +17,21 @@ public protocol ProxySession: Sendable {
     var proxyID: String { get }
     /// The proxy's configuration when it connected.
     var initialResources: XDSResourceSet { get }
-    /// Each later configuration of the proxy, newest only when several queue up.
-    func updates() -> any AsyncSequence<XDSResourceSet, Never> & Sendable
+    /// Each later configuration of the proxy (newest only when several queue up), or the reason
+    /// to end its stream (a revoked credential).
+    func updates() -> any AsyncSequence<ProxyUpdate, Never> & Sendable
     /// Records what happened on the stream (for proxy status views and metrics).
     func record(_ event: ProxyStreamEvent)
     /// Called once when the stream ends.
     func close()
+}
+
+/// What the provider tells a connected proxy's stream.
+public enum ProxyUpdate: Sendable {
+    /// The proxy's configuration changed.
+    case resources(XDSResourceSet)
+    /// End the stream with this status.
+    case close(RPCError)
 }
 
 /// Something that happened on a proxy's stream.

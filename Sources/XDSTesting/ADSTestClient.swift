@@ -1,7 +1,6 @@
 public import EnvoyAPI
 public import GRPCCore
 public import MeshModel
-internal import GRPCNIOTransportHTTP2
 internal import Synchronization
 
 /// An in-process ADS client for tests, benchmarks and the load generator: it sends the requests
@@ -9,12 +8,10 @@ internal import Synchronization
 public enum ADSTestClient {
     /// Opens one ADS stream to `address` with `metadata` and runs `body` with it.
     public static func withStream<Result: Sendable>(
-        to address: HostPort, metadata: Metadata = [:],
+        to address: HostPort, security: XDSClientSecurity = .plaintext, metadata: Metadata = [:],
         _ body: @escaping @Sendable (ADSConversation) async throws -> Result
     ) async throws -> Result {
-        try await withGRPCClient(
-            transport: .http2NIOPosix(target: .ipv4(address: address.host, port: Int(address.port)), transportSecurity: .plaintext)
-        ) { client in
+        try await security.withClient(address) { client in
             let ads = Envoy_Service_Discovery_V3_AggregatedDiscoveryService.Client(wrapping: client)
             let conversation = ADSConversation()
             return try await withThrowingTaskGroup(of: Void.self) { group in

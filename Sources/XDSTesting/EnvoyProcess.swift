@@ -19,7 +19,8 @@ public final class EnvoyProcess: Sendable {
         let handle = try ProcessHandle(
             executable: binary,
             arguments: [
-                "-c", configPath, "--disable-hot-restart", "--concurrency", "1", "--log-level", "warning",
+                "-c", configPath, "--disable-hot-restart", "--concurrency", "1",
+                "--log-level", ProcessInfo.processInfo.environment["MESHD_ENVOY_LOG"] ?? "warning",
                 "--drain-time-s", "1", "--parent-shutdown-time-s", "2",
             ],
             logPath: "\(directory)/\(name)-envoy.log")

@@ -8,27 +8,69 @@ import ArgumentParser
 struct ServerOptions: ParsableArguments {
     @Option(name: .customLong("server"), help: "meshd's admin API (env MESHCTL_SERVER).")
     var server = ProcessInfo.processInfo.environment["MESHCTL_SERVER"] ?? "http://127.0.0.1:15014"
+
+    @Option(name: .customLong("data-dir"), help: "meshd's data directory, where the admin token is (env MESHCTL_DATA_DIR).")
+    var dataDirectory = ProcessInfo.processInfo.environment["MESHCTL_DATA_DIR"] ?? ".meshd"
+
+    @Option(name: .customLong("admin-token"), help: "The admin token (env MESHCTL_TOKEN; default: <data-dir>/admin-token).")
+    var adminToken: String?
+
+    /// A client of the admin API with the admin token, if one can be found.
+    var client: AdminClient {
+        let token = adminToken ?? ProcessInfo.processInfo.environment["MESHCTL_TOKEN"]
+            ?? (try? String(contentsOfFile: dataDirectory + "/admin-token", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        return AdminClient(base: server, token: token)
+    }
 }
 
 /// A small client of the admin API.
 struct AdminClient {
     let base: String
+    let token: String?
 
     /// GETs `path` and returns the body; a non-2xx answer is an error carrying the server's message.
     func get(_ path: String) async throws -> Data {
+        try await send("GET", path, body: nil)
+    }
+
+    /// POSTs a JSON body.
+    func post(_ path: String, json: [String: Any]) async throws -> Data {
+        try await send("POST", path, body: try JSONSerialization.data(withJSONObject: json))
+    }
+
+    /// DELETEs `path`.
+    func delete(_ path: String) async throws -> Data {
+        try await send("DELETE", path, body: nil)
+    }
+
+    private func send(_ method: String, _ path: String, body: Data?) async throws -> Data {
         guard let url = URL(string: base + path) else { throw ValidationError("invalid --server \(base)") }
+        var request = URLRequest(url: url)
+        request.httpMethod = method
+        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        if let body {
+            request.httpBody = body
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
         let (data, response): (Data, URLResponse)
         do {
-            (data, response) = try await URLSession.shared.data(from: url)
+            (data, response) = try await URLSession.shared.data(for: request)
         } catch {
             throw CLIError("cannot reach meshd at \(base): \(error.localizedDescription) (is meshd running? set --server)")
         }
         let status = (response as? HTTPURLResponse)?.statusCode ?? 0
         guard (200..<300).contains(status) else {
             let message = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            throw CLIError("meshd answered \(status) for \(path): \(message)")
+            throw CLIError("meshd answered \(status) for \(method) \(path): \(message)")
         }
         return data
+    }
+
+    /// Decodes a JSON answer.
+    func decode<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return try decoder.decode(type, from: data)
     }
 }
 
@@ -36,4 +78,13 @@ struct AdminClient {
 struct CLIError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
+}
+
+/// A table for terminal output.
+func table(_ header: [String], _ rows: [[String]]) -> String {
+    let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
+    return ([header] + rows).map { row in
+        row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+            .trimmingCharacters(in: .whitespaces)
+    }.joined(separator: "\n")
 }

@@ -3,6 +3,7 @@ import ControlPlane
 import Logging
 import MeshModel
 import MeshConfig
+import CertificateAuthority
 import Foundation
 
 @main
@@ -22,8 +23,26 @@ struct Meshd: AsyncParsableCommand {
     @Option(name: .customLong("data-dir"), help: "Where meshd keeps its state.")
     var dataDirectory = ".meshd"
 
-    @Option(name: .customLong("xds-address"), help: "Where the xDS (ADS) gRPC server listens (host:port).")
-    var xdsAddress = "127.0.0.1:15010"
+    @Option(name: .customLong("xds-address"), help: "Where the xDS (ADS) and CA gRPC server listens (host:port); TLS unless --xds-plaintext.")
+    var xdsAddress = "127.0.0.1:15012"
+
+    @Flag(name: .customLong("xds-plaintext"), help: "Serve xDS without TLS (loopback addresses only).")
+    var xdsPlaintext = false
+
+    @Flag(name: .customLong("dev-allow-unauthenticated-proxies"), help: "Development only: admit proxies that send no token.")
+    var allowUnauthenticated = false
+
+    @Option(name: .customLong("ca-dir"), help: "A plugged-in CA in Istio's layout (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem).")
+    var caDirectory: String?
+
+    @Option(name: .customLong("ca-key-algorithm"), help: "Key of the self-signed root made on first start: ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072 or rsa-4096.")
+    var caKeyAlgorithm = "ecdsa-p256"
+
+    @Option(name: .customLong("workload-cert-ttl"), help: "Lifetime of workload certificates (e.g. 24h).")
+    var workloadCertificateTTL = "24h"
+
+    @Option(name: .customLong("max-workload-cert-ttl"), help: "Longest lifetime a CSR may ask for (e.g. 90d).")
+    var maximumWorkloadCertificateTTL = "90d"
 
     @Option(name: .customLong("admin-address"), help: "Where the admin HTTP API listens (host:port).")
     var adminAddress = "127.0.0.1:15014"
@@ -58,11 +77,18 @@ struct Meshd: AsyncParsableCommand {
         guard let interval = IstioDuration(parsing: pollInterval), interval.nanoseconds > 0 else {
             throw ValidationError("--poll-interval must be a duration such as 250ms, got \(pollInterval)")
         }
+        guard let algorithm = KeyAlgorithm(rawValue: caKeyAlgorithm) else {
+            throw ValidationError("--ca-key-algorithm must be one of \(KeyAlgorithm.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        let ttl = try Self.seconds(workloadCertificateTTL, flag: "--workload-cert-ttl")
+        let maximum = try Self.seconds(maximumWorkloadCertificateTTL, flag: "--max-workload-cert-ttl")
         let options = ControlPlaneOptions(
             configDirectory: configDirectory, dataDirectory: dataDirectory, xdsAddress: xds, adminAddress: admin,
             pollInterval: .nanoseconds(interval.nanoseconds),
             settings: MeshSettings(rootNamespace: rootNamespace, trustDomain: trustDomain),
-            allowExternalListeners: allowExternalListeners)
+            allowExternalListeners: allowExternalListeners, caDirectory: caDirectory, caKeyAlgorithm: algorithm,
+            workloadCertificateTTL: ttl, maximumWorkloadCertificateTTL: maximum, xdsPlaintext: xdsPlaintext,
+            allowUnauthenticatedProxies: allowUnauthenticated)
         let controlPlane: ControlPlane
         do {
             controlPlane = try ControlPlane(options: options, logger: logger)
@@ -95,13 +121,24 @@ struct Meshd: AsyncParsableCommand {
               admin API: \(adminURL)   (try: curl \(adminURL)/debug/config)
 
             Next, in another terminal: start a sidecar for a workload and watch it take its config:
-              swift run meshctl bootstrap --server \(adminURL) --workload \(first) > sidecar.json
+              swift run meshctl bootstrap --server \(adminURL) --data-dir \(dataDirectory) --workload \(first) > sidecar.json
               $(scripts/envoy-path.sh) -c sidecar.json --disable-hot-restart
               curl \(adminURL)/debug/proxies
+            (meshctl bootstrap embeds a token minted for the workload's service account; the sidecar gets its
+            certificate over SDS and speaks mTLS to the others. The admin token is in \(dataDirectory)/admin-token.)
             Edit a file in \(controlPlane.configDirectory): meshd applies valid changes within a second and refuses invalid ones, keeping the old config.
 
             """
         FileHandle.standardError.write(Data(text.utf8))
+    }
+
+    /// A duration flag in seconds: Go-style units plus `d` for days (`90d`).
+    static func seconds(_ text: String, flag: String) throws -> TimeInterval {
+        if text.hasSuffix("d"), let days = Double(text.dropLast()), days > 0 { return days * 86400 }
+        guard let duration = IstioDuration(parsing: text), duration.nanoseconds > 0 else {
+            throw ValidationError("\(flag) must be a duration such as 24h, 90m or 90d, got \(text)")
+        }
+        return duration.secondsValue
     }
 
     private func options(_ text: String) -> HostPort {

@@ -9,7 +9,9 @@ message and `Any` (typed_config and friends), and reports:
   - `Any` payloads whose type the bindings do not know,
   - the resource names per type, compared with the expected ones.
 
-usage: check_xds.py HOST:PORT EXPECTATIONS.json ROOTS_FILE
+usage: check_xds.py HOST:PORT EXPECTATIONS.json ROOTS_FILE [TRUST_BUNDLE.pem]
+With a trust bundle the stream uses TLS (meshd's certificate names `meshd`); each expectation may
+carry the `token` its stream authenticates with.
 Prints a JSON report; exits 0 when everything matched, 1 otherwise.
 """
 import importlib
@@ -87,13 +89,14 @@ def problems_in(msg, path, out):
 
 
 class Stream:
-    def __init__(self, channel, node):
+    def __init__(self, channel, node, token=None):
         self.requests = queue.Queue()
         self.responses = queue.Queue()
         self.node = node
         self.first = True
         stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
-        self.call = stub.StreamAggregatedResources(iter(self.requests.get, None))
+        metadata = [("authorization", f"Bearer {token}")] if token else None
+        self.call = stub.StreamAggregatedResources(iter(self.requests.get, None), metadata=metadata)
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self):
@@ -136,12 +139,16 @@ def resource_name(short, resource):
     return resource.cluster_name if short == "eds" else resource.name
 
 
-def check(address, expectation):
+def check(address, expectation, trust_bundle):
     node = base_pb2.Node(id=expectation["node"]["id"])
     for key, value in expectation["node"].get("metadata", {}).items():
         node.metadata.fields[key].string_value = value
-    channel = grpc.insecure_channel(address)
-    stream = Stream(channel, node)
+    if trust_bundle:
+        credentials = grpc.ssl_channel_credentials(root_certificates=trust_bundle)
+        channel = grpc.secure_channel(address, credentials, options=[("grpc.ssl_target_name_override", "meshd")])
+    else:
+        channel = grpc.insecure_channel(address)
+    stream = Stream(channel, node, expectation.get("token"))
     report = {"node": node.id, "problems": [], "names": {}, "counts": {}}
     try:
         fetched = {"cds": stream.fetch("cds")}
@@ -156,6 +163,8 @@ def check(address, expectation):
                     if config.DESCRIPTOR.full_name.endswith("HttpConnectionManager") and config.HasField("rds"):
                         route_names.add(config.rds.route_config_name)
         fetched["rds"] = stream.fetch("rds", sorted(route_names))
+        if "sds" in expectation:
+            fetched["sds"] = stream.fetch("sds", ["default", "ROOTCA"])
         for short, resources in fetched.items():
             names = sorted(resource_name(short, r) for r in resources)
             report["names"][short] = names
@@ -187,13 +196,14 @@ def self_test():
 
 def main():
     address, expectations_file, roots_file = sys.argv[1:4]
+    trust_bundle = open(sys.argv[4], "rb").read() if len(sys.argv) > 4 else None
     import_roots(roots_file)
     if not self_test():
         print("self-test failed: the unknown-field detector does not work with this protobuf runtime", file=sys.stderr)
         return 2
     with open(expectations_file) as handle:
         expectations = json.load(handle)
-    reports = [check(address, expectation) for expectation in expectations]
+    reports = [check(address, expectation, trust_bundle) for expectation in expectations]
     print(json.dumps(reports, indent=2, sort_keys=True))
     return 0 if all(not report["problems"] for report in reports) else 1
 

@@ -1,3 +1,4 @@
+import CertificateAuthority
 import ControlPlane
 import Foundation
 import MeshConfig
@@ -10,11 +11,13 @@ extension EndToEnd {
     @Suite("Conformance with the official Envoy API bindings")
     struct Conformance {
         /// What each example workload must receive.
-        static func expectations() -> [[String: Any]] {
+        static func expectations(token: (String) throws -> String) rethrows -> [[String: Any]] {
             let services = ["coordinator", "governor", "scheduler"].map { "outbound|8080||\($0).tai-system.svc.cluster.local" }
-            let workloads = [("governor-v1", 2), ("scheduler-v1", 3), ("coordinator-v1", 4), ("coordinator-v2", 5)]
-            return workloads.map { name, host in
+            let workloads = [("governor-v1", 2, "governor"), ("scheduler-v1", 3, "scheduler"), ("coordinator-v1", 4, "coordinator"), ("coordinator-v2", 5, "coordinator")]
+            return try workloads.map { name, host, account in
                 [
+                    "token": try token(account),
+                    "sds": ["ROOTCA", "default"],
                     "node": ["id": "sidecar~127.0.0.\(host)~\(name).tai-system~tai-system.svc.cluster.local"],
                     "cds": services + ["inbound|8080||"],
                     "eds": services,
@@ -35,12 +38,14 @@ extension EndToEnd {
             let mesh = try await MeshHarness("conformance", files: contents)
             defer { Task { await mesh.stop() } }
             let expectationsPath = mesh.directory + "/expectations.json"
-            try JSONSerialization.data(withJSONObject: Self.expectations()).write(to: URL(fileURLWithPath: expectationsPath))
+            try JSONSerialization.data(withJSONObject: try Self.expectations { try mesh.token("tai-system", $0) }).write(to: URL(fileURLWithPath: expectationsPath))
+            let bundlePath = mesh.directory + "/root.pem"
+            try mesh.controlPlane.certificates.trustBundlePEM().write(toFile: bundlePath, atomically: true, encoding: .utf8)
             let check = try ProcessHandle(
                 executable: python,
                 arguments: [
                     TestTools.packageRoot + "/Tests/Conformance/check_xds.py", "\(mesh.xdsAddress)", expectationsPath,
-                    TestTools.packageRoot + "/proto/envoy-api-roots.txt",
+                    TestTools.packageRoot + "/proto/envoy-api-roots.txt", bundlePath,
                 ],
                 logPath: mesh.directory + "/conformance.log")
             #expect(await check.waitForExit(timeout: .seconds(60)))
@@ -51,7 +56,7 @@ extension EndToEnd {
             for entry in parsed {
                 #expect((entry["problems"] as? [String]) == [], "\(entry["node"] ?? "?"): \(entry["problems"] ?? "")")
                 let counts = entry["counts"] as? [String: Int] ?? [:]
-                #expect(counts["cds"] == 4 && counts["eds"] == 3 && counts["lds"] == 2 && counts["rds"] == 1, "\(counts)")
+                #expect(counts["cds"] == 4 && counts["eds"] == 3 && counts["lds"] == 2 && counts["rds"] == 1 && counts["sds"] == 2, "\(counts)")
             }
             await mesh.stop()
         }

@@ -25,14 +25,7 @@ extension EndToEnd {
 
         @Test("requests flow client -> sidecar -> server sidecar -> server app; a new service appears within 2 s; a bad file changes nothing")
         func foundationScenario() async throws {
-            let mesh = try await MeshHarness("foundation", files: Self.files)
-            do {
-                try await scenario(mesh)
-            } catch {
-                await mesh.stop()
-                throw error
-            }
-            await mesh.stop()
+            try await MeshHarness("foundation", files: Self.files).run(scenario)
         }
 
         func scenario(_ mesh: MeshHarness) async throws {
@@ -47,11 +40,15 @@ extension EndToEnd {
             for _ in 0..<20 {
                 let response = try await HTTPProbe.request(Self.clientEgress, authority: "server")
                 #expect(response.status == 200)
+                }
                 answers[response.body, default: 0] += 1
             }
             #expect(Set(answers.keys) == ["server-v1\n", "server-v2\n"], "answers: \(answers)")
             #expect(v1.requests.count + v2.requests.count == 20)
             #expect(v1.requests.first?.headers["x-forwarded-proto"] == "http")
+            // Auto mTLS: both ends have sidecars, so the call was mutual TLS and the app sees the caller.
+            #expect(v1.requests.first?.headers["x-forwarded-client-cert"]?.contains("URI=spiffe://cluster.local/ns/e2e/sa/client") == true,
+                    "\(v1.requests.first?.headers ?? [:])")
             let inbound = try await serverV1.stats(filter: "inbound\\|8080\\|\\|.upstream_rq_completed")
             #expect(inbound.values.reduce(0, +) == v1.requests.count, "server-v1's requests went through its sidecar: \(inbound)")
 
@@ -118,7 +115,7 @@ extension EndToEnd {
             // 4. Envoy's own view: nothing warming, no error_state, no rejected update, all SYNCED.
             #expect(try await mesh.envoyHealthProblems() == [])
             let proxies = try await mesh.admin("/debug/proxies").body
-            #expect(proxies.components(separatedBy: "\"SYNCED\"").count - 1 == 12, "3 proxies x 4 types SYNCED: \(proxies)")
+            #expect(proxies.components(separatedBy: "\"SYNCED\"").count - 1 == 15, "3 proxies x 5 types (with SDS) SYNCED: \(proxies)")
             #expect(metrics.body.contains("pilot_xds 3"))
         }
     }

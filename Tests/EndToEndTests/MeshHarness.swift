@@ -1,3 +1,4 @@
+import CertificateAuthority
 import ControlPlane
 import Foundation
 import Logging
@@ -22,8 +23,9 @@ final class MeshHarness: @unchecked Sendable {
     let xdsPort: Int
     let adminPort: Int
 
-    /// Starts meshd on `files` (name -> YAML).
-    init(_ label: String, files: [String: String], pollInterval: Duration = .milliseconds(100)) async throws {
+    /// Starts meshd on `files` (name -> YAML); `configure` adjusts the options (TLS xDS and
+    /// token-authenticated proxies by default, as in production).
+    init(_ label: String, files: [String: String], pollInterval: Duration = .milliseconds(100), configure: (inout ControlPlaneOptions) -> Void = { _ in }) async throws {
         directory = try TestTools.temporaryDirectory(label)
         configDirectory = directory + "/config"
         try FileManager.default.createDirectory(atPath: configDirectory, withIntermediateDirectories: true)
@@ -32,10 +34,11 @@ final class MeshHarness: @unchecked Sendable {
         }
         var logger = Logger(label: "meshd-\(label)")
         logger.logLevel = ProcessInfo.processInfo.environment["MESHD_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
-        let options = ControlPlaneOptions(
+        var options = ControlPlaneOptions(
             configDirectory: configDirectory, dataDirectory: directory + "/data",
             xdsAddress: HostPort(host: "127.0.0.1", port: 0), adminAddress: HostPort(host: "127.0.0.1", port: 0),
             pollInterval: pollInterval)
+        configure(&options)
         let controlPlane = try ControlPlane(options: options, logger: logger)
         self.controlPlane = controlPlane
         task = Task { try await controlPlane.run() }
@@ -48,13 +51,25 @@ final class MeshHarness: @unchecked Sendable {
     }
 
     var xdsAddress: HostPort { HostPort(host: "127.0.0.1", port: UInt32(xdsPort)) }
+
+    /// How a test client reaches the xDS port (TLS verified against meshd's root, unless plaintext).
+    var security: XDSClientSecurity {
+        controlPlane.options.xdsPlaintext ? .plaintext : .tls(trustBundlePEM: (try? controlPlane.certificates.trustBundlePEM()) ?? "")
+    }
+
+    /// A token for a namespace and service account, as `meshctl token create` mints it.
+    func token(_ namespace: String, _ serviceAccount: String) throws -> String {
+        try controlPlane.tokens.mint(namespace: namespace, serviceAccount: serviceAccount, ttl: nil).token
+    }
     var adminAddress: HostPort { HostPort(host: "127.0.0.1", port: UInt32(adminPort)) }
 
     /// Starts the sidecar of a workload of the current configuration and waits until it is ready.
     @discardableResult
     func startSidecar(_ namespace: String, _ name: String) async throws -> EnvoyProcess {
         let workload = try #require(controlPlane.store.publisher.current.registry.workload(.init(namespace: namespace, name: name)))
-        let bootstrap = BootstrapBuilder(workload: workload, xdsAddress: xdsAddress)
+        let bootstrap = BootstrapBuilder(
+            workload: workload, xdsAddress: xdsAddress, token: try token(workload.namespace, workload.serviceAccount),
+            xdsTrustBundlePEM: controlPlane.options.xdsPlaintext ? nil : try controlPlane.certificates.trustBundlePEM())
         let envoy = try EnvoyProcess.start(
             name: name, bootstrapJSON: ConfigJSON.encode(bootstrap.configValue, pretty: true),
             adminAddress: bootstrap.effectiveAdminAddress, directory: directory)
@@ -81,12 +96,27 @@ final class MeshHarness: @unchecked Sendable {
         try await HTTPProbe.request(adminAddress, authority: "\(adminAddress)", path: path)
     }
 
-    /// Stops everything: Envoys first, then the apps, then meshd.
-    func stop() async {
+    /// Stops everything: Envoys first, then the apps, then meshd; removes the test's files unless
+    /// `keepFiles` (set it to look at logs after a failure).
+    func stop(keepFiles: Bool = false) async {
         for envoy in envoys { await envoy.stop() }
         for app in apps { await app.stop() }
         task.cancel()
         _ = await task.result
+        if !keepFiles && ProcessInfo.processInfo.environment["MESHD_TEST_KEEP"] == nil {
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+    }
+
+    /// Runs `body` and stops the harness afterwards (keeping its files when `body` failed).
+    func run(_ body: (MeshHarness) async throws -> Void) async throws {
+        do {
+            try await body(self)
+        } catch {
+            await stop(keepFiles: true)
+            throw error
+        }
+        await stop()
     }
 
     /// Every Envoy's config problems (warming, error_state) and rejected-update counters.

@@ -39,7 +39,7 @@ extension EndToEnd {
                 let bootstrapPath = directory + "/governor.json"
                 let meshctl = try ProcessHandle(
                     executable: try TestTools.productBinary("meshctl"),
-                    arguments: ["bootstrap", "--server", "http://127.0.0.1:\(adminPort)", "--workload", "tai-system/governor-v1", "--xds-address", "127.0.0.1:\(xdsPort)"],
+                    arguments: ["bootstrap", "--server", "http://127.0.0.1:\(adminPort)", "--data-dir", directory + "/data", "--workload", "tai-system/governor-v1", "--xds-address", "127.0.0.1:\(xdsPort)"],
                     logPath: bootstrapPath)
                 #expect(await meshctl.waitForExit(timeout: .seconds(20)))
                 #expect(meshctl.terminationStatus == 0, "\(meshctl.log)")
@@ -56,11 +56,11 @@ extension EndToEnd {
 
                 let missing = try ProcessHandle(
                     executable: try TestTools.productBinary("meshctl"),
-                    arguments: ["bootstrap", "--server", "http://127.0.0.1:\(adminPort)", "--workload", "tai-system/nobody"],
+                    arguments: ["bootstrap", "--server", "http://127.0.0.1:\(adminPort)", "--data-dir", directory + "/data", "--workload", "tai-system/nobody"],
                     logPath: directory + "/missing.log")
                 #expect(await missing.waitForExit(timeout: .seconds(20)))
                 #expect(missing.terminationStatus != 0)
-                #expect(missing.log.contains("404"), "\(missing.log)")
+                #expect(missing.log.contains("404") && missing.log.contains("no WorkloadEntry tai-system"), "\(missing.log)")
             } catch {
                 await meshd.killNow()
                 throw error

@@ -1,5 +1,7 @@
 import EnvoyAPI
+import ControlPlane
 import Foundation
+import Logging
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import MeshModel
@@ -23,8 +25,9 @@ extension EndToEnd {
 
         static let goodNode = node("sidecar~127.21.0.2~server-1.errors~errors.svc.cluster.local")
 
-        func status(_ mesh: MeshHarness, _ body: @escaping @Sendable (ADSConversation) async throws -> Void) async throws -> RPCError? {
-            try await ADSTestClient.withStream(to: mesh.xdsAddress) { conversation in
+        func status(_ mesh: MeshHarness, token: String? = nil, _ body: @escaping @Sendable (ADSConversation) async throws -> Void) async throws -> RPCError? {
+            let metadata: Metadata = token.map { ["authorization": "Bearer \($0)"] } ?? [:]
+            return try await ADSTestClient.withStream(to: mesh.xdsAddress, security: mesh.security, metadata: metadata) { conversation in
                 try await body(conversation)
                 do {
                     _ = try await conversation.receive()
@@ -37,20 +40,20 @@ extension EndToEnd {
 
         @Test("missing node, unknown workload, unknown type, delta and garbage each get their status")
         func statuses() async throws {
-            let mesh = try await MeshHarness("xds-errors", files: Self.files)
-            do {
-                let noNode = try await status(mesh) { $0.request(XDSTypeURL.cluster) }
+            try await MeshHarness("xds-errors", files: Self.files).run { mesh in
+                let token = try mesh.token("errors", "server")
+                let noNode = try await status(mesh, token: token) { $0.request(XDSTypeURL.cluster) }
                 #expect(noNode?.code == .invalidArgument)
                 #expect(noNode?.message.contains("must carry the node") == true)
 
-                let unknown = try await status(mesh) { $0.request(XDSTypeURL.cluster, node: Self.node("sidecar~127.21.0.9~ghost.errors~errors.svc.cluster.local")) }
+                let unknown = try await status(mesh, token: token) { $0.request(XDSTypeURL.cluster, node: Self.node("sidecar~127.21.0.9~ghost.errors~errors.svc.cluster.local")) }
                 #expect(unknown?.code == .notFound)
                 #expect(unknown?.message.contains("no WorkloadEntry errors/ghost") == true)
 
-                let unnamed = try await status(mesh) { $0.request(XDSTypeURL.cluster, node: Self.node("not-an-istio-node-id")) }
+                let unnamed = try await status(mesh, token: token) { $0.request(XDSTypeURL.cluster, node: Self.node("not-an-istio-node-id")) }
                 #expect(unnamed?.code == .invalidArgument)
 
-                let badType = try await status(mesh) { $0.request("type.googleapis.com/envoy.config.cluster.v3.Nope", node: Self.goodNode) }
+                let badType = try await status(mesh, token: token) { $0.request("type.googleapis.com/envoy.config.cluster.v3.Nope", node: Self.goodNode) }
                 #expect(badType?.code == .invalidArgument)
                 #expect(badType?.message.contains("unsupported type_url") == true)
 
@@ -61,22 +64,72 @@ extension EndToEnd {
                 #expect(delta?.code == .unimplemented)
 
                 // After all that, a good proxy is still served.
-                let clusters = try await ADSTestClient.withStream(to: mesh.xdsAddress) { conversation in
+                let clusters = try await ADSTestClient.withStream(to: mesh.xdsAddress, security: mesh.security, metadata: ["authorization": "Bearer \(token)"]) { conversation in
                     conversation.request(XDSTypeURL.cluster, node: Self.goodNode)
                     return try await conversation.receive().resources.count
                 }
                 #expect(clusters == 2)
                 #expect(try await mesh.admin("/metrics").body.contains("meshd_xds_refused_streams_total 2"))
-            } catch {
-                await mesh.stop()
-                throw error
             }
-            await mesh.stop()
+        }
+
+        @Test("a stream without a token, with another identity's token, or with a revoked token is refused")
+        func authentication() async throws {
+            try await MeshHarness("xds-auth", files: Self.files).run { mesh in
+                let none = try await status(mesh) { $0.request(XDSTypeURL.cluster, node: Self.goodNode) }
+                #expect(none?.code == .unauthenticated)
+
+                let other = try await status(mesh, token: try mesh.token("errors", "someone-else")) { $0.request(XDSTypeURL.cluster, node: Self.goodNode) }
+                #expect(other?.code == .permissionDenied)
+                #expect(other?.message.contains("runs as errors/server") == true)
+
+                let otherNamespace = try await status(mesh, token: try mesh.token("elsewhere", "server")) { $0.request(XDSTypeURL.cluster, node: Self.goodNode) }
+                #expect(otherNamespace?.code == .permissionDenied)
+
+                let lying = {
+                    var node = Self.goodNode
+                    node.metadata.fields["SERVICE_ACCOUNT"] = Google_Protobuf_Value(stringValue: "admin")
+                    return node
+                }()
+                let disagreeing = try await status(mesh, token: try mesh.token("errors", "server")) { $0.request(XDSTypeURL.cluster, node: lying) }
+                #expect(disagreeing?.code == .permissionDenied)
+
+                // Revoking a token closes the streams that use it.
+                let minted = try mesh.controlPlane.tokens.mint(namespace: "errors", serviceAccount: "server", ttl: nil)
+                let closed = try await ADSTestClient.withStream(to: mesh.xdsAddress, security: mesh.security, metadata: ["authorization": "Bearer \(minted.token)"]) { conversation -> RPCError? in
+                    conversation.request(XDSTypeURL.cluster, node: Self.goodNode)
+                    _ = try await conversation.receive()
+                    try mesh.controlPlane.tokens.revoke(id: minted.record.id)
+                    do {
+                        _ = try await conversation.receive()
+                        return nil
+                    } catch let error as RPCError {
+                        return error
+                    }
+                }
+                #expect(closed?.code == .unauthenticated)
+                let revoked = try await status(mesh, token: minted.token) { $0.request(XDSTypeURL.cluster, node: Self.goodNode) }
+                #expect(revoked?.message.contains("revoked") == true)
+            }
+        }
+
+        @Test("plaintext xDS is refused beyond loopback, and a plaintext meshd admits unauthenticated proxies only with the development flag")
+        func plaintextAndDevelopmentFlag() async throws {
+            try await MeshHarness("xds-dev", files: Self.files, configure: { $0.xdsPlaintext = true; $0.allowUnauthenticatedProxies = true }).run { mesh in
+                let clusters = try await ADSTestClient.withStream(to: mesh.xdsAddress, security: .plaintext) { conversation in
+                    conversation.request(XDSTypeURL.cluster, node: Self.goodNode)
+                    return try await conversation.receive().resources.count
+                }
+                #expect(clusters == 2)
+            }
+            var options = ControlPlaneOptions(dataDirectory: try TestTools.temporaryDirectory("plaintext-external"), xdsAddress: HostPort(host: "10.0.0.1", port: 0), allowExternalListeners: true, xdsPlaintext: true)
+            options.configDirectory = TestTools.packageRoot + "/examples/tai-system"
+            #expect(throws: ControlPlane.StartupError.self) { try ControlPlane(options: options, logger: Logger(label: "test")) }
         }
 
         /// Sends bytes that are not a DiscoveryRequest.
         func rawStream(_ mesh: MeshHarness, bytes: [UInt8]) async throws -> RPCError? {
-            try await withGRPCClient(transport: .http2NIOPosix(target: .ipv4(address: "127.0.0.1", port: mesh.xdsPort), transportSecurity: .plaintext)) { client in
+            try await mesh.security.withClient(mesh.xdsAddress) { client in
                 do {
                     try await client.bidirectionalStreaming(
                         request: StreamingClientRequest(of: [UInt8].self) { writer in try await writer.write(bytes) },
@@ -93,7 +146,7 @@ extension EndToEnd {
         }
 
         func deltaStatus(_ mesh: MeshHarness) async throws -> RPCError? {
-            try await withGRPCClient(transport: .http2NIOPosix(target: .ipv4(address: "127.0.0.1", port: mesh.xdsPort), transportSecurity: .plaintext)) { client in
+            try await mesh.security.withClient(mesh.xdsAddress) { client in
                 let ads = Envoy_Service_Discovery_V3_AggregatedDiscoveryService.Client(wrapping: client)
                 do {
                     try await ads.deltaAggregatedResources(request: StreamingClientRequest { writer in

@@ -60,6 +60,17 @@ public struct WorkloadInstance: Hashable, Sendable {
         return port.number
     }
 
+    /// The label Istio uses to mark whether an endpoint runs a sidecar (`istio` or `disabled`).
+    public static let tlsModeLabel = "security.istio.io/tlsMode"
+
+    /// Whether the workload runs a sidecar that terminates mTLS. WorkloadEntries do (they are
+    /// meshd's sidecar workloads) unless labelled `security.istio.io/tlsMode: disabled`; inline
+    /// ServiceEntry endpoints do not unless labelled `security.istio.io/tlsMode: istio`.
+    public var hasSidecar: Bool {
+        if source != nil { return labels[Self.tlsModeLabel] != "disabled" }
+        return labels[Self.tlsModeLabel] == "istio"
+    }
+
     /// Whether the workload's labels include every label of `selector`.
     public func matches(_ selector: [String: String]) -> Bool {
         selector.allSatisfy { labels[$0.key] == $0.value }

@@ -1,0 +1,71 @@
+public import X509
+public import MeshModel
+internal import SwiftASN1
+
+/// The checks every certificate signing request gets before meshd signs it. The certificate's
+/// identity is always the caller's; the CSR may only confirm it.
+public enum CSRPolicy {
+    /// The largest PEM accepted, checked before any parsing.
+    public static let maximumPEMBytes = 64 * 1024
+
+    /// The public key to certify, or why the CSR is refused (the error code is the counter label).
+    public static func check(pem: String, caller: SpiffeID) throws(CAError) -> Certificate.PublicKey {
+        guard pem.utf8.count <= maximumPEMBytes else {
+            throw CAError("too_large", "CSR PEM of \(pem.utf8.count) bytes is over the \(maximumPEMBytes)-byte limit")
+        }
+        let request: CertificateSigningRequest
+        do {
+            let document = try PEMDocument(pemString: pem)
+            guard document.discriminator == "CERTIFICATE REQUEST" || document.discriminator == "NEW CERTIFICATE REQUEST" else {
+                throw CAError("bad_pem", "PEM block is \(document.discriminator), not CERTIFICATE REQUEST")
+            }
+            request = try CertificateSigningRequest(derEncoded: document.derBytes)
+        } catch let error as CAError {
+            throw error
+        } catch {
+            throw CAError("bad_pem", "not a PEM certificate signing request: \(error)")
+        }
+        guard request.publicKey.isValidSignature(request.signature, for: request) else {
+            throw CAError("bad_signature", "the CSR's signature does not verify with its own public key")
+        }
+        switch PublicKeyKind(request.publicKey) {
+        case .ecdsaP256, .ecdsaP384:
+            break
+        case .rsa(let bits) where bits >= 2048:
+            break
+        case .rsa(let bits):
+            throw CAError("weak_key", "RSA key of \(bits) bits; at least 2048 are required")
+        case .unsupported(let description):
+            throw CAError("unsupported_key", "unsupported key \(description); use ECDSA P-256/P-384 or RSA >= 2048")
+        }
+        let extensions: Certificate.Extensions
+        do {
+            extensions = try request.attributes.extensionRequest?.extensions ?? Certificate.Extensions()
+        } catch {
+            throw CAError("bad_pem", "unreadable extension request: \(error)")
+        }
+        do {
+            if let constraints = try extensions.basicConstraints, case .isCertificateAuthority = constraints {
+                throw CAError("ca_requested", "the CSR asks for CA:true")
+            }
+            if let names = try extensions.subjectAlternativeNames {
+                var uris: [String] = []
+                for name in names {
+                    switch name {
+                    case .uniformResourceIdentifier(let uri): uris.append(uri)
+                    default: throw CAError("forbidden_san", "the CSR asks for a non-URI SAN (\(name)); only the caller's SPIFFE ID is allowed")
+                    }
+                }
+                if uris.count > 1 { throw CAError("multiple_uri_sans", "the CSR asks for \(uris.count) URI SANs: \(uris.joined(separator: ", "))") }
+                if let uri = uris.first, uri != caller.uri {
+                    throw CAError("identity_mismatch", "the CSR asks for \(uri) but the caller is \(caller.uri)")
+                }
+            }
+        } catch let error as CAError {
+            throw error
+        } catch {
+            throw CAError("bad_pem", "unreadable CSR extension: \(error)")
+        }
+        return request.publicKey
+    }
+}

@@ -1,0 +1,62 @@
+public import CertificateAuthority
+public import MeshModel
+public import X509
+internal import Foundation
+
+/// Who asks for a certificate, and with what proof: the identity a CSR is signed for is always
+/// the caller's, from a token or from a client certificate of this CA.
+public struct CertificateRequests: Sendable {
+    let service: CertificateService
+    let tokens: TokenAuthority
+
+    /// Requests checked against `tokens` and signed by `service`.
+    public init(service: CertificateService, tokens: TokenAuthority) {
+        self.service = service
+        self.tokens = tokens
+    }
+
+    /// The generic answer every refused caller gets; the reason goes to the log and a counter.
+    public static let refusal = "certificate request refused"
+
+    /// The caller's identity from a bearer token or a client certificate (token first), or the
+    /// refusal (already counted and logged).
+    public func caller(token: String?, clientCertificate: Certificate?, path: String) throws(CAError) -> (identity: SpiffeID, description: String) {
+        if let token {
+            switch tokens.authenticate(token) {
+            case .success(let record):
+                return (SpiffeID(trustDomain: service.options.trustDomain, namespace: record.namespace, serviceAccount: record.serviceAccount), "token:\(record.id)")
+            case .failure(let rejection):
+                let error = CAError("unauthenticated", "token refused: \(rejection)")
+                service.refuse(error, caller: "token", path: path)
+                throw error
+            }
+        }
+        if let clientCertificate {
+            let uris = (try? clientCertificate.extensions.subjectAlternativeNames)??.compactMap { name -> String? in
+                if case .uniformResourceIdentifier(let uri) = name { return uri }
+                return nil
+            } ?? []
+            if uris.count == 1, let identity = SpiffeID(uri: uris[0]), identity.trustDomain == service.options.trustDomain,
+               clientCertificate.notValidAfter > Date() {
+                return (identity, "certificate:\(identity.uri)")
+            }
+            let error = CAError("unauthenticated", "client certificate without exactly one SPIFFE ID of this trust domain, or expired")
+            service.refuse(error, caller: "certificate", path: path)
+            throw error
+        }
+        let error = CAError("unauthenticated", "neither a token nor a client certificate")
+        service.refuse(error, caller: "anonymous", path: path)
+        throw error
+    }
+
+    /// Signs `csr` for the authenticated caller; returns PEMs leaf first, root last.
+    public func sign(csr: String, ttlSeconds: Int64, token: String?, clientCertificate: Certificate?, path: String) throws(CAError) -> [String] {
+        let caller = try caller(token: token, clientCertificate: clientCertificate, path: path)
+        let issued = try service.sign(csrPEM: csr, requestedTTL: ttlSeconds, caller: caller.identity, callerDescription: caller.description, path: path)
+        do {
+            return try issued.chainPEM()
+        } catch {
+            throw CAError("encode", "\(error)")
+        }
+    }
+}

@@ -1,0 +1,124 @@
+internal import GRPCCore
+internal import GRPCNIOTransportCore
+internal import NIOCore
+internal import NIOTLS
+internal import NIOPosix
+internal import NIOSSL
+internal import X509
+internal import SwiftASN1
+internal import Synchronization
+
+/// The xDS port's listener: TLS with a certificate from meshd's CA (or plaintext when asked for),
+/// asking for — but not requiring — a client certificate, so that proxies authenticate with a
+/// token and renewal jobs may authenticate with the certificate they hold.
+///
+/// The TLS context is read per connection, so a new server certificate or trust bundle (CA
+/// rotation) applies to new connections without a restart. Each connection's verified client
+/// certificate is kept in ``PeerCertificates`` under the peer address gRPC reports.
+struct XDSListenerFactory: HTTP2ServerTransport.ListenerFactory {
+    let host: String
+    let port: Int
+    let tls: TLSContextHolder?
+    let peers: PeerCertificates
+
+    var eventLoopGroup: any EventLoopGroup { MultiThreadedEventLoopGroup.singleton }
+
+    func makeListeningChannel(
+        listenerConfigurator: HTTP2ServerTransport.ListenerConfigurator,
+        connectionConfigurator: HTTP2ServerTransport.ConnectionConfigurator
+    ) async throws -> NIOAsyncChannel<HTTP2ServerTransport.ConnectionConfigurator.ConnectionChannel, Never> {
+        let tls = self.tls
+        let peers = self.peers
+        return try await ServerBootstrap(group: eventLoopGroup)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in listenerConfigurator.configure(channel: channel) }
+            .bind(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let context = tls?.current {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
+                        try channel.pipeline.syncOperations.addHandler(PeerCertificateRecorder(peers: peers))
+                    }
+                }.flatMap {
+                    connectionConfigurator.configure(channel: channel, tls: tls == nil ? .none : .configured(requireALPN: false))
+                }
+            }
+    }
+}
+
+/// The server TLS context in use; replaced when meshd's serving certificate changes.
+final class TLSContextHolder: Sendable {
+    private let context: Mutex<NIOSSLContext>
+
+    init(chainPEM: String, keyPEM: String, trustBundlePEM: String) throws {
+        context = Mutex(try Self.make(chainPEM: chainPEM, keyPEM: keyPEM, trustBundlePEM: trustBundlePEM))
+    }
+
+    var current: NIOSSLContext { context.withLock { $0 } }
+
+    func replace(chainPEM: String, keyPEM: String, trustBundlePEM: String) throws {
+        let next = try Self.make(chainPEM: chainPEM, keyPEM: keyPEM, trustBundlePEM: trustBundlePEM)
+        context.withLock { $0 = next }
+    }
+
+    static func make(chainPEM: String, keyPEM: String, trustBundlePEM: String) throws -> NIOSSLContext {
+        let chain = try NIOSSLCertificate.fromPEMBytes(Array(chainPEM.utf8)).map { NIOSSLCertificateSource.certificate($0) }
+        let key = try NIOSSLPrivateKey(bytes: Array(keyPEM.utf8), format: .pem)
+        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+        configuration.certificateVerification = .optionalVerification
+        configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(trustBundlePEM.utf8)))
+        configuration.applicationProtocols = ["h2", "grpc-exp"]
+        configuration.minimumTLSVersion = .tlsv12
+        return try NIOSSLContext(configuration: configuration)
+    }
+}
+
+/// The client certificates of open connections, by the peer string gRPC puts in `ServerContext.remotePeer`.
+final class PeerCertificates: Sendable {
+    private let certificates = Mutex<[String: Certificate]>([:])
+
+    func set(_ certificate: Certificate?, peer: String) {
+        certificates.withLock { $0[peer] = certificate }
+    }
+
+    func certificate(peer: String) -> Certificate? {
+        certificates.withLock { $0[peer] }
+    }
+
+    /// The peer string gRPC uses for an address (`ipv4:127.0.0.1:5000`, `ipv6:[::1]:5000`).
+    static func peerString(_ address: NIOCore.SocketAddress?) -> String? {
+        switch address {
+        case .v4(let v4)?: "ipv4:\(v4.host):\(address!.port!)"
+        case .v6(let v6)?: "ipv6:[\(v6.host)]:\(address!.port!)"
+        default: nil
+        }
+    }
+}
+
+/// Records a connection's verified client certificate once the handshake completes.
+private final class PeerCertificateRecorder: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
+    typealias InboundIn = Any
+
+    let peers: PeerCertificates
+    var peer: String?
+
+    init(peers: PeerCertificates) {
+        self.peers = peers
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case TLSUserEvent.handshakeCompleted = event, let peer = PeerCertificates.peerString(context.channel.remoteAddress) {
+            self.peer = peer
+            let channel = context.channel
+            channel.nioSSL_peerCertificate().assumeIsolated().whenSuccess { [peers] certificate in
+                guard let certificate, let der = try? certificate.toDERBytes(), let parsed = try? Certificate(derEncoded: der) else { return }
+                peers.set(parsed, peer: peer)
+            }
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if let peer { peers.set(nil, peer: peer) }
+        context.fireChannelInactive()
+    }
+}

@@ -1,0 +1,52 @@
+import AdminAPI
+import ArgumentParser
+import Foundation
+
+/// `meshctl token`: tokens that proxies and renewal jobs authenticate with.
+struct Token: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Mint, list and revoke tokens bound to a namespace and service account.",
+        subcommands: [Create.self, List.self, Revoke.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Mint a token; prints it on stdout (it is shown only once).")
+        @OptionGroup var server: ServerOptions
+        @Option(name: .customLong("namespace"), help: "The namespace.") var namespace: String
+        @Option(name: .customLong("service-account"), help: "The service account.") var serviceAccount: String
+        @Option(name: .customLong("ttl"), help: "Lifetime in seconds (default: no expiry).") var ttl: Int?
+
+        func run() async throws {
+            var body: [String: Any] = ["namespace": namespace, "serviceAccount": serviceAccount]
+            if let ttl { body["ttlSeconds"] = ttl }
+            let client = server.client
+            let minted = try client.decode(MintedToken.self, from: try await client.post("/v1/tokens", json: body))
+            FileHandle.standardError.write(Data("token \(minted.id) for \(minted.namespace)/\(minted.serviceAccount)\n".utf8))
+            print(minted.token)
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List tokens (never the secrets).")
+        @OptionGroup var server: ServerOptions
+
+        func run() async throws {
+            let client = server.client
+            let tokens = try client.decode([TokenInfo].self, from: try await client.get("/v1/tokens"))
+            let iso = ISO8601DateFormatter()
+            print(table(["ID", "NAMESPACE", "SERVICE ACCOUNT", "CREATED", "EXPIRES", "REVOKED"], tokens.map {
+                [$0.id, $0.namespace, $0.serviceAccount, iso.string(from: $0.createdAt), $0.expiresAt.map(iso.string(from:)) ?? "never", $0.revoked ? "yes" : "no"]
+            }))
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a token; streams using it are closed.")
+        @OptionGroup var server: ServerOptions
+        @Argument(help: "The token id.") var id: String
+
+        func run() async throws {
+            _ = try await server.client.delete("/v1/tokens/\(id)")
+            print("revoked \(id)")
+        }
+    }
+}
