@@ -20,13 +20,20 @@ public final class CertificateService: Sendable {
         public var workloadKeyAlgorithm: KeyAlgorithm
         /// The SPIFFE trust domain.
         public var trustDomain: String
+        /// A directory where a PEM copy of every issued chain is kept (`<serial>.pem`, leaf first),
+        /// for auditors and for tests that check every certificate; `nil` keeps none.
+        public var copiesDirectory: String?
 
         /// Istio's defaults.
-        public init(defaultTTL: TimeInterval = 86400, maximumTTL: TimeInterval = 90 * 86400, workloadKeyAlgorithm: KeyAlgorithm = .ecdsaP256, trustDomain: String = "cluster.local") {
+        public init(
+            defaultTTL: TimeInterval = 86400, maximumTTL: TimeInterval = 90 * 86400, workloadKeyAlgorithm: KeyAlgorithm = .ecdsaP256,
+            trustDomain: String = "cluster.local", copiesDirectory: String? = nil
+        ) {
             self.defaultTTL = defaultTTL
             self.maximumTTL = maximumTTL
             self.workloadKeyAlgorithm = workloadKeyAlgorithm
             self.trustDomain = trustDomain
+            self.copiesDirectory = copiesDirectory
         }
     }
 
@@ -147,7 +154,19 @@ public final class CertificateService: Sendable {
         try ledger.append(.init(
             serial: SerialNumbers.hex(certificate.serialNumber), identity: dnsNames.joined(separator: ","),
             notBefore: certificate.notValidBefore, notAfter: certificate.notValidAfter, caller: "meshd", path: "server"))
+        keepCopy(chain + [signer.root], serial: SerialNumbers.hex(certificate.serialNumber))
         return (try chain.map { try $0.serializeAsPEM().pemString }.joined(separator: "\n") + "\n", try key.serializeAsPEM().pemString + "\n")
+    }
+
+    private func keepCopy(_ chain: [Certificate], serial: String) {
+        guard let directory = options.copiesDirectory else { return }
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            let text = try chain.map { try $0.serializeAsPEM().pemString + "\n" }.joined()
+            try AtomicFile.write(text, to: "\(directory)/\(serial).pem", mode: 0o644)
+        } catch {
+            logger.warning("cannot keep a copy of an issued certificate", metadata: ["serial": "\(serial)", "error": "\(error)"])
+        }
     }
 
     /// The CA's state.
@@ -170,6 +189,7 @@ public final class CertificateService: Sendable {
             throw CAError("ledger", "cannot record the issuance in \(ledger.path): \(error)")
         }
         issued.increment()
+        keepCopy(certificate.chain, serial: certificate.serialHex)
         logger.debug("certificate issued", metadata: ["serial": "\(certificate.serialHex)", "identity": "\(identity)", "path": "\(path)"])
         return certificate
     }

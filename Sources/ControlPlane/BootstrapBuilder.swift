@@ -18,7 +18,7 @@ public struct BootstrapBuilder: Sendable {
     public var xdsTrustBundlePEM: String?
 
     /// The name meshd's serving certificate carries and bootstraps verify.
-    public static let xdsServerName = "meshd"
+    public static let xdsServerName = "meshd.istio-system.svc"
 
     /// A builder for `workload`.
     public init(

@@ -96,7 +96,9 @@ public final class ControlPlane: Sendable {
         }
         certificates = CertificateService(
             authority: authority,
-            options: .init(defaultTTL: options.workloadCertificateTTL, maximumTTL: options.maximumWorkloadCertificateTTL, trustDomain: options.settings.trustDomain),
+            options: .init(
+                defaultTTL: options.workloadCertificateTTL, maximumTTL: options.maximumWorkloadCertificateTTL,
+                trustDomain: options.settings.trustDomain, copiesDirectory: options.issuedCertificateCopies),
             ledger: IssuanceLedger(path: options.dataDirectory + "/ca/issued.jsonl"), clock: options.clock, logger: logger, metrics: metricsFactory)
         tokens = try TokenAuthority(dataDirectory: options.dataDirectory, clock: options.clock)
         proxyCertificates = try ProxyCertificates(dataDirectory: options.dataDirectory, service: certificates, clock: options.clock)
@@ -114,7 +116,7 @@ public final class ControlPlane: Sendable {
             logger.warning("serving xDS without TLS on \(options.xdsAddress) (--xds-plaintext)")
         } else {
             let ips = [options.xdsAddress.host, "127.0.0.1", "::1"].filter { IPAddress($0) != nil }
-            let serving = try certificates.serverCertificate(dnsNames: [BootstrapBuilder.xdsServerName, "localhost"], ipAddresses: ips, ttl: 30 * 86400)
+            let serving = try certificates.serverCertificate(dnsNames: [BootstrapBuilder.xdsServerName], ipAddresses: ips, ttl: 30 * 86400)
             xdsTLS = try TLSContextHolder(chainPEM: serving.chainPEM, keyPEM: serving.keyPEM, trustBundlePEM: try certificates.trustBundlePEM())
         }
         if let error = watcher.loadNow() {

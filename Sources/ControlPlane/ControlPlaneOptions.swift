@@ -35,6 +35,8 @@ public struct ControlPlaneOptions: Sendable {
     public var allowUnauthenticatedProxies: Bool
     /// The clock (injected in tests).
     public var clock: @Sendable () -> Date
+    /// Keep a PEM copy of every issued certificate chain in this directory (`--keep-issued-certificates`).
+    public var issuedCertificateCopies: String?
 
     /// Options with meshd's defaults.
     public init(
@@ -44,7 +46,8 @@ public struct ControlPlaneOptions: Sendable {
         pollInterval: Duration = .milliseconds(250), settings: MeshSettings = MeshSettings(),
         allowExternalListeners: Bool = false, caDirectory: String? = nil, caKeyAlgorithm: KeyAlgorithm = .ecdsaP256,
         workloadCertificateTTL: TimeInterval = 86400, maximumWorkloadCertificateTTL: TimeInterval = 90 * 86400,
-        xdsPlaintext: Bool = false, allowUnauthenticatedProxies: Bool = false, clock: @escaping @Sendable () -> Date = Date.init
+        xdsPlaintext: Bool = false, allowUnauthenticatedProxies: Bool = false, clock: @escaping @Sendable () -> Date = Date.init,
+        issuedCertificateCopies: String? = nil
     ) {
         self.configDirectory = configDirectory
         self.dataDirectory = dataDirectory
@@ -60,5 +63,6 @@ public struct ControlPlaneOptions: Sendable {
         self.xdsPlaintext = xdsPlaintext
         self.allowUnauthenticatedProxies = allowUnauthenticatedProxies
         self.clock = clock
+        self.issuedCertificateCopies = issuedCertificateCopies
     }
 }

@@ -7,7 +7,7 @@ internal import GRPCNIOTransportCore
 public enum XDSClientSecurity: Sendable {
     /// No TLS (meshd with `--xds-plaintext`).
     case plaintext
-    /// TLS verifying meshd's certificate (`meshd` in its SANs) against a trust bundle, optionally
+    /// TLS verifying meshd's certificate (`meshd.istio-system.svc` in its SANs) against a trust bundle, optionally
     /// presenting a client certificate.
     case tls(trustBundlePEM: String, clientChainPEM: String? = nil, clientKeyPEM: String? = nil)
 
@@ -30,7 +30,7 @@ public enum XDSClientSecurity: Sendable {
             }
             let transport = try HTTP2ClientTransport.Posix(
                 target: target, transportSecurity: security,
-                config: .defaults { $0.http2.authority = "meshd" })
+                config: .defaults { $0.http2.authority = "meshd.istio-system.svc" })
             return try await withGRPCClient(transport: transport, handleClient: body)
         }
     }

@@ -50,6 +50,9 @@ struct Meshd: AsyncParsableCommand {
     @Option(name: .customLong("poll-interval"), help: "How often to look for config changes (e.g. 250ms, 1s).")
     var pollInterval = "250ms"
 
+    @Option(name: .customLong("keep-issued-certificates"), help: "Keep a PEM copy of every issued certificate chain in this directory.")
+    var issuedCertificateCopies: String?
+
     @Option(name: .customLong("root-namespace"), help: "Istio's root namespace: policies there apply mesh-wide.")
     var rootNamespace = "istio-system"
 
@@ -88,7 +91,7 @@ struct Meshd: AsyncParsableCommand {
             settings: MeshSettings(rootNamespace: rootNamespace, trustDomain: trustDomain),
             allowExternalListeners: allowExternalListeners, caDirectory: caDirectory, caKeyAlgorithm: algorithm,
             workloadCertificateTTL: ttl, maximumWorkloadCertificateTTL: maximum, xdsPlaintext: xdsPlaintext,
-            allowUnauthenticatedProxies: allowUnauthenticated)
+            allowUnauthenticatedProxies: allowUnauthenticated, issuedCertificateCopies: issuedCertificateCopies)
         let controlPlane: ControlPlane
         do {
             controlPlane = try ControlPlane(options: options, logger: logger)

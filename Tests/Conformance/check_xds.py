@@ -10,7 +10,7 @@ message and `Any` (typed_config and friends), and reports:
   - the resource names per type, compared with the expected ones.
 
 usage: check_xds.py HOST:PORT EXPECTATIONS.json ROOTS_FILE [TRUST_BUNDLE.pem]
-With a trust bundle the stream uses TLS (meshd's certificate names `meshd`); each expectation may
+With a trust bundle the stream uses TLS (meshd's certificate names `meshd.istio-system.svc`); each expectation may
 carry the `token` its stream authenticates with.
 Prints a JSON report; exits 0 when everything matched, 1 otherwise.
 """
@@ -145,7 +145,7 @@ def check(address, expectation, trust_bundle):
         node.metadata.fields[key].string_value = value
     if trust_bundle:
         credentials = grpc.ssl_channel_credentials(root_certificates=trust_bundle)
-        channel = grpc.secure_channel(address, credentials, options=[("grpc.ssl_target_name_override", "meshd")])
+        channel = grpc.secure_channel(address, credentials, options=[("grpc.ssl_target_name_override", "meshd.istio-system.svc")])
     else:
         channel = grpc.insecure_channel(address)
     stream = Stream(channel, node, expectation.get("token"))

@@ -35,8 +35,7 @@ extension EndToEnd {
             for file in files where file.hasSuffix(".yaml") {
                 contents[file] = try String(contentsOfFile: TestTools.packageRoot + "/examples/tai-system/" + file, encoding: .utf8)
             }
-            let mesh = try await MeshHarness("conformance", files: contents)
-            defer { Task { await mesh.stop() } }
+            try await MeshHarness("conformance", files: contents).run { mesh in
             let expectationsPath = mesh.directory + "/expectations.json"
             try JSONSerialization.data(withJSONObject: try Self.expectations { try mesh.token("tai-system", $0) }).write(to: URL(fileURLWithPath: expectationsPath))
             let bundlePath = mesh.directory + "/root.pem"
@@ -58,7 +57,7 @@ extension EndToEnd {
                 let counts = entry["counts"] as? [String: Int] ?? [:]
                 #expect(counts["cds"] == 4 && counts["eds"] == 3 && counts["lds"] == 2 && counts["rds"] == 1 && counts["sds"] == 2, "\(counts)")
             }
-            await mesh.stop()
+            }
         }
     }
 }

@@ -40,7 +40,6 @@ extension EndToEnd {
             for _ in 0..<20 {
                 let response = try await HTTPProbe.request(Self.clientEgress, authority: "server")
                 #expect(response.status == 200)
-                }
                 answers[response.body, default: 0] += 1
             }
             #expect(Set(answers.keys) == ["server-v1\n", "server-v2\n"], "answers: \(answers)")

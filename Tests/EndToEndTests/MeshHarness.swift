@@ -37,7 +37,7 @@ final class MeshHarness: @unchecked Sendable {
         var options = ControlPlaneOptions(
             configDirectory: configDirectory, dataDirectory: directory + "/data",
             xdsAddress: HostPort(host: "127.0.0.1", port: 0), adminAddress: HostPort(host: "127.0.0.1", port: 0),
-            pollInterval: pollInterval)
+            pollInterval: pollInterval, issuedCertificateCopies: directory + "/issued")
         configure(&options)
         let controlPlane = try ControlPlane(options: options, logger: logger)
         self.controlPlane = controlPlane
@@ -96,13 +96,23 @@ final class MeshHarness: @unchecked Sendable {
         try await HTTPProbe.request(adminAddress, authority: "\(adminAddress)", path: path)
     }
 
-    /// Stops everything: Envoys first, then the apps, then meshd; removes the test's files unless
-    /// `keepFiles` (set it to look at logs after a failure).
+    /// Stops everything: Envoys first, then the apps, then meshd; checks every certificate meshd
+    /// issued (`openssl verify`, pkilint); removes the test's files unless `keepFiles` (set it to
+    /// look at logs after a failure).
     func stop(keepFiles: Bool = false) async {
         for envoy in envoys { await envoy.stop() }
         for app in apps { await app.stop() }
         task.cancel()
         _ = await task.result
+        do {
+            let report = try await CertificateChecks.checkDirectory(directory + "/issued")
+            #expect(!report.isEmpty, "meshd issued no certificate in this test")
+            for (file, problems) in report.sorted(by: { $0.key < $1.key }) where !problems.isEmpty {
+                Issue.record("issued certificate \(file) fails the checks: \(problems)")
+            }
+        } catch {
+            Issue.record("cannot check the issued certificates: \(error)")
+        }
         if !keepFiles && ProcessInfo.processInfo.environment["MESHD_TEST_KEEP"] == nil {
             try? FileManager.default.removeItem(atPath: directory)
         }
