@@ -23,6 +23,10 @@ public enum CSRPolicy {
         } catch let error as CAError {
             throw error
         } catch {
+            // swift-crypto will not even load RSA keys below 2048 bits; name that case precisely.
+            if let bits = weakRSABits(pem) {
+                throw CAError("weak_key", "RSA key of \(bits) bits; at least 2048 are required")
+            }
             throw CAError("bad_pem", "not a PEM certificate signing request: \(error)")
         }
         guard request.publicKey.isValidSignature(request.signature, for: request) else {
@@ -67,5 +71,16 @@ public enum CSRPolicy {
             throw CAError("bad_pem", "unreadable CSR extension: \(error)")
         }
         return request.publicKey
+    }
+
+    /// The modulus size of a CSR's RSA key when it is below 2048 bits, read from the raw DER.
+    static func weakRSABits(_ pem: String) -> Int? {
+        guard let document = try? PEMDocument(pemString: pem), let root = try? DER.parse(document.derBytes),
+              case .constructed(let request) = root.content, let info = request.first(where: { _ in true }),
+              case .constructed(let fields) = info.content
+        else { return nil }
+        let nodes = Array(fields)
+        guard nodes.count >= 3, let bits = PublicKeyKind.rsaModulusBits(Array(nodes[2].encodedBytes)), bits < 2048 else { return nil }
+        return bits
     }
 }

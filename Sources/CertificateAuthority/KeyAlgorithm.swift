@@ -1,4 +1,5 @@
 public import X509
+internal import SwiftASN1
 internal import Crypto
 internal import _CryptoExtras
 
@@ -45,9 +46,30 @@ public enum PublicKeyKind: Equatable, Sendable {
             self = .ecdsaP384
         } else if let rsa = _RSA.Signing.PublicKey(key) {
             self = .rsa(bits: rsa.keySizeInBits)
+        } else if let bits = Self.rsaModulusBits(Array(key.subjectPublicKeyInfoBytes)) {
+            // An RSA key swift-crypto will not load (below 2048 bits): still name it as RSA.
+            self = .rsa(bits: bits)
         } else {
             self = .unsupported("\(key)")
         }
+    }
+
+    /// The modulus size of an RSA SubjectPublicKeyInfo, read straight from its DER.
+    static func rsaModulusBits(_ spki: [UInt8]) -> Int? {
+        let rsaEncryption: ASN1ObjectIdentifier = [1, 2, 840, 113549, 1, 1, 1]
+        guard let root = try? DER.parse(spki), case .constructed(let parts) = root.content else { return nil }
+        var iterator = parts.makeIterator()
+        guard let algorithm = iterator.next(), let keyBits = iterator.next(),
+              case .constructed(let algorithmParts) = algorithm.content,
+              let oidNode = algorithmParts.first(where: { _ in true }),
+              let oid = try? ASN1ObjectIdentifier(derEncoded: oidNode), oid == rsaEncryption,
+              let bitString = try? ASN1BitString(derEncoded: keyBits),
+              let key = try? DER.parse(Array(bitString.bytes)), case .constructed(let keyParts) = key.content,
+              let modulusNode = keyParts.first(where: { _ in true }), case .primitive(let modulus) = modulusNode.content
+        else { return nil }
+        let significant = modulus.drop(while: { $0 == 0 })
+        guard let first = significant.first else { return nil }
+        return (significant.count - 1) * 8 + (8 - first.leadingZeroBitCount)
     }
 
     /// Whether the key is RSA.
