@@ -102,11 +102,12 @@ let package = Package(
             dependencies: ["ControlPlane", "MeshModel", "MeshConfig", "CertificateAuthority", "AdminAPI", argumentParser],
             swiftSettings: strict
         ),
+        .executableTarget(name: "meshd-test-helper", dependencies: ["CertificateAuthority"], swiftSettings: [.swiftLanguageMode(.v6)]),
         .target(
             name: "XDSTesting",
             dependencies: [
                 "EnvoyAPI", "XDSServer", "MeshModel", "MeshTranslation", protobuf, grpcCore, grpcHTTP2,
-                nioCore, nioPosix, nioHTTP1, logging,
+                nioCore, nioPosix, nioHTTP1, nioSSL, logging,
             ],
             swiftSettings: strict
         ),

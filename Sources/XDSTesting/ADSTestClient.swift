@@ -143,3 +143,20 @@ final class WaitQueue<Element: Sendable>: Sendable {
         }
     }
 }
+
+/// A client of meshd's `IstioCertificateService/CreateCertificate`.
+public enum CertificateServiceClient {
+    /// Sends a CSR; returns the chain (leaf first) or throws the RPC error.
+    public static func createCertificate(
+        at address: HostPort, security: XDSClientSecurity, token: String?, csrPEM: String, ttlSeconds: Int64 = 0
+    ) async throws -> [String] {
+        try await security.withClient(address) { client in
+            let service = Istio_V1_Auth_IstioCertificateService.Client(wrapping: client)
+            var request = Istio_V1_Auth_IstioCertificateRequest()
+            request.csr = csrPEM
+            request.validityDuration = ttlSeconds
+            let metadata: Metadata = token.map { ["authorization": "Bearer \($0)"] } ?? [:]
+            return try await service.createCertificate(request: ClientRequest(message: request, metadata: metadata)).certChain
+        }
+    }
+}

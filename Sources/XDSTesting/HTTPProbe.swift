@@ -1,6 +1,7 @@
 internal import NIOCore
 internal import NIOPosix
 internal import NIOHTTP1
+internal import NIOSSL
 public import MeshModel
 
 /// A minimal HTTP/1.1 client for tests: one request per connection, any Host header, a deadline.
@@ -26,11 +27,50 @@ public enum HTTPProbe {
         }
     }
 
-    /// Sends `method path` to `address` with `authority` as the Host header.
+    /// TLS for a probe: the client certificate to present (PEMs) and the roots that verify the
+    /// server (its SPIFFE URI is not checked, as a hostname would be).
+    public struct TLS: Sendable {
+        /// Client certificate chain, PEM, leaf first.
+        public var chainPEM: String?
+        /// Client key, PEM.
+        public var keyPEM: String?
+        /// Roots that verify the server, PEM; `nil` verifies nothing.
+        public var trustPEM: String?
+        /// ALPN protocols to offer.
+        public var alpn: [String]
+
+        /// TLS options.
+        public init(chainPEM: String? = nil, keyPEM: String? = nil, trustPEM: String? = nil, alpn: [String] = ["http/1.1"]) {
+            self.chainPEM = chainPEM
+            self.keyPEM = keyPEM
+            self.trustPEM = trustPEM
+            self.alpn = alpn
+        }
+
+        func context() throws -> NIOSSLContext {
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            configuration.applicationProtocols = alpn
+            if let chainPEM, let keyPEM {
+                configuration.certificateChain = try NIOSSLCertificate.fromPEMBytes(Array(chainPEM.utf8)).map { .certificate($0) }
+                configuration.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(keyPEM.utf8), format: .pem))
+            }
+            if let trustPEM {
+                configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(trustPEM.utf8)))
+                configuration.certificateVerification = .noHostnameVerification
+            } else {
+                configuration.certificateVerification = .none
+            }
+            return try NIOSSLContext(configuration: configuration)
+        }
+    }
+
+    /// Sends `method path` to `address` with `authority` as the Host header, over TLS when `tls`
+    /// is given.
     public static func request(
         _ address: HostPort, authority: String, path: String = "/", method: String = "GET",
-        headers: [(String, String)] = [], body: String? = nil, timeout: Duration = .seconds(5)
+        headers: [(String, String)] = [], body: String? = nil, timeout: Duration = .seconds(5), tls: TLS? = nil
     ) async throws -> Response {
+        let sslContext = try tls?.context()
         let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
         let promise = eventLoop.makePromise(of: Response.self)
         let channel: any Channel
@@ -38,7 +78,13 @@ public enum HTTPProbe {
             channel = try await ClientBootstrap(group: eventLoop)
                 .connectTimeout(.seconds(2))
                 .channelInitializer { channel in
-                    channel.pipeline.addHTTPClientHandlers().flatMap {
+                    channel.eventLoop.makeCompletedFuture {
+                        if let sslContext {
+                            try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: sslContext, serverHostname: nil))
+                        }
+                    }.flatMap {
+                        channel.pipeline.addHTTPClientHandlers()
+                    }.flatMap {
                         channel.pipeline.addHandler(ResponseCollector(promise: promise))
                     }
                 }

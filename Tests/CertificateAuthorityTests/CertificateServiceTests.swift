@@ -1,6 +1,7 @@
 import CertificateAuthority
 import Crypto
 import Foundation
+import Glibc
 import Logging
 import MetricsTestKit
 import MeshModel

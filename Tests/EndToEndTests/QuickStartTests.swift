@@ -54,6 +54,22 @@ extension EndToEnd {
                 #expect(await validate.waitForExit(timeout: .seconds(20)))
                 #expect(validate.terminationStatus == 0, "\(validate.log)")
 
+                // The operator's views of tokens and the CA.
+                let server = ["--server", "http://127.0.0.1:\(adminPort)", "--data-dir", directory + "/data"]
+                let minted = try await Self.meshctl(["token", "create", "--namespace", "tai-system", "--service-account", "governor"] + server, in: directory)
+                #expect(minted.status == 0 && minted.output.contains("mdt_"), "\(minted.output)")
+                let listed = try await Self.meshctl(["token", "list"] + server, in: directory)
+                #expect(listed.status == 0 && listed.output.contains("tai-system") && listed.output.contains("governor"), "\(listed.output)")
+                let forbidden = try await Self.meshctl(["token", "create", "--namespace", "x", "--service-account", "y", "--admin-token", "wrong"] + server, in: directory)
+                #expect(forbidden.status != 0 && forbidden.output.contains("403"), "\(forbidden.output)")
+                let status = try await Self.meshctl(["ca", "status"] + server, in: directory)
+                #expect(status.status == 0 && status.output.contains("O=cluster.local") && status.output.contains("self-signed"), "\(status.output)")
+                #expect(status.output.range(of: "[0-9a-f]{64}", options: .regularExpression) != nil, "a SHA-256 fingerprint: \(status.output)")
+                let certs = try await Self.meshctl(["certs", "list"] + server, in: directory)
+                #expect(certs.status == 0 && certs.output.contains("meshd.istio-system.svc") && certs.output.contains("server"), "\(certs.output)")
+                let audit = try String(contentsOfFile: directory + "/data/audit.log", encoding: .utf8)
+                #expect(audit.contains("token.create") && audit.contains("bootstrap") && audit.contains("forbidden"), "\(audit)")
+
                 let missing = try ProcessHandle(
                     executable: try TestTools.productBinary("meshctl"),
                     arguments: ["bootstrap", "--server", "http://127.0.0.1:\(adminPort)", "--data-dir", directory + "/data", "--workload", "tai-system/nobody"],
@@ -93,6 +109,12 @@ extension EndToEnd {
             #expect(await meshd.waitForExit(timeout: .seconds(20)))
             #expect(meshd.terminationStatus == 2)
             #expect(meshd.log.contains("--xds-address 0.0.0.0:0 is not a loopback address"), "\(meshd.log)")
+        }
+
+        static func meshctl(_ arguments: [String], in directory: String) async throws -> (status: Int32, output: String) {
+            let process = try ProcessHandle(executable: try TestTools.productBinary("meshctl"), arguments: arguments, logPath: directory + "/meshctl-\(UUID().uuidString.prefix(6)).log")
+            #expect(await process.waitForExit(timeout: .seconds(20)))
+            return (process.terminationStatus ?? -1, process.log)
         }
 
         static func port(after marker: String, in text: String) -> Int? {
