@@ -3,6 +3,7 @@ import ControlPlane
 import Crypto
 import EnvoyAPI
 import Foundation
+import Logging
 import GRPCCore
 import MeshConfig
 import MeshModel
@@ -73,7 +74,29 @@ extension EndToEnd {
                 }
                 #expect(Set(names.keys) == ["default", "ROOTCA"])
                 #expect(try Self.sans(names["default"] ?? "") == [Self.identityA.uri])
+
+                // A reconnect within the certificate's life gets the same certificate, not a new one.
+                let again = try await ADSTestClient.withStream(to: mesh.xdsAddress, security: mesh.security, metadata: metadata) { conversation -> String in
+                    conversation.request(XDSTypeURL.secret, names: ["default"], node: Self.node("a-1", 2))
+                    let secret = try Envoy_Extensions_TransportSockets_Tls_V3_Secret(unpackingAny: try await conversation.receive().resources[0])
+                    return secret.tlsCertificate.certificateChain.inlineString
+                }
+                #expect(again == names["default"])
+                #expect(mesh.controlPlane.certificates.ledger.entries().filter { $0.path == "sds" }.count == 1)
             }
+        }
+
+        @Test("after a restart of meshd, a proxy's certificate is reused from the data directory")
+        func reuseAcrossRestarts() async throws {
+            let directory = try TestTools.temporaryDirectory("restart-reuse")
+            try FileManager.default.createDirectory(atPath: directory + "/config", withIntermediateDirectories: true)
+            for (name, text) in Self.files { try text.write(toFile: directory + "/config/" + name, atomically: true, encoding: .utf8) }
+            let options = ControlPlaneOptions(configDirectory: directory + "/config", dataDirectory: directory + "/data", xdsAddress: HostPort(host: "127.0.0.1", port: 0), adminAddress: HostPort(host: "127.0.0.1", port: 0))
+            let node = Self.node("a-1", 2).id
+            let first = try ControlPlane(options: options, logger: .init(label: "t")).proxyCertificates.certificate(proxy: node, identity: Self.identityA)
+            let second = try ControlPlane(options: options, logger: .init(label: "t")).proxyCertificates.certificate(proxy: node, identity: Self.identityA)
+            #expect(first.serial == second.serial)
+            try? FileManager.default.removeItem(atPath: directory)
         }
 
         @Test("CSRs over gRPC (token or client certificate) and REST are signed for the caller only; refusals are generic and counted")
