@@ -131,14 +131,17 @@ public struct ConfigStatus: Codable, Hashable, Sendable {
     public var rejectedChanges: Int
     /// The newest refusal, if the last change was refused.
     public var lastRejection: String?
+    /// Unresolved references of the served configuration (`Kind ns/name` → `field: reason`).
+    public var warnings: [String: [String]]
 
     /// A status from its parts.
-    public init(revision: UInt64, resources: Int, configDirectory: String?, rejectedChanges: Int, lastRejection: String?) {
+    public init(revision: UInt64, resources: Int, configDirectory: String?, rejectedChanges: Int, lastRejection: String?, warnings: [String: [String]] = [:]) {
         self.revision = revision
         self.resources = resources
         self.configDirectory = configDirectory
         self.rejectedChanges = rejectedChanges
         self.lastRejection = lastRejection
+        self.warnings = warnings
     }
 }
 

@@ -15,7 +15,8 @@ struct AdminBackendAdapter: AdminBackend {
         return ConfigStatus(
             revision: store.revision, resources: store.publisher.current.resources.count,
             configDirectory: controlPlane.configDirectory, rejectedChanges: store.rejectionCount,
-            lastRejection: store.lastRejection.map(String.init(describing:)))
+            lastRejection: store.lastRejection.map(String.init(describing:)),
+            warnings: Dictionary(uniqueKeysWithValues: store.referenceWarnings.map { ($0.key.description, $0.value.map(\.description)) }))
     }
 
     var proxies: [ProxyStatus] {

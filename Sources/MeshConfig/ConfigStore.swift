@@ -14,6 +14,7 @@ public final class ConfigStore: Sendable {
         var revision: UInt64 = 0
         var lastRejection: ConfigLoadError?
         var rejections: Int = 0
+        var referenceWarnings: [ResourceKey: [SchemaError]] = [:]
     }
 
     /// Where snapshots go.
@@ -24,6 +25,7 @@ public final class ConfigStore: Sendable {
     private let logger: Logger
     private let rejected: Counter
     private let accepted: Counter
+    private let unresolved: Gauge
 
     /// A store publishing to `publisher`.
     public init(settings: MeshSettings = MeshSettings(), publisher: SnapshotPublisher = SnapshotPublisher(), logger: Logger, metrics: any MetricsFactory) {
@@ -32,11 +34,17 @@ public final class ConfigStore: Sendable {
         self.logger = logger
         rejected = Counter(label: "meshd_config_rejected_total", dimensions: [], factory: metrics)
         accepted = Counter(label: "meshd_config_applied_total", dimensions: [], factory: metrics)
+        unresolved = Gauge(label: "meshd_config_unresolved_references", dimensions: [], factory: metrics)
     }
 
     /// The most recent refused change, if any.
     public var lastRejection: ConfigLoadError? {
         state.withLock { $0.lastRejection }
+    }
+
+    /// References of the served configuration that resolve to nothing, by resource.
+    public var referenceWarnings: [ResourceKey: [SchemaError]] {
+        state.withLock { $0.referenceWarnings }
     }
 
     /// How many changes were refused since start.
@@ -69,6 +77,16 @@ public final class ConfigStore: Sendable {
             }
             guard let snapshot else { return false }
             accepted.increment()
+            let warnings = ReferenceCheck.warnings(in: snapshot)
+            state.withLock { $0.referenceWarnings = warnings }
+            unresolved.record(warnings.values.reduce(0) { $0 + $1.count })
+            for key in warnings.keys.sorted() {
+                for problem in warnings[key]! {
+                    logger.warning("unresolved reference (accepted, as Istio does; requests that use it fail)", metadata: [
+                        "resource": "\(key)", "field": "\(problem.path)", "reason": "\(problem.reason)",
+                    ])
+                }
+            }
             logger.info("configuration applied", metadata: [
                 "revision": "\(snapshot.revision)", "resources": "\(snapshot.resources.count)",
             ])

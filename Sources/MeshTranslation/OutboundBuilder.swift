@@ -10,6 +10,7 @@ struct OutboundBuilder {
     /// Addresses the inbound side binds (`address:port`); outbound listeners never take them.
     let inboundBindings: Set<String>
     let destinationRules: DestinationRuleIndex
+    let virtualServices: VirtualServiceIndex
     var warnings: [String] = []
 
     init(scope: SidecarScope, snapshot: MeshSnapshot, inboundBindings: Set<String>) {
@@ -17,6 +18,12 @@ struct OutboundBuilder {
         self.snapshot = snapshot
         self.inboundBindings = inboundBindings
         destinationRules = DestinationRuleIndex(snapshot: snapshot)
+        virtualServices = VirtualServiceIndex(snapshot: snapshot)
+    }
+
+    /// The VirtualService that routes a service for this sidecar, if any.
+    func virtualService(for service: MeshService) -> Configured<VirtualService>? {
+        virtualServices.virtualService(for: service.hostname, proxyNamespace: scope.workload.namespace, serviceNamespace: service.namespace)
     }
 
     /// One bound port of an egress listener and the services it serves.
@@ -91,18 +98,51 @@ struct OutboundBuilder {
             if port.services.count > 1 {
                 warnings.append("TCP port \(port.port) on \(port.bind) is claimed by \(port.services.map(\.hostname).joined(separator: ", ")); only \(service.hostname) is reachable on it")
             }
-            var proxy = TCPProxy()
-            proxy.statPrefix = ResourceNames.outboundCluster(port: port.port, host: service.hostname)
-            proxy.cluster = ResourceNames.outboundCluster(port: port.port, host: service.hostname)
-            chain.filters = [Envoy.networkFilter("envoy.filters.network.tcp_proxy", proxy)]
+            chain.filters = [Envoy.networkFilter("envoy.filters.network.tcp_proxy", tcpProxy(for: service, port: port.port))]
         }
         listener.filterChains = [chain]
         return listener
     }
 
-    /// The route configuration of an HTTP port: a virtual host per service, and a last virtual
-    /// host that refuses unknown hosts with 502 (Istio's `block_all`).
-    func routeConfiguration(for port: PortListener) -> RouteConfiguration {
+    /// A TCP proxy to a service: the first `tcp` route of its VirtualService that applies to this
+    /// port and sidecar, with weighted destinations; else straight to the service's cluster.
+    mutating func tcpProxy(for service: MeshService, port: UInt32) -> TCPProxy {
+        var proxy = TCPProxy()
+        proxy.statPrefix = ResourceNames.outboundCluster(port: port, host: service.hostname)
+        proxy.cluster = ResourceNames.outboundCluster(port: port, host: service.hostname)
+        guard let virtualService = virtualService(for: service) else { return proxy }
+        let rule = (virtualService.spec.tcp ?? []).first { rule in
+            let matches = rule.match ?? []
+            return matches.isEmpty || matches.contains { match in
+                (match.port == nil || match.port == 0 || match.port == port)
+                    && (match.sourceLabels.map { scope.workload.matches($0) } ?? true)
+                    && (match.sourceNamespace.map { $0.isEmpty || $0 == scope.workload.namespace } ?? true)
+                    && (match.gateways.map { $0.isEmpty || $0.contains("mesh") } ?? true)
+            }
+        }
+        guard let rule, let destinations = rule.route, !destinations.isEmpty else { return proxy }
+        var builder = HTTPRouteBuilder(snapshot: snapshot, proxy: scope.workload, destinationRules: destinationRules)
+        let clusters = destinations.map { builder.destination(for: $0.destination, namespace: virtualService.metadata.namespace, port: port).cluster }
+        warnings += builder.unresolved.map { "\(virtualService.key): \($0)" }
+        if clusters.count == 1 {
+            proxy.cluster = clusters[0]
+        } else {
+            var weighted = TCPProxy.WeightedCluster()
+            weighted.clusters = zip(destinations, clusters).map { destination, name in
+                var cluster = TCPProxy.WeightedCluster.ClusterWeight()
+                cluster.name = name
+                cluster.weight = UInt32(max(destination.weight ?? 0, 0))
+                return cluster
+            }.filter { $0.weight > 0 }
+            proxy.weightedClusters = weighted
+        }
+        return proxy
+    }
+
+    /// The route configuration of an HTTP port: a virtual host per service (its VirtualService's
+    /// routes, else Istio's default route), and a last virtual host that refuses unknown hosts
+    /// with 502 (Istio's `block_all`).
+    mutating func routeConfiguration(for port: PortListener) -> RouteConfiguration {
         var config = RouteConfiguration()
         config.name = port.routeName
         config.validateClusters = Google_Protobuf_BoolValue(false)
@@ -111,7 +151,22 @@ struct OutboundBuilder {
             var host = VirtualHost()
             host.name = "\(service.hostname):\(port.port)"
             host.domains = domains(of: service, port: port.port).filter { claimed.insert($0).inserted }
-            host.routes = [defaultRoute(cluster: ResourceNames.outboundCluster(port: port.port, host: service.hostname))]
+            var routes: [Route] = []
+            if let virtualService = virtualService(for: service) {
+                var builder = HTTPRouteBuilder(snapshot: snapshot, proxy: scope.workload, destinationRules: destinationRules)
+                routes = builder.routes(virtualService, port: port.port)
+                warnings += builder.unresolved.map { "\(virtualService.key): \($0)" }
+            }
+            if routes.isEmpty {
+                var route = defaultRoute(cluster: ResourceNames.outboundCluster(port: port.port, host: service.hostname))
+                let policy = EffectivePolicy(rule: destinationRules.rule(for: service, proxy: scope.workload)?.spec, port: port.port)
+                if let hash = policy.loadBalancer?.consistentHash, case .route(var action) = route.action {
+                    action.hashPolicy = HTTPRouteBuilder.hashPolicies(hash)
+                    route.route = action
+                }
+                routes = [route]
+            }
+            host.routes = routes
             config.virtualHosts.append(host)
         }
         var blockAll = VirtualHost()
@@ -168,28 +223,32 @@ struct OutboundBuilder {
         return route
     }
 
-    /// A cluster per port of every reachable service, named `outbound|<port>||<host>`.
+    /// A cluster per port of every reachable service, named `outbound|<port>||<host>`, plus one per
+    /// subset of its DestinationRule, `outbound|<port>|<subset>|<host>`.
     func clusters() -> [Cluster] {
-        scope.reachableServices.flatMap { service in
-            service.ports.map { port in cluster(for: service, port: port) }
+        scope.reachableServices.flatMap { service -> [Cluster] in
+            let rule = destinationRules.rule(for: service, proxy: scope.workload)?.spec
+            let subsets = (rule?.subsets ?? []).map(\.name)
+            return service.ports.flatMap { port in
+                ([nil] + subsets.map(Optional.some)).map { subset in cluster(for: service, port: port, subset: subset, rule: rule) }
+            }
         }
     }
 
-    func cluster(for service: MeshService, port: MeshService.Port) -> Cluster {
+    func cluster(for service: MeshService, port: MeshService.Port, subset: String? = nil, rule: DestinationRule? = nil) -> Cluster {
         var cluster = Cluster()
-        let name = ResourceNames.outboundCluster(port: port.number, host: service.hostname)
+        let name = ResourceNames.outboundCluster(port: port.number, subset: subset ?? "", host: service.hostname)
         cluster.name = name
         cluster.connectTimeout = Envoy.duration(seconds: 10)
         cluster.lbPolicy = .leastRequest
         cluster.circuitBreakers = Envoy.defaultCircuitBreakers
-        if port.serviceProtocol.usesHTTP2 {
-            cluster.typedExtensionProtocolOptions = Envoy.http2ProtocolOptions
-        }
-        applyClientTLS(to: &cluster, service: service, port: port)
+        let policy = EffectivePolicy(rule: rule, port: port.number, subset: subset)
+        ClusterPolicies.apply(policy, to: &cluster, protocol: port.serviceProtocol)
+        applyClientTLS(to: &cluster, service: service, port: port, subset: subset, settings: rule == nil ? nil : policy.tls)
         switch service.resolution {
         case .DNS, .DNS_ROUND_ROBIN:
             cluster.type = service.resolution == .DNS ? .strictDns : .logicalDns
-            cluster.loadAssignment = loadAssignment(for: service, port: port, clusterName: name)
+            cluster.loadAssignment = loadAssignment(for: service, port: port, clusterName: name, subsetLabels: subsetLabels(rule, subset))
             cluster.dnsLookupFamily = .v4Preferred
         default:
             cluster.type = .eds
@@ -204,9 +263,9 @@ struct OutboundBuilder {
     /// How the cluster talks TLS: a DestinationRule's `tls` (port level over top level) decides; with
     /// none, auto mTLS sends mTLS to endpoints that have a sidecar accepting it and plaintext to
     /// the others.
-    func applyClientTLS(to cluster: inout Cluster, service: MeshService, port: MeshService.Port) {
-        let sni = ResourceNames.outboundSNI(port: port.number, host: service.hostname)
-        if let rule = destinationRules.rule(for: service, proxy: scope.workload), let settings = rule.spec.tlsSettings(port: port.number) {
+    func applyClientTLS(to cluster: inout Cluster, service: MeshService, port: MeshService.Port, subset: String?, settings: ClientTLSSettings?) {
+        let sni = ResourceNames.outboundSNI(port: port.number, subset: subset ?? "", host: service.hostname)
+        if let settings {
             switch settings.mode ?? .DISABLE {
             case .DISABLE:
                 return
@@ -236,20 +295,37 @@ struct OutboundBuilder {
         instance.hasSidecar && PeerAuthenticationPolicy(workload: instance, snapshot: snapshot).mode(port: instance.endpointPort(for: port)) != .disable
     }
 
-    /// The endpoints of every EDS cluster.
+    func subsetLabels(_ rule: DestinationRule?, _ subset: String?) -> [String: String]? {
+        guard let subset else { return nil }
+        return rule?.subsets?.first { $0.name == subset }?.labels ?? [:]
+    }
+
+    /// The endpoints of every EDS cluster (subset clusters: the workloads with the subset's labels).
     func loadAssignments() -> [ClusterLoadAssignment] {
         scope.reachableServices.flatMap { service -> [ClusterLoadAssignment] in
             guard service.resolution != .DNS && service.resolution != .DNS_ROUND_ROBIN else { return [] }
-            return service.ports.map { port in
-                loadAssignment(for: service, port: port, clusterName: ResourceNames.outboundCluster(port: port.number, host: service.hostname))
+            let rule = destinationRules.rule(for: service, proxy: scope.workload)?.spec
+            let subsets = (rule?.subsets ?? []).map(\.name)
+            return service.ports.flatMap { port in
+                ([nil] + subsets.map(Optional.some)).map { subset in
+                    loadAssignment(
+                        for: service, port: port,
+                        clusterName: ResourceNames.outboundCluster(port: port.number, subset: subset ?? "", host: service.hostname),
+                        subsetLabels: subsetLabels(rule, subset))
+                }
             }
         }
     }
 
-    func loadAssignment(for service: MeshService, port: MeshService.Port, clusterName: String) -> ClusterLoadAssignment {
+    func loadAssignment(for service: MeshService, port: MeshService.Port, clusterName: String, subsetLabels: [String: String]? = nil) -> ClusterLoadAssignment {
         var assignment = ClusterLoadAssignment()
         assignment.clusterName = clusterName
-        let instances = snapshot.registry.instances(of: service)
+        var instances = snapshot.registry.instances(of: service)
+        if let subsetLabels { instances = instances.filter { $0.matches(subsetLabels) } }
+        if instances.isEmpty, service.resolution == .DNS || service.resolution == .DNS_ROUND_ROBIN {
+            // A DNS service without endpoints resolves its own host name.
+            instances = [WorkloadInstance(name: service.hostname, namespace: service.namespace, address: service.hostname)]
+        }
         var byLocality: [String: [LbEndpoint]] = [:]
         for instance in instances.sorted(by: { ($0.address, $0.name) < ($1.address, $1.name) }) {
             var endpoint = Envoy_Config_Endpoint_V3_Endpoint()
@@ -284,6 +360,12 @@ extension HCM {
     static func outbound(statPrefix: String) -> HCM {
         var hcm = HCM.common(statPrefix: statPrefix)
         hcm.useRemoteAddress = Google_Protobuf_BoolValue(false)
+        // CORS and faults are configured per route; the filters do nothing without that.
+        hcm.httpFilters = [
+            Envoy.httpFilter("envoy.filters.http.cors", Envoy_Extensions_Filters_Http_Cors_V3_Cors()),
+            Envoy.httpFilter("envoy.filters.http.fault", Envoy_Extensions_Filters_Http_Fault_V3_HTTPFault()),
+            Envoy.routerFilter,
+        ]
         return hcm
     }
 

@@ -56,6 +56,12 @@ public struct TrafficSimulator {
         public var name: String
         /// Weight.
         public var weight: UInt32
+
+        /// A weighted cluster.
+        public init(name: String, weight: UInt32) {
+            self.name = name
+            self.weight = weight
+        }
     }
 
     /// Why a request has nowhere to go.

@@ -1,7 +1,6 @@
 import CertificateAuthority
 import Crypto
 import Foundation
-import Glibc
 import Testing
 import XDSTesting
 
@@ -29,8 +28,7 @@ struct AtomicFileTests {
             let contents = try String(contentsOfFile: target, encoding: .utf8)
             #expect(contents == keyA || contents == keyB, "round \(round): the key file is torn")
             seen.insert(contents == keyA ? "A" : "B")
-            var info = stat()
-            #expect(stat(target, &info) == 0 && info.st_mode & 0o777 == 0o600)
+            #expect(permissions(target) == 0o600)
         }
         #expect(seen.count == 2, "the writer made progress between kills")
         // A crashed writer may leave its temporary file; the next start removes it.

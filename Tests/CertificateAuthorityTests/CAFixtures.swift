@@ -50,3 +50,8 @@ func openssl(_ arguments: [String], in directory: String) async throws -> (Int32
     _ = await process.waitForExit(timeout: .seconds(30))
     return (process.terminationStatus ?? -1, process.log)
 }
+
+/// A file's permission bits.
+func permissions(_ path: String) -> Int? {
+    (try? FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber)?.intValue
+}

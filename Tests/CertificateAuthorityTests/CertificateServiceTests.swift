@@ -1,7 +1,6 @@
 import CertificateAuthority
 import Crypto
 import Foundation
-import Glibc
 import Logging
 import MetricsTestKit
 import MeshModel
@@ -17,9 +16,8 @@ struct CertificateServiceTests {
     func rootLifecycle() throws {
         let fixture = try CAFixture()
         let layout = CAStore.SelfSignedLayout(dataDirectory: fixture.directory)
-        var info = stat()
-        #expect(stat(layout.keyPath, &info) == 0 && info.st_mode & 0o777 == 0o600)
-        #expect(stat(layout.certificatePath, &info) == 0 && info.st_mode & 0o777 == 0o644)
+        #expect(permissions(layout.keyPath) == 0o600)
+        #expect(permissions(layout.certificatePath) == 0o644)
         var generator = SystemRandomNumberGenerator()
         let again = try CAStore.loadOrCreateSelfSigned(layout, algorithm: .ecdsaP256, trustDomain: "cluster.local", now: Date(), generator: &generator)
         #expect(!again.created)

@@ -8,15 +8,30 @@ import XDSTesting
 
 @Suite("Translating the mesh into one sidecar's Envoy config")
 struct SidecarTranslatorTests {
-    @Test("governor calls coordinator: its egress listener, port route, service cluster, both versions' endpoints")
+    @Test("governor calls scheduler: its egress listener, port route, service cluster, endpoints")
     func outboundHTTP() throws {
         let governor = try simulator(try exampleSnapshot(), "tai-system", "governor-v1")
-        let outcome = try governor.http(.init(address: "127.0.1.2", port: 8080, authority: "coordinator"))
+        let outcome = try governor.http(.init(address: "127.0.1.2", port: 8080, authority: "scheduler"))
         #expect(outcome.listener == "127.0.1.2_8080")
         #expect(outcome.routeConfiguration == "8080")
-        #expect(outcome.virtualHost == "coordinator.tai-system.svc.cluster.local:8080")
-        #expect(outcome.clusters.map(\.name) == ["outbound|8080||coordinator.tai-system.svc.cluster.local"])
-        #expect(outcome.endpoints == ["127.0.0.4:8080", "127.0.0.5:8080"])
+        #expect(outcome.virtualHost == "scheduler.tai-system.svc.cluster.local:8080")
+        #expect(outcome.clusters.map(\.name) == ["outbound|8080||scheduler.tai-system.svc.cluster.local"])
+        #expect(outcome.endpoints == ["127.0.0.3:8080"])
+    }
+
+    @Test("the ADR's canary: canary testers reach v2; everyone else is split 90/10 between the subsets")
+    func adrCanary() throws {
+        let governor = try simulator(try exampleSnapshot(), "tai-system", "governor-v1")
+        let tester = try governor.http(.init(address: "127.0.1.2", port: 8080, authority: "coordinator", headers: ["user-agent": "canary-tester"]))
+        #expect(tester.clusters.map(\.name) == ["outbound|8080|canary|coordinator.tai-system.svc.cluster.local"])
+        #expect(tester.endpoints == ["127.0.0.5:8080"])
+        let others = try governor.http(.init(address: "127.0.1.2", port: 8080, authority: "coordinator", headers: ["user-agent": "curl"]))
+        #expect(others.clusters == [
+            .init(name: "outbound|8080|stable|coordinator.tai-system.svc.cluster.local", weight: 90),
+            .init(name: "outbound|8080|canary|coordinator.tai-system.svc.cluster.local", weight: 10),
+        ])
+        #expect(try governor.endpoints(of: "outbound|8080|stable|coordinator.tai-system.svc.cluster.local") == ["127.0.0.4:8080"])
+        #expect(try governor.endpoints(of: "outbound|8080||coordinator.tai-system.svc.cluster.local") == ["127.0.0.4:8080", "127.0.0.5:8080"])
     }
 
     @Test("every Istio host form of the service reaches the same virtual host", arguments: [
@@ -114,11 +129,11 @@ struct SidecarTranslatorTests {
     func istioDefaults() throws {
         let resources = try SidecarTranslator.translate(try exampleSnapshot(), workload: .init(namespace: "tai-system", name: "governor-v1")).resources
         let routes = try #require(resources.resources(ofType: XDSTypeURL.route)["8080"]?.unpack(Envoy_Config_Route_V3_RouteConfiguration.self))
-        let route = try #require(routes.virtualHosts.first?.routes.first?.route)
+        let route = try #require(routes.virtualHosts.first { $0.name.hasPrefix("scheduler") }?.routes.first?.route)
         #expect(route.timeout.seconds == 0)
         #expect(route.retryPolicy.numRetries.value == 2)
         #expect(route.retryPolicy.retryOn == "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes")
-        let cluster = try #require(resources.resources(ofType: XDSTypeURL.cluster)["outbound|8080||coordinator.tai-system.svc.cluster.local"]?.unpack(Envoy_Config_Cluster_V3_Cluster.self))
+        let cluster = try #require(resources.resources(ofType: XDSTypeURL.cluster)["outbound|8080||scheduler.tai-system.svc.cluster.local"]?.unpack(Envoy_Config_Cluster_V3_Cluster.self))
         #expect(cluster.type == .eds)
         #expect(cluster.edsClusterConfig.serviceName == cluster.name)
         #expect(cluster.circuitBreakers.thresholds.first?.maxConnections.value == 4_294_967_295)

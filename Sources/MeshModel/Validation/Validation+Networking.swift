@@ -164,12 +164,37 @@ extension Checker {
     mutating func check(_ policy: TrafficPolicy, at path: FieldPath) {
         check(policy.connectionPool, at: path.appending("connectionPool"))
         check(policy.outlierDetection, at: path.appending("outlierDetection"))
+        check(policy.tls, at: path.appending("tls"))
+        check(policy.loadBalancer, at: path.appending("loadBalancer"))
         for (index, portPolicy) in (policy.portLevelSettings ?? []).enumerated() {
             let portPath = path.appending("portLevelSettings").appending(index: index)
             if portPolicy.port == nil { fail(portPath.appending("port"), "a port is required") }
             port(portPolicy.port?.number, at: portPath.appending("port").appending("number"))
             check(portPolicy.connectionPool, at: portPath.appending("connectionPool"))
             check(portPolicy.outlierDetection, at: portPath.appending("outlierDetection"))
+            check(portPolicy.tls, at: portPath.appending("tls"))
+            check(portPolicy.loadBalancer, at: portPath.appending("loadBalancer"))
+        }
+    }
+
+    mutating func check(_ tls: ClientTLSSettings?, at path: FieldPath) {
+        guard let tls else { return }
+        if let credential = tls.credentialName, !credential.isEmpty {
+            fail(path.appending("credentialName"), "credentialName names a Kubernetes secret; without Kubernetes give the files: clientCertificate, privateKey, caCertificates")
+        }
+        if tls.mode == .MUTUAL && (tls.clientCertificate ?? "").isEmpty != (tls.privateKey ?? "").isEmpty {
+            fail(path, "MUTUAL needs both clientCertificate and privateKey")
+        }
+    }
+
+    mutating func check(_ balancer: LoadBalancerSettings?, at path: FieldPath) {
+        if balancer?.simple == .PASSTHROUGH {
+            fail(path.appending("simple"), "PASSTHROUGH needs traffic capture, which meshd's sidecars do not use")
+        }
+        guard let hash = balancer?.consistentHash else { return }
+        let keys = [hash.httpHeaderName != nil, hash.httpCookie != nil, hash.useSourceIp == true, hash.httpQueryParameterName != nil].filter { $0 }.count
+        if keys == 0 {
+            fail(path.appending("consistentHash"), "a hash key is required: httpHeaderName, httpCookie, useSourceIp or httpQueryParameterName")
         }
     }
 

@@ -1,0 +1,57 @@
+/// References between resources that resolve to nothing. Istio accepts them (a route to an unknown
+/// host or subset answers 503 at run time), so meshd does too, and reports them: a log line, a
+/// counter, and a warning kept with the resource for `meshctl analyze`.
+public enum ReferenceCheck {
+    /// Warnings by resource: a host no service has, a subset no DestinationRule defines, a
+    /// DestinationRule for an unknown host.
+    public static func warnings(in snapshot: MeshSnapshot) -> [ResourceKey: [SchemaError]] {
+        var out: [ResourceKey: [SchemaError]] = [:]
+        let suffix = snapshot.settings.domainSuffix
+        let hosts = Set(snapshot.registry.services.map(\.hostname))
+        func known(_ host: String) -> Bool {
+            HostName.isWildcard(host) ? hosts.contains { HostName.matches($0, pattern: host) } : hosts.contains(host)
+        }
+        func subsets(of host: String) -> Set<String> {
+            var names: Set<String> = []
+            for rule in snapshot.destinationRules where HostName.matches(host, pattern: HostName.resolve(rule.spec.host, in: rule.metadata.namespace, domainSuffix: suffix)) {
+                for subset in rule.spec.subsets ?? [] { names.insert(subset.name) }
+            }
+            return names
+        }
+        for service in snapshot.virtualServices {
+            var problems: [SchemaError] = []
+            let root = FieldPath().appending("spec")
+            func check(_ destination: Destination, at path: FieldPath) {
+                let host = HostName.resolve(destination.host, in: service.metadata.namespace, domainSuffix: suffix)
+                if !known(host) {
+                    problems.append(SchemaError(path: path.appending("host"), reason: "no service has host \(host) (IST0101)"))
+                } else if let subset = destination.subset, !subset.isEmpty, !subsets(of: host).contains(subset) {
+                    problems.append(SchemaError(path: path.appending("subset"), reason: "no DestinationRule defines subset \(subset) of \(host) (IST0101)"))
+                }
+            }
+            for (index, route) in (service.spec.http ?? []).enumerated() {
+                let path = root.appending("http").appending(index: index)
+                for (position, destination) in (route.route ?? []).enumerated() {
+                    check(destination.destination, at: path.appending("route").appending(index: position).appending("destination"))
+                }
+                if let mirror = route.mirror { check(mirror, at: path.appending("mirror")) }
+                for (position, mirror) in (route.mirrors ?? []).enumerated() {
+                    check(mirror.destination, at: path.appending("mirrors").appending(index: position).appending("destination"))
+                }
+            }
+            for (index, route) in (service.spec.tcp ?? []).enumerated() {
+                for (position, destination) in (route.route ?? []).enumerated() {
+                    check(destination.destination, at: root.appending("tcp").appending(index: index).appending("route").appending(index: position).appending("destination"))
+                }
+            }
+            if !problems.isEmpty { out[service.key] = problems }
+        }
+        for rule in snapshot.destinationRules {
+            let host = HostName.resolve(rule.spec.host, in: rule.metadata.namespace, domainSuffix: suffix)
+            if !known(host) {
+                out[rule.key, default: []].append(SchemaError(path: FieldPath().appending("spec").appending("host"), reason: "no service has host \(host) (IST0174)"))
+            }
+        }
+        return out
+    }
+}
