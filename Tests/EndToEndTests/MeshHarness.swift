@@ -143,10 +143,10 @@ final class MeshHarness: @unchecked Sendable {
 
 /// Sidecar-mode YAML for a workload on loopback: its WorkloadEntry and a Sidecar that binds its
 /// egress on `127.X.1.N`, its ingress on `127.X.0.N`, and sends inbound traffic to `127.X.2.N`.
-func workloadYAML(_ name: String, namespace: String, block: Int, host: Int, labels: [String: String], serviceAccount: String, ports: [Int] = [8080]) -> String {
+func workloadYAML(_ name: String, namespace: String, block: Int, host: Int, labels: [String: String], serviceAccount: String, ports: [Int] = [8080], protocol: String = "HTTP") -> String {
     let labelText = labels.keys.sorted().map { "\($0): \(labels[$0]!)" }.joined(separator: ", ")
     let ingress = ports.map { port in
-        "  - port: {number: \(port), protocol: HTTP, name: http-\(port)}\n    defaultEndpoint: 127.\(block).2.\(host):\(port)\n"
+        "  - port: {number: \(port), protocol: \(`protocol`), name: \(`protocol`.lowercased())-\(port)}\n    defaultEndpoint: 127.\(block).2.\(host):\(port)\n"
     }.joined()
     return """
         apiVersion: networking.istio.io/v1
