@@ -7,11 +7,13 @@ internal import SwiftProtobuf
 struct InboundBuilder {
     let scope: SidecarScope
     let peerAuthentication: PeerAuthenticationPolicy
+    let authorization: AuthorizationBuilder
     let trustDomain: String
 
     init(scope: SidecarScope, snapshot: MeshSnapshot) {
         self.scope = scope
         peerAuthentication = PeerAuthenticationPolicy(workload: scope.workload, snapshot: snapshot)
+        authorization = AuthorizationBuilder(workload: scope.workload, snapshot: snapshot)
         trustDomain = snapshot.settings.trustDomain
     }
 
@@ -64,6 +66,11 @@ struct InboundBuilder {
         if ingress.serviceProtocol.isHTTP {
             var hcm = HCM.common(statPrefix: "inbound_0.0.0.0_\(ingress.port)")
             hcm.routeConfig = routeConfiguration(for: ingress)
+            // Normalise before authorization sees the path: decode %2F, resolve dot segments,
+            // merge slashes — so `/a/../b`, `//a` and `%2F` cannot slip past a path rule.
+            hcm.pathWithEscapedSlashesAction = .unescapeAndForward
+            hcm.httpFilters = authorization.httpFilters() + [Envoy.routerFilter]
+            if authorization.hasDryRun { hcm.accessLog = [AuthorizationBuilder.dryRunAccessLog] }
             if mutualTLS {
                 hcm.forwardClientCertDetails = .sanitizeSet
                 var details = HCM.SetCurrentClientCertDetails()
@@ -79,7 +86,7 @@ struct InboundBuilder {
             var proxy = TCPProxy()
             proxy.statPrefix = cluster
             proxy.cluster = cluster
-            chain.filters = [Envoy.networkFilter("envoy.filters.network.tcp_proxy", proxy)]
+            chain.filters = authorization.networkFilters(statPrefix: "inbound_\(ingress.port)_") + [Envoy.networkFilter("envoy.filters.network.tcp_proxy", proxy)]
         }
         return chain
     }

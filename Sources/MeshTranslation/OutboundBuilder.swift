@@ -244,6 +244,13 @@ struct OutboundBuilder {
         cluster.circuitBreakers = Envoy.defaultCircuitBreakers
         let policy = EffectivePolicy(rule: rule, port: port.number, subset: subset)
         ClusterPolicies.apply(policy, to: &cluster, protocol: port.serviceProtocol)
+        if service.location == .MESH_INTERNAL, IPAddress(scope.workload.address) != nil {
+            // Connect from the workload's own address, so that servers see who calls (source.ip,
+            // ipBlocks) even when every workload shares one machine.
+            var bind = Envoy_Config_Core_V3_BindConfig()
+            bind.sourceAddress = Envoy.address(scope.workload.address, port: 0).socketAddress
+            cluster.upstreamBindConfig = bind
+        }
         applyClientTLS(to: &cluster, service: service, port: port, subset: subset, settings: rule == nil ? nil : policy.tls)
         switch service.resolution {
         case .DNS, .DNS_ROUND_ROBIN:
