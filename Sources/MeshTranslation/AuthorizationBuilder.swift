@@ -71,8 +71,9 @@ struct AuthorizationBuilder {
         "ns[\(policy.metadata.namespace)]-policy[\(policy.metadata.name)]-rule[\(rule)]"
     }
 
+    /// Envoy appends `.shadow_allowed` / `.shadow_denied`.
     static func statPrefix(_ policy: Configured<AuthorizationPolicy>) -> String {
-        "ns[\(policy.metadata.namespace)]-policy[\(policy.metadata.name)]-"
+        "ns[\(policy.metadata.namespace)]-policy[\(policy.metadata.name)]"
     }
 
     /// HTTP RBAC filters, in order: per-policy counters, then AUDIT, DENY, ALLOW engines.

@@ -3,8 +3,9 @@ internal import NIOPosix
 public import MeshModel
 internal import Synchronization
 
-/// A TCP app standing in for a workload: it writes its name and a newline to every connection and
-/// closes it, counting connections.
+/// A TCP app standing in for a workload: when a connection sends its first bytes, it answers with
+/// its name and a newline and closes it, counting connections. (Client-first, so that a proxy in
+/// between decides on the client's first bytes before the app says anything.)
 public final class TestTCPApp: Sendable {
     /// The name it writes.
     public let name: String
@@ -54,15 +55,22 @@ public final class TestTCPApp: Sendable {
             self.count = count
         }
 
+        var answered = false
+
         func channelActive(context: ChannelHandlerContext) {
             count.value.add(1, ordering: .relaxed)
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            guard !answered else { return }
+            answered = true
             context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: line))).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
         }
     }
 
-    /// Connects to `address` and returns what the server writes before closing.
+    /// Connects to `address`, says hello, and returns what the server writes before closing.
     public static func read(_ address: HostPort, timeout: Duration = .seconds(3)) async throws -> String {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.seconds(2))
@@ -74,7 +82,8 @@ public final class TestTCPApp: Sendable {
         return try await withThrowingTaskGroup(of: String.self) { group in
             group.addTask {
                 var text = ""
-                try await channel.executeThenClose { inbound, _ in
+                try await channel.executeThenClose { inbound, outbound in
+                    try await outbound.write(ByteBuffer(string: "hello\n"))
                     for try await var buffer in inbound { text += buffer.readString(length: buffer.readableBytes) ?? "" }
                 }
                 return text

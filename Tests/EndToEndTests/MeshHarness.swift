@@ -143,7 +143,7 @@ final class MeshHarness: @unchecked Sendable {
 
 /// Sidecar-mode YAML for a workload on loopback: its WorkloadEntry and a Sidecar that binds its
 /// egress on `127.X.1.N`, its ingress on `127.X.0.N`, and sends inbound traffic to `127.X.2.N`.
-func workloadYAML(_ name: String, namespace: String, block: Int, host: Int, labels: [String: String], serviceAccount: String, ports: [Int] = [8080], protocol: String = "HTTP") -> String {
+func workloadYAML(_ name: String, namespace: String, block: Int, host: Int, labels: [String: String], serviceAccount: String, ports: [Int] = [8080], protocol: String = "HTTP", egressHosts: [String] = ["./*"]) -> String {
     let labelText = labels.keys.sorted().map { "\($0): \(labels[$0]!)" }.joined(separator: ", ")
     let ingress = ports.map { port in
         "  - port: {number: \(port), protocol: \(`protocol`), name: \(`protocol`.lowercased())-\(port)}\n    defaultEndpoint: 127.\(block).2.\(host):\(port)\n"
@@ -163,7 +163,7 @@ func workloadYAML(_ name: String, namespace: String, block: Int, host: Int, labe
         \(ingress)  egress:
           - bind: 127.\(block).1.\(host)
             captureMode: NONE
-            hosts: ["./*"]
+            hosts: [\(egressHosts.map { "\"\($0)\"" }.joined(separator: ", "))]
 
         """
 }
