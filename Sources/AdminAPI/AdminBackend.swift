@@ -29,6 +29,8 @@ public protocol AdminBackend: Sendable {
     func caStatus() -> CertificateService.Status
     /// The trust bundle (PEM).
     func trustBundlePEM() throws -> String
+    /// Starts a root rotation; the error says why not (one in progress, plugged-in CA).
+    func rotateRoot() throws(CAError) -> CertificateService.Status
     /// Every issued certificate, oldest first.
     func issuedCertificates() -> [IssuanceLedger.Entry]
     /// Signs a CSR for the token's identity; the error carries the refusal (already counted and logged).
@@ -117,6 +119,9 @@ public struct BootstrapRequest: Codable, Hashable, Sendable {
     public var adminAddress: String?
     /// Lifetime of the token embedded in the bootstrap, seconds (default: no expiry).
     public var tokenTTLSeconds: Int?
+    /// An absolute directory where a renewal job (`meshctl cert renew`) keeps the sidecar's
+    /// certificate; meshd then serves references to those files instead of a key it made.
+    public var certificateDirectory: String?
 }
 
 /// The state of the configuration source, for `/debug/config`.

@@ -71,6 +71,20 @@ public enum AdminRoutes {
             return text("revoked \(id)\n")
         }
         router.get("/v1/ca") { _, _ in try json(backend.caStatus()) }
+        router.post("/v1/ca/rotate-root") { request, _ -> Response in
+            try requireAdmin(request, backend)
+            let status: CertificateService.Status
+            do throws(CAError) {
+                status = try backend.rotateRoot()
+            } catch {
+                backend.audit(who: "admin", action: "ca.rotate-root", target: "", result: "refused: \(error.message)")
+                throw HTTPError(.conflict, message: error.message)
+            }
+            backend.audit(who: "admin", action: "ca.rotate-root", target: "", result: "started")
+            var response = try json(status)
+            response.status = .accepted
+            return response
+        }
         router.get("/v1/ca/root") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/x-pem-file"], body: .init(byteBuffer: ByteBuffer(string: try backend.trustBundlePEM())))
         }

@@ -62,7 +62,8 @@ public enum CAStore {
 
     /// Loads a plugged-in CA in Istio's layout: `ca-cert.pem` (signs leaves), `ca-key.pem`,
     /// `root-cert.pem` (trusted roots), `cert-chain.pem` (ca-cert up to the root).
-    public static func loadPluggedIn(directory: String) throws(CAError) -> SigningAuthority {
+    /// `mode` is `.pluggedIn` unless the files are meshd's own (a rotation's new self-signed root).
+    public static func loadPluggedIn(directory: String, mode: SigningAuthority.Mode = .pluggedIn) throws(CAError) -> SigningAuthority {
         let signer = try readCertificates(directory + "/ca-cert.pem")[0]
         let key = try readKey(directory + "/ca-key.pem")
         let roots = try readCertificates(directory + "/root-cert.pem")
@@ -81,7 +82,37 @@ public enum CAStore {
             }
             child = parent
         }
-        return try SigningAuthority(certificate: signer, privateKey: key, chain: chain, roots: roots, mode: .pluggedIn)
+        return try SigningAuthority(certificate: signer, privateKey: key, chain: chain, roots: roots, mode: mode)
+    }
+
+    /// Writes `authority` in Istio's layout into `directory` (made 0700): the key 0600, each file
+    /// atomically.
+    public static func writeIstioLayout(_ authority: SigningAuthority, to directory: String) throws(CAError) {
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            func pem(_ certificates: [Certificate]) throws -> String {
+                try certificates.map { try $0.serializeAsPEM().pemString + "\n" }.joined()
+            }
+            try AtomicFile.write(try authority.privateKeyPEM(), to: directory + "/ca-key.pem", mode: 0o600)
+            try AtomicFile.write(try pem([authority.certificate]), to: directory + "/ca-cert.pem", mode: 0o644)
+            try AtomicFile.write(try pem([authority.certificate] + authority.chain), to: directory + "/cert-chain.pem", mode: 0o644)
+            try AtomicFile.write(try pem(authority.roots), to: directory + "/root-cert.pem", mode: 0o644)
+        } catch let error as AtomicFile.WriteError {
+            throw CAError("storage", error.description)
+        } catch {
+            throw CAError("storage", "cannot write the CA to \(directory): \(error)")
+        }
+    }
+
+    /// Writes certificates as one PEM file, atomically.
+    public static func writeCertificates(_ certificates: [Certificate], to path: String) throws(CAError) {
+        do {
+            try AtomicFile.write(try certificates.map { try $0.serializeAsPEM().pemString + "\n" }.joined(), to: path, mode: 0o644)
+        } catch let error as AtomicFile.WriteError {
+            throw CAError("storage", error.description)
+        } catch {
+            throw CAError("storage", "cannot write \(path): \(error)")
+        }
     }
 
     /// Every certificate in a PEM file.

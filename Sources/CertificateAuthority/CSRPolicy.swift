@@ -84,3 +84,17 @@ public enum CSRPolicy {
         return bits
     }
 }
+
+/// Makes the CSR a workload sends: empty subject, its SPIFFE ID as the only (URI) SAN.
+public enum WorkloadCSR {
+    /// The CSR as PEM.
+    public static func make(privateKey: Certificate.PrivateKey, identity: SpiffeID) throws -> String {
+        var extensions = Certificate.Extensions()
+        try extensions.append(Certificate.Extension(SubjectAlternativeNames([.uniformResourceIdentifier(identity.uri)]), critical: true))
+        let attributes = try CertificateSigningRequest.Attributes([.init(ExtensionRequest(extensions: extensions))])
+        return try CertificateSigningRequest(
+            version: .v1, subject: DistinguishedName(), privateKey: privateKey, attributes: attributes,
+            signatureAlgorithm: PublicKeyKind(privateKey.publicKey).signatureAlgorithm
+        ).serializeAsPEM().pemString
+    }
+}

@@ -1,4 +1,4 @@
-internal import X509
+public import X509
 internal import SwiftASN1
 public import Foundation
 public import MeshModel
@@ -63,11 +63,16 @@ public final class CertificateService: Sendable {
         public var defaultTTLSeconds: Int
         /// Longest lifetime a request may ask for, seconds.
         public var maximumTTLSeconds: Int
+        /// The certificates between the signer and its root (plugged-in CAs).
+        public var chain: [CertificateInfo] = []
+        /// The root rotation in progress, if any.
+        public var rotation: CALifecycle.RotationStatus?
     }
 
     /// Options.
     public let options: Options
     private let authority: Mutex<SigningAuthority>
+    private let crossSignedRoots = Mutex<[Certificate]>([])
     /// The issuance ledger.
     public let ledger: IssuanceLedger
     private let clock: @Sendable () -> Date
@@ -96,6 +101,13 @@ public final class CertificateService: Sendable {
     /// The signer in use.
     public var signingAuthority: SigningAuthority {
         authority.withLock { $0 }
+    }
+
+    /// Signs with `next` from now on; `crossSigned` are appended to meshd's own serving chain.
+    public func replace(_ next: SigningAuthority, crossSigned: [Certificate]) {
+        authority.withLock { $0 = next }
+        crossSignedRoots.withLock { $0 = crossSigned }
+        recordExpiry(next)
     }
 
     /// The trust bundle as PEM (every root, concatenated).
@@ -150,10 +162,13 @@ public final class CertificateService: Sendable {
         let signer = signingAuthority
         let certificate = try signer.issueServerCertificate(
             publicKey: key.publicKey, dnsNames: dnsNames, ipAddresses: ipAddresses, ttl: ttl, now: clock(), generator: &generator)
-        let chain = [certificate] + (signer.mode == .selfSigned ? [] : [signer.certificate]) + signer.chain.filter { !signer.roots.contains($0) }
+        // Below the signer: its intermediates, then each former root's successor signed by it, so
+        // a client that trusts only an older root still finds a path.
+        let intermediates = ([signer.certificate] + signer.chain).filter { !signer.roots.contains($0) }
+        let chain = [certificate] + intermediates + crossSignedRoots.withLock { $0 }
         try ledger.append(.init(
             serial: SerialNumbers.hex(certificate.serialNumber), identity: dnsNames.joined(separator: ","),
-            notBefore: certificate.notValidBefore, notAfter: certificate.notValidAfter, caller: "meshd", path: "server"))
+            notBefore: certificate.notValidBefore, notAfter: certificate.notValidAfter, caller: "meshd", path: "server", issuerKey: signer.keyID))
         keepCopy(chain + [signer.root], serial: SerialNumbers.hex(certificate.serialNumber))
         return (try chain.map { try $0.serializeAsPEM().pemString }.joined(separator: "\n") + "\n", try key.serializeAsPEM().pemString + "\n")
     }
@@ -174,7 +189,8 @@ public final class CertificateService: Sendable {
         let signer = signingAuthority
         return Status(
             mode: signer.mode.rawValue, trustDomain: options.trustDomain, roots: signer.roots.map(Self.info),
-            signer: Self.info(signer.certificate), defaultTTLSeconds: Int(options.defaultTTL), maximumTTLSeconds: Int(options.maximumTTL))
+            signer: Self.info(signer.certificate), defaultTTLSeconds: Int(options.defaultTTL), maximumTTLSeconds: Int(options.maximumTTL),
+            chain: signer.chain.filter { !signer.roots.contains($0) }.map(Self.info))
     }
 
     private func issue(publicKey: Certificate.PublicKey, identity: SpiffeID, ttl: TimeInterval, caller: String, path: String) throws(CAError) -> IssuedCertificate {
@@ -184,7 +200,7 @@ public final class CertificateService: Sendable {
         do {
             try ledger.append(.init(
                 serial: certificate.serialHex, identity: identity.uri, notBefore: certificate.leaf.notValidBefore,
-                notAfter: certificate.leaf.notValidAfter, caller: caller, path: path))
+                notAfter: certificate.leaf.notValidAfter, caller: caller, path: path, issuerKey: signer.keyID))
         } catch {
             throw CAError("ledger", "cannot record the issuance in \(ledger.path): \(error)")
         }

@@ -17,15 +17,18 @@ public final class IssuanceLedger: Sendable {
         public var caller: String
         /// How: `sds`, `grpc-csr`, `rest-csr`, `server`.
         public var path: String
+        /// The signing key's id (``SigningAuthority/keyID``); absent in entries written before it was recorded.
+        public var issuerKey: String?
 
         /// An entry.
-        public init(serial: String, identity: String, notBefore: Date, notAfter: Date, caller: String, path: String) {
+        public init(serial: String, identity: String, notBefore: Date, notAfter: Date, caller: String, path: String, issuerKey: String? = nil) {
             self.serial = serial
             self.identity = identity
             self.notBefore = notBefore
             self.notAfter = notAfter
             self.caller = caller
             self.path = path
+            self.issuerKey = issuerKey
         }
     }
 

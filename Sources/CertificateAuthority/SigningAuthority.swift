@@ -47,15 +47,67 @@ public struct SigningAuthority: Sendable {
     /// The root the signer chains to.
     public var root: Certificate { chain.last ?? certificate }
 
+    /// Identifies the signing key (hex SHA-256 of its public key bits): a root re-signed with
+    /// the same key keeps it, a new CA gets a new one.
+    public var keyID: String { Self.keyID(certificate.publicKey) }
+
+    /// The key id of `publicKey`.
+    public static func keyID(_ publicKey: Certificate.PublicKey) -> String {
+        SHA256.hash(data: Array(publicKey.subjectPublicKeyInfoBytes)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// The same signer with another trust bundle (during a root rotation, the union of old and new).
+    public func trusting(_ roots: [Certificate]) -> SigningAuthority {
+        SigningAuthority(unchecked: certificate, privateKey: privateKey, chain: chain, roots: roots, mode: mode)
+    }
+
+    /// The same signer with a re-signed certificate (root renewal with the same key).
+    func replacingCertificate(_ renewed: Certificate, roots: [Certificate]) -> SigningAuthority {
+        SigningAuthority(unchecked: renewed, privateKey: privateKey, chain: chain, roots: roots, mode: mode)
+    }
+
+    private init(unchecked certificate: Certificate, privateKey: Certificate.PrivateKey, chain: [Certificate], roots: [Certificate], mode: Mode) {
+        self.certificate = certificate
+        self.privateKey = privateKey
+        self.chain = chain
+        self.roots = roots
+        self.mode = mode
+    }
+
+    /// The private key as PEM (for persisting a rotation's state; written 0600).
+    func privateKeyPEM() throws -> String {
+        try privateKey.serializeAsPEM().pemString + "\n"
+    }
+
+    /// `root` (another CA certificate) signed by this CA: same subject and key as `root`, issued
+    /// by this signer. Clients that trust only this CA can then verify chains that end in `root`
+    /// (used for meshd's own serving certificate across a root rotation).
+    public func crossSign(_ root: Certificate, now: Date, generator: inout some RandomNumberGenerator) throws -> Certificate {
+        let issuerKeyID = try certificate.extensions.subjectKeyIdentifier?.keyIdentifier ?? SubjectKeyIdentifier(hash: certificate.publicKey).keyIdentifier
+        let extensions = try Certificate.Extensions {
+            Critical(BasicConstraints.isCertificateAuthority(maxPathLength: nil))
+            Critical(KeyUsage(digitalSignature: true, keyCertSign: true, cRLSign: true))
+            SubjectKeyIdentifier(hash: root.publicKey)
+            AuthorityKeyIdentifier(keyIdentifier: issuerKeyID)
+        }
+        return try Certificate(
+            version: .v3, serialNumber: SerialNumbers.random(using: &generator), publicKey: root.publicKey,
+            notValidBefore: now.addingTimeInterval(-Self.backdating), notValidAfter: min(root.notValidAfter, certificate.notValidAfter),
+            issuer: certificate.subject, subject: root.subject, signatureAlgorithm: PublicKeyKind(certificate.publicKey).signatureAlgorithm,
+            extensions: extensions, issuerPrivateKey: privateKey)
+    }
+
     /// Makes a new self-signed root: `O=<trust domain>`, 10 years, CA:true, keyCertSign and cRLSign.
+    /// `name` is the common name; a rotation's new root gets one with its creation date, so
+    /// that two roots of one mesh never share a subject.
     public static func makeSelfSignedRoot(
         algorithm: KeyAlgorithm, trustDomain: String, now: Date, validity: TimeInterval = 10 * 365.25 * 86400,
-        generator: inout some RandomNumberGenerator
+        name commonName: String = "meshd root CA", generator: inout some RandomNumberGenerator
     ) throws -> (certificate: Certificate, key: Certificate.PrivateKey) {
         let key = try algorithm.generate()
         let name = try DistinguishedName {
             OrganizationName(trustDomain)
-            CommonName("meshd root CA")
+            CommonName(commonName)
         }
         let extensions = try Certificate.Extensions {
             Critical(BasicConstraints.isCertificateAuthority(maxPathLength: nil))
@@ -156,12 +208,15 @@ public struct IssuedCertificate: Sendable {
     public let chain: [Certificate]
     /// The identity in the leaf's SAN.
     public let identity: SpiffeID
+    /// The key id (``SigningAuthority/keyID``) of the certificate that signed the leaf.
+    public let issuerKey: String
 
     /// A certificate and its chain.
     public init(leaf: Certificate, chain: [Certificate], identity: SpiffeID) throws {
         self.leaf = leaf
         self.chain = chain
         self.identity = identity
+        issuerKey = chain.count > 1 ? SigningAuthority.keyID(chain[1].publicKey) : ""
     }
 
     /// The serial number in hex.

@@ -50,7 +50,16 @@ struct AdminBackendAdapter: AdminBackend {
 
     func revokeToken(id: String) throws -> Bool { try controlPlane.tokens.revoke(id: id) }
 
-    func caStatus() -> CertificateService.Status { controlPlane.certificates.status }
+    func caStatus() -> CertificateService.Status {
+        var status = controlPlane.certificates.status
+        status.rotation = controlPlane.lifecycle.rotation
+        return status
+    }
+
+    func rotateRoot() throws(CAError) -> CertificateService.Status {
+        try controlPlane.startRootRotation()
+        return caStatus()
+    }
 
     func trustBundlePEM() throws -> String { try controlPlane.certificates.trustBundlePEM() }
 
@@ -74,6 +83,9 @@ struct AdminBackendAdapter: AdminBackend {
         } else if xds.port == 0 {
             xds.port = UInt32(controlPlane.boundXDSPortNow)
         }
+        if let directory = request.certificateDirectory, !directory.hasPrefix("/") {
+            throw AdminRequestError(.invalid, "certificateDirectory must be an absolute path, got \(directory)")
+        }
         var admin: HostPort? = nil
         if let text = request.adminAddress {
             guard let parsed = HostPort(text) else { throw AdminRequestError(.invalid, "adminAddress must be host:port") }
@@ -82,7 +94,8 @@ struct AdminBackendAdapter: AdminBackend {
         let minted = try controlPlane.tokens.mint(namespace: workload.namespace, serviceAccount: workload.serviceAccount, ttl: request.tokenTTLSeconds.map(TimeInterval.init))
         let builder = BootstrapBuilder(
             workload: workload, xdsAddress: xds, adminAddress: admin, trustDomain: snapshot.settings.trustDomain,
-            token: minted.token, xdsTrustBundlePEM: controlPlane.xdsTLS == nil ? nil : try controlPlane.certificates.trustBundlePEM())
+            token: minted.token, xdsTrustBundlePEM: controlPlane.xdsTLS == nil ? nil : try controlPlane.certificates.trustBundlePEM(),
+            certificateDirectory: request.certificateDirectory)
         return ConfigJSON.encode(builder.configValue, pretty: true) + "\n"
     }
 }

@@ -16,6 +16,8 @@ public struct BootstrapBuilder: Sendable {
     public var token: String?
     /// When meshd serves xDS over TLS: the trust bundle that verifies meshd's certificate.
     public var xdsTrustBundlePEM: String?
+    /// Where a renewal job keeps the sidecar's certificate (`MESHD_CERT_DIR` node metadata).
+    public var certificateDirectory: String?
 
     /// The name meshd's serving certificate carries and bootstraps verify.
     public static let xdsServerName = "meshd.istio-system.svc"
@@ -23,8 +25,9 @@ public struct BootstrapBuilder: Sendable {
     /// A builder for `workload`.
     public init(
         workload: WorkloadInstance, xdsAddress: HostPort, adminAddress: HostPort? = nil, trustDomain: String = "cluster.local",
-        token: String? = nil, xdsTrustBundlePEM: String? = nil
+        token: String? = nil, xdsTrustBundlePEM: String? = nil, certificateDirectory: String? = nil
     ) {
+        self.certificateDirectory = certificateDirectory
         self.workload = workload
         self.xdsAddress = xdsAddress
         self.adminAddress = adminAddress
@@ -46,17 +49,19 @@ public struct BootstrapBuilder: Sendable {
     /// The bootstrap as a JSON/YAML tree (Envoy's proto3 JSON field names).
     public var configValue: ConfigValue {
         let labels = ConfigObject(workload.labels.keys.sorted().map { ($0, .string(workload.labels[$0]!)) })
+        var metadata = ConfigObject([
+            ("NAMESPACE", .string(workload.namespace)),
+            ("NAME", .string(workload.name)),
+            ("SERVICE_ACCOUNT", .string(workload.serviceAccount)),
+            ("INSTANCE_IPS", .string(workload.address)),
+            ("LABELS", .object(labels)),
+            ("MESH_ID", .string(trustDomain)),
+        ])
+        if let certificateDirectory { metadata[NodeIdentity.certificateDirectoryKey] = .string(certificateDirectory) }
         let node = object([
             ("id", .string(nodeID)),
             ("cluster", .string("\(workload.labels["app"] ?? workload.name).\(workload.namespace)")),
-            ("metadata", object([
-                ("NAMESPACE", .string(workload.namespace)),
-                ("NAME", .string(workload.name)),
-                ("SERVICE_ACCOUNT", .string(workload.serviceAccount)),
-                ("INSTANCE_IPS", .string(workload.address)),
-                ("LABELS", .object(labels)),
-                ("MESH_ID", .string(trustDomain)),
-            ])),
+            ("metadata", .object(metadata)),
         ])
         let ads = object([("ads", object([])), ("resource_api_version", .string("V3"))])
         let xdsIsIP = IPAddress(xdsAddress.host) != nil

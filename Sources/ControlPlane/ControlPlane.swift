@@ -38,6 +38,10 @@ public final class ControlPlane: Sendable {
     let provider: MeshProxyProvider
     let peers = PeerCertificates()
     let xdsTLS: TLSContextHolder?
+    let serving: XDSServingCertificate?
+    /// The CA over time: rotations, renewals, plug-in reloads.
+    public let lifecycle: CALifecycle
+    let maintenance: CertificateMaintenance
     private let metricsRegistry: PrometheusCollectorRegistry
     private let metricsFactory: PrometheusMetricsFactory
     private let logger: Logger
@@ -78,21 +82,16 @@ public final class ControlPlane: Sendable {
         if admin.created { logger.notice("wrote the admin token to \(admin.credential.path) (mode 0600); meshctl reads it from there") }
         audit = AuditLog(dataDirectory: options.dataDirectory)
 
-        let authority: SigningAuthority
         do throws(CAError) {
-            if let caDirectory = options.caDirectory {
-                authority = try CAStore.loadPluggedIn(directory: caDirectory)
-                logger.info("using the plugged-in CA", metadata: ["directory": "\(caDirectory)", "signer": "\(authority.certificate.subject)"])
-            } else {
-                var generator = SystemRandomNumberGenerator()
-                let loaded = try CAStore.loadOrCreateSelfSigned(
-                    .init(dataDirectory: options.dataDirectory), algorithm: options.caKeyAlgorithm,
-                    trustDomain: options.settings.trustDomain, now: options.clock(), generator: &generator)
-                authority = loaded.authority
-                if loaded.created { logger.notice("created a self-signed root CA (\(options.caKeyAlgorithm.rawValue)) in \(options.dataDirectory)/ca") }
-            }
+            let source: CALifecycle.Source = options.caDirectory.map { .pluggedIn(directory: $0) }
+                ?? .selfSigned(algorithm: options.caKeyAlgorithm, trustDomain: options.settings.trustDomain)
+            lifecycle = try CALifecycle(dataDirectory: options.dataDirectory, source: source, clock: options.clock, logger: logger, metrics: metricsFactory)
         } catch {
             throw StartupError(message: "the CA cannot be used: \(error.message)")
+        }
+        let authority = lifecycle.authority
+        if let caDirectory = options.caDirectory {
+            logger.info("using the plugged-in CA", metadata: ["directory": "\(caDirectory)", "signer": "\(authority.certificate.subject)"])
         }
         certificates = CertificateService(
             authority: authority,
@@ -100,25 +99,37 @@ public final class ControlPlane: Sendable {
                 defaultTTL: options.workloadCertificateTTL, maximumTTL: options.maximumWorkloadCertificateTTL,
                 trustDomain: options.settings.trustDomain, copiesDirectory: options.issuedCertificateCopies),
             ledger: IssuanceLedger(path: options.dataDirectory + "/ca/issued.jsonl"), clock: options.clock, logger: logger, metrics: metricsFactory)
+        certificates.replace(authority, crossSigned: lifecycle.crossSigned)
         tokens = try TokenAuthority(dataDirectory: options.dataDirectory, clock: options.clock)
-        proxyCertificates = try ProxyCertificates(dataDirectory: options.dataDirectory, service: certificates, clock: options.clock)
+        proxyCertificates = try ProxyCertificates(
+            dataDirectory: options.dataDirectory, service: certificates, rotationRatio: options.certificateRotationRatio,
+            rotationJitter: options.certificateRotationJitter, clock: options.clock)
 
         store = ConfigStore(settings: options.settings, logger: logger, metrics: metricsFactory)
         proxyStatus = ProxyStatusRegistry()
         let provider = MeshProxyProvider(
             publisher: store.publisher, tokens: tokens, certificates: proxyCertificates,
-            allowUnauthenticated: options.allowUnauthenticatedProxies, status: proxyStatus, logger: logger)
+            allowUnauthenticated: options.allowUnauthenticatedProxies, status: proxyStatus, clock: options.clock, logger: logger,
+            metrics: metricsFactory)
         self.provider = provider
         _ = tokens.onRevocation { provider.revoked(tokenID: $0) }
 
         if options.xdsPlaintext {
             xdsTLS = nil
+            serving = nil
             logger.warning("serving xDS without TLS on \(options.xdsAddress) (--xds-plaintext)")
         } else {
             let ips = [options.xdsAddress.host, "127.0.0.1", "::1"].filter { IPAddress($0) != nil }
-            let serving = try certificates.serverCertificate(dnsNames: [BootstrapBuilder.xdsServerName], ipAddresses: ips, ttl: 30 * 86400)
-            xdsTLS = try TLSContextHolder(chainPEM: serving.chainPEM, keyPEM: serving.keyPEM, trustBundlePEM: try certificates.trustBundlePEM())
+            let serving = XDSServingCertificate(
+                dataDirectory: options.dataDirectory, service: certificates, dnsNames: [BootstrapBuilder.xdsServerName], ipAddresses: ips,
+                ttl: 30 * 86400, clock: options.clock)
+            let current = try serving.current()
+            self.serving = serving
+            xdsTLS = try TLSContextHolder(chainPEM: current.chainPEM, keyPEM: current.keyPEM, trustBundlePEM: try certificates.trustBundlePEM())
         }
+        maintenance = CertificateMaintenance(
+            lifecycle: lifecycle, service: certificates, provider: provider, proxyCertificates: proxyCertificates, serving: serving,
+            tls: xdsTLS, clock: options.clock, logger: logger, metrics: metricsFactory)
         if let error = watcher.loadNow() {
             throw StartupError(message: "the configuration in \(configDirectory) is invalid: \(error)")
         }
@@ -151,6 +162,7 @@ public final class ControlPlane: Sendable {
                 .init(service: GRPCServerService(server: grpc)),
                 .init(service: admin),
                 .init(service: ConfigWatcherService(watcher: watcher)),
+                .init(service: CertificateMaintenanceService(maintenance: maintenance, interval: options.certificateCheckInterval)),
                 .init(service: XDSAddressReporter(transport: transport, bound: bound), successTerminationBehavior: .ignore),
             ],
             gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
@@ -167,6 +179,18 @@ public final class ControlPlane: Sendable {
 
     /// The admin port actually bound; waits until bound.
     public func boundAdminPort() async -> Int { await bound.waitForAdmin() }
+
+    /// Starts a root rotation (self-signed CA); the maintenance job drives its phases.
+    public func startRootRotation() throws(CAError) {
+        let update = try lifecycle.startRootRotation()
+        certificates.replace(update.authority, crossSigned: lifecycle.crossSigned)
+        provider.resendSecrets()
+    }
+
+    /// Runs one round of certificate maintenance now (tests; the job runs it every interval).
+    public func checkCertificates() {
+        maintenance.check()
+    }
 
     /// Prometheus text of every metric.
     public func metricsText() -> String {

@@ -37,6 +37,12 @@ public struct ControlPlaneOptions: Sendable {
     public var clock: @Sendable () -> Date
     /// Keep a PEM copy of every issued certificate chain in this directory (`--keep-issued-certificates`).
     public var issuedCertificateCopies: String?
+    /// The share of a workload certificate's lifetime left when it is replaced (0.5, as Istio).
+    public var certificateRotationRatio: Double = 0.5
+    /// How much the rotation ratio varies per certificate (±0.01).
+    public var certificateRotationJitter: Double = 0.01
+    /// How often rotations, renewals and plug-in files are checked.
+    public var certificateCheckInterval: Duration = .seconds(1)
 
     /// Options with meshd's defaults.
     public init(

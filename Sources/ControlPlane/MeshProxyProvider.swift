@@ -7,6 +7,9 @@ internal import MeshModel
 internal import MeshTranslation
 internal import XDSCache
 internal import Synchronization
+public import CertificateAuthority
+public import Metrics
+public import Foundation
 
 /// Admits sidecars and gives each the translation of the current mesh for its workload, plus the
 /// SDS secrets of its own identity.
@@ -30,19 +33,26 @@ public final class MeshProxyProvider: ProxyConfigProvider {
     private let certificates: ProxyCertificates?
     private let allowUnauthenticated: Bool
     private let logger: Logger
+    private let clock: @Sendable () -> Date
     private let sessions = Mutex<[UInt64: Session]>([:])
+    private let rotations: Counter
+    private let rotationFailures: Counter
 
     /// A provider serving snapshots from `publisher`; without `certificates` no secrets are served.
     public init(
         publisher: SnapshotPublisher, tokens: TokenAuthority?, certificates: ProxyCertificates?, allowUnauthenticated: Bool,
-        status: ProxyStatusRegistry = ProxyStatusRegistry(), logger: Logger
+        status: ProxyStatusRegistry = ProxyStatusRegistry(), clock: @escaping @Sendable () -> Date = Date.init,
+        logger: Logger, metrics: any MetricsFactory
     ) {
         self.publisher = publisher
         self.tokens = tokens
         self.certificates = certificates
         self.allowUnauthenticated = allowUnauthenticated
         self.status = status
+        self.clock = clock
         self.logger = logger
+        rotations = Counter(label: "meshd_workload_cert_rotations_total", dimensions: [], factory: metrics)
+        rotationFailures = Counter(label: "meshd_workload_cert_rotation_failures_total", dimensions: [], factory: metrics)
     }
 
     public func connect(node: Envoy_Config_Core_V3_Node, metadata: Metadata, peer: String) async throws(RPCError) -> any ProxySession {
@@ -59,7 +69,7 @@ public final class MeshProxyProvider: ProxyConfigProvider {
         let tokenID = try authorize(identity: identity, workload: workload, metadata: metadata)
         let spiffe = workload.identity(trustDomain: snapshot.settings.trustDomain)
         var certificate: ProxyCertificates.Entry? = nil
-        if let certificates {
+        if let certificates, identity.certificateDirectory == nil {
             do {
                 certificate = try certificates.certificate(proxy: node.id, identity: spiffe)
             } catch {
@@ -68,7 +78,9 @@ public final class MeshProxyProvider: ProxyConfigProvider {
             }
         }
         let connection = status.register(proxyID: node.id, workload: identity.workload.description, peer: peer)
-        let session = Session(provider: self, proxyID: node.id, workload: identity.workload, identity: spiffe, tokenID: tokenID, connection: connection, certificate: certificate, snapshot: snapshot)
+        let session = Session(
+            provider: self, proxyID: node.id, workload: identity.workload, identity: spiffe, certificateDirectory: identity.certificateDirectory,
+            tokenID: tokenID, connection: connection, certificate: certificate, snapshot: snapshot)
         sessions.withLock { $0[connection] = session }
         return session
     }
@@ -120,11 +132,36 @@ public final class MeshProxyProvider: ProxyConfigProvider {
         }
     }
 
-    /// Asks every stream to re-check its certificate (after a CA change or at rotation time).
-    public func refreshCertificates() {
-        for session in sessions.withLock({ Array($0.values) }) {
+    /// Replaces the certificates that are due (rotation point reached, or not from the signer in
+    /// use) on their open streams; a proxy whose last attempt failed waits for its back-off.
+    public func rotateDue() {
+        guard let certificates else { return }
+        let now = clock()
+        for session in sessions.withLock({ Array($0.values) }) where session.isDue(certificates, now: now) {
             session.signal.post { $0.refreshCertificate = true }
         }
+    }
+
+    /// Sends every proxy its secrets again (after the trust bundle changed).
+    public func resendSecrets() {
+        for session in sessions.withLock({ Array($0.values) }) {
+            session.signal.post { $0.resendSecrets = true }
+        }
+    }
+
+    /// What each connected proxy has acknowledged, as a root rotation sees it.
+    public func rotationView(_ rotation: RootRotation) -> [RootRotation.Observation.Proxy] {
+        sessions.withLock { Array($0.values) }.map { $0.rotationView(rotation) }
+    }
+
+    /// Serials of the certificates connected proxies hold (meshd-made ones).
+    public var connectedSerials: Set<String> {
+        Set(sessions.withLock { Array($0.values) }.compactMap { $0.currentCertificate?.serial })
+    }
+
+    /// The earliest end of validity among connected proxies' certificates.
+    public var earliestCertificateExpiry: Date? {
+        sessions.withLock { Array($0.values) }.compactMap { $0.currentCertificate?.notAfter }.min()
     }
 
     fileprivate func forget(_ connection: UInt64) {
@@ -137,6 +174,7 @@ public final class MeshProxyProvider: ProxyConfigProvider {
         struct Pending: Sendable {
             var snapshot: MeshSnapshot?
             var refreshCertificate = false
+            var resendSecrets = false
             var closeReason: RPCError?
         }
 
@@ -163,38 +201,105 @@ public final class MeshProxyProvider: ProxyConfigProvider {
         func finish() { continuation.finish() }
     }
 
+    /// What a proxy was sent of its secrets: used to tell, from an acknowledged version, which
+    /// bundle and which signer's leaf the proxy now holds.
+    struct SentSecrets: Sendable {
+        var certificate: XDSResource?
+        var root: XDSResource?
+        var roots: Set<String>
+        var issuerKey: String?
+
+        /// Whether `version` acknowledges the bundle and/or the certificate.
+        func match(_ version: String) -> (root: Bool, certificate: Bool)? {
+            let both = [certificate, root].compactMap { $0 }
+            if SotWStreamStateMachine.version(of: both) == version { return (root != nil, certificate != nil) }
+            if let root, SotWStreamStateMachine.version(of: [root]) == version { return (true, false) }
+            if let certificate, SotWStreamStateMachine.version(of: [certificate]) == version { return (false, true) }
+            return nil
+        }
+    }
+
     private final class Session: ProxySession {
+        struct State {
+            var snapshot: MeshSnapshot
+            var certificate: ProxyCertificates.Entry?
+            var failures = 0
+            var retryAt = Date.distantPast
+            /// Recent compositions, newest last.
+            var sent: [SentSecrets] = []
+            var acknowledgedRoots: Set<String> = []
+            var acknowledgedIssuer: String?
+        }
+
         let provider: MeshProxyProvider
         let proxyID: String
         let workload: ServiceRegistry.WorkloadID
         let identity: SpiffeID
+        let certificateDirectory: String?
         let tokenID: String?
         let connection: UInt64
         let signal = Signal()
         let initialResources: XDSResourceSet
-        private let current: Mutex<(snapshot: MeshSnapshot, certificate: ProxyCertificates.Entry?)>
+        private let state: Mutex<State>
         private let subscription: UInt64
 
-        init(provider: MeshProxyProvider, proxyID: String, workload: ServiceRegistry.WorkloadID, identity: SpiffeID, tokenID: String?, connection: UInt64, certificate: ProxyCertificates.Entry?, snapshot: MeshSnapshot) {
+        init(
+            provider: MeshProxyProvider, proxyID: String, workload: ServiceRegistry.WorkloadID, identity: SpiffeID, certificateDirectory: String?,
+            tokenID: String?, connection: UInt64, certificate: ProxyCertificates.Entry?, snapshot: MeshSnapshot
+        ) {
             self.provider = provider
             self.proxyID = proxyID
             self.workload = workload
             self.identity = identity
+            self.certificateDirectory = certificateDirectory
             self.tokenID = tokenID
             self.connection = connection
-            current = Mutex((snapshot, certificate))
-            initialResources = Session.compose(provider: provider, workload: workload, snapshot: snapshot, certificate: certificate)
+            var initial = State(snapshot: snapshot, certificate: certificate)
+            initialResources = Session.compose(provider: provider, workload: workload, directory: certificateDirectory, state: &initial)
+            state = Mutex(initial)
             let signal = self.signal
             subscription = provider.publisher.subscribe { snapshot in
                 signal.post { $0.snapshot = snapshot }
             }
         }
 
-        static func compose(provider: MeshProxyProvider, workload: ServiceRegistry.WorkloadID, snapshot: MeshSnapshot, certificate: ProxyCertificates.Entry?) -> XDSResourceSet {
-            var resources = provider.resources(for: workload, in: snapshot)
-            if let certificate, let secrets = try? provider.certificates?.secrets(for: certificate) {
-                for secret in secrets { resources.insert(secret) }
+        var currentCertificate: ProxyCertificates.Entry? { state.withLock { $0.certificate } }
+
+        func isDue(_ certificates: ProxyCertificates, now: Date) -> Bool {
+            state.withLock { state in
+                guard let entry = state.certificate, now >= state.retryAt else { return false }
+                return certificates.isDue(entry, now: now)
             }
+        }
+
+        func rotationView(_ rotation: RootRotation) -> RootRotation.Observation.Proxy {
+            state.withLock { state in
+                RootRotation.Observation.Proxy(
+                    id: proxyID, trustsNewRoots: Set(rotation.newRoots).isSubset(of: state.acknowledgedRoots),
+                    // A proxy with its own certificate files holds CSR-issued leaves, which the
+                    // rotation tracks through the ledger.
+                    usesNewSigner: certificateDirectory != nil || state.acknowledgedIssuer == rotation.newSignerKey)
+            }
+        }
+
+        /// The proxy's resources: its workload's translation plus its secrets; remembers the secrets.
+        static func compose(provider: MeshProxyProvider, workload: ServiceRegistry.WorkloadID, directory: String?, state: inout State) -> XDSResourceSet {
+            var resources = provider.resources(for: workload, in: state.snapshot)
+            guard let certificates = provider.certificates else { return resources }
+            var sent = SentSecrets(certificate: nil, root: nil, roots: [], issuerKey: nil)
+            if let directory {
+                sent.certificate = ProxyCertificates.fileCertificateSecret(directory: directory)
+            } else if let entry = state.certificate {
+                sent.certificate = certificates.certificateSecret(for: entry)
+                sent.issuerKey = entry.issuerKey
+            }
+            if let root = try? certificates.rootSecret() {
+                sent.root = root.resource
+                sent.roots = root.roots
+            }
+            for secret in [sent.certificate, sent.root].compactMap({ $0 }) { resources.insert(secret) }
+            state.sent.append(sent)
+            if state.sent.count > 8 { state.sent.removeFirst(state.sent.count - 8) }
             return resources
         }
 
@@ -205,21 +310,58 @@ public final class MeshProxyProvider: ProxyConfigProvider {
         private func next() -> ProxyUpdate {
             let pending = signal.take()
             if let reason = pending.closeReason { return .close(reason) }
-            var (snapshot, certificate) = current.withLock { $0 }
-            if let newer = pending.snapshot, newer.revision > snapshot.revision { snapshot = newer }
-            if pending.refreshCertificate, let certificates = provider.certificates {
-                do {
-                    certificate = try certificates.certificate(proxy: proxyID, identity: identity)
-                } catch {
-                    provider.logger.error("certificate renewal failed; the proxy keeps its current certificate", metadata: ["node": "\(proxyID)", "error": "\(error)"])
-                }
+            var current = state.withLock { $0 }
+            if let newer = pending.snapshot, newer.revision > current.snapshot.revision { current.snapshot = newer }
+            if pending.refreshCertificate, certificateDirectory == nil, let certificates = provider.certificates {
+                renew(&current, certificates: certificates)
             }
-            current.withLock { $0 = (snapshot, certificate) }
-            return .resources(Session.compose(provider: provider, workload: workload, snapshot: snapshot, certificate: certificate))
+            let resources = Session.compose(provider: provider, workload: workload, directory: certificateDirectory, state: &current)
+            state.withLock { stored in
+                // Acknowledgements recorded meanwhile stay.
+                current.acknowledgedRoots = stored.acknowledgedRoots
+                current.acknowledgedIssuer = stored.acknowledgedIssuer
+                stored = current
+            }
+            return .resources(resources)
+        }
+
+        private func renew(_ current: inout State, certificates: ProxyCertificates) {
+            let previous = current.certificate?.serial
+            do {
+                let entry = try certificates.certificate(proxy: proxyID, identity: identity)
+                current.certificate = entry
+                current.failures = 0
+                current.retryAt = .distantPast
+                if entry.serial != previous {
+                    provider.rotations.increment()
+                    provider.logger.info("rotated the proxy's certificate", metadata: [
+                        "node": "\(proxyID)", "serial": "\(entry.serial)", "previous_serial": "\(previous ?? "-")",
+                        "not_after": "\(ISO8601DateFormatter().string(from: entry.notAfter))",
+                    ])
+                }
+            } catch {
+                current.failures += 1
+                let delay = min(pow(2, Double(current.failures - 1)), 300)
+                current.retryAt = provider.clock().addingTimeInterval(delay)
+                provider.rotationFailures.increment()
+                provider.logger.error("certificate rotation failed; the proxy keeps its current certificate", metadata: [
+                    "node": "\(proxyID)", "error": "\(error)", "attempt": "\(current.failures)", "retry_in_seconds": "\(Int(delay))",
+                    "current_not_after": "\(current.certificate.map { ISO8601DateFormatter().string(from: $0.notAfter) } ?? "-")",
+                ])
+            }
         }
 
         func record(_ event: ProxyStreamEvent) {
             provider.status.record(event, connection: connection)
+            guard case .acknowledged(let typeURL, let version, _) = event, typeURL == XDSTypeURL.secret else { return }
+            state.withLock { state in
+                for sent in state.sent.reversed() {
+                    guard let matched = sent.match(version) else { continue }
+                    if matched.root { state.acknowledgedRoots = sent.roots }
+                    if matched.certificate { state.acknowledgedIssuer = sent.issuerKey }
+                    return
+                }
+            }
         }
 
         func close() {

@@ -13,6 +13,12 @@ public struct NodeIdentity: Hashable, Sendable {
     public var address: String?
     /// The service account the node claims (`SERVICE_ACCOUNT` metadata), if any.
     public var claimedServiceAccount: String?
+    /// Where the proxy's own renewal job keeps its certificate (`MESHD_CERT_DIR` metadata): meshd
+    /// then serves the `default` secret as references to those files instead of making a key.
+    public var certificateDirectory: String?
+
+    /// The node metadata key of ``certificateDirectory``.
+    public static let certificateDirectoryKey = "MESHD_CERT_DIR"
 
     /// The node id meshd writes into a bootstrap for `workload` at `address`.
     public static func nodeID(workload: ServiceRegistry.WorkloadID, address: String) -> String {
@@ -40,6 +46,12 @@ public struct NodeIdentity: Hashable, Sendable {
         workload = ServiceRegistry.WorkloadID(namespace: namespace, name: name)
         self.address = address
         claimedServiceAccount = metadata["SERVICE_ACCOUNT"]?.stringValue
+        if let directory = metadata[Self.certificateDirectoryKey]?.stringValue, !directory.isEmpty {
+            guard directory.hasPrefix("/") else {
+                throw IdentityError(message: "node metadata \(Self.certificateDirectoryKey) must be an absolute path, got \"\(directory)\"")
+            }
+            certificateDirectory = directory
+        }
     }
 
     /// Why a node could not be identified.

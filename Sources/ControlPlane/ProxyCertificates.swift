@@ -28,6 +28,10 @@ public final class ProxyCertificates: Sendable {
         public var notAfter: Date
         /// Serial, hex.
         public var serial: String
+        /// Key id of the signer (absent in records made before it was kept: such a record is replaced).
+        public var issuerKey: String?
+        /// When it is replaced (the rotation point with this certificate's jitter).
+        public var rotateAt: Date?
 
         /// When the certificate should be replaced: `ratio` of its lifetime left (Istio: 0.5).
         public func rotationPoint(remaining ratio: Double) -> Date {
@@ -39,33 +43,59 @@ public final class ProxyCertificates: Sendable {
     private let service: CertificateService
     private let clock: @Sendable () -> Date
     private let entries = Mutex<[String: Entry]>([:])
-    /// The share of a certificate's lifetime left when it is replaced.
+    /// The share of a certificate's lifetime left when it is replaced (Istio: 0.5).
     public let rotationRatio: Double
+    /// The most the ratio varies per certificate (±), so that proxies started together do not
+    /// all renew in the same second.
+    public let rotationJitter: Double
 
     /// A cache under `<dataDirectory>/sds`.
-    public init(dataDirectory: String, service: CertificateService, rotationRatio: Double = 0.5, clock: @escaping @Sendable () -> Date = Date.init) throws {
+    public init(
+        dataDirectory: String, service: CertificateService, rotationRatio: Double = 0.5, rotationJitter: Double = 0.01,
+        clock: @escaping @Sendable () -> Date = Date.init
+    ) throws {
         directory = dataDirectory + "/sds"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         AtomicFile.removeLeftovers(in: directory)
         self.service = service
         self.rotationRatio = rotationRatio
+        self.rotationJitter = rotationJitter
         self.clock = clock
     }
 
-    /// The certificate of `proxy` for `identity`: the one it has if still before its rotation
-    /// point and chaining to a current root, else a new one.
+    /// Whether `entry` must be replaced now: past its rotation point, no longer valid, or not
+    /// signed by the signer in use.
+    public func isDue(_ entry: Entry, now: Date) -> Bool {
+        now >= (entry.rotateAt ?? entry.rotationPoint(remaining: rotationRatio)) || now >= entry.notAfter
+            || entry.issuerKey != service.signingAuthority.keyID
+    }
+
+    /// The certificate of `proxy` for `identity`: the one it has unless it is due, else a new one.
     public func certificate(proxy: String, identity: SpiffeID) throws -> Entry {
         let now = clock()
-        if let existing = lookup(proxy), existing.identity == identity.uri, now < existing.rotationPoint(remaining: rotationRatio), isCurrent(existing) {
+        if let existing = lookup(proxy), existing.identity == identity.uri, !isDue(existing, now: now) {
             return existing
         }
         let issued = try service.issueWithNewKey(identity: identity, caller: "proxy:\(proxy)")
+        let leaf = issued.certificate.leaf
+        let lifetime = leaf.notValidAfter.timeIntervalSince(leaf.notValidBefore)
+        let ratio = rotationRatio + (rotationJitter > 0 ? Double.random(in: -rotationJitter...rotationJitter) : 0)
         let entry = Entry(
             identity: identity.uri, chainPEM: try issued.certificate.chainPEM(), keyPEM: issued.keyPEM,
-            notBefore: issued.certificate.leaf.notValidBefore, notAfter: issued.certificate.leaf.notValidAfter,
-            serial: issued.certificate.serialHex)
+            notBefore: leaf.notValidBefore, notAfter: leaf.notValidAfter, serial: issued.certificate.serialHex,
+            issuerKey: issued.certificate.issuerKey, rotateAt: leaf.notValidAfter.addingTimeInterval(-lifetime * ratio))
         try store(entry, proxy: proxy)
         return entry
+    }
+
+    /// Every stored certificate, by proxy id hash (for a rotation's view of disconnected proxies).
+    public func allEntries() -> [Entry] {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.filter { $0.hasSuffix(".json") }.compactMap { name in
+            FileManager.default.contents(atPath: directory + "/" + name).flatMap { try? decoder.decode(Entry.self, from: $0) }
+        }
     }
 
     /// The certificate a proxy holds, without issuing.
@@ -79,32 +109,54 @@ public final class ProxyCertificates: Sendable {
         return entry
     }
 
-    /// The SDS secrets of a certificate: `default` (chain and key) and `ROOTCA` (trust bundle).
-    public func secrets(for entry: Entry) throws -> [XDSResource] {
-        var certificate = Envoy_Extensions_TransportSockets_Tls_V3_Secret()
-        certificate.name = "default"
+    /// The SDS secret `default` of a certificate meshd made: chain (without the root) and key.
+    public func certificateSecret(for entry: Entry) -> XDSResource {
         var pair = Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate()
-        var chain = Envoy_Config_Core_V3_DataSource()
-        chain.inlineString = entry.chainPEM.dropLast(entry.chainPEM.count > 1 ? 1 : 0).joined(separator: "\n")
-        var key = Envoy_Config_Core_V3_DataSource()
-        key.inlineString = entry.keyPEM
-        pair.certificateChain = chain
-        pair.privateKey = key
-        certificate.tlsCertificate = pair
-        var root = Envoy_Extensions_TransportSockets_Tls_V3_Secret()
-        root.name = "ROOTCA"
-        var validation = Envoy_Extensions_TransportSockets_Tls_V3_CertificateValidationContext()
-        var bundle = Envoy_Config_Core_V3_DataSource()
-        bundle.inlineString = try service.trustBundlePEM()
-        validation.trustedCa = bundle
-        root.validationContext = validation
-        return [XDSResource(name: "default", message: certificate), XDSResource(name: "ROOTCA", message: root)]
+        pair.certificateChain = Self.inline(entry.chainPEM.dropLast(entry.chainPEM.count > 1 ? 1 : 0).joined(separator: "\n"))
+        pair.privateKey = Self.inline(entry.keyPEM)
+        var secret = Envoy_Extensions_TransportSockets_Tls_V3_Secret()
+        secret.name = "default"
+        secret.tlsCertificate = pair
+        return XDSResource(name: "default", message: secret)
     }
 
-    private func isCurrent(_ entry: Entry) -> Bool {
-        guard let rootPEM = entry.chainPEM.last else { return false }
-        let roots = (try? service.signingAuthority.roots.map { try $0.serializeAsPEM().pemString }) ?? []
-        return roots.contains { $0.trimmingCharacters(in: .whitespacesAndNewlines) == rootPEM.trimmingCharacters(in: .whitespacesAndNewlines) }
+    /// The SDS secret `default` of a proxy whose renewal job keeps its certificate in `directory`
+    /// (``RenewalDirectory``): references to the files, re-read by Envoy whenever the directory's
+    /// `..data` link moves. The key never leaves the workload's machine.
+    public static func fileCertificateSecret(directory: String) -> XDSResource {
+        var pair = Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate()
+        pair.certificateChain = file(directory + "/" + RenewalDirectory.chainFile)
+        pair.privateKey = file(directory + "/" + RenewalDirectory.keyFile)
+        var watched = Envoy_Config_Core_V3_WatchedDirectory()
+        watched.path = directory
+        pair.watchedDirectory = watched
+        var secret = Envoy_Extensions_TransportSockets_Tls_V3_Secret()
+        secret.name = "default"
+        secret.tlsCertificate = pair
+        return XDSResource(name: "default", message: secret)
+    }
+
+    /// The SDS secret `ROOTCA` (the trust bundle) and the SHA-256 fingerprints of its roots.
+    public func rootSecret() throws -> (resource: XDSResource, roots: Set<String>) {
+        let roots = service.signingAuthority.roots
+        var validation = Envoy_Extensions_TransportSockets_Tls_V3_CertificateValidationContext()
+        validation.trustedCa = Self.inline(try roots.map { try $0.serializeAsPEM().pemString }.joined(separator: "\n") + "\n")
+        var secret = Envoy_Extensions_TransportSockets_Tls_V3_Secret()
+        secret.name = "ROOTCA"
+        secret.validationContext = validation
+        return (XDSResource(name: "ROOTCA", message: secret), Set(roots.map(CALifecycle.fingerprint)))
+    }
+
+    private static func inline(_ text: String) -> Envoy_Config_Core_V3_DataSource {
+        var source = Envoy_Config_Core_V3_DataSource()
+        source.inlineString = text
+        return source
+    }
+
+    private static func file(_ path: String) -> Envoy_Config_Core_V3_DataSource {
+        var source = Envoy_Config_Core_V3_DataSource()
+        source.filename = path
+        return source
     }
 
     private func store(_ entry: Entry, proxy: String) throws {

@@ -45,27 +45,38 @@ struct XDSListenerFactory: HTTP2ServerTransport.ListenerFactory {
     }
 }
 
-/// The server TLS context in use; replaced when meshd's serving certificate changes.
+/// The server TLS context in use; replaced when meshd's serving certificate or the trust bundle
+/// changes.
 final class TLSContextHolder: Sendable {
-    private let context: Mutex<NIOSSLContext>
+    private struct Inputs: Hashable {
+        var chainPEM: String
+        var keyPEM: String
+        var trustBundlePEM: String
+    }
+
+    private let context: Mutex<(context: NIOSSLContext, inputs: Inputs)>
 
     init(chainPEM: String, keyPEM: String, trustBundlePEM: String) throws {
-        context = Mutex(try Self.make(chainPEM: chainPEM, keyPEM: keyPEM, trustBundlePEM: trustBundlePEM))
+        let inputs = Inputs(chainPEM: chainPEM, keyPEM: keyPEM, trustBundlePEM: trustBundlePEM)
+        context = Mutex((try Self.make(inputs), inputs))
     }
 
-    var current: NIOSSLContext { context.withLock { $0 } }
+    var current: NIOSSLContext { context.withLock { $0.context } }
 
-    func replace(chainPEM: String, keyPEM: String, trustBundlePEM: String) throws {
-        let next = try Self.make(chainPEM: chainPEM, keyPEM: keyPEM, trustBundlePEM: trustBundlePEM)
-        context.withLock { $0 = next }
+    /// Builds a new context when any input differs from the one in use.
+    func replaceIfChanged(chainPEM: String, keyPEM: String, trustBundlePEM: String) throws {
+        let inputs = Inputs(chainPEM: chainPEM, keyPEM: keyPEM, trustBundlePEM: trustBundlePEM)
+        guard context.withLock({ $0.inputs }) != inputs else { return }
+        let next = try Self.make(inputs)
+        context.withLock { $0 = (next, inputs) }
     }
 
-    static func make(chainPEM: String, keyPEM: String, trustBundlePEM: String) throws -> NIOSSLContext {
-        let chain = try NIOSSLCertificate.fromPEMBytes(Array(chainPEM.utf8)).map { NIOSSLCertificateSource.certificate($0) }
-        let key = try NIOSSLPrivateKey(bytes: Array(keyPEM.utf8), format: .pem)
+    private static func make(_ inputs: Inputs) throws -> NIOSSLContext {
+        let chain = try NIOSSLCertificate.fromPEMBytes(Array(inputs.chainPEM.utf8)).map { NIOSSLCertificateSource.certificate($0) }
+        let key = try NIOSSLPrivateKey(bytes: Array(inputs.keyPEM.utf8), format: .pem)
         var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
         configuration.certificateVerification = .optionalVerification
-        configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(trustBundlePEM.utf8)))
+        configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(inputs.trustBundlePEM.utf8)))
         configuration.applicationProtocols = ["h2", "grpc-exp"]
         configuration.minimumTLSVersion = .tlsv12
         return try NIOSSLContext(configuration: configuration)

@@ -164,8 +164,20 @@ public struct SotWStreamStateMachine: Sendable {
         } else {
             items = state.names.sorted().compactMap { all[$0] }
         }
+        return (items, combinedHash(items))
+    }
+
+    /// The hash of `items` (sorted by name), whose description is the version a response
+    /// carrying them has.
+    static func combinedHash(_ items: [XDSResource]) -> ContentHash {
         var hash = ContentHash()
         for item in items { hash.combine(item.hash) }
-        return (items, hash)
+        return hash
+    }
+
+    /// The `version_info` of a response carrying `items`: what the proxy reports when it
+    /// acknowledges exactly these resources.
+    public static func version(of items: [XDSResource]) -> String {
+        combinedHash(items.sorted { $0.name < $1.name }).description
     }
 }

@@ -21,12 +21,16 @@ struct Bootstrap: AsyncParsableCommand {
     @Option(name: .customLong("token-ttl"), help: "Lifetime of the embedded token, seconds (default: no expiry).")
     var tokenTTL: Int?
 
+    @Option(name: .customLong("cert-dir"), help: "Take the sidecar's certificate from this directory, kept fresh by `meshctl cert renew`, instead of from meshd.")
+    var certificateDirectory: String?
+
     func run() async throws {
         guard workload.split(separator: "/").count == 2 else { throw ValidationError("--workload must be namespace/name, got \(workload)") }
         var body: [String: Any] = ["workload": workload]
         if let xdsAddress { body["xdsAddress"] = xdsAddress }
         if let adminAddress { body["adminAddress"] = adminAddress }
         if let tokenTTL { body["tokenTTLSeconds"] = tokenTTL }
+        if let certificateDirectory { body["certificateDirectory"] = URL(fileURLWithPath: certificateDirectory).standardizedFileURL.path }
         let data = try await server.client.post("/v1/bootstrap", json: body)
         FileHandle.standardOutput.write(data)
     }

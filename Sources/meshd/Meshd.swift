@@ -44,6 +44,15 @@ struct Meshd: AsyncParsableCommand {
     @Option(name: .customLong("max-workload-cert-ttl"), help: "Longest lifetime a CSR may ask for (e.g. 90d).")
     var maximumWorkloadCertificateTTL = "90d"
 
+    @Option(name: .customLong("cert-rotation-ratio"), help: "Replace a workload certificate when this share of its lifetime is left.")
+    var rotationRatio = 0.5
+
+    @Option(name: .customLong("cert-rotation-jitter"), help: "How much the rotation ratio varies per certificate (±).")
+    var rotationJitter = 0.01
+
+    @Option(name: .customLong("cert-check-interval"), help: "How often certificate rotations, CA renewal and plug-in files are checked (e.g. 1s).")
+    var certificateCheckInterval = "1s"
+
     @Option(name: .customLong("admin-address"), help: "Where the admin HTTP API listens (host:port).")
     var adminAddress = "127.0.0.1:15014"
 
@@ -83,15 +92,24 @@ struct Meshd: AsyncParsableCommand {
         guard let algorithm = KeyAlgorithm(rawValue: caKeyAlgorithm) else {
             throw ValidationError("--ca-key-algorithm must be one of \(KeyAlgorithm.allCases.map(\.rawValue).joined(separator: ", "))")
         }
+        guard rotationRatio > 0, rotationRatio < 1, rotationJitter >= 0, rotationJitter < min(rotationRatio, 1 - rotationRatio) else {
+            throw ValidationError("--cert-rotation-ratio must be between 0 and 1 and --cert-rotation-jitter smaller than its distance to either end")
+        }
+        guard let check = IstioDuration(parsing: certificateCheckInterval), check.nanoseconds > 0 else {
+            throw ValidationError("--cert-check-interval must be a duration such as 1s, got \(certificateCheckInterval)")
+        }
         let ttl = try Self.seconds(workloadCertificateTTL, flag: "--workload-cert-ttl")
         let maximum = try Self.seconds(maximumWorkloadCertificateTTL, flag: "--max-workload-cert-ttl")
-        let options = ControlPlaneOptions(
+        var options = ControlPlaneOptions(
             configDirectory: configDirectory, dataDirectory: dataDirectory, xdsAddress: xds, adminAddress: admin,
             pollInterval: .nanoseconds(interval.nanoseconds),
             settings: MeshSettings(rootNamespace: rootNamespace, trustDomain: trustDomain),
             allowExternalListeners: allowExternalListeners, caDirectory: caDirectory, caKeyAlgorithm: algorithm,
             workloadCertificateTTL: ttl, maximumWorkloadCertificateTTL: maximum, xdsPlaintext: xdsPlaintext,
             allowUnauthenticatedProxies: allowUnauthenticated, issuedCertificateCopies: issuedCertificateCopies)
+        options.certificateRotationRatio = rotationRatio
+        options.certificateRotationJitter = rotationJitter
+        options.certificateCheckInterval = .nanoseconds(check.nanoseconds)
         let controlPlane: ControlPlane
         do {
             controlPlane = try ControlPlane(options: options, logger: logger)

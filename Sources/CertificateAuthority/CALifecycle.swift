@@ -1,0 +1,471 @@
+public import Foundation
+public import X509
+public import Logging
+public import Metrics
+internal import Synchronization
+
+/// The CA over time: loads it at start (resuming a rotation a restart interrupted), rotates the
+/// root in phases (``RootRotation``), renews a self-signed root that nears its end, and picks up
+/// changed plug-in files.
+///
+/// State under `<data>/ca/`: `root-cert.pem`, `root-key.pem` (self-signed), `cross-signed.pem`
+/// (each former root's successor signed by it, newest first), and while rotating `rotation/`
+/// with `state.json`, `next/` (a self-signed rotation's new root, in Istio's layout) or
+/// `previous/` (a plug-in rotation's old CA). `state.json` is written last when a rotation starts
+/// and removed last when it ends, so a crash anywhere leaves a state the next start completes.
+public final class CALifecycle: Sendable {
+    /// Where the CA comes from.
+    public enum Source: Sendable {
+        /// meshd's own root in the data directory.
+        case selfSigned(algorithm: KeyAlgorithm, trustDomain: String)
+        /// Istio's plug-in layout in a directory the operator manages.
+        case pluggedIn(directory: String)
+    }
+
+    /// A change of what the CA signs with or trusts.
+    public struct Update: Sendable {
+        /// The authority to sign with from now on (its `roots` are the trust bundle).
+        public var authority: SigningAuthority
+        /// Whether the signing key changed: every leaf must be re-issued.
+        public var signerChanged: Bool
+        /// Whether the trust bundle changed: every proxy must get it.
+        public var trustChanged: Bool
+    }
+
+    /// What `meshctl ca status` shows of a rotation.
+    public struct RotationStatus: Codable, Hashable, Sendable {
+        /// The phase (`1-distributing-trust`, ...).
+        public var phase: String
+        /// Why it runs.
+        public var reason: String
+        /// When it began.
+        public var startedAt: Date
+        /// When the phase began.
+        public var phaseSince: Date
+        /// What the phase waits for.
+        public var waitingFor: String
+    }
+
+    /// A renewal or reload that failed; counted and logged, the CA in use stays.
+    public struct Failure: Sendable {
+        /// What failed.
+        public var error: CAError
+    }
+
+    private struct State {
+        var authority: SigningAuthority
+        var crossSigned: [Certificate]
+        var rotation: RootRotation?
+        var waitingFor = ""
+        /// The old (A) and new (B) authorities while rotating.
+        var old: SigningAuthority?
+        var new: SigningAuthority?
+        var pluginFingerprint: String?
+        var warned: [String: Int] = [:]
+        /// Failed attempts in a row, and when to try again.
+        var failures = 0
+        var retryAt = Date.distantPast
+    }
+
+    private let directory: String
+    private let source: Source
+    private let clock: @Sendable () -> Date
+    private let logger: Logger
+    private let state: Mutex<State>
+    private let phaseGauge: Gauge
+    private let failures: Counter
+    /// The share of a self-signed root's life left when it is re-signed (Istio: 20 %).
+    public let rootRenewalRatio: Double
+
+    /// Loads the CA (making a self-signed root on first start) and resumes an interrupted rotation.
+    public init(
+        dataDirectory: String, source: Source, rootRenewalRatio: Double = 0.2, clock: @escaping @Sendable () -> Date = Date.init,
+        logger: Logger, metrics: any MetricsFactory
+    ) throws(CAError) {
+        directory = dataDirectory + "/ca"
+        self.source = source
+        self.clock = clock
+        self.logger = logger
+        self.rootRenewalRatio = rootRenewalRatio
+        phaseGauge = Gauge(label: "meshd_ca_root_rotation_phase", dimensions: [], factory: metrics)
+        failures = Counter(label: "meshd_ca_reload_failures_total", dimensions: [], factory: metrics)
+        state = Mutex(try Self.load(directory: directory, source: source, now: clock(), logger: logger))
+        let current = state.withLock { $0 }
+        phaseGauge.record(Self.phaseNumber(current.rotation))
+        if let rotation = current.rotation {
+            logger.notice("resuming the root rotation", metadata: ["phase": "\(rotation.phase.rawValue)", "reason": "\(rotation.reason)"])
+        }
+    }
+
+    /// The authority to sign with (its `roots` are the trust bundle to distribute).
+    public var authority: SigningAuthority { state.withLock { $0.authority } }
+
+    /// Former roots' successors signed by them, newest first: appended to meshd's own serving
+    /// chain so that bootstraps made before a rotation still verify meshd.
+    public var crossSigned: [Certificate] { state.withLock { $0.crossSigned } }
+
+    /// The rotation in progress, if any.
+    public var rotation: RotationStatus? {
+        state.withLock { state in
+            state.rotation.map {
+                RotationStatus(phase: $0.phase.rawValue, reason: $0.reason, startedAt: $0.startedAt, phaseSince: $0.phaseSince, waitingFor: state.waitingFor)
+            }
+        }
+    }
+
+    /// The rotation in progress (for observers that need the key ids).
+    public var currentRotation: RootRotation? { state.withLock { $0.rotation } }
+
+    private var rotationDirectory: String { directory + "/rotation" }
+    private var statePath: String { rotationDirectory + "/state.json" }
+
+    // MARK: Start
+
+    private static func load(directory: String, source: Source, now: Date, logger: Logger) throws(CAError) -> State {
+        let rotationDirectory = directory + "/rotation"
+        var rotation = try readRotation(rotationDirectory + "/state.json")
+        switch source {
+        case .selfSigned(let algorithm, let trustDomain):
+            if rotation?.phase == .droppingOldRoot {
+                try finishSelfSigned(directory: directory)
+                rotation = nil
+            } else if rotation == nil {
+                // A rotation that crashed before its state was written never took effect.
+                try? FileManager.default.removeItem(atPath: rotationDirectory)
+            }
+            var generator = SystemRandomNumberGenerator()
+            let loaded = try CAStore.loadOrCreateSelfSigned(
+                .init(dataDirectory: (directory as NSString).deletingLastPathComponent), algorithm: algorithm, trustDomain: trustDomain,
+                now: now, generator: &generator)
+            if loaded.created { logger.notice("created a self-signed root CA (\(algorithm.rawValue)) in \(directory)") }
+            let crossSigned = (try? CAStore.readCertificates(directory + "/cross-signed.pem")) ?? []
+            var state = State(authority: loaded.authority, crossSigned: crossSigned)
+            if let rotation {
+                let new = try CAStore.loadPluggedIn(directory: rotationDirectory + "/next", mode: .selfSigned)
+                let pending = (try? CAStore.readCertificates(rotationDirectory + "/next/cross-signed.pem")) ?? []
+                state = rotating(old: loaded.authority, new: new, rotation: rotation, crossSigned: pending + crossSigned)
+            }
+            return state
+        case .pluggedIn(let pluginDirectory):
+            let current = try CAStore.loadPluggedIn(directory: pluginDirectory)
+            var state = State(authority: current, crossSigned: [])
+            if let rotation, rotation.phase != .droppingOldRoot {
+                let old = try CAStore.loadPluggedIn(directory: rotationDirectory + "/previous")
+                state = rotating(old: old, new: current, rotation: rotation, crossSigned: [])
+            } else {
+                try? FileManager.default.removeItem(atPath: rotationDirectory)
+            }
+            state.pluginFingerprint = pluginFingerprint(pluginDirectory)
+            return state
+        }
+    }
+
+    private static func rotating(old: SigningAuthority, new: SigningAuthority, rotation: RootRotation, crossSigned: [Certificate]) -> State {
+        let bundle = union(old.roots, new.roots)
+        let signer = rotation.phase == .distributingTrust ? old : new
+        var state = State(authority: signer.trusting(bundle), crossSigned: crossSigned, rotation: rotation)
+        state.old = old
+        state.new = new
+        return state
+    }
+
+    private static func union(_ a: [Certificate], _ b: [Certificate]) -> [Certificate] {
+        a + b.filter { !a.contains($0) }
+    }
+
+    private static func readRotation(_ path: String) throws(CAError) -> RootRotation? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        do {
+            return try decoder.decode(RootRotation.self, from: data)
+        } catch {
+            throw CAError("storage", "\(path) is unreadable (\(error)); restore it or remove the rotation directory to abandon the rotation")
+        }
+    }
+
+    private func writeRotation(_ rotation: RootRotation) throws(CAError) {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        do {
+            try AtomicFile.write(Array(try encoder.encode(rotation)), to: statePath, mode: 0o600)
+        } catch let error as AtomicFile.WriteError {
+            throw CAError("storage", error.description)
+        } catch {
+            throw CAError("storage", "cannot encode the rotation state: \(error)")
+        }
+    }
+
+    /// Makes the new root the root: key, certificate and cross-signed list, then removes the
+    /// rotation directory. Safe to repeat after a crash at any point.
+    private static func finishSelfSigned(directory: String) throws(CAError) {
+        let next = directory + "/rotation/next"
+        guard FileManager.default.fileExists(atPath: next + "/ca-key.pem") else {
+            // Already copied and the directory partly removed.
+            try? FileManager.default.removeItem(atPath: directory + "/rotation")
+            return
+        }
+        let new = try CAStore.loadPluggedIn(directory: next, mode: .selfSigned)
+        let crossSigned = ((try? CAStore.readCertificates(next + "/cross-signed.pem")) ?? [])
+        let existing = (try? CAStore.readCertificates(directory + "/cross-signed.pem")) ?? []
+        try CAStore.writeCertificates(crossSigned + existing.filter { !crossSigned.contains($0) }, to: directory + "/cross-signed.pem")
+        do {
+            try AtomicFile.write(try new.privateKeyPEM(), to: directory + "/root-key.pem", mode: 0o600)
+        } catch let error as AtomicFile.WriteError {
+            throw CAError("storage", error.description)
+        } catch {
+            throw CAError("storage", "cannot write the new root key: \(error)")
+        }
+        try CAStore.writeCertificates([new.certificate], to: directory + "/root-cert.pem")
+        // Remove the state last: until then a restart repeats this step.
+        try? FileManager.default.removeItem(atPath: next)
+        try? FileManager.default.removeItem(atPath: directory + "/rotation")
+    }
+
+    // MARK: Rotation
+
+    /// Starts replacing the self-signed root with a new one (phase 1). A plugged-in CA rotates when
+    /// its files change instead.
+    public func startRootRotation(reason: String = "meshctl ca rotate-root") throws(CAError) -> Update {
+        guard case .selfSigned(let algorithm, let trustDomain) = source else {
+            throw CAError("plugged_in", "the CA is plugged in: put the new CA's files in the --ca-dir directory and meshd rotates to them in the same phases")
+        }
+        return try state.withLock { state throws(CAError) -> Update in
+            if let rotation = state.rotation {
+                throw CAError("in_progress", "a root rotation is already in progress (phase \(rotation.phase.rawValue), since \(ISO8601DateFormatter().string(from: rotation.startedAt)))")
+            }
+            let now = clock()
+            let old = state.authority
+            let new: SigningAuthority
+            let cross: Certificate
+            do {
+                var generator = SystemRandomNumberGenerator()
+                let made = try SigningAuthority.makeSelfSignedRoot(
+                    algorithm: algorithm, trustDomain: trustDomain, now: now,
+                    name: "meshd root CA \(ISO8601DateFormatter().string(from: now))", generator: &generator)
+                new = try SigningAuthority(certificate: made.certificate, privateKey: made.key, chain: [], roots: [made.certificate], mode: .selfSigned)
+                cross = try old.crossSign(made.certificate, now: now, generator: &generator)
+            } catch {
+                throw CAError("create_failed", "cannot make the new root: \(error)")
+            }
+            try? FileManager.default.removeItem(atPath: rotationDirectory)
+            try CAStore.writeIstioLayout(new, to: rotationDirectory + "/next")
+            try CAStore.writeCertificates([cross], to: rotationDirectory + "/next/cross-signed.pem")
+            let rotation = RootRotation(
+                reason: reason, oldSignerKey: old.keyID, newSignerKey: new.keyID, newRoots: new.roots.map(Self.fingerprint), now: now)
+            try writeRotation(rotation)
+            state = Self.rotating(old: old, new: new, rotation: rotation, crossSigned: [cross] + state.crossSigned)
+            state.waitingFor = "the first check"
+            phaseGauge.record(1)
+            logger.notice("root rotation started: phase 1, distributing the trust bundle with the new root", metadata: [
+                "new_root": "\(new.certificate.subject)", "reason": "\(reason)",
+            ])
+            return Update(authority: state.authority, signerChanged: false, trustChanged: true)
+        }
+    }
+
+    /// One check: advances a rotation, renews a self-signed root near its end, picks up changed
+    /// plug-in files, warns of coming expiry. Returns what changed, if anything.
+    /// A failed step is retried with back-off (1 s doubling to 5 min).
+    public func tick(observe: () -> RootRotation.Observation) -> Update? {
+        let now = clock()
+        warnOfExpiry(now: now)
+        guard now >= state.withLock({ $0.retryAt }) else { return nil }
+        if currentRotation != nil {
+            return advanceRotation(observation: observe(), now: now)
+        }
+        switch source {
+        case .selfSigned: return renewRootIfDue(now: now)
+        case .pluggedIn(let pluginDirectory): return reloadPlugin(pluginDirectory, now: now)
+        }
+    }
+
+    private func advanceRotation(observation: RootRotation.Observation, now: Date) -> Update? {
+        do throws(CAError) {
+            let update = try state.withLock { state throws(CAError) -> Update? in
+                guard var rotation = state.rotation, let old = state.old, let new = state.new else { return nil }
+                switch rotation.step(observation, now: now) {
+                case .wait(let text):
+                    state.waitingFor = text
+                    return nil
+                case .advance(.issuingFromNewRoot):
+                    rotation.phase = .issuingFromNewRoot
+                    rotation.phaseSince = now
+                    try writeRotation(rotation)
+                    state.rotation = rotation
+                    state.authority = new.trusting(state.authority.roots)
+                    state.waitingFor = "every proxy to get a certificate from the new root"
+                    phaseGauge.record(2)
+                    logger.notice("root rotation: phase 2, issuing certificates from the new root")
+                    return Update(authority: state.authority, signerChanged: true, trustChanged: false)
+                case .advance(_):
+                    rotation.phase = .droppingOldRoot
+                    rotation.phaseSince = now
+                    try writeRotation(rotation)
+                    switch source {
+                    case .selfSigned:
+                        try Self.finishSelfSigned(directory: directory)
+                        state.crossSigned = (try? CAStore.readCertificates(directory + "/cross-signed.pem")) ?? state.crossSigned
+                    case .pluggedIn:
+                        try? FileManager.default.removeItem(atPath: rotationDirectory)
+                    }
+                    state.rotation = nil
+                    state.old = nil
+                    state.new = nil
+                    state.waitingFor = ""
+                    state.authority = new
+                    phaseGauge.record(0)
+                    logger.notice("root rotation complete: the old root is no longer trusted", metadata: [
+                        "old_root": "\(old.root.subject)", "root": "\(new.root.subject)",
+                    ])
+                    return Update(authority: new, signerChanged: false, trustChanged: true)
+                }
+            }
+            succeeded()
+            return update
+        } catch {
+            fail(error, "the root rotation cannot advance; it stays in its phase and is retried")
+            return nil
+        }
+    }
+
+    private func renewRootIfDue(now: Date) -> Update? {
+        let authority = self.authority
+        let root = authority.certificate
+        let lifetime = root.notValidAfter.timeIntervalSince(root.notValidBefore)
+        guard authority.mode == .selfSigned, now >= root.notValidAfter.addingTimeInterval(-lifetime * rootRenewalRatio) else { return nil }
+        do {
+            var generator = SystemRandomNumberGenerator()
+            let renewed = try authority.renewedRoot(now: now, validity: lifetime, generator: &generator)
+            try CAStore.writeCertificates([renewed], to: directory + "/root-cert.pem")
+            let next = authority.replacingCertificate(renewed, roots: [renewed])
+            state.withLock { $0.authority = next }
+            succeeded()
+            logger.notice("renewed the self-signed root with the same key", metadata: [
+                "not_after": "\(renewed.notValidAfter)", "previous_not_after": "\(root.notValidAfter)",
+            ])
+            return Update(authority: next, signerChanged: false, trustChanged: true)
+        } catch let error as CAError {
+            fail(error, "cannot renew the root; retrying at the next check")
+        } catch {
+            fail(CAError("renew_failed", "\(error)"), "cannot renew the root; retrying at the next check")
+        }
+        return nil
+    }
+
+    private func reloadPlugin(_ pluginDirectory: String, now: Date) -> Update? {
+        let fingerprint = Self.pluginFingerprint(pluginDirectory)
+        guard fingerprint != state.withLock({ $0.pluginFingerprint }) else { return nil }
+        let loaded: SigningAuthority
+        do throws(CAError) {
+            loaded = try CAStore.loadPluggedIn(directory: pluginDirectory)
+        } catch {
+            fail(error, "the plug-in CA files changed but cannot be used; the CA in use stays until they are fixed")
+            return nil
+        }
+        do throws(CAError) {
+            let update = try state.withLock { state throws(CAError) -> Update? in
+                let current = state.authority
+                if Set(loaded.roots.map(Self.fingerprint)) == Set(current.roots.map(Self.fingerprint)) {
+                    state.authority = loaded
+                    state.pluginFingerprint = fingerprint
+                    logger.notice("picked up a new plug-in signing certificate under the same root", metadata: ["signer": "\(loaded.certificate.subject)"])
+                    return Update(authority: loaded, signerChanged: loaded.keyID != current.keyID || loaded.certificate != current.certificate, trustChanged: false)
+                }
+                // A new root: keep the old CA until every proxy trusts the new one.
+                try? FileManager.default.removeItem(atPath: rotationDirectory)
+                try CAStore.writeIstioLayout(current, to: rotationDirectory + "/previous")
+                let rotation = RootRotation(
+                    reason: "the plug-in CA files in \(pluginDirectory) changed to a new root", oldSignerKey: current.keyID,
+                    newSignerKey: loaded.keyID, newRoots: loaded.roots.map(Self.fingerprint), now: now)
+                try writeRotation(rotation)
+                state = Self.rotating(old: current, new: loaded, rotation: rotation, crossSigned: [])
+                state.pluginFingerprint = fingerprint
+                state.waitingFor = "the first check"
+                phaseGauge.record(1)
+                logger.notice("plug-in CA files changed to a new root: rotating in phases, phase 1", metadata: ["root": "\(loaded.root.subject)"])
+                return Update(authority: state.authority, signerChanged: false, trustChanged: true)
+            }
+            succeeded()
+            return update
+        } catch {
+            fail(error, "cannot start the rotation to the new plug-in root; the CA in use stays")
+            return nil
+        }
+    }
+
+    private func fail(_ error: CAError, _ message: String) {
+        failures.increment()
+        let delay = state.withLock { state -> TimeInterval in
+            state.failures += 1
+            let delay = min(pow(2, Double(state.failures - 1)), 300)
+            state.retryAt = clock().addingTimeInterval(delay)
+            return delay
+        }
+        logger.error("\(message)", metadata: ["error": "\(error)", "retry_in_seconds": "\(Int(delay))"])
+    }
+
+    private func succeeded() {
+        state.withLock { state in
+            state.failures = 0
+            state.retryAt = .distantPast
+        }
+    }
+
+    // MARK: Expiry
+
+    /// The thresholds at which coming expiry is logged.
+    public static let warningDays = [30, 7, 1]
+
+    /// The smallest threshold (in days) that `notAfter` is within, if any.
+    public static func warningThreshold(notAfter: Date, now: Date) -> Int? {
+        let left = notAfter.timeIntervalSince(now) / 86400
+        return warningDays.filter { left <= Double($0) }.min()
+    }
+
+    private func warnOfExpiry(now: Date) {
+        let authority = self.authority
+        let certificates = [("signing certificate", authority.certificate)] + authority.chain.map { ("CA certificate", $0) } + authority.roots.map { ("root", $0) }
+        for (role, certificate) in certificates {
+            guard let threshold = Self.warningThreshold(notAfter: certificate.notValidAfter, now: now) else { continue }
+            let key = Self.fingerprint(certificate)
+            let alreadyWarned = state.withLock { state -> Bool in
+                if let previous = state.warned[key], previous <= threshold { return true }
+                state.warned[key] = threshold
+                return false
+            }
+            if alreadyWarned { continue }
+            logger.warning("a CA certificate expires within \(threshold) days", metadata: [
+                "role": "\(role)", "subject": "\(certificate.subject)", "not_after": "\(ISO8601DateFormatter().string(from: certificate.notValidAfter))",
+            ])
+        }
+    }
+
+    // MARK: Helpers
+
+    /// SHA-256 of a certificate's DER, hex.
+    public static func fingerprint(_ certificate: Certificate) -> String {
+        CertificateService.info(certificate).fingerprint
+    }
+
+    private static func phaseNumber(_ rotation: RootRotation?) -> Double {
+        switch rotation?.phase {
+        case nil: 0
+        case .distributingTrust?: 1
+        case .issuingFromNewRoot?: 2
+        case .droppingOldRoot?: 3
+        }
+    }
+
+    /// Identifies the state of the plug-in files (inode, size, modification time of each).
+    static func pluginFingerprint(_ directory: String) -> String {
+        ["ca-cert.pem", "ca-key.pem", "root-cert.pem", "cert-chain.pem"].map { name in
+            guard let attributes = try? FileManager.default.attributesOfItem(atPath: directory + "/" + name) else { return "\(name):missing" }
+            let inode = attributes[.systemFileNumber].map { "\($0)" } ?? ""
+            let size = attributes[.size].map { "\($0)" } ?? ""
+            let modified = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+            return "\(name):\(inode):\(size):\(modified)"
+        }.joined(separator: ",")
+    }
+}
