@@ -62,9 +62,11 @@ public struct RenewalDirectory: Sendable {
         return try await body()
     }
 
-    /// When a certificate should be replaced: when `remaining` of its lifetime is left.
+    /// When a certificate should be replaced: when `remaining` of its lifetime is left, counting
+    /// from when it was issued (meshd backdates `notBefore` by ``SigningAuthority/backdating``).
     public static func renewalPoint(of leaf: Certificate, remaining: Double) -> Date {
-        leaf.notValidAfter.addingTimeInterval(-leaf.notValidAfter.timeIntervalSince(leaf.notValidBefore) * remaining)
+        let issued = min(leaf.notValidBefore.addingTimeInterval(SigningAuthority.backdating), leaf.notValidAfter)
+        return leaf.notValidAfter.addingTimeInterval(-leaf.notValidAfter.timeIntervalSince(issued) * remaining)
     }
 
     /// Writes new files in one atomic step. `beforeSwap` runs after the new version is on disk and

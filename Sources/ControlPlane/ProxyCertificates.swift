@@ -78,7 +78,8 @@ public final class ProxyCertificates: Sendable {
         }
         let issued = try service.issueWithNewKey(identity: identity, caller: "proxy:\(proxy)")
         let leaf = issued.certificate.leaf
-        let lifetime = leaf.notValidAfter.timeIntervalSince(leaf.notValidBefore)
+        // The lifetime counts from now: notBefore is backdated.
+        let lifetime = leaf.notValidAfter.timeIntervalSince(min(now, leaf.notValidAfter))
         let ratio = rotationRatio + (rotationJitter > 0 ? Double.random(in: -rotationJitter...rotationJitter) : 0)
         let entry = Entry(
             identity: identity.uri, chainPEM: try issued.certificate.chainPEM(), keyPEM: issued.keyPEM,
