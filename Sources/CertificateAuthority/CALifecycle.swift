@@ -89,6 +89,11 @@ public final class CALifecycle: Sendable {
         self.rootRenewalRatio = rootRenewalRatio
         phaseGauge = Gauge(label: "meshd_ca_root_rotation_phase", dimensions: [], factory: metrics)
         failures = Counter(label: "meshd_ca_reload_failures_total", dimensions: [], factory: metrics)
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw CAError("storage", "cannot create \(directory): \(error.localizedDescription)")
+        }
         state = Mutex(try Self.load(directory: directory, source: source, now: clock(), logger: logger))
         let current = state.withLock { $0 }
         phaseGauge.record(Self.phaseNumber(current.rotation))

@@ -169,7 +169,7 @@ public final class CertificateService: Sendable {
         try ledger.append(.init(
             serial: SerialNumbers.hex(certificate.serialNumber), identity: dnsNames.joined(separator: ","),
             notBefore: certificate.notValidBefore, notAfter: certificate.notValidAfter, caller: "meshd", path: "server", issuerKey: signer.keyID))
-        keepCopy(chain + [signer.root], serial: SerialNumbers.hex(certificate.serialNumber))
+        keepCopy([certificate] + intermediates + [signer.root], serial: SerialNumbers.hex(certificate.serialNumber))
         return (try chain.map { try $0.serializeAsPEM().pemString }.joined(separator: "\n") + "\n", try key.serializeAsPEM().pemString + "\n")
     }
 

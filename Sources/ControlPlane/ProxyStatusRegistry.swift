@@ -76,6 +76,11 @@ public final class ProxyStatusRegistry: Sendable {
                 proxy.types[XDSTypeURL.shortName(typeURL)] = status
             case .acknowledged(let typeURL, let version, let nonce):
                 var status = proxy.types[XDSTypeURL.shortName(typeURL)] ?? TypeStatus()
+                if status.sentNonce == nil {
+                    // A reconnecting proxy already held what meshd would send.
+                    status.sentVersion = version
+                    status.sentNonce = nonce
+                }
                 status.acceptedVersion = version
                 status.answeredNonce = nonce
                 status.rejection = nil

@@ -90,6 +90,8 @@ public struct SotWStreamStateMachine: Sendable {
                 if content.hash.description == request.versionInfo {
                     state.sentContent = content.hash
                     state.mustResend = false
+                    // The proxy holds exactly this version: as good as an acknowledgement.
+                    actions.append(.acknowledged(typeURL: typeURL, version: request.versionInfo, nonce: ""))
                 }
             }
         }

@@ -5,10 +5,12 @@ root, and pkilint's RFC 5280 linters (`lint_pkix_cert` on every certificate and
 
 usage: lint_certs.py FILE.pem [FILE.pem ...]
 Each file is one chain: leaf first, root last (the root may be omitted when the leaf is the root).
+The chain is verified as of the leaf's issuance (its notBefore plus meshd's 60 s backdating).
 Prints a JSON object {file: [problems]}; findings at WARNING or above count, except pkilint's
 false `pkix.invalid_uri_syntax` on spiffe:// URIs. Exit status: 0 when no file has a problem.
 """
 import contextlib
+import datetime
 import io
 import json
 import os
@@ -61,7 +63,7 @@ def check(path, scratch):
     untrusted = os.path.join(scratch, os.path.basename(path) + ".untrusted.pem")
     with open(untrusted, "w") as handle:
         handle.write("".join(blocks[1:-1]) if len(blocks) > 2 else "")
-    command = ["openssl", "verify", "-CAfile", root]
+    command = ["openssl", "verify", "-CAfile", root, "-attime", str(issued_at(files[0]))]
     if len(blocks) > 2:
         command += ["-untrusted", untrusted]
     command.append(files[0])
@@ -74,6 +76,14 @@ def check(path, scratch):
             problems += [f"chain {index + 1}->{index}: {finding}" for finding in
                          run_linter(lint_pkix_signer_signee_cert_chain.main, [files[index + 1], name])]
     return problems
+
+
+def issued_at(leaf):
+    """The moment the leaf was issued: meshd backdates notBefore by 60 s. Chains are verified as
+    of then, so that short-lived certificates a test made minutes ago still verify."""
+    start = subprocess.run(["openssl", "x509", "-in", leaf, "-noout", "-startdate"], capture_output=True, text=True, check=True)
+    moment = datetime.datetime.strptime(start.stdout.strip().split("=", 1)[1], "%b %d %H:%M:%S %Y %Z")
+    return int(moment.replace(tzinfo=datetime.timezone.utc).timestamp()) + 61
 
 
 def main():

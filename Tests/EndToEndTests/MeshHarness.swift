@@ -65,13 +65,14 @@ final class MeshHarness: @unchecked Sendable {
 
     /// Starts the sidecar of a workload of the current configuration and waits until it is ready.
     @discardableResult
-    func startSidecar(_ namespace: String, _ name: String) async throws -> EnvoyProcess {
+    func startSidecar(_ namespace: String, _ name: String, as label: String? = nil, certificateDirectory: String? = nil, xdsTrustBundlePEM: String? = nil) async throws -> EnvoyProcess {
         let workload = try #require(controlPlane.store.publisher.current.registry.workload(.init(namespace: namespace, name: name)))
         let bootstrap = BootstrapBuilder(
             workload: workload, xdsAddress: xdsAddress, token: try token(workload.namespace, workload.serviceAccount),
-            xdsTrustBundlePEM: controlPlane.options.xdsPlaintext ? nil : try controlPlane.certificates.trustBundlePEM())
+            xdsTrustBundlePEM: controlPlane.options.xdsPlaintext ? nil : try xdsTrustBundlePEM ?? controlPlane.certificates.trustBundlePEM(),
+            certificateDirectory: certificateDirectory)
         let envoy = try EnvoyProcess.start(
-            name: name, bootstrapJSON: ConfigJSON.encode(bootstrap.configValue, pretty: true),
+            name: label ?? name, bootstrapJSON: ConfigJSON.encode(bootstrap.configValue, pretty: true),
             adminAddress: bootstrap.effectiveAdminAddress, directory: directory)
         envoys.append(envoy)
         try await envoy.waitUntilReady()
