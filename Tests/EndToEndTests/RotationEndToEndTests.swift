@@ -88,15 +88,15 @@ extension EndToEnd {
                 let oldRoot = try #require(mesh.controlPlane.certificates.signingAuthority.roots.first)
                 let oldTrust = try mesh.controlPlane.certificates.trustBundlePEM()
                 let (server, client, load) = try await Self.startMesh(mesh)
-                let admin = try String(contentsOfFile: mesh.controlPlane.adminCredential.path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-                let started = try await HTTPProbe.request(mesh.adminAddress, authority: "meshd", path: "/v1/ca/rotate-root", method: "POST", headers: [("authorization", "Bearer \(admin)")], body: "{}")
-                #expect(started.status == 202, "\(started.body)")
-                #expect(started.body.contains("1-distributing-trust"), "\(started.body)")
-                let refused = try await HTTPProbe.request(mesh.adminAddress, authority: "meshd", path: "/v1/ca/rotate-root", method: "POST", headers: [("authorization", "Bearer \(admin)")], body: "{}")
-                #expect(refused.status == 409 || refused.status == 202, "a second rotation while one runs is refused (or the first already finished): \(refused.status)")
                 let unauthenticated = try await HTTPProbe.request(mesh.adminAddress, authority: "meshd", path: "/v1/ca/rotate-root", method: "POST", body: "{}")
                 #expect(unauthenticated.status == 401)
-
+                let rotated = try await meshctl(
+                    ["ca", "rotate-root", "--wait", "--timeout", "60s", "--server", "http://\(mesh.adminAddress)", "--data-dir", mesh.controlPlane.options.dataDirectory],
+                    in: mesh.directory)
+                #expect(rotated.status == 0, "\(rotated.output)")
+                #expect(rotated.output.contains("root rotation started: 1-distributing-trust") && rotated.output.contains("root rotation complete"), "\(rotated.output)")
+                let audit = try String(contentsOfFile: mesh.controlPlane.options.dataDirectory + "/audit.log", encoding: .utf8)
+                #expect(audit.contains("ca.rotate-root"), "the rotation is audited")
                 try await Eventually.wait(timeout: .seconds(30), interval: .milliseconds(200), what: "the rotation to complete") {
                     let roots = mesh.controlPlane.certificates.signingAuthority.roots
                     return mesh.controlPlane.lifecycle.rotation == nil && roots.count == 1 && roots != [oldRoot]
