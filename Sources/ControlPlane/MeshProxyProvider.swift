@@ -137,7 +137,8 @@ public final class MeshProxyProvider: ProxyConfigProvider {
     public func rotateDue() {
         guard let certificates else { return }
         let now = clock()
-        for session in sessions.withLock({ Array($0.values) }) where session.isDue(certificates, now: now) {
+        let signerKey = certificates.signerKey
+        for session in sessions.withLock({ Array($0.values) }) where session.isDue(certificates, now: now, signerKey: signerKey) {
             session.signal.post { $0.refreshCertificate = true }
         }
     }
@@ -265,10 +266,10 @@ public final class MeshProxyProvider: ProxyConfigProvider {
 
         var currentCertificate: ProxyCertificates.Entry? { state.withLock { $0.certificate } }
 
-        func isDue(_ certificates: ProxyCertificates, now: Date) -> Bool {
+        func isDue(_ certificates: ProxyCertificates, now: Date, signerKey: String) -> Bool {
             state.withLock { state in
                 guard let entry = state.certificate, now >= state.retryAt else { return false }
-                return certificates.isDue(entry, now: now)
+                return certificates.isDue(entry, now: now, signerKey: signerKey)
             }
         }
 

@@ -65,10 +65,14 @@ public final class ProxyCertificates: Sendable {
 
     /// Whether `entry` must be replaced now: past its rotation point, no longer valid, or not
     /// signed by the signer in use.
-    public func isDue(_ entry: Entry, now: Date) -> Bool {
+    /// `signerKey` is the signer's key id when the caller already has it (checking many proxies).
+    public func isDue(_ entry: Entry, now: Date, signerKey: String? = nil) -> Bool {
         now >= (entry.rotateAt ?? entry.rotationPoint(remaining: rotationRatio)) || now >= entry.notAfter
-            || entry.issuerKey != service.signingAuthority.keyID
+            || entry.issuerKey != (signerKey ?? service.signingAuthority.keyID)
     }
+
+    /// The key id of the signer in use.
+    public var signerKey: String { service.signingAuthority.keyID }
 
     /// The certificate of `proxy` for `identity`: the one it has unless it is due, else a new one.
     public func certificate(proxy: String, identity: SpiffeID) throws -> Entry {
