@@ -106,8 +106,8 @@ let package = Package(
         .target(
             name: "XDSTesting",
             dependencies: [
-                "EnvoyAPI", "XDSServer", "MeshModel", "MeshTranslation", protobuf, grpcCore, grpcHTTP2,
-                nioCore, nioPosix, nioHTTP1, nioSSL, logging,
+                "EnvoyAPI", "XDSServer", "MeshModel", "MeshTranslation", "CertificateAuthority", protobuf, grpcCore, grpcHTTP2,
+                nioCore, nioPosix, nioHTTP1, nioSSL, logging, x509,
             ],
             swiftSettings: strict
         ),

@@ -161,23 +161,11 @@ struct CALifecycleTests {
         try? FileManager.default.removeItem(atPath: data)
     }
 
-    /// A root and an intermediate under it, written in Istio's plug-in layout.
-    static func writePlugin(_ directory: String, root: (certificate: Certificate, key: Certificate.PrivateKey)? = nil, name: String) throws -> (root: (certificate: Certificate, key: Certificate.PrivateKey), signer: SigningAuthority) {
-        var generator = SystemRandomNumberGenerator()
-        let root = try root ?? SigningAuthority.makeSelfSignedRoot(algorithm: .ecdsaP256, trustDomain: "cluster.local", now: Date(), name: "\(name) root", generator: &generator)
-        let rootAuthority = try SigningAuthority(certificate: root.certificate, privateKey: root.key, chain: [], roots: [root.certificate], mode: .selfSigned)
-        let intermediate = try SigningAuthority.makeSelfSignedRoot(algorithm: .ecdsaP256, trustDomain: "cluster.local", now: Date(), validity: 365 * 86400, name: "\(name) intermediate", generator: &generator)
-        let signed = try rootAuthority.crossSign(intermediate.certificate, now: Date(), generator: &generator)
-        let signer = try SigningAuthority(certificate: signed, privateKey: intermediate.key, chain: [root.certificate], roots: [root.certificate], mode: .pluggedIn)
-        try CAStore.writeIstioLayout(signer, to: directory)
-        return (root, signer)
-    }
-
     @Test("plug-in files: a new intermediate is picked up at once; a new root goes through the phases; unusable files change nothing and are retried with back-off")
     func pluggedIn() throws {
         let data = try TestTools.temporaryDirectory("plugin")
         let plugin = data + "/cacerts"
-        let first = try Self.writePlugin(plugin, name: "first")
+        let first = try PluginCA.write(to: plugin, name: "first")
         let clock = TestClock()
         let metrics = TestMetrics()
         let ca = try Self.lifecycle(data, clock: clock, source: .pluggedIn(directory: plugin), metrics: metrics)
@@ -185,7 +173,7 @@ struct CALifecycleTests {
         #expect(throws: CAError.self) { try ca.startRootRotation() }
 
         // Same root, new intermediate.
-        let second = try Self.writePlugin(plugin, root: first.root, name: "second")
+        let second = try PluginCA.write(to: plugin, root: first.root, name: "second")
         let swapped = try #require(ca.tick { Self.everyoneAcked })
         #expect(swapped.signerChanged && !swapped.trustChanged && swapped.authority.keyID == second.signer.keyID)
 
@@ -201,7 +189,7 @@ struct CALifecycleTests {
         #expect(try metrics.expectCounter("meshd_ca_reload_failures_total").totalValue == 2)
 
         // A new root: phase 1 keeps signing with the old intermediate.
-        let third = try Self.writePlugin(plugin, name: "third")
+        let third = try PluginCA.write(to: plugin, name: "third")
         clock.advance(5)
         let phase1 = try #require(ca.tick { .init(proxies: [.init(id: "p", trustsNewRoots: false, usesNewSigner: false)], oldLeaves: []) })
         #expect(phase1.trustChanged && phase1.authority.keyID == second.signer.keyID && phase1.authority.roots.count == 2)

@@ -149,10 +149,10 @@ extension EndToEnd {
         @Test("plug-in CA: a new intermediate is picked up without a restart; a new root goes through the phases; no failed request")
         func pluggedIn() async throws {
             let plugin = try TestTools.temporaryDirectory("plugin-ca")
-            let first = try PluginCA.write(plugin, name: "first")
+            let first = try PluginCA.write(to: plugin, name: "first")
             try await MeshHarness("plugin-rotation", files: Self.files, configure: { $0.caDirectory = plugin }).run { mesh in
                 let (server, client, load) = try await Self.startMesh(mesh)
-                let second = try PluginCA.write(plugin, root: first.root, name: "second")
+                let second = try PluginCA.write(to: plugin, root: first.root, name: "second")
                 try await Eventually.wait(timeout: .seconds(15), what: "leaves from the new intermediate on both sidecars") {
                     for envoy in [server, client] {
                         let entry = mesh.controlPlane.proxyCertificates.lookup(Self.nodeID(envoy.name))
@@ -160,7 +160,7 @@ extension EndToEnd {
                     }
                     return true
                 }
-                let third = try PluginCA.write(plugin, name: "third")
+                let third = try PluginCA.write(to: plugin, name: "third")
                 try await Eventually.wait(timeout: .seconds(30), interval: .milliseconds(200), what: "the rotation to the new plug-in root") {
                     mesh.controlPlane.certificates.signingAuthority.roots == [third.root.certificate] && mesh.controlPlane.lifecycle.rotation == nil
                 }
@@ -462,20 +462,6 @@ final class RequestLoop: Sendable {
         task.cancel()
         await task.value
         return counts
-    }
-}
-
-/// A root and an intermediate under it in Istio's plug-in layout, as an operator's PKI makes them.
-enum PluginCA {
-    static func write(_ directory: String, root: (certificate: Certificate, key: Certificate.PrivateKey)? = nil, name: String) throws -> (root: (certificate: Certificate, key: Certificate.PrivateKey), signer: SigningAuthority) {
-        var generator = SystemRandomNumberGenerator()
-        let root = try root ?? SigningAuthority.makeSelfSignedRoot(algorithm: .ecdsaP256, trustDomain: "cluster.local", now: Date(), name: "\(name) root", generator: &generator)
-        let rootAuthority = try SigningAuthority(certificate: root.certificate, privateKey: root.key, chain: [], roots: [root.certificate], mode: .selfSigned)
-        let intermediate = try SigningAuthority.makeSelfSignedRoot(algorithm: .ecdsaP256, trustDomain: "cluster.local", now: Date(), validity: 365 * 86400, name: "\(name) intermediate", generator: &generator)
-        let signed = try rootAuthority.crossSign(intermediate.certificate, now: Date(), generator: &generator)
-        let signer = try SigningAuthority(certificate: signed, privateKey: intermediate.key, chain: [root.certificate], roots: [root.certificate], mode: .pluggedIn)
-        try CAStore.writeIstioLayout(signer, to: directory)
-        return (root, signer)
     }
 }
 
