@@ -31,6 +31,7 @@ let x509 = Target.Dependency.product(name: "X509", package: "swift-certificates"
 let asn1 = Target.Dependency.product(name: "SwiftASN1", package: "swift-asn1")
 let crypto = Target.Dependency.product(name: "Crypto", package: "swift-crypto")
 let cryptoExtras = Target.Dependency.product(name: "_CryptoExtras", package: "swift-crypto")
+let grdb = Target.Dependency.product(name: "GRDB", package: "GRDB.swift")
 
 let package = Package(
     name: "meshd",
@@ -56,6 +57,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         // Generated Envoy v3 API and the Istio CA service, plus small hand-written helpers.
@@ -66,7 +68,7 @@ let package = Package(
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .target(name: "MeshModel", swiftSettings: strict),
-        .target(name: "MeshConfig", dependencies: ["MeshModel", yams, logging, metrics], swiftSettings: strict),
+        .target(name: "MeshConfig", dependencies: ["MeshModel", yams, grdb, logging, metrics], swiftSettings: strict),
         .target(name: "MeshTranslation", dependencies: ["MeshModel", "EnvoyAPI", protobuf], swiftSettings: strict),
         .target(name: "XDSCache", dependencies: ["EnvoyAPI", protobuf], swiftSettings: strict),
         .target(
@@ -81,7 +83,8 @@ let package = Package(
         ),
         .target(
             name: "AdminAPI",
-            dependencies: ["MeshModel", "MeshConfig", "XDSServer", hummingbird, logging],
+            dependencies: ["MeshModel", "MeshConfig", "MeshTranslation", "XDSServer", "CertificateAuthority", hummingbird, logging],
+            resources: [.embedInCode("openapi.json")],
             swiftSettings: strict
         ),
         .target(
@@ -99,7 +102,7 @@ let package = Package(
             swiftSettings: strict),
         .executableTarget(
             name: "meshctl",
-            dependencies: ["ControlPlane", "MeshModel", "MeshConfig", "CertificateAuthority", "AdminAPI", argumentParser],
+            dependencies: ["ControlPlane", "MeshModel", "MeshConfig", "MeshTranslation", "CertificateAuthority", "AdminAPI", argumentParser, yams],
             swiftSettings: strict
         ),
         .executableTarget(name: "meshd-test-helper", dependencies: ["CertificateAuthority"], swiftSettings: [.swiftLanguageMode(.v6)]),

@@ -1,6 +1,36 @@
+public import MeshConfig
+public import MeshTranslation
 public import MeshModel
 public import CertificateAuthority
 public import Foundation
+
+/// Who is calling, from the bearer token.
+public enum Principal: Hashable, Sendable, CustomStringConvertible {
+    /// The administrator (the data directory's admin token, or an admin-role token).
+    case admin(id: String)
+    /// May read everything, change nothing.
+    case reader(id: String)
+    /// A workload's token: may ask for its own certificate.
+    case workload(id: String, namespace: String, serviceAccount: String)
+
+    /// The role's name.
+    public var role: String {
+        switch self {
+        case .admin: "admin"
+        case .reader: "reader"
+        case .workload: "workload"
+        }
+    }
+
+    /// For the audit log and rate limits.
+    public var description: String {
+        switch self {
+        case .admin(let id): "admin:\(id)"
+        case .reader(let id): "reader:\(id)"
+        case .workload(let id, let namespace, let serviceAccount): "workload:\(id)(\(namespace)/\(serviceAccount))"
+        }
+    }
+}
 
 /// What the admin API reads from and asks of the running control plane.
 public protocol AdminBackend: Sendable {
@@ -13,13 +43,20 @@ public protocol AdminBackend: Sendable {
     /// Prometheus text exposition of every metric.
     func metricsText() -> String
 
-    /// Whether `token` is the administrator's token.
-    func isAdmin(_ token: String?) -> Bool
+    /// Who a bearer token belongs to; `nil` for none, an unknown, a revoked or an expired token.
+    func authenticate(_ token: String?) -> Principal?
     /// Records an administrative action in the audit log.
     func audit(who: String, action: String, target: String, result: String)
+    /// The audit log, oldest first.
+    func auditRecords() -> [AuditRecord]
 
-    /// Mints a proxy/renewal token for a namespace and service account.
-    func mintToken(namespace: String, serviceAccount: String, ttl: TimeInterval?) throws -> MintedToken
+    /// Where a served resource comes from (`api`, or `file <path>, document <n>`).
+    func source(of key: ResourceKey) -> String?
+    /// Applies a change through the resource store; with `dryRun`, only checks it.
+    func apply(_ change: ResourceChange, dryRun: Bool) throws(ResourceChangeError) -> MeshResource?
+
+    /// Mints a token: a workload token for a namespace and service account, or a reader or admin token.
+    func mintToken(role: String, namespace: String?, serviceAccount: String?, ttl: TimeInterval?) throws -> MintedToken
     /// Every token record (never the tokens themselves).
     func tokens() -> [TokenInfo]
     /// Revokes a token; `false` if there is no such token.
@@ -38,6 +75,37 @@ public protocol AdminBackend: Sendable {
 
     /// An Envoy bootstrap for a workload (JSON), with a freshly minted token.
     func bootstrap(_ request: BootstrapRequest) throws -> String
+
+    /// What meshd last sent a proxy, by type short name, as Envoy JSON (secrets without keys);
+    /// `nil` when no such proxy is connected.
+    func proxyConfig(proxyID: String) -> String?
+    /// What applies to a workload and whether its connections use mTLS.
+    func describe(workload: String) throws -> WorkloadDescription
+    /// Problems in the served configuration.
+    func analyze() -> [AnalysisMessage]
+}
+
+/// One line of the audit log.
+public struct AuditRecord: Codable, Hashable, Sendable {
+    /// When.
+    public var time: Date
+    /// Who.
+    public var who: String
+    /// What.
+    public var action: String
+    /// On what.
+    public var target: String
+    /// How it ended.
+    public var result: String
+
+    /// A record.
+    public init(time: Date, who: String, action: String, target: String, result: String) {
+        self.time = time
+        self.who = who
+        self.action = action
+        self.target = target
+        self.result = result
+    }
 }
 
 /// A token as minted: the secret is shown once.
@@ -46,17 +114,20 @@ public struct MintedToken: Codable, Hashable, Sendable {
     public var id: String
     /// The token.
     public var token: String
-    /// Namespace.
-    public var namespace: String
-    /// Service account.
-    public var serviceAccount: String
+    /// `workload`, `reader` or `admin`.
+    public var role: String
+    /// Namespace (workload tokens).
+    public var namespace: String?
+    /// Service account (workload tokens).
+    public var serviceAccount: String?
     /// Expiry, if any.
     public var expiresAt: Date?
 
     /// A minted token.
-    public init(id: String, token: String, namespace: String, serviceAccount: String, expiresAt: Date?) {
+    public init(id: String, token: String, role: String, namespace: String?, serviceAccount: String?, expiresAt: Date?) {
         self.id = id
         self.token = token
+        self.role = role
         self.namespace = namespace
         self.serviceAccount = serviceAccount
         self.expiresAt = expiresAt
@@ -67,10 +138,12 @@ public struct MintedToken: Codable, Hashable, Sendable {
 public struct TokenInfo: Codable, Hashable, Sendable {
     /// Id.
     public var id: String
-    /// Namespace.
-    public var namespace: String
-    /// Service account.
-    public var serviceAccount: String
+    /// `workload`, `reader` or `admin`.
+    public var role: String
+    /// Namespace (workload tokens).
+    public var namespace: String?
+    /// Service account (workload tokens).
+    public var serviceAccount: String?
     /// Minted at.
     public var createdAt: Date
     /// Expiry, if any.
@@ -79,8 +152,9 @@ public struct TokenInfo: Codable, Hashable, Sendable {
     public var revoked: Bool
 
     /// A record.
-    public init(id: String, namespace: String, serviceAccount: String, createdAt: Date, expiresAt: Date?, revoked: Bool) {
+    public init(id: String, role: String, namespace: String?, serviceAccount: String?, createdAt: Date, expiresAt: Date?, revoked: Bool) {
         self.id = id
+        self.role = role
         self.namespace = namespace
         self.serviceAccount = serviceAccount
         self.createdAt = createdAt
@@ -96,6 +170,7 @@ public struct AdminRequestError: Error, CustomStringConvertible, Sendable {
         case notFound
         case invalid
     }
+
 
     /// Which.
     public var kind: Kind
@@ -189,3 +264,4 @@ public struct ProxyStatus: Codable, Hashable, Sendable {
         self.types = types
     }
 }
+

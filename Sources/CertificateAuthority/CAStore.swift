@@ -143,10 +143,9 @@ public enum CAStore {
     }
 
     static func checkKeyPermissions(_ path: String) throws(CAError) {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return }
-        if info.st_mode & 0o077 != 0 {
-            throw CAError("storage", "\(path) is readable by other users (mode \(String(info.st_mode & 0o777, radix: 8))); chmod 600 it")
+        guard let mode = (try? FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber)?.intValue else { return }
+        if mode & 0o077 != 0 {
+            throw CAError("storage", "\(path) is readable by other users (mode \(String(mode & 0o777, radix: 8))); chmod 600 it")
         }
     }
 }

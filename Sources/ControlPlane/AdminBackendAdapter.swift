@@ -1,6 +1,9 @@
 internal import AdminAPI
 internal import MeshModel
 internal import MeshConfig
+internal import MeshTranslation
+internal import EnvoyAPI
+internal import SwiftProtobuf
 internal import CertificateAuthority
 internal import Foundation
 
@@ -31,21 +34,80 @@ struct AdminBackendAdapter: AdminBackend {
 
     func metricsText() -> String { controlPlane.metricsText() }
 
-    func isAdmin(_ token: String?) -> Bool { controlPlane.adminCredential.accepts(token) }
+    func authenticate(_ token: String?) -> Principal? {
+        guard let token else { return nil }
+        if controlPlane.adminCredential.accepts(token) { return .admin(id: "admin-token") }
+        guard case .success(let record) = controlPlane.tokens.authenticate(token) else { return nil }
+        switch record.effectiveRole {
+        case "admin": return .admin(id: record.id)
+        case "reader": return .reader(id: record.id)
+        default: return .workload(id: record.id, namespace: record.namespace, serviceAccount: record.serviceAccount)
+        }
+    }
 
     func audit(who: String, action: String, target: String, result: String) {
         controlPlane.audit.append(who: who, action: action, target: target, result: result)
     }
 
-    func mintToken(namespace: String, serviceAccount: String, ttl: TimeInterval?) throws -> MintedToken {
-        let minted = try controlPlane.tokens.mint(namespace: namespace, serviceAccount: serviceAccount, ttl: ttl)
-        return MintedToken(id: minted.record.id, token: minted.token, namespace: namespace, serviceAccount: serviceAccount, expiresAt: minted.record.expiresAt)
+    func auditRecords() -> [AuditRecord] {
+        controlPlane.audit.entries().map { AuditRecord(time: $0.time, who: $0.who, action: $0.action, target: $0.target, result: $0.result) }
+    }
+
+    func source(of key: ResourceKey) -> String? {
+        controlPlane.store.source(of: key)?.description
+    }
+
+    func apply(_ change: ResourceChange, dryRun: Bool) throws(ResourceChangeError) -> MeshResource? {
+        try controlPlane.store.applyAPI(change, dryRun: dryRun)
+    }
+
+    func mintToken(role: String, namespace: String?, serviceAccount: String?, ttl: TimeInterval?) throws -> MintedToken {
+        let minted = try controlPlane.tokens.mint(namespace: namespace ?? "", serviceAccount: serviceAccount ?? "", ttl: ttl, role: role)
+        return MintedToken(
+            id: minted.record.id, token: minted.token, role: role, namespace: role == "workload" ? namespace : nil,
+            serviceAccount: role == "workload" ? serviceAccount : nil, expiresAt: minted.record.expiresAt)
     }
 
     func tokens() -> [TokenInfo] {
         controlPlane.tokens.all.map {
-            TokenInfo(id: $0.id, namespace: $0.namespace, serviceAccount: $0.serviceAccount, createdAt: $0.createdAt, expiresAt: $0.expiresAt, revoked: $0.revoked)
+            TokenInfo(
+                id: $0.id, role: $0.effectiveRole, namespace: $0.isWorkload ? $0.namespace : nil, serviceAccount: $0.isWorkload ? $0.serviceAccount : nil,
+                createdAt: $0.createdAt, expiresAt: $0.expiresAt, revoked: $0.revoked)
         }
+    }
+
+    func proxyConfig(proxyID: String) -> String? {
+        guard let resources = controlPlane.provider.lastResources(proxyID: proxyID) else { return nil }
+        var parts: [String] = []
+        for typeURL in XDSTypeURL.pushOrder {
+            let items = resources.sortedResources(ofType: typeURL).compactMap { resource -> String? in
+                var body = resource.body
+                if typeURL == XDSTypeURL.secret, var secret = resource.unpack(Envoy_Extensions_TransportSockets_Tls_V3_Secret.self),
+                   case .tlsCertificate = secret.type, secret.tlsCertificate.privateKey.inlineString != "" || !secret.tlsCertificate.privateKey.inlineBytes.isEmpty {
+                    var redacted = Envoy_Config_Core_V3_DataSource()
+                    redacted.inlineString = "[redacted]"
+                    secret.tlsCertificate.privateKey = redacted
+                    body = Google_Protobuf_Any(deterministic: secret)
+                }
+                return try? EnvoyJSON.string(body)
+            }
+            parts.append("\"\(XDSTypeURL.shortName(typeURL))\": [\(items.joined(separator: ","))]")
+        }
+        return "{\"proxy\": \(ConfigJSON.encode(.string(proxyID))), " + parts.joined(separator: ", ") + "}"
+    }
+
+    func describe(workload: String) throws -> WorkloadDescription {
+        let parts = workload.split(separator: "/")
+        guard parts.count == 2 else { throw AdminRequestError(.invalid, "workload must be namespace/name, got \(workload)") }
+        let snapshot = self.snapshot
+        guard let instance = snapshot.registry.workload(.init(namespace: String(parts[0]), name: String(parts[1]))) else {
+            throw AdminRequestError(.notFound, "no WorkloadEntry \(workload)")
+        }
+        return MeshAnalysis.describe(instance, in: snapshot)
+    }
+
+    func analyze() -> [AnalysisMessage] {
+        MeshAnalysis.analyze(snapshot)
     }
 
     func revokeToken(id: String) throws -> Bool { try controlPlane.tokens.revoke(id: id) }

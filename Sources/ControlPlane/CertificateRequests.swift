@@ -23,6 +23,10 @@ public struct CertificateRequests: Sendable {
     public func caller(token: String?, clientCertificate: Certificate?, path: String) throws(CAError) -> (identity: SpiffeID, description: String) {
         if let token {
             switch tokens.authenticate(token) {
+            case .success(let record) where !record.isWorkload:
+                let error = CAError("unauthenticated", "a \(record.effectiveRole) token (\(record.id)) is not a workload's")
+                service.refuse(error, caller: "token:\(record.id)", path: path)
+                throw error
             case .success(let record):
                 return (SpiffeID(trustDomain: service.options.trustDomain, namespace: record.namespace, serviceAccount: record.serviceAccount), "token:\(record.id)")
             case .failure(let rejection):

@@ -105,7 +105,18 @@ public final class ControlPlane: Sendable {
             dataDirectory: options.dataDirectory, service: certificates, rotationRatio: options.certificateRotationRatio,
             rotationJitter: options.certificateRotationJitter, clock: options.clock)
 
-        store = ConfigStore(settings: options.settings, logger: logger, metrics: metricsFactory)
+        let resourceStore: SQLiteResourceStore
+        do throws(ResourceChangeError) {
+            resourceStore = try SQLiteResourceStore(path: options.dataDirectory + "/config.db")
+        } catch {
+            throw StartupError(message: error.description)
+        }
+        store = ConfigStore(settings: options.settings, resourceStore: resourceStore, logger: logger, metrics: metricsFactory)
+        do throws(ResourceChangeError) {
+            try store.loadStoredResources()
+        } catch {
+            throw StartupError(message: "the resources applied through the API cannot be loaded: \(error)")
+        }
         proxyStatus = ProxyStatusRegistry()
         let provider = MeshProxyProvider(
             publisher: store.publisher, tokens: tokens, certificates: proxyCertificates,
@@ -151,7 +162,9 @@ public final class ControlPlane: Sendable {
             listenerFactory: XDSListenerFactory(host: options.xdsAddress.host, port: Int(options.xdsAddress.port), tls: xdsTLS, peers: peers))
         let grpc = GRPCServer(transport: transport, services: [ads, csr])
         let admin = Application(
-            router: AdminRoutes.router(backend: AdminBackendAdapter(controlPlane: self)),
+            router: AdminRoutes.router(
+                backend: AdminBackendAdapter(controlPlane: self),
+                limiter: RateLimiter(ratePerSecond: options.adminRateLimit, burst: options.adminRateBurst, clock: options.clock)),
             configuration: ApplicationConfiguration(address: .hostname(options.adminAddress.host, port: Int(options.adminAddress.port)), serverName: "meshd"),
             onServerRunning: { [bound] channel in
                 if let port = channel.localAddress?.port { bound.setAdmin(port) }

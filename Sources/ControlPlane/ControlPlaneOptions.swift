@@ -43,6 +43,10 @@ public struct ControlPlaneOptions: Sendable {
     public var certificateRotationJitter: Double = 0.01
     /// How often rotations, renewals and plug-in files are checked.
     public var certificateCheckInterval: Duration = .seconds(1)
+    /// Changes and CSRs per second each admin API caller may make (sustained).
+    public var adminRateLimit: Double = 20
+    /// Changes and CSRs each caller may make at once.
+    public var adminRateBurst: Int = 40
 
     /// Options with meshd's defaults.
     public init(

@@ -101,6 +101,9 @@ public final class MeshProxyProvider: ProxyConfigProvider {
         case .failure(.revoked(let id)): throw RPCError(code: .unauthenticated, message: "token \(id) was revoked")
         case .failure(.expired(let id)): throw RPCError(code: .unauthenticated, message: "token \(id) has expired")
         }
+        guard record.isWorkload else {
+            throw RPCError(code: .permissionDenied, message: "token \(record.id) is a \(record.effectiveRole) token for the admin API, not a workload token")
+        }
         guard record.namespace == workload.namespace, record.serviceAccount == workload.serviceAccount else {
             throw RPCError(code: .permissionDenied, message: "token \(record.id) is for \(record.namespace)/\(record.serviceAccount), but workload \(identity.workload) runs as \(workload.namespace)/\(workload.serviceAccount)")
         }
@@ -153,6 +156,13 @@ public final class MeshProxyProvider: ProxyConfigProvider {
     /// What each connected proxy has acknowledged, as a root rotation sees it.
     public func rotationView(_ rotation: RootRotation) -> [RootRotation.Observation.Proxy] {
         sessions.withLock { Array($0.values) }.map { $0.rotationView(rotation) }
+    }
+
+    /// What meshd last composed for the newest stream of `proxyID` (`nil`: not connected).
+    public func lastResources(proxyID: String) -> XDSResourceSet? {
+        sessions.withLock { sessions in
+            sessions.filter { $0.value.proxyID == proxyID }.max { $0.key < $1.key }?.value
+        }?.lastResources
     }
 
     /// Serials of the certificates connected proxies hold (meshd-made ones).
@@ -230,6 +240,7 @@ public final class MeshProxyProvider: ProxyConfigProvider {
             var sent: [SentSecrets] = []
             var acknowledgedRoots: Set<String> = []
             var acknowledgedIssuer: String?
+            var lastResources = XDSResourceSet()
         }
 
         let provider: MeshProxyProvider
@@ -257,6 +268,7 @@ public final class MeshProxyProvider: ProxyConfigProvider {
             self.connection = connection
             var initial = State(snapshot: snapshot, certificate: certificate)
             initialResources = Session.compose(provider: provider, workload: workload, directory: certificateDirectory, state: &initial)
+            initial.lastResources = initialResources
             state = Mutex(initial)
             let signal = self.signal
             subscription = provider.publisher.subscribe { snapshot in
@@ -265,6 +277,7 @@ public final class MeshProxyProvider: ProxyConfigProvider {
         }
 
         var currentCertificate: ProxyCertificates.Entry? { state.withLock { $0.certificate } }
+        var lastResources: XDSResourceSet { state.withLock { $0.lastResources } }
 
         func isDue(_ certificates: ProxyCertificates, now: Date, signerKey: String) -> Bool {
             state.withLock { state in
@@ -317,6 +330,7 @@ public final class MeshProxyProvider: ProxyConfigProvider {
                 renew(&current, certificates: certificates)
             }
             let resources = Session.compose(provider: provider, workload: workload, directory: certificateDirectory, state: &current)
+            current.lastResources = resources
             state.withLock { stored in
                 // Acknowledgements recorded meanwhile stay.
                 current.acknowledgedRoots = stored.acknowledgedRoots

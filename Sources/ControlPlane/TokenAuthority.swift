@@ -3,9 +3,9 @@ internal import Crypto
 internal import CertificateAuthority
 internal import Synchronization
 
-/// Mints, checks and revokes the bearer tokens proxies and renewal jobs authenticate with.
-///
-/// A token is bound to one namespace and service account. Only its SHA-256 is stored (in
+/// Mints, checks and revokes bearer tokens: workload tokens (bound to one namespace and service
+/// account; for proxies and renewal jobs), and reader and admin tokens for the admin API.
+/// Only its SHA-256 is stored (in
 /// `<data>/tokens.json`, 0600, written atomically), so the file does not reveal usable tokens.
 public final class TokenAuthority: Sendable {
     /// A token's record.
@@ -24,6 +24,13 @@ public final class TokenAuthority: Sendable {
         public var expiresAt: Date?
         /// Whether it was revoked.
         public var revoked: Bool
+        /// `workload` (absent in records written before roles existed), `reader` or `admin`.
+        public var role: String?
+
+        /// The token's role.
+        public var effectiveRole: String { role ?? "workload" }
+        /// Whether it is a workload token (the only kind proxies and CSRs accept).
+        public var isWorkload: Bool { effectiveRole == "workload" }
     }
 
     /// Why a token was not accepted.
@@ -53,7 +60,7 @@ public final class TokenAuthority: Sendable {
 
     /// Mints a token for `namespace`/`serviceAccount`; returns its record and the token itself
     /// (shown once, never stored).
-    public func mint(namespace: String, serviceAccount: String, ttl: TimeInterval?) throws -> (record: Record, token: String) {
+    public func mint(namespace: String, serviceAccount: String, ttl: TimeInterval?, role: String = "workload") throws -> (record: Record, token: String) {
         var bytes = [UInt8](repeating: 0, count: 32)
         var generator = SystemRandomNumberGenerator()
         for index in bytes.indices { bytes[index] = UInt8.random(in: 0...255, using: &generator) }
@@ -62,7 +69,7 @@ public final class TokenAuthority: Sendable {
         let now = clock()
         let record = Record(
             id: String(digest.prefix(12)), digest: digest, namespace: namespace, serviceAccount: serviceAccount,
-            createdAt: now, expiresAt: ttl.map { now.addingTimeInterval($0) }, revoked: false)
+            createdAt: now, expiresAt: ttl.map { now.addingTimeInterval($0) }, revoked: false, role: role)
         try update { $0[digest] = record }
         return (record, token)
     }

@@ -11,6 +11,7 @@ internal import Synchronization
 public final class ConfigStore: Sendable {
     private struct State {
         var fileResources: [SourcedResource] = []
+        var apiResources: [ResourceKey: MeshResource] = [:]
         var revision: UInt64 = 0
         var lastRejection: ConfigLoadError?
         var rejections: Int = 0
@@ -22,14 +23,20 @@ public final class ConfigStore: Sendable {
     /// Mesh-wide settings every snapshot carries.
     public let settings: MeshSettings
     private let state = Mutex(State())
+    /// Where resources applied through the API are kept (`nil`: the API cannot change the mesh).
+    public let resourceStore: (any ResourceStore)?
     private let logger: Logger
     private let rejected: Counter
     private let accepted: Counter
     private let unresolved: Gauge
 
     /// A store publishing to `publisher`.
-    public init(settings: MeshSettings = MeshSettings(), publisher: SnapshotPublisher = SnapshotPublisher(), logger: Logger, metrics: any MetricsFactory) {
+    public init(
+        settings: MeshSettings = MeshSettings(), publisher: SnapshotPublisher = SnapshotPublisher(), resourceStore: (any ResourceStore)? = nil,
+        logger: Logger, metrics: any MetricsFactory
+    ) {
         self.settings = settings
+        self.resourceStore = resourceStore
         self.publisher = publisher
         self.logger = logger
         rejected = Counter(label: "meshd_config_rejected_total", dimensions: [], factory: metrics)
@@ -57,6 +64,62 @@ public final class ConfigStore: Sendable {
         state.withLock { $0.revision }
     }
 
+    /// Where a served resource comes from.
+    public enum Source: Hashable, Sendable, CustomStringConvertible {
+        /// A file of the config directory (read-only through the API).
+        case file(String)
+        /// The admin API (kept in the resource store).
+        case api
+
+        public var description: String {
+            switch self {
+            case .file(let origin): "file \(origin)"
+            case .api: "api"
+            }
+        }
+    }
+
+    /// Where the served resource `key` comes from, if it is served.
+    public func source(of key: ResourceKey) -> Source? {
+        state.withLock { state in
+            if let file = state.fileResources.first(where: { $0.resource.key == key }) { return .file(file.origin) }
+            return state.apiResources[key] == nil ? nil : .api
+        }
+    }
+
+    /// Loads the resources the API applied before (at start, before the first file load).
+    public func loadStoredResources() throws(ResourceChangeError) {
+        guard let resourceStore else { return }
+        let stored = try resourceStore.load()
+        state.withLock { state in
+            state.apiResources = Dictionary(uniqueKeysWithValues: stored.map { ($0.key, $0) })
+        }
+    }
+
+    /// Applies a change made through the API: checked against the config directory's resources
+    /// (read-only here), written to the resource store, then served. With `dryRun` nothing is
+    /// written or served; the result is what would be stored.
+    @discardableResult
+    public func applyAPI(_ change: ResourceChange, dryRun: Bool = false) throws(ResourceChangeError) -> MeshResource? {
+        guard let resourceStore else { throw .storage("this meshd has no resource store") }
+        if case .file(let origin)? = source(of: change.key) {
+            throw .conflict("\(change.key) comes from the config directory (\(origin)) and is read-only through the API; edit the file instead")
+        }
+        if dryRun {
+            let current = state.withLock { $0.apiResources[change.key] }
+            return try change.checked(against: current, version: Int64(current?.metadata.resourceVersion ?? "0").map { $0 + 1 } ?? 1)
+        }
+        let (next, stored) = try state.withLock { state throws(ResourceChangeError) -> (MeshSnapshot, MeshResource?) in
+            let stored = try resourceStore.apply(change)
+            state.apiResources[change.key] = stored
+            state.revision += 1
+            return (self.snapshot(of: state), stored)
+        }
+        logger.info("configuration changed through the API", metadata: ["resource": "\(change.key)", "revision": "\(next.revision)"])
+        publish(next)
+        return stored
+    }
+
     /// Replaces the file-based resources with the result of loading the config directory.
     ///
     /// - Returns: `true` if a new snapshot was published.
@@ -67,32 +130,55 @@ public final class ConfigStore: Sendable {
             reject(error)
             return false
         case .success(let resources):
-            let snapshot: MeshSnapshot? = state.withLock { state in
+            let outcome: Result<MeshSnapshot?, ConfigLoadError> = state.withLock { state in
+                if let clash = resources.first(where: { state.apiResources[$0.resource.key] != nil }) {
+                    return .failure(ConfigLoadError(
+                        source: clash.source, document: clash.document, resource: clash.resource.key.description,
+                        reason: "also applied through the API; delete it there (meshctl delete) before defining it in a file"))
+                }
                 let unchanged = state.fileResources.map(\.resource) == resources.map(\.resource)
                 state.fileResources = resources
                 state.lastRejection = nil
-                if unchanged && state.revision > 0 { return nil }
+                if unchanged && state.revision > 0 { return .success(nil) }
                 state.revision += 1
-                return MeshSnapshot(revision: state.revision, settings: settings, resources: resources.map(\.resource))
+                return .success(self.snapshot(of: state))
             }
-            guard let snapshot else { return false }
-            accepted.increment()
-            let warnings = ReferenceCheck.warnings(in: snapshot)
-            state.withLock { $0.referenceWarnings = warnings }
-            unresolved.record(warnings.values.reduce(0) { $0 + $1.count })
-            for key in warnings.keys.sorted() {
-                for problem in warnings[key]! {
-                    logger.warning("unresolved reference (accepted, as Istio does; requests that use it fail)", metadata: [
-                        "resource": "\(key)", "field": "\(problem.path)", "reason": "\(problem.reason)",
-                    ])
-                }
+            switch outcome {
+            case .failure(let error):
+                reject(error)
+                return false
+            case .success(nil):
+                return false
+            case .success(let snapshot?):
+                publish(snapshot)
+                return true
             }
-            logger.info("configuration applied", metadata: [
-                "revision": "\(snapshot.revision)", "resources": "\(snapshot.resources.count)",
-            ])
-            publisher.publish(snapshot)
-            return true
         }
+    }
+
+    /// The files' resources in their order, then the API's by key.
+    private func snapshot(of state: State) -> MeshSnapshot {
+        MeshSnapshot(
+            revision: state.revision, settings: settings,
+            resources: state.fileResources.map(\.resource) + state.apiResources.keys.sorted().map { state.apiResources[$0]! })
+    }
+
+    private func publish(_ snapshot: MeshSnapshot) {
+        accepted.increment()
+        let warnings = ReferenceCheck.warnings(in: snapshot)
+        state.withLock { $0.referenceWarnings = warnings }
+        unresolved.record(warnings.values.reduce(0) { $0 + $1.count })
+        for key in warnings.keys.sorted() {
+            for problem in warnings[key]! {
+                logger.warning("unresolved reference (accepted, as Istio does; requests that use it fail)", metadata: [
+                    "resource": "\(key)", "field": "\(problem.path)", "reason": "\(problem.reason)",
+                ])
+            }
+        }
+        logger.info("configuration applied", metadata: [
+            "revision": "\(snapshot.revision)", "resources": "\(snapshot.resources.count)",
+        ])
+        publisher.publish(snapshot)
     }
 
     private func reject(_ error: ConfigLoadError) {

@@ -27,7 +27,9 @@ public final class SnapshotPublisher: Sendable {
 
     /// Serves `snapshot` from now on and tells every subscriber.
     public func publish(_ snapshot: MeshSnapshot) {
-        let (subscribers, handlers) = state.withLock { state in
+        let (subscribers, handlers) = state.withLock { state -> ([AsyncStream<MeshSnapshot>.Continuation], [@Sendable (MeshSnapshot) -> Void]) in
+            // Changes made concurrently may arrive out of order: never go back to an older one.
+            guard snapshot.revision >= state.snapshot.revision else { return ([], []) }
             state.snapshot = snapshot
             return (Array(state.subscribers.values), Array(state.handlers.values))
         }

@@ -15,9 +15,9 @@ public enum MTLSMode: String, Sendable, Hashable {
 /// matching the workload's labels, the first by name), overridden for a port by that policy's
 /// `portLevelMtls`. UNSET inherits; with no policy at all the mode is PERMISSIVE, as in Istio.
 public struct PeerAuthenticationPolicy: Sendable {
-    let mesh: PeerAuthentication?
-    let namespace: PeerAuthentication?
-    let workload: PeerAuthentication?
+    let meshPolicy: Configured<PeerAuthentication>?
+    let namespacePolicy: Configured<PeerAuthentication>?
+    let workloadPolicy: Configured<PeerAuthentication>?
 
     /// The policies that apply to `workload`.
     public init(workload: WorkloadInstance, snapshot: MeshSnapshot) {
@@ -25,23 +25,35 @@ public struct PeerAuthenticationPolicy: Sendable {
         func unselected(_ item: Configured<PeerAuthentication>) -> Bool {
             (item.spec.selector?.matchLabels ?? [:]).isEmpty
         }
-        mesh = policies.first { $0.metadata.namespace == snapshot.settings.rootNamespace && unselected($0) }?.spec
-        namespace = workload.namespace == snapshot.settings.rootNamespace
+        meshPolicy = policies.first { $0.metadata.namespace == snapshot.settings.rootNamespace && unselected($0) }
+        namespacePolicy = workload.namespace == snapshot.settings.rootNamespace
             ? nil
-            : policies.first { $0.metadata.namespace == workload.namespace && unselected($0) }?.spec
-        self.workload = policies.first { item in
+            : policies.first { $0.metadata.namespace == workload.namespace && unselected($0) }
+        workloadPolicy = policies.first { item in
             item.metadata.namespace == workload.namespace && !unselected(item) && workload.matches(item.spec.selector!.matchLabels!)
-        }?.spec
+        }
     }
 
     /// The mode on `port` (the port the workload's sidecar accepts traffic on).
     public func mode(port: UInt32) -> MTLSMode {
-        var mode = MTLSMode.permissive
-        for policy in [mesh, namespace, workload] {
-            if let resolved = Self.resolve(policy?.mtls?.mode) { mode = resolved }
+        decision(port: port).mode
+    }
+
+    /// The mode on `port` and the policy that decided it (`namespace/name`, or `default`).
+    public func decision(port: UInt32) -> (mode: MTLSMode, decidedBy: String) {
+        var decision = (mode: MTLSMode.permissive, decidedBy: "default")
+        for policy in [meshPolicy, namespacePolicy, workloadPolicy] {
+            if let policy, let resolved = Self.resolve(policy.spec.mtls?.mode) { decision = (resolved, "\(policy.metadata.namespace)/\(policy.metadata.name)") }
         }
-        if let resolved = Self.resolve(workload?.portLevelMtls?[String(port)]?.mode) { mode = resolved }
-        return mode
+        if let policy = workloadPolicy, let resolved = Self.resolve(policy.spec.portLevelMtls?[String(port)]?.mode) {
+            decision = (resolved, "\(policy.metadata.namespace)/\(policy.metadata.name) (port \(port))")
+        }
+        return decision
+    }
+
+    /// The policies that apply, `namespace/name`, mesh-wide first.
+    public var applied: [String] {
+        [meshPolicy, namespacePolicy, workloadPolicy].compactMap { $0.map { "\($0.metadata.namespace)/\($0.metadata.name)" } }
     }
 
     private static func resolve(_ mode: PeerAuthentication.MutualTLS.Mode?) -> MTLSMode? {

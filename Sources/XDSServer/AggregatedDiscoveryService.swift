@@ -61,6 +61,8 @@ public struct AggregatedDiscoveryService: Envoy_Service_Discovery_V3_AggregatedD
             }
             var machine = SotWStreamStateMachine()
             var session: (any ProxySession)? = nil
+            // Since when a change has been on its way to the proxy (cleared once it acknowledged everything).
+            var changeSince: ContinuousClock.Instant? = nil
             var log = logger
             log[metadataKey: "peer"] = "\(peer)"
             defer {
@@ -71,6 +73,7 @@ public struct AggregatedDiscoveryService: Envoy_Service_Discovery_V3_AggregatedD
                 }
             }
             events: for await event in events {
+                let received = ContinuousClock.now
                 let actions: [SotWStreamStateMachine.Action]
                 switch event {
                 case .requestsEnded:
@@ -114,8 +117,13 @@ public struct AggregatedDiscoveryService: Envoy_Service_Discovery_V3_AggregatedD
                         throw RPCError(code: .invalidArgument, message: error.message)
                     }
                 }
+                if changeSince == nil, actions.contains(where: { if case .send = $0 { true } else { false } }) { changeSince = received }
                 for action in actions {
-                    try await perform(action, session: session!, writer: writer, logger: log)
+                    try await perform(action, session: session!, writer: writer, since: received, logger: log)
+                }
+                if let since = changeSince, machine.isSettled {
+                    metrics.converged(after: ContinuousClock.now - since)
+                    changeSince = nil
                 }
             }
             group.cancelAll()
@@ -124,12 +132,12 @@ public struct AggregatedDiscoveryService: Envoy_Service_Discovery_V3_AggregatedD
 
     private func perform(
         _ action: SotWStreamStateMachine.Action, session: any ProxySession,
-        writer: RPCWriter<Envoy_Service_Discovery_V3_DiscoveryResponse>, logger: Logger
+        writer: RPCWriter<Envoy_Service_Discovery_V3_DiscoveryResponse>, since: ContinuousClock.Instant, logger: Logger
     ) async throws {
         switch action {
         case .send(let response):
             try await writer.write(response)
-            metrics.pushed(response.typeURL)
+            metrics.pushed(response.typeURL, after: ContinuousClock.now - since)
             session.record(.sent(typeURL: response.typeURL, version: response.versionInfo, nonce: response.nonce, resources: response.resources.count))
             logger.debug("sent", metadata: [
                 "type": "\(XDSTypeURL.shortName(response.typeURL))", "version": "\(response.versionInfo)",

@@ -106,6 +106,11 @@ public struct SotWStreamStateMachine: Sendable {
         return pushPending()
     }
 
+    /// Whether every response sent has been answered (and so nothing is on its way).
+    public var isSettled: Bool {
+        types.values.allSatisfy { !$0.awaitingAck }
+    }
+
     /// Whether a response of `typeURL` has been sent and not yet acknowledged or rejected.
     public func isAwaitingAck(_ typeURL: String) -> Bool {
         types[typeURL]?.awaitingAck ?? false

@@ -44,13 +44,20 @@ struct AdminClient {
     }
 
     private func send(_ method: String, _ path: String, body: Data?) async throws -> Data {
+        let (status, data) = try await request(method, path, body: body)
+        guard (200..<300).contains(status) else { throw CLIError("meshd answered \(status) for \(method) \(path): \(Self.message(data))") }
+        return data
+    }
+
+    /// Sends a request and returns the status and body, whatever the status.
+    func request(_ method: String, _ path: String, body: Data?, contentType: String = "application/json") async throws -> (status: Int, body: Data) {
         guard let url = URL(string: base + path) else { throw ValidationError("invalid --server \(base)") }
         var request = URLRequest(url: url)
         request.httpMethod = method
         if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
         if let body {
             request.httpBody = body
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            request.setValue(contentType, forHTTPHeaderField: "Content-Type")
         }
         let (data, response): (Data, URLResponse)
         do {
@@ -58,12 +65,15 @@ struct AdminClient {
         } catch {
             throw CLIError("cannot reach meshd at \(base): \(error.localizedDescription) (is meshd running? set --server)")
         }
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-        guard (200..<300).contains(status) else {
-            let message = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            throw CLIError("meshd answered \(status) for \(method) \(path): \(message)")
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, data)
+    }
+
+    /// The message of an error answer (`{"message": ...}`), or the body as text.
+    static func message(_ data: Data) -> String {
+        if let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let message = object["message"] as? String {
+            return message
         }
-        return data
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// Decodes a JSON answer.

@@ -4,6 +4,9 @@ import ArgumentParser
 struct Meshctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "meshctl",
-        abstract: "The command line of meshd: bootstraps for sidecars, and (as later features land) config, certificates and proxy status.",
-        subcommands: [Bootstrap.self, Token.self, CA.self, Certs.self, Cert.self])
+        abstract: "The command line of meshd: apply and inspect configuration, see what each proxy has, find problems, manage tokens and certificates.",
+        subcommands: [
+            Apply.self, Get.self, Delete.self, ProxyStatusCommand.self, ProxyConfig.self, Describe.self, Analyze.self, Audit.self,
+            Bootstrap.self, Token.self, CA.self, Certs.self, Cert.self,
+        ])
 }

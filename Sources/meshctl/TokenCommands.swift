@@ -5,22 +5,33 @@ import Foundation
 /// `meshctl token`: tokens that proxies and renewal jobs authenticate with.
 struct Token: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Mint, list and revoke tokens bound to a namespace and service account.",
+        abstract: "Mint, list and revoke tokens: workload tokens (a namespace and service account) for proxies and renewal jobs, reader and admin tokens for the admin API.",
         subcommands: [Create.self, List.self, Revoke.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Mint a token; prints it on stdout (it is shown only once).")
         @OptionGroup var server: ServerOptions
-        @Option(name: .customLong("namespace"), help: "The namespace.") var namespace: String
-        @Option(name: .customLong("service-account"), help: "The service account.") var serviceAccount: String
+        @Option(name: .customLong("role"), help: "workload (default), reader (read-only admin API) or admin.") var role = "workload"
+        @Option(name: .customLong("namespace"), help: "The namespace (workload tokens).") var namespace: String?
+        @Option(name: .customLong("service-account"), help: "The service account (workload tokens).") var serviceAccount: String?
         @Option(name: .customLong("ttl"), help: "Lifetime in seconds (default: no expiry).") var ttl: Int?
 
+        func validate() throws {
+            guard ["workload", "reader", "admin"].contains(role) else { throw ValidationError("--role must be workload, reader or admin") }
+            if role == "workload" && (namespace == nil || serviceAccount == nil) {
+                throw ValidationError("a workload token needs --namespace and --service-account")
+            }
+        }
+
         func run() async throws {
-            var body: [String: Any] = ["namespace": namespace, "serviceAccount": serviceAccount]
+            var body: [String: Any] = ["role": role]
+            if let namespace { body["namespace"] = namespace }
+            if let serviceAccount { body["serviceAccount"] = serviceAccount }
             if let ttl { body["ttlSeconds"] = ttl }
             let client = server.client
             let minted = try client.decode(MintedToken.self, from: try await client.post("/v1/tokens", json: body))
-            FileHandle.standardError.write(Data("token \(minted.id) for \(minted.namespace)/\(minted.serviceAccount)\n".utf8))
+            let owner = minted.role == "workload" ? " for \(minted.namespace ?? "")/\(minted.serviceAccount ?? "")" : ""
+            FileHandle.standardError.write(Data("\(minted.role) token \(minted.id)\(owner)\n".utf8))
             print(minted.token)
         }
     }
@@ -33,8 +44,8 @@ struct Token: AsyncParsableCommand {
             let client = server.client
             let tokens = try client.decode([TokenInfo].self, from: try await client.get("/v1/tokens"))
             let iso = ISO8601DateFormatter()
-            print(table(["ID", "NAMESPACE", "SERVICE ACCOUNT", "CREATED", "EXPIRES", "REVOKED"], tokens.map {
-                [$0.id, $0.namespace, $0.serviceAccount, iso.string(from: $0.createdAt), $0.expiresAt.map(iso.string(from:)) ?? "never", $0.revoked ? "yes" : "no"]
+            print(table(["ID", "ROLE", "NAMESPACE", "SERVICE ACCOUNT", "CREATED", "EXPIRES", "REVOKED"], tokens.map {
+                [$0.id, $0.role, $0.namespace ?? "-", $0.serviceAccount ?? "-", iso.string(from: $0.createdAt), $0.expiresAt.map(iso.string(from:)) ?? "never", $0.revoked ? "yes" : "no"]
             }))
         }
     }

@@ -139,12 +139,12 @@ struct Meshd: AsyncParsableCommand {
               services:  \(snapshot.registry.services.map(\.hostname).joined(separator: ", "))
               workloads: \(workloads.map(\.description).joined(separator: ", "))
               xDS (ADS): \(options(xdsAddress).host):\(xdsPort)
-              admin API: \(adminURL)   (try: curl \(adminURL)/debug/config)
+              admin API: \(adminURL)   (try: swift run meshctl get serviceentries -n tai-system --server \(adminURL) --data-dir \(dataDirectory))
 
             Next, in another terminal: start a sidecar for a workload and watch it take its config:
               swift run meshctl bootstrap --server \(adminURL) --data-dir \(dataDirectory) --workload \(first) > sidecar.json
               $(scripts/envoy-path.sh) -c sidecar.json --disable-hot-restart
-              curl \(adminURL)/debug/proxies
+              swift run meshctl proxy-status --server \(adminURL) --data-dir \(dataDirectory)
             (meshctl bootstrap embeds a token minted for the workload's service account; the sidecar gets its
             certificate over SDS and speaks mTLS to the others. The admin token is in \(dataDirectory)/admin-token.)
             Edit a file in \(controlPlane.configDirectory): meshd applies valid changes within a second and refuses invalid ones, keeping the old config.

@@ -92,9 +92,16 @@ final class MeshHarness: @unchecked Sendable {
         try text.write(toFile: "\(configDirectory)/\(name)", atomically: true, encoding: .utf8)
     }
 
-    /// GETs an admin API path of meshd.
-    func admin(_ path: String) async throws -> HTTPProbe.Response {
-        try await HTTPProbe.request(adminAddress, authority: "\(adminAddress)", path: path)
+    /// The admin token meshd wrote in its data directory.
+    var adminToken: String {
+        (try? String(contentsOfFile: controlPlane.adminCredential.path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+    }
+
+    /// Calls the admin API as the administrator (or with `token`).
+    func admin(_ path: String, method: String = "GET", body: String? = nil, token: String? = nil, headers: [(String, String)] = []) async throws -> HTTPProbe.Response {
+        try await HTTPProbe.request(
+            adminAddress, authority: "\(adminAddress)", path: path, method: method,
+            headers: [("authorization", "Bearer \(token ?? adminToken)")] + headers, body: body)
     }
 
     /// Stops everything: Envoys first, then the apps, then meshd; checks every certificate meshd

@@ -235,7 +235,7 @@ extension EndToEnd {
                     try String(contentsOfFile: data + "/ca/issued.jsonl", encoding: .utf8).split(separator: "\n").filter { $0.contains("\"path\":\"sds\"") }.count
                 }
                 func connectedProxies() async -> Int {
-                    let body = (try? await HTTPProbe.request(admin, authority: "meshd", path: "/debug/proxies"))?.body ?? ""
+                    let body = (try? await HTTPProbe.request(admin, authority: "meshd", path: "/debug/proxies", headers: authorization))?.body ?? ""
                     return ((try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [Any])?.count ?? 0
                 }
                 let issuedBefore = try sdsIssuances()
@@ -267,7 +267,7 @@ extension EndToEnd {
                 let started = try await HTTPProbe.request(admin, authority: "meshd", path: "/v1/ca/rotate-root", method: "POST", headers: authorization, body: "{}")
                 #expect(started.status == 202, "\(started.body)")
                 func caStatus() async throws -> CertificateService.Status {
-                    try JSONDecoder.iso8601.decode(CertificateService.Status.self, from: Data(try await HTTPProbe.request(admin, authority: "meshd", path: "/v1/ca").body.utf8))
+                    try JSONDecoder.iso8601.decode(CertificateService.Status.self, from: Data(try await HTTPProbe.request(admin, authority: "meshd", path: "/v1/ca", headers: authorization).body.utf8))
                 }
                 try await Eventually.wait(timeout: .seconds(10), what: "phase 1 to wait for the silent proxy") {
                     try await caStatus().rotation?.waitingFor.contains("observer") == true

@@ -1,0 +1,146 @@
+public import MeshModel
+
+/// `meshctl describe` and `meshctl analyze`: what applies to a workload, whether its connections
+/// really use mTLS, and what is wrong with a configuration. Pure functions of a snapshot.
+public enum MeshAnalysis {
+    // MARK: describe
+
+    /// What applies to `workload` and what happens to each connection it makes.
+    public static func describe(_ workload: WorkloadInstance, in snapshot: MeshSnapshot) -> WorkloadDescription {
+        let suffix = snapshot.settings.domainSuffix
+        let served = snapshot.registry.services(servedBy: workload)
+        let servedHosts = Set(served.map(\.hostname))
+        func name<T>(_ item: Configured<T>) -> String { "\(item.metadata.namespace)/\(item.metadata.name)" }
+        let virtualServices = snapshot.virtualServices.filter { item in
+            (item.spec.hosts ?? []).contains { host in
+                let resolved = HostName.resolve(host, in: item.metadata.namespace, domainSuffix: suffix)
+                return servedHosts.contains { HostName.matches($0, pattern: resolved) }
+            }
+        }.map(name)
+        let destinationRules = snapshot.destinationRules.filter { item in
+            let resolved = HostName.resolve(item.spec.host, in: item.metadata.namespace, domainSuffix: suffix)
+            return servedHosts.contains { HostName.matches($0, pattern: resolved) }
+        }.map(name)
+        let peer = PeerAuthenticationPolicy(workload: workload, snapshot: snapshot)
+        let authorization = AuthorizationBuilder(workload: workload, snapshot: snapshot).policies.map(name)
+        let scope = SidecarScope(workload: workload, snapshot: snapshot)
+        let inbound = scope.ingress.map { ingress in
+            let decision = peer.decision(port: ingress.port)
+            return WorkloadDescription.Port(port: Int(ingress.port), mtlsMode: decision.mode.rawValue, decidedBy: decision.decidedBy)
+        }
+        let rules = DestinationRuleIndex(snapshot: snapshot)
+        var outbound: [WorkloadDescription.Connection] = []
+        for service in scope.reachableServices where service.location == .MESH_INTERNAL {
+            for port in service.ports {
+                outbound.append(connection(from: workload, to: service, port: port, rule: rules.rule(for: service, proxy: workload), snapshot: snapshot))
+            }
+        }
+        return WorkloadDescription(
+            workload: "\(workload.namespace)/\(workload.name)", identity: workload.identity(trustDomain: snapshot.settings.trustDomain).uri,
+            labels: workload.labels, services: served.map(\.hostname), virtualServices: virtualServices, destinationRules: destinationRules,
+            peerAuthentications: peer.applied, authorizationPolicies: authorization, sidecar: scope.sidecar.map(name),
+            inbound: inbound, outbound: outbound)
+    }
+
+    /// What a client sends to `service` on `port`, what its endpoints accept, and the outcome.
+    static func connection(from client: WorkloadInstance, to service: MeshService, port: MeshService.Port, rule: Configured<DestinationRule>?, snapshot: MeshSnapshot) -> WorkloadDescription.Connection {
+        let endpoints = snapshot.registry.instances(of: service)
+        let modes = endpoints.map { endpoint -> String in
+            endpoint.hasSidecar ? PeerAuthenticationPolicy(workload: endpoint, snapshot: snapshot).mode(port: endpoint.endpointPort(for: port)).rawValue : "no sidecar"
+        }
+        let serverModes = Array(Set(modes)).sorted()
+        let sends: String
+        let reason: String
+        if let rule, let tls = rule.spec.tlsSettings(port: port.number) {
+            reason = "DestinationRule \(rule.metadata.namespace)/\(rule.metadata.name) tls.mode \((tls.mode ?? .DISABLE).rawValue)"
+            switch tls.mode ?? .DISABLE {
+            case .ISTIO_MUTUAL: sends = "mTLS"
+            case .DISABLE: sends = "plaintext"
+            case .SIMPLE, .MUTUAL: sends = "TLS (files)"
+            }
+        } else {
+            let accepting = modes.filter { $0 == MTLSMode.strict.rawValue || $0 == MTLSMode.permissive.rawValue }.count
+            reason = "auto mTLS"
+            sends = accepting == 0 ? "plaintext" : accepting == modes.count ? "mTLS" : "mTLS to endpoints with a sidecar, plaintext to the rest"
+        }
+        var result = sends
+        if endpoints.isEmpty {
+            result = "fails: no endpoints"
+        } else if sends == "plaintext", modes.contains(MTLSMode.strict.rawValue) {
+            result = "fails: the server is STRICT and refuses plaintext"
+        } else if sends == "mTLS", modes.contains(MTLSMode.disable.rawValue) || modes.contains("no sidecar") {
+            result = "fails: the server does not accept mTLS (\(serverModes.joined(separator: ", ")))"
+        }
+        return WorkloadDescription.Connection(host: service.hostname, port: Int(port.number), client: sends, clientReason: reason, serverModes: serverModes, result: result)
+    }
+
+    // MARK: analyze
+
+    /// Everything `meshctl analyze` reports, errors first.
+    public static func analyze(_ snapshot: MeshSnapshot) -> [AnalysisMessage] {
+        var messages: [AnalysisMessage] = []
+        let suffix = snapshot.settings.domainSuffix
+        // Unknown hosts and subsets referenced by VirtualServices.
+        for (key, problems) in ReferenceCheck.warnings(in: snapshot).sorted(by: { $0.key < $1.key }) {
+            for problem in problems {
+                messages.append(.init(level: "Error", code: "IST0101", resource: key.description, message: "\(problem.path): \(problem.reason.hasSuffix(" (IST0101)") ? String(problem.reason.dropLast(10)) : problem.reason)"))
+            }
+        }
+        // Two VirtualServices for the same host on the mesh gateway.
+        var owners: [String: [String]] = [:]
+        for item in snapshot.virtualServices {
+            let gateways = item.spec.gateways ?? []
+            guard gateways.isEmpty || gateways.contains("mesh") else { continue }
+            for host in Set((item.spec.hosts ?? []).map { HostName.resolve($0, in: item.metadata.namespace, domainSuffix: suffix) }) {
+                owners[host, default: []].append("\(item.metadata.namespace)/\(item.metadata.name)")
+            }
+        }
+        for (host, names) in owners.sorted(by: { $0.key < $1.key }) where names.count > 1 {
+            for name in names.sorted() {
+                messages.append(.init(
+                    level: "Error", code: "IST0109", resource: "VirtualService \(name)",
+                    message: "host \(host) is also routed by \(names.sorted().filter { $0 != name }.joined(separator: ", ")); only one VirtualService takes effect"))
+            }
+        }
+        for rule in snapshot.destinationRules {
+            let resource = "DestinationRule \(rule.metadata.namespace)/\(rule.metadata.name)"
+            let host = HostName.resolve(rule.spec.host, in: rule.metadata.namespace, domainSuffix: suffix)
+            let services = snapshot.registry.services.filter { HostName.matches($0.hostname, pattern: host) }
+            // A rule for a host no service has.
+            if services.isEmpty {
+                messages.append(.init(level: "Warning", code: "IST0101", resource: resource, message: "spec.host: no service has host \(host); the rule applies to nothing"))
+                continue
+            }
+            // A subset that selects no workload.
+            for (index, subset) in (rule.spec.subsets ?? []).enumerated() {
+                let selected = services.flatMap { snapshot.registry.instances(of: $0) }.filter { $0.matches(subset.labels ?? [:]) }
+                if selected.isEmpty {
+                    messages.append(.init(
+                        level: "Warning", code: "MESHD0001", resource: resource,
+                        message: "spec.subsets[\(index)] \(subset.name): labels \(labelText(subset.labels ?? [:])) select no workload of \(host); traffic routed to it fails (503)"))
+                }
+            }
+        }
+        // A STRICT server whose clients are told to send plaintext (Istio's dropped IST0113 check).
+        for service in snapshot.registry.services where service.location == .MESH_INTERNAL {
+            let endpoints = snapshot.registry.instances(of: service).filter(\.hasSidecar)
+            for port in service.ports {
+                let strict = endpoints.filter { PeerAuthenticationPolicy(workload: $0, snapshot: snapshot).mode(port: $0.endpointPort(for: port)) == .strict }
+                guard !strict.isEmpty else { continue }
+                for rule in snapshot.destinationRules {
+                    let host = HostName.resolve(rule.spec.host, in: rule.metadata.namespace, domainSuffix: suffix)
+                    guard HostName.matches(service.hostname, pattern: host), rule.spec.tlsSettings(port: port.number)?.mode == .DISABLE else { continue }
+                    messages.append(.init(
+                        level: "Error", code: "IST0113", resource: "DestinationRule \(rule.metadata.namespace)/\(rule.metadata.name)",
+                        message: "tells clients to send plaintext to \(service.hostname):\(port.number), but \(strict.map { "\($0.namespace)/\($0.name)" }.sorted().joined(separator: ", ")) require mTLS there (PeerAuthentication STRICT): those requests fail"))
+                }
+            }
+        }
+        let order = ["Error": 0, "Warning": 1, "Info": 2]
+        return messages.sorted { (order[$0.level] ?? 3, $0.resource, $0.code) < (order[$1.level] ?? 3, $1.resource, $1.code) }
+    }
+
+    private static func labelText(_ labels: [String: String]) -> String {
+        "{" + labels.keys.sorted().map { "\($0)=\(labels[$0]!)" }.joined(separator: ", ") + "}"
+    }
+}

@@ -1,0 +1,187 @@
+import AdminAPI
+import ArgumentParser
+import Foundation
+import MeshConfig
+import MeshModel
+import Yams
+
+/// The kinds by the names users type: plural, singular, kind, or Istio's short names.
+func resolveKind(_ text: String) throws -> ResourceKind {
+    let lower = text.lowercased()
+    let short = ["vs": ResourceKind.virtualService, "dr": .destinationRule, "se": .serviceEntry, "we": .workloadEntry, "gw": .gateway, "pa": .peerAuthentication, "ap": .authorizationPolicy]
+    if let kind = short[lower] { return kind }
+    if let kind = ResourceKind.allCases.first(where: { $0.plural == lower || $0.rawValue.lowercased() == lower || $0.plural.dropLast() == lower }) { return kind }
+    throw ValidationError("unknown kind \(text); one of \(ResourceKind.allCases.map(\.plural).joined(separator: ", ")) (or vs, dr, se, we, gw, pa, ap)")
+}
+
+/// The REST path of a kind in a namespace (and of one resource).
+func resourcePath(_ kind: ResourceKind, namespace: String?, name: String? = nil) -> String {
+    let base = "/apis/\(kind.group)/\(kind.versions[0])"
+    guard let namespace else { return "\(base)/\(kind.plural)" }
+    return "\(base)/namespaces/\(namespace)/\(kind.plural)" + (name.map { "/\($0)" } ?? "")
+}
+
+/// Reads `-f` sources: a file, every .yaml/.yml/.json file under a directory (sorted), or `-` for stdin.
+func readSources(_ paths: [String]) throws -> [(source: String, text: String)] {
+    var out: [(String, String)] = []
+    for path in paths {
+        if path == "-" {
+            out.append(("stdin", String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)))
+            continue
+        }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw CLIError("no such file or directory: \(path)") }
+        if isDirectory.boolValue {
+            let files = (FileManager.default.enumerator(atPath: path)?.compactMap { $0 as? String } ?? [])
+                .filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") || $0.hasSuffix(".json") }.sorted()
+            for file in files { out.append(("\(path)/\(file)", try String(contentsOfFile: "\(path)/\(file)", encoding: .utf8))) }
+        } else {
+            out.append((path, try String(contentsOfFile: path, encoding: .utf8)))
+        }
+    }
+    return out
+}
+
+/// `meshctl apply`: create or replace resources through the API.
+struct Apply: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create or replace resources from YAML or JSON (several documents per file; a directory; - for stdin).",
+        discussion: "Each resource is checked by meshd exactly as a file would be; an invalid one is refused with its field path and nothing of it changes. Resources from meshd's config directory are read-only here.")
+    @OptionGroup var server: ServerOptions
+    @Option(name: .shortAndLong, help: "A file, a directory, or - (repeatable).") var filename: [String]
+    @Flag(name: .customLong("dry-run"), help: "Show what would change without changing anything.") var dryRun = false
+
+    func run() async throws {
+        let client = server.client
+        var documents: [(source: String, index: Int, value: ConfigValue)] = []
+        for (source, text) in try readSources(filename) {
+            do {
+                documents += try YAMLDocuments.parse(text, source: source).map { (source, $0.document, $0.value) }
+            } catch {
+                throw CLIError("\(error)")
+            }
+        }
+        var failures = 0
+        for (position, document) in documents.enumerated() {
+            let progress = documents.count > 1 ? "[\(position + 1)/\(documents.count)] " : ""
+            do {
+                let outcome = try await apply(document.value, client: client)
+                print("\(progress)\(outcome)")
+            } catch {
+                failures += 1
+                FileHandle.standardError.write(Data("\(progress)\(document.source), document \(document.index): \(error)\n".utf8))
+            }
+        }
+        if failures > 0 {
+            FileHandle.standardError.write(Data("\(failures) of \(documents.count) resources were not applied\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+
+    private func apply(_ value: ConfigValue, client: AdminClient) async throws -> String {
+        let resource: MeshResource
+        do {
+            resource = try MeshResource(document: value)
+        } catch {
+            throw CLIError("\(error)")
+        }
+        let key = resource.key
+        let suffix = dryRun ? " (dry run)" : ""
+        let query = dryRun ? "?dryRun=All" : ""
+        let body = Data(ConfigJSON.encode(resource.configValue).utf8)
+        let current = try await client.request("GET", resourcePath(key.kind, namespace: key.namespace, name: key.name), body: nil)
+        if current.status == 404 {
+            let created = try await client.request("POST", resourcePath(key.kind, namespace: key.namespace) + query, body: body)
+            guard (200..<300).contains(created.status) else { throw CLIError("\(key): \(AdminClient.message(created.body))") }
+            return "\(key) created\(suffix)"
+        }
+        guard current.status == 200 else { throw CLIError("\(key): \(AdminClient.message(current.body))") }
+        if let existing = try? MeshResource(document: try YAMLDocuments.parse(String(decoding: current.body, as: UTF8.self), source: "meshd")[0].value),
+           existing.spec == resource.spec, existing.metadata.labels == resource.metadata.labels,
+           existing.metadata.annotations.filter({ $0.key != sourceAnnotation }) == resource.metadata.annotations {
+            return "\(key) unchanged"
+        }
+        let replaced = try await client.request("PUT", resourcePath(key.kind, namespace: key.namespace, name: key.name) + query, body: body)
+        guard (200..<300).contains(replaced.status) else { throw CLIError("\(key): \(AdminClient.message(replaced.body))") }
+        return "\(key) configured\(suffix)"
+    }
+}
+
+/// `meshctl get`: list or show resources.
+struct Get: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List resources of a kind, or show one.")
+    @OptionGroup var server: ServerOptions
+    @Argument(help: "The kind (virtualservices, vs, destinationrules, dr, ...).") var kind: String
+    @Argument(help: "A resource name.") var name: String?
+    @Option(name: .shortAndLong, help: "The namespace.") var namespace = "default"
+    @Flag(name: [.customShort("A"), .customLong("all-namespaces")], help: "Every namespace.") var allNamespaces = false
+    @Option(name: .shortAndLong, help: "table (default), wide, yaml or json.") var output = "table"
+
+    func run() async throws {
+        let kind = try resolveKind(self.kind)
+        let client = server.client
+        let path = name.map { resourcePath(kind, namespace: namespace, name: $0) } ?? resourcePath(kind, namespace: allNamespaces ? nil : namespace)
+        let data = try await client.get(path)
+        let object = try JSONSerialization.jsonObject(with: data)
+        switch output {
+        case "json":
+            FileHandle.standardOutput.write(data)
+        case "yaml":
+            let items = name == nil ? ((object as? [String: Any])?["items"] as? [Any] ?? []) : [object]
+            print(try items.map { try Yams.dump(object: $0, sortKeys: true) }.joined(separator: "---\n"), terminator: "")
+        case "table", "wide":
+            let items = name == nil ? ((object as? [String: Any])?["items"] as? [[String: Any]] ?? []) : [object as? [String: Any] ?? [:]]
+            let rows = items.map { item -> [String] in
+                let metadata = item["metadata"] as? [String: Any] ?? [:]
+                let annotations = metadata["annotations"] as? [String: String] ?? [:]
+                var row = [metadata["namespace"] as? String ?? "", metadata["name"] as? String ?? ""]
+                if output == "wide" {
+                    row += [metadata["resourceVersion"] as? String ?? "-", annotations[sourceAnnotation] ?? "-"]
+                }
+                return row
+            }
+            if rows.isEmpty { print("No \(kind.plural) found"); return }
+            print(table(["NAMESPACE", "NAME"] + (output == "wide" ? ["RESOURCE VERSION", "SOURCE"] : []), rows))
+        default:
+            throw ValidationError("-o must be table, wide, yaml or json")
+        }
+    }
+}
+
+/// `meshctl delete`: delete resources applied through the API.
+struct Delete: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Delete resources by kind and name, or those in files (-f).")
+    @OptionGroup var server: ServerOptions
+    @Argument(help: "The kind.") var kind: String?
+    @Argument(help: "The names.") var names: [String] = []
+    @Option(name: .shortAndLong, help: "The namespace.") var namespace = "default"
+    @Option(name: .shortAndLong, help: "Delete what these files define.") var filename: [String] = []
+
+    func run() async throws {
+        var keys: [ResourceKey] = []
+        if let kind {
+            let resolved = try resolveKind(kind)
+            keys = names.map { ResourceKey(kind: resolved, namespace: namespace, name: $0) }
+        }
+        for (source, text) in try readSources(filename) {
+            do {
+                keys += try ResourceDocuments.decode(text, source: source).map(\.resource.key)
+            } catch {
+                throw CLIError("\(error)")
+            }
+        }
+        guard !keys.isEmpty else { throw ValidationError("say what to delete: KIND NAME... or -f FILE") }
+        let client = server.client
+        var failures = 0
+        for key in keys {
+            let answer = try await client.request("DELETE", resourcePath(key.kind, namespace: key.namespace, name: key.name), body: nil)
+            if (200..<300).contains(answer.status) {
+                print("\(key) deleted")
+            } else {
+                failures += 1
+                FileHandle.standardError.write(Data("\(key): \(AdminClient.message(answer.body))\n".utf8))
+            }
+        }
+        if failures > 0 { throw ExitCode(1) }
+    }
+}
