@@ -20,7 +20,12 @@ if [ ! -f "$stamp" ] || ! cmp -s "$requirements" "$stamp"; then
 fi
 
 envoy=$(scripts/envoy-path.sh)
-"$envoy" --version | grep -q '/1\.40\.' || { echo "expected Envoy 1.40 at $envoy" >&2; exit 1; }
+# Read the whole output first: `grep -q` on a pipe may close it early, and pipefail would count that.
+envoy_version=$("$envoy" --version)
+case "$envoy_version" in
+  */1.40.*) ;;
+  *) echo "expected Envoy 1.40 at $envoy, found: $envoy_version" >&2; exit 1 ;;
+esac
 .venv/bin/python -c 'import envoy.service.discovery.v3.ads_pb2_grpc, grpc, pkilint' \
   || { echo "the Python test tools in .venv do not import" >&2; exit 1; }
 missing=()
@@ -40,4 +45,4 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 .venv/bin/schemathesis --version >/dev/null || { echo "schemathesis does not run from .venv" >&2; exit 1; }
-echo "test tools ready: $("$envoy" --version | sed -n 's/.*version: //p')" >&2
+echo "test tools ready: ${envoy_version##*version: }" >&2
