@@ -30,7 +30,7 @@ esac
   || { echo "the Python test tools in .venv do not import" >&2; exit 1; }
 missing=()
 command -v openssl >/dev/null || missing+=(openssl)
-command -v prometheus >/dev/null || missing+=(prometheus)
+{ command -v prometheus && command -v promtool; } >/dev/null || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     echo "installing ${missing[*]} from Debian's packages" >&2

@@ -105,9 +105,16 @@ public struct BootstrapBuilder: Sendable {
         if let token {
             grpcService["initial_metadata"] = .array([object([("key", .string("authorization")), ("value", .string("Bearer \(token)"))])])
         }
+        var staticListeners: [ConfigValue] = []
+        var staticClusters: [ConfigValue] = [xdsCluster]
+        if IPAddress(workload.address) != nil {
+            staticListeners.append(prometheusListener)
+            staticClusters.append(prometheusCluster)
+        }
         return object([
             ("node", node),
             ("admin", object([("address", socketAddress(effectiveAdminAddress))])),
+            ("stats_config", statsConfig),
             ("dynamic_resources", object([
                 ("ads_config", object([
                     ("api_type", .string("GRPC")),
@@ -118,7 +125,81 @@ public struct BootstrapBuilder: Sendable {
                 ("cds_config", ads),
                 ("lds_config", ads),
             ])),
-            ("static_resources", object([("clusters", .array([xdsCluster]))])),
+            ("static_resources", object([("listeners", .array(staticListeners)), ("clusters", .array(staticClusters))])),
+        ])
+    }
+
+    /// The port where the sidecar serves its Prometheus stats (Istio's 15090).
+    public static let prometheusPort: UInt32 = 15090
+
+    /// Tags Envoy extracts from stat names, so that Istio's cluster names
+    /// (`outbound|8080|v1|reviews.ns.svc.cluster.local`) become Prometheus labels: `direction`,
+    /// `destination_port`, `destination_subset`, `destination_service`; plus the response code
+    /// and class, and the connection manager's prefix. Stats of clusters and connection managers
+    /// a Telemetry turned off are dropped.
+    var statsConfig: ConfigValue {
+        let mesh = "(?:inbound|outbound)"
+        // A host has dots too: it ends where the cluster's own stat names begin.
+        let statGroups = ["upstream_", "lb_", "membership_", "max_host_weight", "retry_or_shadow_abandoned", "update_", "version",
+                          "bind_errors", "original_dst_host_invalid", "assignment_", "init_fetch_timeout", "warming_state",
+                          "circuit_breakers\\.", "outlier_detection\\.", "health_check\\.", "zone\\.", "canary\\.", "internal\\.",
+                          "external\\.", "ssl\\.", "http1\\.", "http2\\.", "http3\\.", "client_ssl_socket_factory\\.", "[A-Za-z0-9_-]+\\.total_match_count"]
+        let tags: [(String, String?)] = [
+            ("direction", "^cluster\\.((inbound|outbound)\\|)"),
+            ("destination_port", "^cluster\\.\(mesh)\\|((\\d+)\\|)"),
+            ("destination_subset", "^cluster\\.\(mesh)\\|\\d+\\|(([^|]*)\\|)"),
+            ("destination_service", "^cluster\\.\(mesh)\\|\\d+\\|[^|]*\\|((.*?)\\.)(?=\(statGroups.joined(separator: "|")))"),
+            ("response_code", "_rq(_(\\d{3}))$"), ("response_code_class", "_rq(_(\\dxx))$"),
+            ("envoy.http_conn_manager_prefix", "^http\\.(((?:inbound|outbound)_[0-9a-f.:]+_\\d+)\\.)"),
+            ("envoy.http_conn_manager_prefix", "^listener\\..*?\\.http\\.(((?:inbound|outbound)_[0-9a-f.:]+_\\d+)\\.)"),
+            ("route_config", "^http\\..*?\\.rds\\.((.*?)\\.)\\w+?$"),
+            ("envoy.listener_address", nil), ("envoy.tcp_prefix", nil),
+        ]
+        let disabled = ["cluster.", "http.", "tcp."].map { object([("prefix", .string($0 + "meshd_disabled."))]) }
+        return object([
+            ("use_all_default_tags", .bool(false)),
+            ("stats_tags", .array(tags.map { name, regex in
+                regex.map { object([("tag_name", .string(name)), ("regex", .string($0))]) } ?? object([("tag_name", .string(name))])
+            })),
+            ("stats_matcher", object([("exclusion_list", object([("patterns", .array(disabled))]))])),
+        ])
+    }
+
+    /// `<workload address>:15090/stats/prometheus`, served from Envoy's admin interface.
+    var prometheusListener: ConfigValue {
+        let router = object([
+            ("name", .string("envoy.filters.http.router")),
+            ("typed_config", object([("@type", .string("type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"))])),
+        ])
+        let routes = object([("virtual_hosts", .array([object([
+            ("name", .string("prometheus")), ("domains", .array(["*"])),
+            ("routes", .array([object([
+                ("match", object([("prefix", .string("/stats/prometheus"))])),
+                ("route", object([("cluster", .string("prometheus_stats"))])),
+            ])])),
+        ])]))])
+        let manager = object([
+            ("@type", .string("type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager")),
+            ("stat_prefix", .string("stats")), ("route_config", routes), ("http_filters", .array([router])),
+        ])
+        return object([
+            ("name", .string("prometheus_stats")),
+            ("address", socketAddress(HostPort(host: workload.address, port: Self.prometheusPort))),
+            ("filter_chains", .array([object([("filters", .array([object([
+                ("name", .string("envoy.filters.network.http_connection_manager")), ("typed_config", manager),
+            ])]))])])),
+        ])
+    }
+
+    var prometheusCluster: ConfigValue {
+        object([
+            ("name", .string("prometheus_stats")), ("type", .string("STATIC")), ("connect_timeout", .string("1s")),
+            ("load_assignment", object([
+                ("cluster_name", .string("prometheus_stats")),
+                ("endpoints", .array([object([("lb_endpoints", .array([object([
+                    ("endpoint", object([("address", socketAddress(effectiveAdminAddress))])),
+                ])]))])])),
+            ])),
         ])
     }
 

@@ -13,6 +13,8 @@ public enum ExampleMesh {
         ("coordinator-canary.yaml", PackageResources.coordinator_canary_yaml),
         ("coordinator-authz.yaml", PackageResources.coordinator_authz_yaml),
         ("tracing.yaml", PackageResources.tracing_yaml),
+        ("mesh.yaml", PackageResources.mesh_yaml),
+        ("telemetry-backends.yaml", PackageResources.telemetry_backends_yaml),
     ]
 
     /// Writes the files into `directory` (created if needed).

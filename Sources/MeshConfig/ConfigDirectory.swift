@@ -1,4 +1,5 @@
 internal import Foundation
+public import MeshModel
 
 /// The YAML/JSON files under a configuration directory.
 public struct ConfigDirectory: Sendable {
@@ -54,11 +55,37 @@ public struct ConfigDirectory: Sendable {
         return Fingerprint(entries: entries)
     }
 
+    /// The mesh settings file at the top of the directory (Istio's MeshConfig, not a resource).
+    public var meshFile: String { path + "/mesh.yaml" }
+
+    /// Reads `mesh.yaml` (Istio's defaults when there is none).
+    public func loadMesh() throws(ConfigLoadError) -> MeshTelemetry {
+        guard FileManager.default.fileExists(atPath: meshFile) else { return .default }
+        let text: String
+        do {
+            text = try String(contentsOfFile: meshFile, encoding: .utf8)
+        } catch {
+            throw ConfigLoadError(source: meshFile, reason: "cannot read the file: \(error.localizedDescription)")
+        }
+        let documents = try YAMLDocuments.parse(text, source: meshFile)
+        let notResources = "mesh.yaml holds the mesh's settings (Istio's MeshConfig: extensionProviders, accessLogFile, ...), not resources; put resources in another file"
+        guard documents.count <= 1 else { throw ConfigLoadError(source: meshFile, reason: "\(notResources) (it holds one document)") }
+        guard let document = documents.first else { return .default }
+        if case .object(let fields) = document.value, fields["kind"] != nil || fields["apiVersion"] != nil {
+            throw ConfigLoadError(source: meshFile, document: 1, reason: notResources)
+        }
+        do throws(SchemaError) {
+            return try MeshTelemetry(document: document.value)
+        } catch {
+            throw ConfigLoadError(source: meshFile, document: 1, resource: "MeshConfig", path: error.path.description, reason: error.reason)
+        }
+    }
+
     /// Reads and decodes every file; the first problem anywhere is thrown, so that a change is
-    /// taken whole or not at all.
+    /// taken whole or not at all. `mesh.yaml` is not a resource: see ``loadMesh()``.
     public func load() throws(ConfigLoadError) -> [SourcedResource] {
         var out: [SourcedResource] = []
-        for file in try files() {
+        for file in try files() where file != meshFile {
             let text: String
             do {
                 text = try String(contentsOfFile: file, encoding: .utf8)

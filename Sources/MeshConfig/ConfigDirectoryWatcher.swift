@@ -31,7 +31,7 @@ public final class ConfigDirectoryWatcher: Sendable {
         let fingerprint = try? directory.fingerprint()
         applied.withLock { $0 = fingerprint }
         do throws(ConfigLoadError) {
-            store.applyFiles(.success(try directory.load()))
+            store.applyFiles(.success(try directory.load()), mesh: try directory.loadMesh())
             return nil
         } catch {
             store.applyFiles(.failure(error))

@@ -12,6 +12,7 @@ public final class ConfigStore: Sendable {
     private struct State {
         var fileResources: [SourcedResource] = []
         var apiResources: [ResourceKey: MeshResource] = [:]
+        var mesh = MeshTelemetry.default
         var revision: UInt64 = 0
         var lastRejection: ConfigLoadError?
         var rejections: Int = 0
@@ -124,7 +125,7 @@ public final class ConfigStore: Sendable {
     ///
     /// - Returns: `true` if a new snapshot was published.
     @discardableResult
-    public func applyFiles(_ result: Result<[SourcedResource], ConfigLoadError>) -> Bool {
+    public func applyFiles(_ result: Result<[SourcedResource], ConfigLoadError>, mesh: MeshTelemetry = .default) -> Bool {
         switch result {
         case .failure(let error):
             reject(error)
@@ -136,8 +137,9 @@ public final class ConfigStore: Sendable {
                         source: clash.source, document: clash.document, resource: clash.resource.key.description,
                         reason: "also applied through the API; delete it there (meshctl delete) before defining it in a file"))
                 }
-                let unchanged = state.fileResources.map(\.resource) == resources.map(\.resource)
+                let unchanged = state.fileResources.map(\.resource) == resources.map(\.resource) && state.mesh == mesh
                 state.fileResources = resources
+                state.mesh = mesh
                 state.lastRejection = nil
                 if unchanged && state.revision > 0 { return .success(nil) }
                 state.revision += 1
@@ -159,7 +161,7 @@ public final class ConfigStore: Sendable {
     /// The files' resources in their order, then the API's by key.
     private func snapshot(of state: State) -> MeshSnapshot {
         MeshSnapshot(
-            revision: state.revision, settings: settings,
+            revision: state.revision, settings: settings, mesh: state.mesh,
             resources: state.fileResources.map(\.resource) + state.apiResources.keys.sorted().map { state.apiResources[$0]! })
     }
 

@@ -9,9 +9,11 @@ struct InboundBuilder {
     let peerAuthentication: PeerAuthenticationPolicy
     let authorization: AuthorizationBuilder
     let trustDomain: String
+    let telemetry: TelemetryPolicy
 
-    init(scope: SidecarScope, snapshot: MeshSnapshot) {
+    init(scope: SidecarScope, snapshot: MeshSnapshot, telemetry: TelemetryPolicy) {
         self.scope = scope
+        self.telemetry = telemetry
         peerAuthentication = PeerAuthenticationPolicy(workload: scope.workload, snapshot: snapshot)
         authorization = AuthorizationBuilder(workload: scope.workload, snapshot: snapshot)
         trustDomain = snapshot.settings.trustDomain
@@ -64,13 +66,14 @@ struct InboundBuilder {
         var chain = FilterChain()
         chain.name = mutualTLS ? "\(cluster)-mtls" : cluster
         if ingress.serviceProtocol.isHTTP {
-            var hcm = HCM.common(statPrefix: "inbound_0.0.0.0_\(ingress.port)")
+            var hcm = HCM.common(statPrefix: telemetry.server.metrics ? "inbound_0.0.0.0_\(ingress.port)" : TelemetryPolicy.disabledStatName)
+            if let tracing = telemetry.server.tracing { hcm.tracing = telemetry.hcmTracing(tracing) }
             hcm.routeConfig = routeConfiguration(for: ingress)
             // Normalise before authorization sees the path: decode %2F, resolve dot segments,
             // merge slashes — so `/a/../b`, `//a` and `%2F` cannot slip past a path rule.
             hcm.pathWithEscapedSlashesAction = .unescapeAndForward
             hcm.httpFilters = authorization.httpFilters() + [Envoy.routerFilter]
-            if authorization.hasDryRun { hcm.accessLog = [AuthorizationBuilder.dryRunAccessLog] }
+            hcm.accessLog = (authorization.hasDryRun ? [AuthorizationBuilder.dryRunAccessLog] : []) + telemetry.accessLogs(telemetry.server.accessLog, http: true)
             if mutualTLS {
                 hcm.forwardClientCertDetails = .sanitizeSet
                 var details = HCM.SetCurrentClientCertDetails()
@@ -84,8 +87,9 @@ struct InboundBuilder {
             chain.filters = [Envoy.networkFilter("envoy.filters.network.http_connection_manager", hcm)]
         } else {
             var proxy = TCPProxy()
-            proxy.statPrefix = cluster
+            proxy.statPrefix = telemetry.server.metrics ? cluster : TelemetryPolicy.disabledStatName
             proxy.cluster = cluster
+            proxy.accessLog = telemetry.accessLogs(telemetry.server.accessLog, http: false)
             chain.filters = authorization.networkFilters(statPrefix: "inbound_\(ingress.port)_") + [Envoy.networkFilter("envoy.filters.network.tcp_proxy", proxy)]
         }
         return chain
@@ -125,6 +129,7 @@ struct InboundBuilder {
             cluster.type = .static
             cluster.connectTimeout = Envoy.duration(seconds: 10)
             cluster.circuitBreakers = Envoy.defaultCircuitBreakers
+            telemetry.applyMetrics(to: &cluster, on: telemetry.server)
             if ingress.serviceProtocol.usesHTTP2 {
                 cluster.typedExtensionProtocolOptions = Envoy.http2ProtocolOptions
             }

@@ -80,10 +80,16 @@ public enum MeshAnalysis {
     public static func analyze(_ snapshot: MeshSnapshot) -> [AnalysisMessage] {
         var messages: [AnalysisMessage] = []
         let suffix = snapshot.settings.domainSuffix
-        // Unknown hosts and subsets referenced by VirtualServices.
+        // Unknown hosts, subsets and providers (ReferenceCheck ends each reason with its code).
         for (key, problems) in ReferenceCheck.warnings(in: snapshot).sorted(by: { $0.key < $1.key }) {
             for problem in problems {
-                messages.append(.init(level: "Error", code: "IST0101", resource: key.description, message: "\(problem.path): \(problem.reason.hasSuffix(" (IST0101)") ? String(problem.reason.dropLast(10)) : problem.reason)"))
+                var reason = problem.reason
+                var code = "IST0101"
+                if reason.hasSuffix(")"), let open = reason.lastIndex(of: "(") {
+                    code = String(reason[reason.index(after: open)..<reason.index(before: reason.endIndex)])
+                    reason = String(reason[..<open]).trimmingSuffix(" ")
+                }
+                messages.append(.init(level: code == "IST0174" ? "Warning" : "Error", code: code, resource: key.description, message: "\(problem.path): \(reason)"))
             }
         }
         // Two VirtualServices for the same host on the mesh gateway.
@@ -106,17 +112,13 @@ public enum MeshAnalysis {
             let resource = "DestinationRule \(rule.metadata.namespace)/\(rule.metadata.name)"
             let host = HostName.resolve(rule.spec.host, in: rule.metadata.namespace, domainSuffix: suffix)
             let services = snapshot.registry.services.filter { HostName.matches($0.hostname, pattern: host) }
-            // A rule for a host no service has.
-            if services.isEmpty {
-                messages.append(.init(level: "Warning", code: "IST0101", resource: resource, message: "spec.host: no service has host \(host); the rule applies to nothing"))
-                continue
-            }
+            if services.isEmpty { continue }  // reported above (IST0174)
             // A subset that selects no workload.
             for (index, subset) in (rule.spec.subsets ?? []).enumerated() {
                 let selected = services.flatMap { snapshot.registry.instances(of: $0) }.filter { $0.matches(subset.labels ?? [:]) }
                 if selected.isEmpty {
                     messages.append(.init(
-                        level: "Warning", code: "MESHD0001", resource: resource,
+                        level: "Warning", code: "IST0173", resource: resource,
                         message: "spec.subsets[\(index)] \(subset.name): labels \(labelText(subset.labels ?? [:])) select no workload of \(host); traffic routed to it fails (503)"))
                 }
             }
@@ -142,5 +144,13 @@ public enum MeshAnalysis {
 
     private static func labelText(_ labels: [String: String]) -> String {
         "{" + labels.keys.sorted().map { "\($0)=\(labels[$0]!)" }.joined(separator: ", ") + "}"
+    }
+}
+
+extension String {
+    fileprivate func trimmingSuffix(_ suffix: Character) -> String {
+        var text = self
+        while text.last == suffix { text.removeLast() }
+        return text
     }
 }

@@ -11,12 +11,14 @@ struct OutboundBuilder {
     let inboundBindings: Set<String>
     let destinationRules: DestinationRuleIndex
     let virtualServices: VirtualServiceIndex
+    let telemetry: TelemetryPolicy
     var warnings: [String] = []
 
-    init(scope: SidecarScope, snapshot: MeshSnapshot, inboundBindings: Set<String>) {
+    init(scope: SidecarScope, snapshot: MeshSnapshot, inboundBindings: Set<String>, telemetry: TelemetryPolicy) {
         self.scope = scope
         self.snapshot = snapshot
         self.inboundBindings = inboundBindings
+        self.telemetry = telemetry
         destinationRules = DestinationRuleIndex(snapshot: snapshot)
         virtualServices = VirtualServiceIndex(snapshot: snapshot)
     }
@@ -87,7 +89,9 @@ struct OutboundBuilder {
                 let tcp = port.services.filter { !$0.port(port.port)!.serviceProtocol.isHTTP }.map(\.hostname)
                 warnings.append("port \(port.port) on \(port.bind) mixes HTTP and TCP services; HTTP wins and \(tcp.joined(separator: ", ")) is not reachable on it")
             }
-            var hcm = HCM.outbound(statPrefix: "outbound_\(port.bind)_\(port.port)")
+            var hcm = HCM.outbound(statPrefix: telemetry.client.metrics ? "outbound_\(port.bind)_\(port.port)" : TelemetryPolicy.disabledStatName)
+            if let tracing = telemetry.client.tracing { hcm.tracing = telemetry.hcmTracing(tracing) }
+            hcm.accessLog = telemetry.accessLogs(telemetry.client.accessLog, http: true)
             var rds = Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_Rds()
             rds.configSource = Envoy.adsConfigSource
             rds.routeConfigName = port.routeName
@@ -98,7 +102,10 @@ struct OutboundBuilder {
             if port.services.count > 1 {
                 warnings.append("TCP port \(port.port) on \(port.bind) is claimed by \(port.services.map(\.hostname).joined(separator: ", ")); only \(service.hostname) is reachable on it")
             }
-            chain.filters = [Envoy.networkFilter("envoy.filters.network.tcp_proxy", tcpProxy(for: service, port: port.port))]
+            var proxy = tcpProxy(for: service, port: port.port)
+            proxy.accessLog = telemetry.accessLogs(telemetry.client.accessLog, http: false)
+            if !telemetry.client.metrics { proxy.statPrefix = TelemetryPolicy.disabledStatName }
+            chain.filters = [Envoy.networkFilter("envoy.filters.network.tcp_proxy", proxy)]
         }
         listener.filterChains = [chain]
         return listener
@@ -242,6 +249,7 @@ struct OutboundBuilder {
         cluster.connectTimeout = Envoy.duration(seconds: 10)
         cluster.lbPolicy = .leastRequest
         cluster.circuitBreakers = Envoy.defaultCircuitBreakers
+        telemetry.applyMetrics(to: &cluster, on: telemetry.client)
         let policy = EffectivePolicy(rule: rule, port: port.number, subset: subset)
         ClusterPolicies.apply(policy, to: &cluster, protocol: port.serviceProtocol)
         if service.location == .MESH_INTERNAL, IPAddress(scope.workload.address) != nil {

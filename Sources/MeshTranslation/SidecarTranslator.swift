@@ -38,8 +38,9 @@ public enum SidecarTranslator {
     /// The configuration of the sidecar of `workload`.
     public static func translate(_ snapshot: MeshSnapshot, workload: WorkloadInstance) -> ProxyConfiguration {
         let scope = SidecarScope(workload: workload, snapshot: snapshot)
-        let inbound = InboundBuilder(scope: scope, snapshot: snapshot)
-        var outbound = OutboundBuilder(scope: scope, snapshot: snapshot, inboundBindings: inbound.bindings)
+        let telemetry = TelemetryPolicy(workload: workload, snapshot: snapshot)
+        let inbound = InboundBuilder(scope: scope, snapshot: snapshot, telemetry: telemetry)
+        var outbound = OutboundBuilder(scope: scope, snapshot: snapshot, inboundBindings: inbound.bindings, telemetry: telemetry)
         let ports = outbound.portListeners()
 
         var resources = XDSResourceSet()
@@ -54,7 +55,7 @@ public enum SidecarTranslator {
                 resources.insert(XDSResource(name: routes.name, message: routes))
             }
         }
-        for cluster in inbound.clusters() + outbound.clusters() {
+        for cluster in inbound.clusters() + outbound.clusters() + telemetry.collectorClusters(snapshot: snapshot) {
             resources.insert(XDSResource(name: cluster.name, message: cluster))
         }
         for assignment in outbound.loadAssignments() {

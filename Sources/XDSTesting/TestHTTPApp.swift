@@ -14,6 +14,8 @@ public final class TestHTTPApp: Sendable {
         public var path: String
         /// Headers, lower-cased names.
         public var headers: [String: String]
+        /// The body, as text.
+        public var body: String = ""
     }
 
     /// How the app answers a request.
@@ -102,6 +104,7 @@ public final class TestHTTPApp: Sendable {
 
         let shared: Shared
         var head: HTTPRequestHead?
+        var body = ByteBuffer()
 
         init(shared: Shared) {
             self.shared = shared
@@ -111,8 +114,9 @@ public final class TestHTTPApp: Sendable {
             switch unwrapInboundIn(data) {
             case .head(let head):
                 self.head = head
-            case .body:
-                break
+                body.clear()
+            case .body(var chunk):
+                body.writeBuffer(&chunk)
             case .end:
                 guard let head else { return }
                 var headers: [String: String] = [:]
@@ -120,7 +124,7 @@ public final class TestHTTPApp: Sendable {
                     let key = name.lowercased()
                     headers[key] = headers[key].map { "\($0),\(value)" } ?? value
                 }
-                let request = Request(method: head.method.rawValue, path: head.uri, headers: headers)
+                let request = Request(method: head.method.rawValue, path: head.uri, headers: headers, body: String(buffer: body))
                 let sequence = shared.requests.withLock { requests -> Int in
                     requests.append(request)
                     return requests.count

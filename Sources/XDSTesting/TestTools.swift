@@ -34,6 +34,14 @@ public enum TestTools {
         throw Missing(description: "prometheus not found. Install the test tools with scripts/setup-test-tools.sh (it installs Debian's prometheus package).")
     }
 
+    /// Prometheus's rule checker (Debian's `prometheus` package).
+    public static func promtool() throws -> String {
+        for path in ["/usr/bin/promtool", "/usr/local/bin/promtool"] where FileManager.default.isExecutableFile(atPath: path) {
+            return path
+        }
+        throw Missing(description: "promtool not found. Install the test tools with scripts/setup-test-tools.sh (it installs Debian's prometheus package).")
+    }
+
     /// The virtualenv's schemathesis.
     public static func schemathesis() throws -> String {
         let path = packageRoot + "/.venv/bin/schemathesis"

@@ -307,8 +307,8 @@ extension EndToEnd {
                     "[IST0101] (VirtualService ops/to-nowhere) spec.http[0].route[0].destination.host",
                     "[IST0101] (VirtualService ops/to-nowhere) spec.http[0].route[1].destination.subset",
                     "[IST0109] (VirtualService ops/also-server)", "[IST0109] (VirtualService ops/to-nowhere)",
-                    "[MESHD0001] (DestinationRule ops/server) spec.subsets[1] v2",
-                    "[IST0101] (DestinationRule ops/ghost)",
+                    "[IST0173] (DestinationRule ops/server) spec.subsets[1] v2",
+                    "Warning [IST0174] (DestinationRule ops/ghost)",
                     "[IST0113] (DestinationRule ops/server)",
                 ] {
                     #expect(found.output.contains(expected), "analyze reports \(expected): \(found.output)")

@@ -20,7 +20,7 @@ extension EndToEnd {
         static let namespace = "ident"
         static var files: [String: String] {
             [
-                "mesh.yaml": serviceYAML("a", namespace: namespace) + "---\n"
+                "resources.yaml": serviceYAML("a", namespace: namespace) + "---\n"
                     + workloadYAML("a-1", namespace: namespace, block: 23, host: 2, labels: ["app": "a"], serviceAccount: "a") + "---\n"
                     + workloadYAML("b-1", namespace: namespace, block: 23, host: 3, labels: ["app": "b"], serviceAccount: "b"),
             ]

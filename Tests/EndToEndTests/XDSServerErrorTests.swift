@@ -14,7 +14,7 @@ extension EndToEnd {
     @Suite("ADS refuses bad streams with clear gRPC statuses")
     struct XDSServerErrors {
         static var files: [String: String] {
-            ["mesh.yaml": serviceYAML("server", namespace: "errors") + "---\n" + workloadYAML("server-1", namespace: "errors", block: 21, host: 2, labels: ["app": "server"], serviceAccount: "server")]
+            ["resources.yaml": serviceYAML("server", namespace: "errors") + "---\n" + workloadYAML("server-1", namespace: "errors", block: 21, host: 2, labels: ["app": "server"], serviceAccount: "server")]
         }
 
         static func node(_ id: String) -> Envoy_Config_Core_V3_Node {

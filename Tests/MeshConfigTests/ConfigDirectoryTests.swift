@@ -57,12 +57,12 @@ struct ConfigDirectoryTests {
               http:
               - route:
                 - destination: {hots: reviews}
-            """.write(toFile: directory + "/mesh.yaml", atomically: true, encoding: .utf8)
+            """.write(toFile: directory + "/mesh-resources.yaml", atomically: true, encoding: .utf8)
         #expect {
             try ConfigDirectory(path: directory).load()
         } throws: { error in
             guard let error = error as? ConfigLoadError else { return false }
-            return error.description == "\(directory)/mesh.yaml, document 2 (VirtualService ns/reviews): spec.http[0].route[0].destination.hots: unknown field \"hots\" (Destination has: host, subset, port)"
+            return error.description == "\(directory)/mesh-resources.yaml, document 2 (VirtualService ns/reviews): spec.http[0].route[0].destination.hots: unknown field \"hots\" (Destination has: host, subset, port)"
         }
     }
 

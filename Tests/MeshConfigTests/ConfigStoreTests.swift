@@ -61,6 +61,37 @@ struct ConfigStoreTests {
         #expect(store.lastRejection?.path == "spec.address")
     }
 
+    @Test("mesh.yaml is applied with the resources: a change publishes; an invalid one is refused with its field and keeps the old settings")
+    func meshFile() async throws {
+        let directory = try temporaryDirectory()
+        let mesh = { (sampling: String) in "extensionProviders: [{name: jaeger, zipkin: {service: jaeger.example.com, port: 9411}}]\ndefaultConfig: {tracing: {sampling: \(sampling)}}\n" }
+        try mesh("5").write(toFile: directory + "/mesh.yaml", atomically: true, encoding: .utf8)
+        let store = makeStore()
+        let watcher = ConfigDirectoryWatcher(directory: ConfigDirectory(path: directory), store: store, interval: .milliseconds(20), logger: Logger(label: "test"))
+        #expect(watcher.loadNow() == nil)
+        #expect(store.publisher.current.mesh.defaultSampling == 5)
+        #expect(store.publisher.current.resources.isEmpty, "mesh.yaml is not a resource")
+        let task = Task { await watcher.run() }
+        defer { task.cancel() }
+
+        try mesh("20").write(toFile: directory + "/mesh.yaml", atomically: true, encoding: .utf8)
+        try await waitFor { store.revision == 2 }
+        #expect(store.publisher.current.mesh.defaultSampling == 20)
+
+        try "extensionProviders: [{name: x, skywalking: {service: a, port: 1}}]\n".write(toFile: directory + "/mesh.yaml", atomically: true, encoding: .utf8)
+        try await waitFor { store.rejectionCount == 1 }
+        #expect(store.revision == 2)
+        #expect(store.publisher.current.mesh.defaultSampling == 20)
+        #expect(store.lastRejection?.source == directory + "/mesh.yaml")
+        #expect(store.lastRejection?.path?.hasPrefix("extensionProviders[0]") == true, "\(String(describing: store.lastRejection))")
+
+        // Resources in mesh.yaml (a name meshd once let resource files have) are refused with a hint.
+        try "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: w, namespace: ns}\nspec: {address: 127.0.0.2}\n".write(toFile: directory + "/mesh.yaml", atomically: true, encoding: .utf8)
+        try await waitFor { store.rejectionCount == 2 }
+        #expect(store.lastRejection?.reason.contains("not resources") == true, "\(String(describing: store.lastRejection))")
+        #expect(store.publisher.current.mesh.defaultSampling == 20)
+    }
+
     func waitFor(_ condition: () -> Bool) async throws {
         for _ in 0..<200 {
             if condition() { return }

@@ -7,8 +7,8 @@ import XDSTesting
 
 /// The example mesh of examples/tai-system as a snapshot.
 func exampleSnapshot() throws -> MeshSnapshot {
-    let resources = try ConfigDirectory(path: TestTools.packageRoot + "/examples/tai-system").load()
-    return MeshSnapshot(revision: 1, resources: resources.map(\.resource))
+    let directory = ConfigDirectory(path: TestTools.packageRoot + "/examples/tai-system")
+    return MeshSnapshot(revision: 1, mesh: try directory.loadMesh(), resources: try directory.load().map(\.resource))
 }
 
 /// A snapshot of the resources in `yaml`.

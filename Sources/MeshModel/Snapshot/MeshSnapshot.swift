@@ -4,6 +4,8 @@ public struct MeshSnapshot: Sendable {
     public let revision: UInt64
     /// Mesh-wide settings.
     public let settings: MeshSettings
+    /// The mesh's telemetry settings (`mesh.yaml`).
+    public let mesh: MeshTelemetry
     /// Every resource, by key.
     public let resources: [ResourceKey: MeshResource]
     /// The service registry derived from ServiceEntries and WorkloadEntries.
@@ -29,9 +31,10 @@ public struct MeshSnapshot: Sendable {
     public let telemetries: [Configured<Telemetry>]
 
     /// Builds a snapshot of `resources` (later duplicates of a key replace earlier ones).
-    public init(revision: UInt64, settings: MeshSettings = MeshSettings(), resources: [MeshResource]) {
+    public init(revision: UInt64, settings: MeshSettings = MeshSettings(), mesh: MeshTelemetry = .default, resources: [MeshResource]) {
         self.revision = revision
         self.settings = settings
+        self.mesh = mesh
         var byKey: [ResourceKey: MeshResource] = [:]
         for resource in resources { byKey[resource.key] = resource }
         self.resources = byKey

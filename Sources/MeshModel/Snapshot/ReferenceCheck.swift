@@ -52,6 +52,29 @@ public enum ReferenceCheck {
                 out[rule.key, default: []].append(SchemaError(path: FieldPath().appending("spec").appending("host"), reason: "no service has host \(host) (IST0174)"))
             }
         }
+        for telemetry in snapshot.telemetries {
+            var problems: [SchemaError] = []
+            let root = FieldPath().appending("spec")
+            func check(_ providers: [ProviderRef]?, at path: FieldPath, kinds: [String]) {
+                for (index, provider) in (providers ?? []).enumerated() {
+                    let at = path.appending("providers").appending(index: index).appending("name")
+                    guard let found = snapshot.mesh.provider(named: provider.name) else {
+                        problems.append(SchemaError(path: at, reason: "no extension provider \(provider.name) in mesh.yaml (IST0101)"))
+                        continue
+                    }
+                    if let type = MeshTelemetry.providerType(found), !kinds.contains(type) {
+                        problems.append(SchemaError(path: at, reason: "provider \(provider.name) is a \(type) provider, not one of \(kinds.joined(separator: ", ")) (IST0101)"))
+                    }
+                }
+            }
+            for (index, tracing) in (telemetry.spec.tracing ?? []).enumerated() {
+                check(tracing.providers, at: root.appending("tracing").appending(index: index), kinds: ["zipkin", "opentelemetry"])
+            }
+            for (index, logging) in (telemetry.spec.accessLogging ?? []).enumerated() {
+                check(logging.providers, at: root.appending("accessLogging").appending(index: index), kinds: ["envoyFileAccessLog"])
+            }
+            if !problems.isEmpty { out[telemetry.key] = problems }
+        }
         return out
     }
 }

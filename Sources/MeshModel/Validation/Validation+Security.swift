@@ -82,10 +82,54 @@ extension Checker {
         }
     }
 
+    /// Telemetry: what meshd translates is checked; what it cannot translate is refused with the
+    /// field, never ignored.
     mutating func check(_ telemetry: Telemetry) {
         labels(telemetry.selector?.matchLabels, at: root.appending("selector").appending("matchLabels"))
+        if telemetry.targetRef != nil { fail(root.appending("targetRef"), "targetRef selects Kubernetes gateways; meshd selects workloads with selector") }
+        if !(telemetry.targetRefs ?? []).isEmpty { fail(root.appending("targetRefs"), "targetRefs select Kubernetes gateways; meshd selects workloads with selector") }
         for (index, tracing) in (telemetry.tracing ?? []).enumerated() {
-            percent(tracing.randomSamplingPercentage, at: root.appending("tracing").appending(index: index).appending("randomSamplingPercentage"))
+            let path = root.appending("tracing").appending(index: index)
+            percent(tracing.randomSamplingPercentage, at: path.appending("randomSamplingPercentage"))
+            if (tracing.providers ?? []).count > 1 { fail(path.appending("providers"), "one tracing provider per entry, as in Istio") }
+            for (name, tag) in tracing.customTags ?? [:] where tag.formatter != nil {
+                fail(path.appending("customTags").appending(name).appending("formatter"), "formatter tags are not supported by meshd yet; use literal, header or environment")
+            }
+            if tracing.useRequestIdForTraceSampling != nil { fail(path.appending("useRequestIdForTraceSampling"), "not supported by meshd yet") }
+            if tracing.enableIstioTags == true { fail(path.appending("enableIstioTags"), "Istio's own span tags need Istio's proxy; not supported by meshd") }
+            if tracing.disableContextPropagation == true { fail(path.appending("disableContextPropagation"), "not supported by meshd yet") }
         }
+        for (index, logging) in (telemetry.accessLogging ?? []).enumerated() {
+            let path = root.appending("accessLogging").appending(index: index)
+            if let expression = logging.filter?.expression, !Self.isStatusFilter(expression) {
+                fail(path.appending("filter").appending("expression"), "meshd translates filters of the form `response.code >= 400` (>=, >, <=, <, ==, !=); \"\(expression)\" is not one")
+            }
+        }
+        for (index, metrics) in (telemetry.metrics ?? []).enumerated() {
+            let path = root.appending("metrics").appending(index: index)
+            for (position, provider) in (metrics.providers ?? []).enumerated() where provider.name != "prometheus" {
+                fail(path.appending("providers").appending(index: position).appending("name"), "meshd's metrics are Envoy's Prometheus stats; only the prometheus provider is supported")
+            }
+            if metrics.reportingInterval != nil { fail(path.appending("reportingInterval"), "Prometheus scrapes at its own interval; not supported") }
+            for (position, override) in (metrics.overrides ?? []).enumerated() {
+                let overridePath = path.appending("overrides").appending(index: position)
+                if let metric = override.match?.metric, metric != .ALL_METRICS {
+                    fail(overridePath.appending("match").appending("metric"), "meshd turns metrics on or off per side (CLIENT, SERVER) for all metrics at once; \(metric.rawValue) alone is not supported")
+                }
+                if override.match?.customMetric != nil { fail(overridePath.appending("match").appending("customMetric"), "custom metrics are not supported by meshd") }
+                if !(override.tagOverrides ?? [:]).isEmpty { fail(overridePath.appending("tagOverrides"), "tag overrides need Istio's stats plugin; not supported by meshd") }
+            }
+        }
+    }
+
+    /// `response.code <op> <number>`.
+    static func isStatusFilter(_ expression: String) -> Bool {
+        let text = expression.filter { !$0.isWhitespace }
+        guard text.hasPrefix("response.code") else { return false }
+        let rest = text.dropFirst("response.code".count)
+        for op in [">=", "<=", "!=", "==", ">", "<"] where rest.hasPrefix(op) {
+            return UInt32(rest.dropFirst(op.count)) != nil
+        }
+        return false
     }
 }
