@@ -105,6 +105,14 @@ let package = Package(
             dependencies: ["ControlPlane", "MeshModel", "MeshConfig", "MeshTranslation", "CertificateAuthority", "AdminAPI", argumentParser, yams],
             swiftSettings: strict
         ),
+        .executableTarget(
+            name: "meshd-loadgen",
+            dependencies: [
+                "XDSTesting", "EnvoyAPI", "MeshModel", "MeshConfig", "MeshTranslation", "CertificateAuthority", argumentParser, grpcCore,
+                protobuf, logging, metrics, x509,
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         .executableTarget(name: "meshd-test-helper", dependencies: ["CertificateAuthority"], swiftSettings: [.swiftLanguageMode(.v6)]),
         .target(
             name: "XDSTesting",

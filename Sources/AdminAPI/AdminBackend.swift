@@ -192,11 +192,13 @@ public struct BootstrapRequest: Codable, Hashable, Sendable {
     public var xdsAddress: String?
     /// Envoy's admin address (default `<workload address>:15000`).
     public var adminAddress: String?
-    /// Lifetime of the token embedded in the bootstrap, seconds (default: no expiry).
+    /// Lifetime of the token embedded in the bootstrap, seconds (default: no expiry; at most 10 years).
     public var tokenTTLSeconds: Int?
     /// An absolute directory where a renewal job (`meshctl cert renew`) keeps the sidecar's
     /// certificate; meshd then serves references to those files instead of a key it made.
     public var certificateDirectory: String?
+    /// Use delta (incremental) xDS instead of state of the world.
+    public var delta: Bool?
 }
 
 /// The state of the configuration source, for `/debug/config`.

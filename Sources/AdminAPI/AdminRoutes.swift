@@ -145,7 +145,9 @@ public enum AdminRoutes {
                       NameRules.isLabel(Substring(namespace)), NameRules.problems(name: serviceAccount, at: .root).isEmpty
                 else { throw APIError(.badRequest, "a workload token needs namespace and serviceAccount, both DNS names", field: "namespace") }
             }
-            if let ttl = body.ttlSeconds, ttl <= 0 { throw APIError(.badRequest, "ttlSeconds must be positive", field: "ttlSeconds") }
+            if let ttl = body.ttlSeconds, ttl <= 0 || ttl > TokenRequest.maximumTTLSeconds {
+                throw APIError(.badRequest, "ttlSeconds must be between 1 and \(TokenRequest.maximumTTLSeconds) (10 years)", field: "ttlSeconds")
+            }
             let minted = try backend.mintToken(role: role, namespace: body.namespace, serviceAccount: body.serviceAccount, ttl: body.ttlSeconds.map(TimeInterval.init))
             backend.audit(who: principal.description, action: "token.create", target: "\(role) \(body.namespace ?? "")/\(body.serviceAccount ?? "") id=\(minted.id)", result: "ok")
             var response = try json(minted)
@@ -234,6 +236,9 @@ public enum AdminRoutes {
         var namespace: String?
         var serviceAccount: String?
         var ttlSeconds: Int?
+
+        /// The longest token lifetime the API mints: 10 years.
+        static let maximumTTLSeconds = 10 * 365 * 86400
     }
 
     struct CSRRequest: Codable {

@@ -152,6 +152,9 @@ struct AdminBackendAdapter: AdminBackend {
         if let directory = request.certificateDirectory, !directory.hasPrefix("/") {
             throw AdminRequestError(.invalid, "certificateDirectory must be an absolute path, got \(directory)")
         }
+        if let ttl = request.tokenTTLSeconds, ttl <= 0 || ttl > 10 * 365 * 86400 {
+            throw AdminRequestError(.invalid, "tokenTTLSeconds must be between 1 and \(10 * 365 * 86400) (10 years)")
+        }
         var admin: HostPort? = nil
         if let text = request.adminAddress {
             guard let parsed = HostPort(text) else { throw AdminRequestError(.invalid, "adminAddress must be host:port") }
@@ -161,7 +164,7 @@ struct AdminBackendAdapter: AdminBackend {
         let builder = BootstrapBuilder(
             workload: workload, xdsAddress: xds, adminAddress: admin, trustDomain: snapshot.settings.trustDomain,
             token: minted.token, xdsTrustBundlePEM: controlPlane.xdsTLS == nil ? nil : try controlPlane.certificates.trustBundlePEM(),
-            certificateDirectory: request.certificateDirectory)
+            certificateDirectory: request.certificateDirectory, delta: request.delta ?? false)
         return ConfigJSON.encode(builder.configValue, pretty: true) + "\n"
     }
 }

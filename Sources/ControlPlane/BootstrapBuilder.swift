@@ -18,6 +18,8 @@ public struct BootstrapBuilder: Sendable {
     public var xdsTrustBundlePEM: String?
     /// Where a renewal job keeps the sidecar's certificate (`MESHD_CERT_DIR` node metadata).
     public var certificateDirectory: String?
+    /// Delta (incremental) xDS instead of state of the world.
+    public var delta: Bool
 
     /// The name meshd's serving certificate carries and bootstraps verify.
     public static let xdsServerName = "meshd.istio-system.svc"
@@ -25,8 +27,9 @@ public struct BootstrapBuilder: Sendable {
     /// A builder for `workload`.
     public init(
         workload: WorkloadInstance, xdsAddress: HostPort, adminAddress: HostPort? = nil, trustDomain: String = "cluster.local",
-        token: String? = nil, xdsTrustBundlePEM: String? = nil, certificateDirectory: String? = nil
+        token: String? = nil, xdsTrustBundlePEM: String? = nil, certificateDirectory: String? = nil, delta: Bool = false
     ) {
+        self.delta = delta
         self.certificateDirectory = certificateDirectory
         self.workload = workload
         self.xdsAddress = xdsAddress
@@ -117,7 +120,7 @@ public struct BootstrapBuilder: Sendable {
             ("stats_config", statsConfig),
             ("dynamic_resources", object([
                 ("ads_config", object([
-                    ("api_type", .string("GRPC")),
+                    ("api_type", .string(delta ? "DELTA_GRPC" : "GRPC")),
                     ("transport_api_version", .string("V3")),
                     ("set_node_on_first_message_only", .bool(true)),
                     ("grpc_services", .array([.object(grpcService)])),

@@ -36,6 +36,8 @@ public final class ControlPlane: Sendable {
     /// The audit log.
     public let audit: AuditLog
     let provider: MeshProxyProvider
+    /// The snapshots proxies are pushed: the store's, debounced.
+    public let pushes: DebouncedPublisher
     let peers = PeerCertificates()
     let xdsTLS: TLSContextHolder?
     let serving: XDSServingCertificate?
@@ -118,8 +120,10 @@ public final class ControlPlane: Sendable {
             throw StartupError(message: "the resources applied through the API cannot be loaded: \(error)")
         }
         proxyStatus = ProxyStatusRegistry()
+        pushes = DebouncedPublisher(
+            source: store.publisher, debounce: Debounce(quiet: options.debounceAfter, maximum: options.debounceMax), metrics: metricsFactory)
         let provider = MeshProxyProvider(
-            publisher: store.publisher, tokens: tokens, certificates: proxyCertificates,
+            publisher: pushes.output, tokens: tokens, certificates: proxyCertificates,
             allowUnauthenticated: options.allowUnauthenticatedProxies, status: proxyStatus, clock: options.clock, logger: logger,
             metrics: metricsFactory)
         self.provider = provider
@@ -175,6 +179,7 @@ public final class ControlPlane: Sendable {
                 .init(service: GRPCServerService(server: grpc)),
                 .init(service: admin),
                 .init(service: ConfigWatcherService(watcher: watcher)),
+                .init(service: DebounceService(pushes: pushes)),
                 .init(service: CertificateMaintenanceService(maintenance: maintenance, interval: options.certificateCheckInterval)),
                 .init(service: XDSAddressReporter(transport: transport, bound: bound), successTerminationBehavior: .ignore),
             ],

@@ -43,6 +43,10 @@ public struct ControlPlaneOptions: Sendable {
     public var certificateRotationJitter: Double = 0.01
     /// How often rotations, renewals and plug-in files are checked.
     public var certificateCheckInterval: Duration = .seconds(1)
+    /// Quiet time after a config change before proxies are pushed (Istio's PILOT_DEBOUNCE_AFTER).
+    public var debounceAfter: Duration = .milliseconds(100)
+    /// Longest a config change waits for quiet (Istio's PILOT_DEBOUNCE_MAX).
+    public var debounceMax: Duration = .seconds(10)
     /// Changes and CSRs per second each admin API caller may make (sustained).
     public var adminRateLimit: Double = 20
     /// Changes and CSRs each caller may make at once.

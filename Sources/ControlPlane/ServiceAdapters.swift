@@ -26,3 +26,13 @@ struct ConfigWatcherService: Service {
         }
     }
 }
+
+struct DebounceService: Service {
+    let pushes: DebouncedPublisher
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await pushes.run()
+        }
+    }
+}

@@ -3,11 +3,12 @@ public import GRPCCore
 public import Logging
 public import Metrics
 
-/// The ADS endpoint: `StreamAggregatedResources` (state of the world) over gRPC.
+/// The ADS endpoint: `StreamAggregatedResources` (state of the world) and
+/// `DeltaAggregatedResources` (incremental) over gRPC.
 ///
-/// A thin async shell around ``SotWStreamStateMachine``: it merges the proxy's requests and its
-/// configuration updates into one event sequence, feeds them to the machine, and writes the
-/// responses the machine decides on.
+/// A thin async shell around ``SotWStreamStateMachine`` and ``DeltaStreamStateMachine``: it merges
+/// the proxy's requests and its configuration updates into one event sequence, feeds them to the
+/// machine, and writes the responses the machine decides on.
 public struct AggregatedDiscoveryService: Envoy_Service_Discovery_V3_AggregatedDiscoveryService.ServiceProtocol {
     private let provider: any ProxyConfigProvider
     private let logger: Logger
@@ -20,8 +21,8 @@ public struct AggregatedDiscoveryService: Envoy_Service_Discovery_V3_AggregatedD
         self.metrics = XDSMetrics(factory: metrics)
     }
 
-    private enum Event: Sendable {
-        case request(Envoy_Service_Discovery_V3_DiscoveryRequest)
+    private enum Event<Request: Sendable>: Sendable {
+        case request(Request)
         case update(ProxyUpdate)
         case requestsEnded
         case requestsFailed(any Error)
@@ -32,7 +33,7 @@ public struct AggregatedDiscoveryService: Envoy_Service_Discovery_V3_AggregatedD
         context: ServerContext
     ) async throws -> StreamingServerResponse<Envoy_Service_Discovery_V3_DiscoveryResponse> {
         StreamingServerResponse { writer in
-            try await serve(request: request, peer: context.remotePeer, writer: writer)
+            try await serve(SotWStreamStateMachine.self, request: request, peer: context.remotePeer, writer: writer)
             return [:]
         }
     }
@@ -41,15 +42,19 @@ public struct AggregatedDiscoveryService: Envoy_Service_Discovery_V3_AggregatedD
         request: StreamingServerRequest<Envoy_Service_Discovery_V3_DeltaDiscoveryRequest>,
         context: ServerContext
     ) async throws -> StreamingServerResponse<Envoy_Service_Discovery_V3_DeltaDiscoveryResponse> {
-        StreamingServerResponse(error: RPCError(code: .unimplemented, message: "delta xDS is not served yet; use a state-of-the-world ADS bootstrap (api_type: GRPC)"))
+        StreamingServerResponse { writer in
+            try await serve(DeltaStreamStateMachine.self, request: request, peer: context.remotePeer, writer: writer)
+            return [:]
+        }
     }
 
-    private func serve(
-        request: StreamingServerRequest<Envoy_Service_Discovery_V3_DiscoveryRequest>,
+    private func serve<Machine: ADSStreamMachine>(
+        _: Machine.Type,
+        request: StreamingServerRequest<Machine.Request>,
         peer: String,
-        writer: RPCWriter<Envoy_Service_Discovery_V3_DiscoveryResponse>
+        writer: RPCWriter<Machine.Response>
     ) async throws {
-        let (events, sink) = AsyncStream.makeStream(of: Event.self)
+        let (events, sink) = AsyncStream.makeStream(of: Event<Machine.Request>.self)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 do {
@@ -59,7 +64,7 @@ public struct AggregatedDiscoveryService: Envoy_Service_Discovery_V3_AggregatedD
                     sink.yield(.requestsFailed(error))
                 }
             }
-            var machine = SotWStreamStateMachine()
+            var machine = Machine()
             var session: (any ProxySession)? = nil
             // Since when a change has been on its way to the proxy (cleared once it acknowledged everything).
             var changeSince: ContinuousClock.Instant? = nil
@@ -74,7 +79,7 @@ public struct AggregatedDiscoveryService: Envoy_Service_Discovery_V3_AggregatedD
             }
             events: for await event in events {
                 let received = ContinuousClock.now
-                let actions: [SotWStreamStateMachine.Action]
+                let actions: [StreamAction<Machine.Response>]
                 switch event {
                 case .requestsEnded:
                     break events
@@ -89,28 +94,28 @@ public struct AggregatedDiscoveryService: Envoy_Service_Discovery_V3_AggregatedD
                     throw status
                 case .request(let message):
                     if session == nil {
-                        guard message.hasNode, !message.node.id.isEmpty else {
+                        guard let node = Machine.node(of: message), !node.id.isEmpty else {
                             log.warning("stream refused: first request carries no node")
                             throw RPCError(code: .invalidArgument, message: "the first request on a stream must carry the node (id and metadata)")
                         }
                         let admitted: any ProxySession
                         do throws(RPCError) {
-                            admitted = try await provider.connect(node: message.node, metadata: request.metadata, peer: peer)
+                            admitted = try await provider.connect(node: node, metadata: request.metadata, peer: peer)
                         } catch {
-                            log.warning("stream refused", metadata: ["node": "\(message.node.id)", "reason": "\(error.message)"])
+                            log.warning("stream refused", metadata: ["node": "\(node.id)", "reason": "\(error.message)"])
                             metrics.refused()
                             throw error
                         }
                         session = admitted
                         log[metadataKey: "proxy"] = "\(admitted.proxyID)"
                         log.info("proxy connected")
-                        metrics.connected()
+                        metrics.connected(api: Machine.apiName)
                         _ = machine.update(admitted.initialResources)
                         group.addTask {
                             for await next in admitted.updates() { sink.yield(.update(next)) }
                         }
                     }
-                    do throws(SotWStreamStateMachine.Failure) {
+                    do throws(StreamFailure) {
                         actions = try machine.received(message)
                     } catch {
                         log.warning("stream refused: \(error.message)")
@@ -119,7 +124,7 @@ public struct AggregatedDiscoveryService: Envoy_Service_Discovery_V3_AggregatedD
                 }
                 if changeSince == nil, actions.contains(where: { if case .send = $0 { true } else { false } }) { changeSince = received }
                 for action in actions {
-                    try await perform(action, session: session!, writer: writer, since: received, logger: log)
+                    try await perform(action, machine: Machine.self, session: session!, writer: writer, since: received, logger: log)
                 }
                 if let since = changeSince, machine.isSettled {
                     metrics.converged(after: ContinuousClock.now - since)
@@ -130,18 +135,19 @@ public struct AggregatedDiscoveryService: Envoy_Service_Discovery_V3_AggregatedD
         }
     }
 
-    private func perform(
-        _ action: SotWStreamStateMachine.Action, session: any ProxySession,
-        writer: RPCWriter<Envoy_Service_Discovery_V3_DiscoveryResponse>, since: ContinuousClock.Instant, logger: Logger
+    private func perform<Machine: ADSStreamMachine>(
+        _ action: StreamAction<Machine.Response>, machine: Machine.Type, session: any ProxySession,
+        writer: RPCWriter<Machine.Response>, since: ContinuousClock.Instant, logger: Logger
     ) async throws {
         switch action {
         case .send(let response):
             try await writer.write(response)
-            metrics.pushed(response.typeURL, after: ContinuousClock.now - since)
-            session.record(.sent(typeURL: response.typeURL, version: response.versionInfo, nonce: response.nonce, resources: response.resources.count))
+            let summary = Machine.summary(of: response)
+            metrics.pushed(summary.typeURL, after: ContinuousClock.now - since)
+            session.record(.sent(typeURL: summary.typeURL, version: summary.version, nonce: summary.nonce, resources: summary.resources))
             logger.debug("sent", metadata: [
-                "type": "\(XDSTypeURL.shortName(response.typeURL))", "version": "\(response.versionInfo)",
-                "nonce": "\(response.nonce)", "resources": "\(response.resources.count)",
+                "type": "\(XDSTypeURL.shortName(summary.typeURL))", "version": "\(summary.version)",
+                "nonce": "\(summary.nonce)", "resources": "\(summary.resources)", "removed": "\(summary.removed)",
             ])
         case .acknowledged(let typeURL, let version, let nonce):
             session.record(.acknowledged(typeURL: typeURL, version: version, nonce: nonce))

@@ -8,22 +8,12 @@ public import EnvoyAPI
 /// per type; EDS re-sent after every CDS response; and push order CDS, EDS, then LDS and RDS only
 /// once the clusters they use are acknowledged (make before break). A NACKed configuration is not
 /// sent again until it changes.
-public struct SotWStreamStateMachine: Sendable {
+public struct SotWStreamStateMachine: ADSStreamMachine {
     /// What the stream shell must do, in order.
-    public enum Action: Sendable, Equatable {
-        /// Send this response.
-        case send(Envoy_Service_Discovery_V3_DiscoveryResponse)
-        /// The proxy accepted `version` of a type.
-        case acknowledged(typeURL: String, version: String, nonce: String)
-        /// The proxy rejected a response; `version` is the one it keeps.
-        case rejected(typeURL: String, version: String, nonce: String, message: String)
-    }
-
+    public typealias Action = StreamAction<Envoy_Service_Discovery_V3_DiscoveryResponse>
     /// A request the stream cannot serve: the shell ends the stream with this status.
-    public struct Failure: Error, Equatable, Sendable {
-        /// The reason, for the client and the log.
-        public var message: String
-    }
+    public typealias Failure = StreamFailure
+    public static let apiName = "sotw"
 
     struct TypeState: Sendable {
         var requested = false
@@ -36,9 +26,6 @@ public struct SotWStreamStateMachine: Sendable {
         var mustResend = false
     }
 
-    /// The type URLs this server serves.
-    public static let servedTypes = Set(XDSTypeURL.pushOrder)
-
     private(set) var resources: XDSResourceSet?
     private(set) var types: [String: TypeState] = [:]
     private var nonceCounter: UInt64 = 0
@@ -49,12 +36,7 @@ public struct SotWStreamStateMachine: Sendable {
     /// Handles a request from the proxy.
     public mutating func received(_ request: Envoy_Service_Discovery_V3_DiscoveryRequest) throws(Failure) -> [Action] {
         let typeURL = request.typeURL
-        guard !typeURL.isEmpty else {
-            throw Failure(message: "request without type_url; ADS requests must name the resource type")
-        }
-        guard Self.servedTypes.contains(typeURL) else {
-            throw Failure(message: "unsupported type_url \"\(typeURL)\"; meshd serves \(XDSTypeURL.pushOrder.joined(separator: ", "))")
-        }
+        try Self.checkServed(typeURL)
         var actions: [Action] = []
         var state = types[typeURL] ?? TypeState()
         let nonce = request.responseNonce
@@ -114,6 +96,14 @@ public struct SotWStreamStateMachine: Sendable {
     /// Whether a response of `typeURL` has been sent and not yet acknowledged or rejected.
     public func isAwaitingAck(_ typeURL: String) -> Bool {
         types[typeURL]?.awaitingAck ?? false
+    }
+
+    public static func node(of request: Envoy_Service_Discovery_V3_DiscoveryRequest) -> Envoy_Config_Core_V3_Node? {
+        request.hasNode ? request.node : nil
+    }
+
+    public static func summary(of response: Envoy_Service_Discovery_V3_DiscoveryResponse) -> ResponseSummary {
+        ResponseSummary(typeURL: response.typeURL, version: response.versionInfo, nonce: response.nonce, resources: response.resources.count, removed: 0)
     }
 
     private mutating func pushPending() -> [Action] {

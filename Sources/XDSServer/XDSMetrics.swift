@@ -4,7 +4,8 @@ internal import Metrics
 /// The xDS server's metrics, with Istio's names: `pilot_xds` (connected proxies),
 /// `pilot_xds_pushes{type}`, `pilot_total_xds_rejects{type}`, `pilot_xds_push_time{type}` (from a
 /// change reaching a stream to its response being written), `pilot_proxy_convergence_time` (from
-/// a change reaching a stream to the proxy having acknowledged everything), plus refused streams.
+/// a change reaching a stream to the proxy having acknowledged everything), plus admitted streams
+/// by API (`meshd_xds_streams_total{api=sotw|delta}`) and refused streams.
 struct XDSMetrics: Sendable {
     private let connectedProxies: Gauge
     private let pushes: [String: Counter]
@@ -13,6 +14,7 @@ struct XDSMetrics: Sendable {
     private let pushTimes: [String: Metrics.Timer]
     private let convergence: Metrics.Timer
     private let connections = ConnectionCount()
+    private let streams: [String: Counter]
 
     init(factory: any MetricsFactory) {
         connectedProxies = Gauge(label: "pilot_xds", dimensions: [], factory: factory)
@@ -30,9 +32,13 @@ struct XDSMetrics: Sendable {
         self.pushTimes = pushTimes
         convergence = Metrics.Timer(label: "pilot_proxy_convergence_time", dimensions: [], factory: factory)
         refusedStreams = Counter(label: "meshd_xds_refused_streams_total", dimensions: [], factory: factory)
+        streams = Dictionary(uniqueKeysWithValues: ["sotw", "delta"].map { ($0, Counter(label: "meshd_xds_streams_total", dimensions: [("api", $0)], factory: factory)) })
     }
 
-    func connected() { connectedProxies.record(connections.add(1)) }
+    func connected(api: String) {
+        streams[api]?.increment()
+        connectedProxies.record(connections.add(1))
+    }
     func disconnected() { connectedProxies.record(connections.add(-1)) }
     func refused() { refusedStreams.increment() }
     func pushed(_ typeURL: String, after duration: Duration) {

@@ -24,6 +24,9 @@ struct Bootstrap: AsyncParsableCommand {
     @Option(name: .customLong("cert-dir"), help: "Take the sidecar's certificate from this directory, kept fresh by `meshctl cert renew`, instead of from meshd.")
     var certificateDirectory: String?
 
+    @Flag(name: .customLong("delta"), help: "Use delta (incremental) xDS instead of state of the world.")
+    var delta = false
+
     func run() async throws {
         guard workload.split(separator: "/").count == 2 else { throw ValidationError("--workload must be namespace/name, got \(workload)") }
         var body: [String: Any] = ["workload": workload]
@@ -31,6 +34,7 @@ struct Bootstrap: AsyncParsableCommand {
         if let adminAddress { body["adminAddress"] = adminAddress }
         if let tokenTTL { body["tokenTTLSeconds"] = tokenTTL }
         if let certificateDirectory { body["certificateDirectory"] = URL(fileURLWithPath: certificateDirectory).standardizedFileURL.path }
+        if delta { body["delta"] = true }
         let data = try await server.client.post("/v1/bootstrap", json: body)
         FileHandle.standardOutput.write(data)
     }

@@ -53,6 +53,12 @@ struct Meshd: AsyncParsableCommand {
     @Option(name: .customLong("cert-check-interval"), help: "How often certificate rotations, CA renewal and plug-in files are checked (e.g. 1s).")
     var certificateCheckInterval = "1s"
 
+    @Option(name: .customLong("debounce-after"), help: "Quiet time after a config change before proxies are pushed (Istio's PILOT_DEBOUNCE_AFTER).")
+    var debounceAfter = "100ms"
+
+    @Option(name: .customLong("debounce-max"), help: "Longest a config change waits for quiet before it is pushed (Istio's PILOT_DEBOUNCE_MAX).")
+    var debounceMax = "10s"
+
     @Option(name: .customLong("admin-address"), help: "Where the admin HTTP API listens (host:port).")
     var adminAddress = "127.0.0.1:15014"
 
@@ -98,6 +104,9 @@ struct Meshd: AsyncParsableCommand {
         guard let check = IstioDuration(parsing: certificateCheckInterval), check.nanoseconds > 0 else {
             throw ValidationError("--cert-check-interval must be a duration such as 1s, got \(certificateCheckInterval)")
         }
+        guard let quiet = IstioDuration(parsing: debounceAfter), let longest = IstioDuration(parsing: debounceMax), quiet.nanoseconds <= longest.nanoseconds else {
+            throw ValidationError("--debounce-after and --debounce-max must be durations such as 100ms and 10s, the first not longer than the second")
+        }
         let ttl = try Self.seconds(workloadCertificateTTL, flag: "--workload-cert-ttl")
         let maximum = try Self.seconds(maximumWorkloadCertificateTTL, flag: "--max-workload-cert-ttl")
         var options = ControlPlaneOptions(
@@ -110,6 +119,8 @@ struct Meshd: AsyncParsableCommand {
         options.certificateRotationRatio = rotationRatio
         options.certificateRotationJitter = rotationJitter
         options.certificateCheckInterval = .nanoseconds(check.nanoseconds)
+        options.debounceAfter = .nanoseconds(quiet.nanoseconds)
+        options.debounceMax = .nanoseconds(longest.nanoseconds)
         let controlPlane: ControlPlane
         do {
             controlPlane = try ControlPlane(options: options, logger: logger)

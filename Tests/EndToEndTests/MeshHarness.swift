@@ -63,14 +63,18 @@ final class MeshHarness: @unchecked Sendable {
     }
     var adminAddress: HostPort { HostPort(host: "127.0.0.1", port: UInt32(adminPort)) }
 
+    /// Whether sidecars use delta xDS: `MESHD_TEST_XDS=delta` runs the end-to-end suites in delta
+    /// mode (scripts/test.sh runs them in both modes).
+    static let deltaByDefault = ProcessInfo.processInfo.environment["MESHD_TEST_XDS"] == "delta"
+
     /// Starts the sidecar of a workload of the current configuration and waits until it is ready.
     @discardableResult
-    func startSidecar(_ namespace: String, _ name: String, as label: String? = nil, certificateDirectory: String? = nil, xdsTrustBundlePEM: String? = nil) async throws -> EnvoyProcess {
+    func startSidecar(_ namespace: String, _ name: String, as label: String? = nil, certificateDirectory: String? = nil, xdsTrustBundlePEM: String? = nil, delta: Bool = MeshHarness.deltaByDefault) async throws -> EnvoyProcess {
         let workload = try #require(controlPlane.store.publisher.current.registry.workload(.init(namespace: namespace, name: name)))
         let bootstrap = BootstrapBuilder(
             workload: workload, xdsAddress: xdsAddress, token: try token(workload.namespace, workload.serviceAccount),
             xdsTrustBundlePEM: controlPlane.options.xdsPlaintext ? nil : try xdsTrustBundlePEM ?? controlPlane.certificates.trustBundlePEM(),
-            certificateDirectory: certificateDirectory)
+            certificateDirectory: certificateDirectory, delta: delta)
         let envoy = try EnvoyProcess.start(
             name: label ?? name, bootstrapJSON: ConfigJSON.encode(bootstrap.configValue, pretty: true),
             adminAddress: bootstrap.effectiveAdminAddress, directory: directory)

@@ -1,0 +1,71 @@
+public import EnvoyAPI
+public import SwiftProtobuf
+
+/// What an ADS stream's state machine tells the shell to do, in order.
+public enum StreamAction<Response: Sendable & Equatable>: Sendable, Equatable {
+    /// Send this response.
+    case send(Response)
+    /// The proxy accepted `version` of a type.
+    case acknowledged(typeURL: String, version: String, nonce: String)
+    /// The proxy rejected a response; `version` is the one it keeps.
+    case rejected(typeURL: String, version: String, nonce: String, message: String)
+}
+
+/// A request the stream cannot serve: the shell ends the stream with this status.
+public struct StreamFailure: Error, Equatable, Sendable {
+    /// The reason, for the client and the log.
+    public var message: String
+}
+
+/// What the shell logs and records of a response.
+public struct ResponseSummary: Sendable, Equatable {
+    /// The type.
+    public var typeURL: String
+    /// The version the proxy will hold of the type once it accepts the response.
+    public var version: String
+    /// The response's nonce.
+    public var nonce: String
+    /// How many resources it carries.
+    public var resources: Int
+    /// How many it removes (delta only).
+    public var removed: Int
+}
+
+/// One ADS stream variant (state of the world or delta) as a pure state machine.
+public protocol ADSStreamMachine: Sendable {
+    /// The proxy's request message.
+    associatedtype Request: SwiftProtobuf.Message
+    /// The server's response message.
+    associatedtype Response: SwiftProtobuf.Message & Equatable
+
+    /// The API's name in metrics: `sotw` or `delta`.
+    static var apiName: String { get }
+    /// A new stream.
+    init()
+    /// Handles a request from the proxy.
+    mutating func received(_ request: Request) throws(StreamFailure) -> [StreamAction<Response>]
+    /// Takes a new configuration for the proxy and sends what changed.
+    mutating func update(_ resources: XDSResourceSet) -> [StreamAction<Response>]
+    /// Whether every response sent has been answered.
+    var isSettled: Bool { get }
+    /// The node a request carries, if any.
+    static func node(of request: Request) -> Envoy_Config_Core_V3_Node?
+    /// What to log and record of a response.
+    static func summary(of response: Response) -> ResponseSummary
+}
+
+extension ADSStreamMachine {
+    /// The type URLs this server serves.
+    public static var servedTypes: Set<String> { Set(XDSTypeURL.pushOrder) }
+
+    /// Refuses requests without a type or for a type meshd does not serve.
+    static func checkServed(_ typeURL: String) throws(StreamFailure) {
+        guard !typeURL.isEmpty else {
+            throw StreamFailure(message: "request without type_url; ADS requests must name the resource type")
+        }
+        guard servedTypes.contains(typeURL) else {
+            throw StreamFailure(message: "unsupported type_url \"\(typeURL)\"; meshd serves \(XDSTypeURL.pushOrder.joined(separator: ", "))")
+        }
+    }
+
+}
