@@ -124,7 +124,7 @@ public final class ControlPlane: Sendable {
             source: store.publisher, debounce: Debounce(quiet: options.debounceAfter, maximum: options.debounceMax), metrics: metricsFactory)
         let provider = MeshProxyProvider(
             publisher: pushes.output, tokens: tokens, certificates: proxyCertificates,
-            allowUnauthenticated: options.allowUnauthenticatedProxies, status: proxyStatus, clock: options.clock, logger: logger,
+            allowUnauthenticated: options.allowUnauthenticatedProxies, status: proxyStatus, clock: options.clock, limits: options.proxyLimits, logger: logger,
             metrics: metricsFactory)
         self.provider = provider
         _ = tokens.onRevocation { provider.revoked(tokenID: $0) }

@@ -47,6 +47,8 @@ public struct ControlPlaneOptions: Sendable {
     public var debounceAfter: Duration = .milliseconds(100)
     /// Longest a config change waits for quiet (Istio's PILOT_DEBOUNCE_MAX).
     public var debounceMax: Duration = .seconds(10)
+    /// Back-pressure for proxies: new streams per second, maximum connection age, push concurrency.
+    public var proxyLimits = MeshProxyProvider.Limits()
     /// Changes and CSRs per second each admin API caller may make (sustained).
     public var adminRateLimit: Double = 20
     /// Changes and CSRs each caller may make at once.

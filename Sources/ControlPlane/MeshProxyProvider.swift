@@ -7,6 +7,7 @@ internal import MeshModel
 internal import MeshTranslation
 internal import XDSCache
 internal import Synchronization
+internal import AdminAPI
 public import CertificateAuthority
 public import Metrics
 public import Foundation
@@ -37,13 +38,20 @@ public final class MeshProxyProvider: ProxyConfigProvider {
     private let sessions = Mutex<[UInt64: Session]>([:])
     private let rotations: Counter
     private let rotationFailures: Counter
+    private let admission: RateLimiter?
+    private let maximumConnectionAge: Duration?
+    private let pushLimiter: PushLimiter
 
     /// A provider serving snapshots from `publisher`; without `certificates` no secrets are served.
     public init(
         publisher: SnapshotPublisher, tokens: TokenAuthority?, certificates: ProxyCertificates?, allowUnauthenticated: Bool,
         status: ProxyStatusRegistry = ProxyStatusRegistry(), clock: @escaping @Sendable () -> Date = Date.init,
-        logger: Logger, metrics: any MetricsFactory
+        limits: Limits = Limits(), logger: Logger, metrics: any MetricsFactory
     ) {
+        admission = limits.connectionsPerSecond > 0
+            ? RateLimiter(ratePerSecond: limits.connectionsPerSecond, burst: limits.connectionBurst, clock: clock) : nil
+        maximumConnectionAge = limits.maximumConnectionAge
+        pushLimiter = PushLimiter(limit: limits.pushConcurrency)
         self.publisher = publisher
         self.tokens = tokens
         self.certificates = certificates
@@ -55,7 +63,32 @@ public final class MeshProxyProvider: ProxyConfigProvider {
         rotationFailures = Counter(label: "meshd_workload_cert_rotation_failures_total", dimensions: [], factory: metrics)
     }
 
+    /// Back-pressure and overload settings.
+    public struct Limits: Sendable {
+        /// New streams admitted per second (0: no limit); beyond, RESOURCE_EXHAUSTED and Envoy
+        /// retries with its back-off.
+        public var connectionsPerSecond: Double
+        /// New streams admitted at once.
+        public var connectionBurst: Int
+        /// Streams end (UNAVAILABLE) after this age ±10 %, so proxies spread over replicas.
+        public var maximumConnectionAge: Duration?
+        /// How many proxies' configurations are computed at once.
+        public var pushConcurrency: Int
+
+        /// Limits; the defaults admit 100 new streams per second (bursts of 200), never age
+        /// streams, and compute two configurations per core at once.
+        public init(connectionsPerSecond: Double = 100, connectionBurst: Int = 200, maximumConnectionAge: Duration? = nil, pushConcurrency: Int = 2 * ProcessInfo.processInfo.activeProcessorCount) {
+            self.connectionsPerSecond = connectionsPerSecond
+            self.connectionBurst = connectionBurst
+            self.maximumConnectionAge = maximumConnectionAge
+            self.pushConcurrency = pushConcurrency
+        }
+    }
+
     public func connect(node: Envoy_Config_Core_V3_Node, metadata: Metadata, peer: String) async throws(RPCError) -> any ProxySession {
+        if let admission, !admission.allow("xds") {
+            throw RPCError(code: .resourceExhausted, message: "too many new xDS streams at once; retry with back-off")
+        }
         let identity: NodeIdentity
         do {
             identity = try NodeIdentity(node: node)
@@ -82,6 +115,9 @@ public final class MeshProxyProvider: ProxyConfigProvider {
             provider: self, proxyID: node.id, workload: identity.workload, identity: spiffe, certificateDirectory: identity.certificateDirectory,
             tokenID: tokenID, connection: connection, certificate: certificate, snapshot: snapshot)
         sessions.withLock { $0[connection] = session }
+        if let age = maximumConnectionAge {
+            session.closeAfter(age * Double.random(in: 0.9...1.1))
+        }
         return session
     }
 
@@ -254,6 +290,7 @@ public final class MeshProxyProvider: ProxyConfigProvider {
         let initialResources: XDSResourceSet
         private let state: Mutex<State>
         private let subscription: UInt64
+        private let ageTimer = Mutex<Task<Void, any Error>?>(nil)
 
         init(
             provider: MeshProxyProvider, proxyID: String, workload: ServiceRegistry.WorkloadID, identity: SpiffeID, certificateDirectory: String?,
@@ -318,7 +355,17 @@ public final class MeshProxyProvider: ProxyConfigProvider {
         }
 
         func updates() -> any AsyncSequence<ProxyUpdate, Never> & Sendable {
-            signal.stream.map { [self] _ in next() }
+            signal.stream.map { [self] _ in await provider.pushLimiter.run { next() } }
+        }
+
+        /// Ends the stream after `age` (the maximum connection age).
+        func closeAfter(_ age: Duration) {
+            let signal = signal
+            let timer = Task {
+                try await Task.sleep(for: age)
+                signal.post { $0.closeReason = RPCError(code: .unavailable, message: "maximum connection age reached; reconnect") }
+            }
+            ageTimer.withLock { $0 = timer }
         }
 
         private func next() -> ProxyUpdate {
@@ -380,6 +427,7 @@ public final class MeshProxyProvider: ProxyConfigProvider {
         }
 
         func close() {
+            ageTimer.withLock { $0?.cancel() }
             provider.publisher.unsubscribe(subscription)
             signal.finish()
             provider.forget(connection)

@@ -112,7 +112,7 @@ struct XDS: AsyncParsableCommand {
 
             latencies.sort()
             func percentile(_ p: Double) -> String { Self.milliseconds(latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))]) }
-            print("proxies: \(proxies) (\(delta ? "delta" : "SotW"), types \(types)), all synced after \(Self.milliseconds(connected))")
+            print("proxies: \(proxies) (\(delta ? "delta" : "SotW"), types \(types)), all synced after \(Self.milliseconds(connected)) (\(recorder.retries) streams turned away and retried)")
             print("convergence over \(changes) changes (change applied -> every proxy acknowledged it; debounce included): p50 \(percentile(0.5)) p90 \(percentile(0.9)) p99 \(percentile(0.99)) max \(Self.milliseconds(latencies.last ?? .zero))")
             print("slowest proxy per change: \(perRoundMaximum.map(Self.milliseconds).joined(separator: ", "))")
             if let before = memoryBefore, let after = memoryAfter {

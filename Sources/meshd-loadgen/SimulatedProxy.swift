@@ -17,11 +17,14 @@ final class Recorder: Sendable {
         var edsBench: [Int: Bool] = [:]
         var converged: [Int: [Int: ContinuousClock.Instant]] = [:]
         var failures: [String] = []
+        var retries = 0
     }
 
     private let state = Mutex(State())
 
     func synced(_ proxy: Int) { _ = state.withLock { $0.synced.insert(proxy) } }
+    func retried() { state.withLock { $0.retries += 1 } }
+    var retries: Int { state.withLock { $0.retries } }
     var syncedCount: Int { state.withLock { $0.synced.count } }
     func failed(_ proxy: Int, _ error: any Error) { state.withLock { $0.failures.append("proxy \(proxy): \(error)") } }
     var failures: [String] { state.withLock { $0.failures } }
@@ -73,12 +76,22 @@ struct SimulatedProxy: Sendable {
     var types: Set<String>
     var recorder: Recorder
 
+    /// Runs the stream until cancelled; like Envoy, retries with back-off when the server turns
+    /// the stream away (RESOURCE_EXHAUSTED, UNAVAILABLE).
     func run(delta: Bool) async {
-        do {
-            if delta { try await runDelta() } else { try await runStateOfTheWorld() }
-        } catch is CancellationError {
-        } catch {
-            if !Task.isCancelled { recorder.failed(index, error) }
+        for attempt in 1...100 where !Task.isCancelled {
+            do {
+                if delta { try await runDelta() } else { try await runStateOfTheWorld() }
+                return
+            } catch let error as RPCError where [.resourceExhausted, .unavailable].contains(error.code) && attempt < 100 {
+                recorder.retried()
+                try? await Task.sleep(for: .milliseconds(Int.random(in: 100...min(100 * attempt, 2000))))
+            } catch is CancellationError {
+                return
+            } catch {
+                if !Task.isCancelled { recorder.failed(index, error) }
+                return
+            }
         }
     }
 

@@ -59,6 +59,18 @@ struct Meshd: AsyncParsableCommand {
     @Option(name: .customLong("debounce-max"), help: "Longest a config change waits for quiet before it is pushed (Istio's PILOT_DEBOUNCE_MAX).")
     var debounceMax = "10s"
 
+    @Option(name: .customLong("xds-connection-rate"), help: "New xDS streams admitted per second (0: no limit); beyond, RESOURCE_EXHAUSTED.")
+    var xdsConnectionRate = 100.0
+
+    @Option(name: .customLong("xds-connection-burst"), help: "New xDS streams admitted at once.")
+    var xdsConnectionBurst = 200
+
+    @Option(name: .customLong("xds-max-connection-age"), help: "End xDS streams after this age (±10 %) so proxies reconnect and spread over replicas (e.g. 30m; default: never).")
+    var xdsMaxConnectionAge: String?
+
+    @Option(name: .customLong("push-concurrency"), help: "How many proxies' configurations are computed at once (default: 2 per core).")
+    var pushConcurrency: Int?
+
     @Option(name: .customLong("admin-address"), help: "Where the admin HTTP API listens (host:port).")
     var adminAddress = "127.0.0.1:15014"
 
@@ -119,6 +131,15 @@ struct Meshd: AsyncParsableCommand {
         options.certificateRotationRatio = rotationRatio
         options.certificateRotationJitter = rotationJitter
         options.certificateCheckInterval = .nanoseconds(check.nanoseconds)
+        options.proxyLimits.connectionsPerSecond = xdsConnectionRate
+        options.proxyLimits.connectionBurst = xdsConnectionBurst
+        if let pushConcurrency { options.proxyLimits.pushConcurrency = pushConcurrency }
+        if let text = xdsMaxConnectionAge {
+            guard let age = IstioDuration(parsing: text), age.nanoseconds > 0 else {
+                throw ValidationError("--xds-max-connection-age must be a duration such as 30m, got \(text)")
+            }
+            options.proxyLimits.maximumConnectionAge = .nanoseconds(age.nanoseconds)
+        }
         options.debounceAfter = .nanoseconds(quiet.nanoseconds)
         options.debounceMax = .nanoseconds(longest.nanoseconds)
         let controlPlane: ControlPlane

@@ -174,6 +174,40 @@ extension EndToEnd {
             }
         }
 
+        @Test("new streams beyond the rate are turned away with RESOURCE_EXHAUSTED; streams end with UNAVAILABLE at the maximum connection age")
+        func overload() async throws {
+            let limits = MeshProxyProvider.Limits(connectionsPerSecond: 1, connectionBurst: 3, maximumConnectionAge: .seconds(1))
+            try await MeshHarness("push-overload", files: Self.files, configure: { $0.proxyLimits = limits }).run { mesh in
+                let metadata = try Self.metadata(mesh)
+                let outcomes = try await withThrowingTaskGroup(of: String.self) { group in
+                    for _ in 0..<8 {
+                        group.addTask {
+                            try await ADSTestClient.withStream(to: mesh.xdsAddress, security: mesh.security, metadata: metadata) { conversation -> String in
+                                conversation.request(XDSTypeURL.cluster, node: Self.node)
+                                let started = ContinuousClock.now
+                                do {
+                                    let response = try await conversation.receive()
+                                    conversation.request(XDSTypeURL.cluster, version: response.versionInfo, nonce: response.nonce)
+                                    _ = try await conversation.receive(timeout: .seconds(5))
+                                    return "not closed"
+                                } catch let error as RPCError {
+                                    let age = ContinuousClock.now - started
+                                    if error.code == .unavailable, age > .milliseconds(800), age < .seconds(3) { return "aged out" }
+                                    return "\(error.code)"
+                                }
+                            }
+                        }
+                    }
+                    var outcomes: [String] = []
+                    for try await outcome in group { outcomes.append(outcome) }
+                    return outcomes
+                }
+                let admitted = outcomes.filter { $0 == "aged out" }.count
+                #expect(admitted >= 3 && admitted <= 4, "the burst is admitted, then about 1 per second: \(outcomes)")
+                #expect(outcomes.filter { $0 == "\(RPCError.Code.resourceExhausted)" }.count == 8 - admitted, "\(outcomes)")
+            }
+        }
+
         @Test("one unacknowledged response per type; a NACKed configuration is not resent until it changes, and counted once")
         func nacksAndBackPressure() async throws {
             try await MeshHarness("push-nack", files: Self.files).run { mesh in
