@@ -1,4 +1,5 @@
 public import Foundation
+internal import MeshModel
 internal import Synchronization
 
 /// The append-only record of every certificate the CA issued: one JSON object per line.
@@ -43,11 +44,8 @@ public final class IssuanceLedger: Sendable {
 
     /// Appends an entry.
     public func append(_ entry: Entry) throws {
-        let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .iso8601
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        var line = try encoder.encode(entry)
-        line.append(0x0a)
+        let line = Array(entry.jsonLine.utf8)
+        // Opened for each entry, so that a moved or replaced ledger file is noticed at once.
         try lock.withLock { _ in
             let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
             guard fd >= 0 else { throw CAError("ledger", "cannot open \(path): \(String(cString: strerror(errno)))") }
@@ -63,5 +61,29 @@ public final class IssuanceLedger: Sendable {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
         return data.split(separator: 0x0a).compactMap { try? decoder.decode(Entry.self, from: Data($0)) }
+    }
+}
+
+extension IssuanceLedger.Entry {
+    /// The entry as one JSON line (sorted keys, RFC 3339 UTC times), written by hand: issuance
+    /// is on the hot path and Foundation's encoder would cost more than the signature.
+    var jsonLine: String {
+        var fields = [
+            ("caller", JSONString.quote(caller)), ("identity", JSONString.quote(identity)),
+        ]
+        if let issuerKey { fields.append(("issuerKey", JSONString.quote(issuerKey))) }
+        fields += [
+            ("notAfter", JSONString.quote(Self.rfc3339(notAfter))), ("notBefore", JSONString.quote(Self.rfc3339(notBefore))),
+            ("path", JSONString.quote(path)), ("serial", JSONString.quote(serial)),
+        ]
+        return "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}\n"
+    }
+
+    static func rfc3339(_ date: Date) -> String {
+        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
     }
 }

@@ -34,11 +34,7 @@ public struct SigningAuthority: Sendable {
         guard privateKey.publicKey == certificate.publicKey else {
             throw CAError("key_mismatch", "the CA private key does not belong to the CA certificate \(certificate.subject)")
         }
-        self.certificate = certificate
-        self.privateKey = privateKey
-        self.chain = chain
-        self.roots = roots
-        self.mode = mode
+        self.init(unchecked: certificate, privateKey: privateKey, chain: chain, roots: roots, mode: mode)
     }
 
     /// How far before "now" certificates start to be valid.
@@ -49,11 +45,24 @@ public struct SigningAuthority: Sendable {
 
     /// Identifies the signing key (hex SHA-256 of its public key bits): a root re-signed with
     /// the same key keeps it, a new CA gets a new one.
-    public var keyID: String { Self.keyID(certificate.publicKey) }
+    public let keyID: String
+    /// The signer's subject key identifier (the leaves' authority key identifier).
+    private let issuerKeyIdentifier: ArraySlice<UInt8>
 
     /// The key id of `publicKey`.
     public static func keyID(_ publicKey: Certificate.PublicKey) -> String {
-        SHA256.hash(data: Array(publicKey.subjectPublicKeyInfoBytes)).map { String(format: "%02x", $0) }.joined()
+        hex(SHA256.hash(data: Array(publicKey.subjectPublicKeyInfoBytes)))
+    }
+
+    /// Lower-case hex of `bytes`.
+    static func hex(_ bytes: some Sequence<UInt8>) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// The same signer with another trust bundle (during a root rotation, the union of old and new).
@@ -72,6 +81,8 @@ public struct SigningAuthority: Sendable {
         self.chain = chain
         self.roots = roots
         self.mode = mode
+        keyID = Self.keyID(certificate.publicKey)
+        issuerKeyIdentifier = (try? certificate.extensions.subjectKeyIdentifier?.keyIdentifier) ?? SubjectKeyIdentifier(hash: certificate.publicKey).keyIdentifier
     }
 
     /// The private key as PEM (for persisting a rotation's state; written 0600).
@@ -147,7 +158,7 @@ public struct SigningAuthority: Sendable {
         }
         let isRSA = PublicKeyKind(publicKey).isRSA
         do {
-            let issuerKeyID = try certificate.extensions.subjectKeyIdentifier?.keyIdentifier ?? SubjectKeyIdentifier(hash: certificate.publicKey).keyIdentifier
+            let issuerKeyID = issuerKeyIdentifier
             let extensions = try Certificate.Extensions {
                 Critical(BasicConstraints.notCertificateAuthority)
                 Critical(KeyUsage(digitalSignature: true, keyEncipherment: isRSA))
@@ -162,7 +173,7 @@ public struct SigningAuthority: Sendable {
                 signatureAlgorithm: PublicKeyKind(certificate.publicKey).signatureAlgorithm, extensions: extensions,
                 issuerPrivateKey: privateKey)
             let fullChain = [leaf] + (mode == .selfSigned ? [] : [certificate]) + chain
-            return try IssuedCertificate(leaf: leaf, chain: fullChain.count == 1 ? [leaf, certificate] : fullChain, identity: identity)
+            return try IssuedCertificate(leaf: leaf, chain: fullChain.count == 1 ? [leaf, certificate] : fullChain, identity: identity, issuerKey: keyID)
         } catch let error as CAError {
             throw error
         } catch {
@@ -212,11 +223,11 @@ public struct IssuedCertificate: Sendable {
     public let issuerKey: String
 
     /// A certificate and its chain.
-    public init(leaf: Certificate, chain: [Certificate], identity: SpiffeID) throws {
+    public init(leaf: Certificate, chain: [Certificate], identity: SpiffeID, issuerKey: String? = nil) throws {
         self.leaf = leaf
         self.chain = chain
         self.identity = identity
-        issuerKey = chain.count > 1 ? SigningAuthority.keyID(chain[1].publicKey) : ""
+        self.issuerKey = issuerKey ?? (chain.count > 1 ? SigningAuthority.keyID(chain[1].publicKey) : "")
     }
 
     /// The serial number in hex.
@@ -240,9 +251,6 @@ public enum SerialNumbers {
 
     /// Lower-case hex of a serial, without DER's sign padding.
     public static func hex(_ serial: Certificate.SerialNumber) -> String {
-        serial.bytes.drop(while: { $0 == 0 }).map { byte in
-            let text = String(byte, radix: 16)
-            return byte < 16 ? "0" + text : text
-        }.joined()
+        SigningAuthority.hex(serial.bytes.drop(while: { $0 == 0 }))
     }
 }

@@ -349,8 +349,11 @@ public final class MeshProxyProvider: ProxyConfigProvider {
                 sent.roots = root.roots
             }
             for secret in [sent.certificate, sent.root].compactMap({ $0 }) { resources.insert(secret) }
-            state.sent.append(sent)
-            if state.sent.count > 8 { state.sent.removeFirst(state.sent.count - 8) }
+            // Remember each distinct composition of the secrets (most pushes change none).
+            if state.sent.last.map({ $0.certificate != sent.certificate || $0.root != sent.root || $0.roots != sent.roots }) ?? true {
+                state.sent.append(sent)
+                if state.sent.count > 8 { state.sent.removeFirst(state.sent.count - 8) }
+            }
             return resources
         }
 

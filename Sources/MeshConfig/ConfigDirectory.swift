@@ -1,14 +1,22 @@
 internal import Foundation
 public import MeshModel
+internal import Synchronization
 
 /// The YAML/JSON files under a configuration directory.
 public struct ConfigDirectory: Sendable {
     /// The directory.
     public let path: String
+    /// Each file's last decoded text and resources: a change to one file does not decode the
+    /// others again (a large generated mesh takes longer to parse than to translate).
+    private let decoded = DecodedFiles()
 
     /// A configuration directory at `path`.
     public init(path: String) {
         self.path = path
+    }
+
+    final class DecodedFiles: Sendable {
+        let files = Mutex<[String: (text: String, resources: [SourcedResource])]>([:])
     }
 
     /// What identifies the directory's current content cheaply: each file's path, inode, size,
@@ -85,14 +93,22 @@ public struct ConfigDirectory: Sendable {
     /// taken whole or not at all. `mesh.yaml` is not a resource: see ``loadMesh()``.
     public func load() throws(ConfigLoadError) -> [SourcedResource] {
         var out: [SourcedResource] = []
-        for file in try files() where file != meshFile {
+        let files = try files().filter { $0 != meshFile }
+        defer { decoded.files.withLock { [names = Set(files)] cache in cache = cache.filter { names.contains($0.key) } } }
+        for file in files {
             let text: String
             do {
                 text = try String(contentsOfFile: file, encoding: .utf8)
             } catch {
                 throw ConfigLoadError(source: file, reason: "cannot read the file: \(error.localizedDescription)")
             }
-            out += try ResourceDocuments.decode(text, source: file)
+            if let cached = decoded.files.withLock({ $0[file] }), cached.text == text {
+                out += cached.resources
+                continue
+            }
+            let resources = try ResourceDocuments.decode(text, source: file)
+            decoded.files.withLock { $0[file] = (text, resources) }
+            out += resources
         }
         try ResourceDocuments.checkUnique(out)
         return out

@@ -1,29 +1,36 @@
+import Dispatch
 import Foundation
 import Synchronization
 import Testing
 import XDSCache
 
-final class Counter: Sendable {
-    let value = Mutex(0)
+final class Flags: Sendable {
+    let inside = Mutex(false)
+    let second = Mutex(false)
 }
 
 @Suite("Bounded push concurrency")
 struct PushLimiterTests {
-    @Test("never more than the limit at once; every body runs")
-    func bounded() async {
-        let limiter = PushLimiter(limit: 3)
-        let done = Counter()
-        await withTaskGroup(of: Void.self) { group in
-            for _ in 0..<24 {
-                group.addTask {
-                    await limiter.run {
-                        usleep(2000)
-                        done.value.withLock { $0 += 1 }
-                    }
-                }
+    @Test("with a limit of one, a second body waits until the first is done")
+    func waits() async throws {
+        let limiter = PushLimiter(limit: 1)
+        let flags = Flags()
+        let release = DispatchSemaphore(value: 0)
+        let first = Task.detached {
+            await limiter.run {
+                flags.inside.withLock { $0 = true }
+                release.wait()
             }
         }
-        #expect(done.value.withLock { $0 } == 24)
-        #expect(limiter.peak <= 3 && limiter.peak >= 2, "peak \(limiter.peak)")
+        for _ in 0..<200 where !flags.inside.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(flags.inside.withLock { $0 })
+        let second = Task.detached { await limiter.run { flags.second.withLock { $0 = true } } }
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(!flags.second.withLock { $0 }, "the second body waits for the slot")
+        release.signal()
+        await first.value
+        await second.value
+        #expect(flags.second.withLock { $0 })
+        #expect(limiter.peak == 1)
     }
 }

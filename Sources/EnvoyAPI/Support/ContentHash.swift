@@ -14,10 +14,22 @@ public struct ContentHash: Hashable, Sendable, CustomStringConvertible {
 
     /// Mixes `bytes` into the hash.
     public mutating func combine(_ bytes: some Sequence<UInt8>) {
+        // Contiguous storage (Data, arrays, UTF-8 views) is hashed without per-byte iterator calls.
+        if let done: Void = bytes.withContiguousStorageIfAvailable({ combine(buffer: UnsafeRawBufferPointer($0)) }) { return done }
         for byte in bytes {
             value ^= UInt64(byte)
             value &*= 0x0000_0100_0000_01b3
         }
+    }
+
+    /// Mixes raw bytes into the hash.
+    public mutating func combine(buffer: UnsafeRawBufferPointer) {
+        var value = self.value
+        for byte in buffer {
+            value ^= UInt64(byte)
+            value &*= 0x0000_0100_0000_01b3
+        }
+        self.value = value
     }
 
     /// Mixes a string (its UTF-8 bytes and a terminator) into the hash.

@@ -18,7 +18,7 @@ public struct XDSResource: Sendable, Hashable {
         typeURL = body.typeURL
         var hash = ContentHash()
         hash.combine(name)
-        hash.combine(body.value)
+        body.value.withUnsafeBytes { hash.combine(buffer: $0) }
         self.hash = hash
     }
 
