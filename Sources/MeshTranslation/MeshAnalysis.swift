@@ -83,12 +83,7 @@ public enum MeshAnalysis {
         // Unknown hosts, subsets and providers (ReferenceCheck ends each reason with its code).
         for (key, problems) in ReferenceCheck.warnings(in: snapshot).sorted(by: { $0.key < $1.key }) {
             for problem in problems {
-                var reason = problem.reason
-                var code = "IST0101"
-                if reason.hasSuffix(")"), let open = reason.lastIndex(of: "(") {
-                    code = String(reason[reason.index(after: open)..<reason.index(before: reason.endIndex)])
-                    reason = String(reason[..<open]).trimmingSuffix(" ")
-                }
+                let (code, reason) = ReferenceCheck.code(of: problem)
                 messages.append(.init(level: code == "IST0174" ? "Warning" : "Error", code: code, resource: key.description, message: "\(problem.path): \(reason)"))
             }
         }
@@ -144,13 +139,5 @@ public enum MeshAnalysis {
 
     private static func labelText(_ labels: [String: String]) -> String {
         "{" + labels.keys.sorted().map { "\($0)=\(labels[$0]!)" }.joined(separator: ", ") + "}"
-    }
-}
-
-extension String {
-    fileprivate func trimmingSuffix(_ suffix: Character) -> String {
-        var text = self
-        while text.last == suffix { text.removeLast() }
-        return text
     }
 }

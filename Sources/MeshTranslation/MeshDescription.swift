@@ -87,7 +87,7 @@ public struct WorkloadDescription: Codable, Hashable, Sendable {
 public struct AnalysisMessage: Codable, Hashable, Sendable {
     /// `Error`, `Warning` or `Info`.
     public var level: String
-    /// `IST0101`, ... or `MESHD0001`, ...
+    /// Istio's analyzer code (`IST0101`, ...)
     public var code: String
     /// The resource (`Kind namespace/name`).
     public var resource: String

@@ -119,8 +119,13 @@ public struct DeltaStreamStateMachine: ADSStreamMachine {
     private mutating func pushPending() -> [Action] {
         guard resources != nil else { return [] }
         var actions: [Action] = []
+        // Decided once CDS and EDS had their turn; listeners and routes do not change it.
+        var clustersBusy: Bool?
         for typeURL in XDSTypeURL.pushOrder {
-            if typeURL == XDSTypeURL.listener || typeURL == XDSTypeURL.route, clusterSideBusy() { continue }
+            if typeURL == XDSTypeURL.listener || typeURL == XDSTypeURL.route {
+                if clustersBusy == nil { clustersBusy = clusterSideBusy() }
+                if clustersBusy == true { continue }
+            }
             if let response = responseIfDue(typeURL) {
                 actions.append(.send(response))
             } else if var state = types[typeURL], state.inFlight == nil, let nonce = state.rejectedNonce, holdsCurrent(typeURL, state) {

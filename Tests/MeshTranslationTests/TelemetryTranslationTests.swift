@@ -8,16 +8,9 @@ import XDSTesting
 
 @Suite("Telemetry in the generated config")
 struct TelemetryTranslationTests {
-    static let base = """
-        apiVersion: networking.istio.io/v1
-        kind: ServiceEntry
-        metadata: {name: web, namespace: shop}
-        spec:
-          hosts: [web.shop.svc.cluster.local]
-          location: MESH_INTERNAL
-          resolution: STATIC
-          ports: [{number: 8080, name: http}, {number: 9000, name: tcp-admin}]
-          workloadSelector: {labels: {app: web}}
+    /// The mTLS tests' mesh plus a Zipkin collector in istio-system.
+    static let base = MutualTLSTranslationTests.base + """
+
         ---
         apiVersion: networking.istio.io/v1
         kind: ServiceEntry
@@ -28,16 +21,6 @@ struct TelemetryTranslationTests {
           resolution: STATIC
           ports: [{number: 9411, name: http}]
           endpoints: [{address: 127.0.0.50}]
-        ---
-        apiVersion: networking.istio.io/v1
-        kind: WorkloadEntry
-        metadata: {name: web-1, namespace: shop}
-        spec: {address: 127.0.0.30, labels: {app: web}, serviceAccount: web}
-        ---
-        apiVersion: networking.istio.io/v1
-        kind: WorkloadEntry
-        metadata: {name: client, namespace: shop}
-        spec: {address: 127.0.0.31, labels: {app: client}, serviceAccount: client}
         """
 
     static let meshYAML = """

@@ -2,6 +2,18 @@
 /// host or subset answers 503 at run time), so meshd does too, and reports them: a log line, a
 /// counter, and a warning kept with the resource for `meshctl analyze`.
 public enum ReferenceCheck {
+    /// A problem whose reason ends with the analyzer code Istio gives it: `reason (IST0101)`.
+    static func problem(_ path: FieldPath, _ reason: String, code: String) -> SchemaError {
+        SchemaError(path: path, reason: "\(reason) (\(code))")
+    }
+
+    /// The analyzer code and the bare reason of a problem from ``warnings(in:)``.
+    public static func code(of problem: SchemaError) -> (code: String, reason: String) {
+        guard problem.reason.hasSuffix(")"), let open = problem.reason.lastIndex(of: "(") else { return ("IST0101", problem.reason) }
+        let code = problem.reason[problem.reason.index(after: open)..<problem.reason.index(before: problem.reason.endIndex)]
+        return (String(code), String(problem.reason[..<open].dropLast()))
+    }
+
     /// Warnings by resource: a host no service has, a subset no DestinationRule defines, a
     /// DestinationRule for an unknown host.
     public static func warnings(in snapshot: MeshSnapshot) -> [ResourceKey: [SchemaError]] {
@@ -24,9 +36,9 @@ public enum ReferenceCheck {
             func check(_ destination: Destination, at path: FieldPath) {
                 let host = HostName.resolve(destination.host, in: service.metadata.namespace, domainSuffix: suffix)
                 if !known(host) {
-                    problems.append(SchemaError(path: path.appending("host"), reason: "no service has host \(host) (IST0101)"))
+                    problems.append(problem(path.appending("host"), "no service has host \(host)", code: "IST0101"))
                 } else if let subset = destination.subset, !subset.isEmpty, !subsets(of: host).contains(subset) {
-                    problems.append(SchemaError(path: path.appending("subset"), reason: "no DestinationRule defines subset \(subset) of \(host) (IST0101)"))
+                    problems.append(problem(path.appending("subset"), "no DestinationRule defines subset \(subset) of \(host)", code: "IST0101"))
                 }
             }
             for (index, route) in (service.spec.http ?? []).enumerated() {
@@ -49,7 +61,7 @@ public enum ReferenceCheck {
         for rule in snapshot.destinationRules {
             let host = HostName.resolve(rule.spec.host, in: rule.metadata.namespace, domainSuffix: suffix)
             if !known(host) {
-                out[rule.key, default: []].append(SchemaError(path: FieldPath().appending("spec").appending("host"), reason: "no service has host \(host) (IST0174)"))
+                out[rule.key, default: []].append(problem(FieldPath().appending("spec").appending("host"), "no service has host \(host)", code: "IST0174"))
             }
         }
         for telemetry in snapshot.telemetries {
@@ -59,11 +71,11 @@ public enum ReferenceCheck {
                 for (index, provider) in (providers ?? []).enumerated() {
                     let at = path.appending("providers").appending(index: index).appending("name")
                     guard let found = snapshot.mesh.provider(named: provider.name) else {
-                        problems.append(SchemaError(path: at, reason: "no extension provider \(provider.name) in mesh.yaml (IST0101)"))
+                        problems.append(problem(at, "no extension provider \(provider.name) in mesh.yaml", code: "IST0101"))
                         continue
                     }
                     if let type = MeshTelemetry.providerType(found), !kinds.contains(type) {
-                        problems.append(SchemaError(path: at, reason: "provider \(provider.name) is a \(type) provider, not one of \(kinds.joined(separator: ", ")) (IST0101)"))
+                        problems.append(problem(at, "provider \(provider.name) is a \(type) provider, not one of \(kinds.joined(separator: ", "))", code: "IST0101"))
                     }
                 }
             }
