@@ -68,6 +68,8 @@ let package = Package(
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .target(name: "MeshModel", swiftSettings: strict),
+        // The sidecar launcher behind `meshctl proxy run`: Envoy's command line, restarts, drain on exit.
+        .target(name: "ProxyAgent", swiftSettings: strict),
         .target(name: "MeshConfig", dependencies: ["MeshModel", yams, grdb, logging, metrics], swiftSettings: strict),
         .target(name: "MeshTranslation", dependencies: ["MeshModel", "EnvoyAPI", protobuf], swiftSettings: strict),
         .target(name: "XDSCache", dependencies: ["EnvoyAPI", protobuf], swiftSettings: strict),
@@ -102,7 +104,9 @@ let package = Package(
             swiftSettings: strict),
         .executableTarget(
             name: "meshctl",
-            dependencies: ["ControlPlane", "MeshModel", "MeshConfig", "MeshTranslation", "CertificateAuthority", "AdminAPI", argumentParser, yams],
+            dependencies: [
+                "ControlPlane", "MeshModel", "MeshConfig", "MeshTranslation", "CertificateAuthority", "AdminAPI", "ProxyAgent", argumentParser, yams,
+            ],
             swiftSettings: strict
         ),
         .executableTarget(
@@ -117,12 +121,13 @@ let package = Package(
         .target(
             name: "XDSTesting",
             dependencies: [
-                "EnvoyAPI", "XDSServer", "MeshModel", "MeshTranslation", "CertificateAuthority", protobuf, grpcCore, grpcHTTP2,
+                "EnvoyAPI", "XDSServer", "MeshModel", "MeshTranslation", "CertificateAuthority", "ProxyAgent", protobuf, grpcCore, grpcHTTP2,
                 nioCore, nioPosix, nioHTTP1, nioSSL, logging, x509,
             ],
             swiftSettings: strict
         ),
         .testTarget(name: "MeshModelTests", dependencies: ["MeshModel"], swiftSettings: strict),
+        .testTarget(name: "ProxyAgentTests", dependencies: ["ProxyAgent"], swiftSettings: strict),
         .testTarget(
             name: "MeshConfigTests", dependencies: ["MeshConfig", "MeshModel", logging, metrics, metricsTestKit],
             swiftSettings: strict),

@@ -10,9 +10,16 @@ struct InboundBuilder {
     let authorization: AuthorizationBuilder
     let trustDomain: String
     let telemetry: TelemetryPolicy
+    let numTrustedProxies: UInt32
+
+    /// Envoy-internal request headers the app must never get from a caller. Envoy itself removes
+    /// its retry, timeout, tracing-force and service-node headers from requests it treats as
+    /// external (every inbound request, see `listener(for:)`); these it would pass through.
+    static let internalOnlyHeaders = ["x-envoy-original-path", "x-envoy-original-host", "x-envoy-peer-metadata", "x-envoy-peer-metadata-id"]
 
     init(scope: SidecarScope, snapshot: MeshSnapshot, telemetry: TelemetryPolicy) {
         self.scope = scope
+        numTrustedProxies = snapshot.mesh.numTrustedProxies
         self.telemetry = telemetry
         peerAuthentication = PeerAuthenticationPolicy(workload: scope.workload, snapshot: snapshot)
         authorization = AuthorizationBuilder(workload: scope.workload, snapshot: snapshot)
@@ -69,6 +76,15 @@ struct InboundBuilder {
             var hcm = HCM.common(statPrefix: telemetry.server.metrics ? "inbound_0.0.0.0_\(ingress.port)" : TelemetryPolicy.disabledStatName)
             if let tracing = telemetry.server.tracing { hcm.tracing = telemetry.hcmTracing(tracing) }
             hcm.routeConfig = routeConfiguration(for: ingress)
+            // The caller's address is the connection's peer unless mesh.yaml trusts proxies in
+            // front (gatewayTopology.numTrustedProxies): a forged X-Forwarded-For then changes no
+            // `remote.ip`/`remoteIpBlocks` decision. No address is internal (Envoy 1.33+ without
+            // internal_address_config), so Envoy strips its own control headers (x-envoy-retry-on,
+            // x-envoy-upstream-rq-timeout-ms, ...) from every caller; the caller's x-request-id is
+            // kept so traces and logs still join.
+            hcm.useRemoteAddress = Google_Protobuf_BoolValue(true)
+            hcm.xffNumTrustedHops = numTrustedProxies
+            hcm.preserveExternalRequestID = true
             // Normalise before authorization sees the path: decode %2F, resolve dot segments,
             // merge slashes — so `/a/../b`, `//a` and `%2F` cannot slip past a path rule.
             hcm.pathWithEscapedSlashesAction = .unescapeAndForward
@@ -101,6 +117,7 @@ struct InboundBuilder {
         var config = RouteConfiguration()
         config.name = cluster
         config.validateClusters = Google_Protobuf_BoolValue(false)
+        config.internalOnlyHeaders = Self.internalOnlyHeaders
         var host = VirtualHost()
         host.name = "inbound|http|\(ingress.port)"
         host.domains = ["*"]

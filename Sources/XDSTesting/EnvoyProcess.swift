@@ -1,30 +1,56 @@
 public import MeshModel
 internal import Foundation
 
-/// A real Envoy started by a test, with its own bootstrap file, admin address and log, stopped by
-/// its process id.
+/// A real Envoy started by a test the way users start one, through the sidecar launcher
+/// (`meshctl proxy run`, with its default drain settings), with its own bootstrap file, admin
+/// address and log; stopped by the launcher's process id (SIGTERM: graceful drain, then Envoy stops).
 public final class EnvoyProcess: Sendable {
     /// The name used for its files.
     public let name: String
     /// Its admin address.
     public let adminAddress: HostPort
-    /// The process.
+    /// The launcher process (Envoy is its child; both write to its log).
     public let handle: ProcessHandle
 
-    /// Writes `bootstrapJSON` into `directory` and starts Envoy on it.
-    public static func start(name: String, bootstrapJSON: String, adminAddress: HostPort, directory: String) throws -> EnvoyProcess {
-        let binary = try TestTools.envoy()
+    /// Writes `bootstrapJSON` into `directory` and starts Envoy on it through `meshctl proxy run`.
+    /// Only what keeps tests small differs from the launcher's defaults: one worker thread and at
+    /// most one second of graceful drain on shutdown.
+    public static func start(name: String, bootstrapJSON: String, adminAddress: HostPort, directory: String, launcherArguments: [String] = []) throws -> EnvoyProcess {
         let configPath = "\(directory)/\(name)-bootstrap.json"
         try bootstrapJSON.write(toFile: configPath, atomically: true, encoding: .utf8)
+        return try launch(name: name, source: ["--bootstrap", configPath] + launcherArguments, adminAddress: adminAddress, directory: directory)
+    }
+
+    /// Starts a workload's sidecar as its README shows: `meshctl proxy run --workload NS/NAME`
+    /// fetches the bootstrap from meshd (`meshctlArguments` says where meshd is, with its token).
+    public static func start(name: String, workload: String, adminAddress: HostPort, directory: String, meshctlArguments: [String]) throws -> EnvoyProcess {
+        try launch(
+            name: name, source: ["--workload", workload, "--bootstrap-out", "\(directory)/\(name)-bootstrap.json"] + meshctlArguments,
+            adminAddress: adminAddress, directory: directory)
+    }
+
+    private static func launch(name: String, source: [String], adminAddress: HostPort, directory: String) throws -> EnvoyProcess {
         let handle = try ProcessHandle(
-            executable: binary,
+            executable: try TestTools.productBinary("meshctl"),
             arguments: [
-                "-c", configPath, "--disable-hot-restart", "--concurrency", "1",
-                "--log-level", ProcessInfo.processInfo.environment["MESHD_ENVOY_LOG"] ?? "warning",
-                "--drain-time-s", "1", "--parent-shutdown-time-s", "2",
-            ],
+                "proxy", "run", "--envoy", try TestTools.envoy(), "--concurrency", "1",
+                "--log-level", ProcessInfo.processInfo.environment["MESHD_ENVOY_LOG"] ?? "warning", "--termination-drain", "1",
+            ] + source,
             logPath: "\(directory)/\(name)-envoy.log")
         return EnvoyProcess(name: name, adminAddress: adminAddress, handle: handle)
+    }
+
+    /// The command line the launcher last started Envoy with (from its log).
+    public var launchedCommandLine: String? {
+        handle.log.split(separator: "\n").last { $0.contains("started Envoy (pid ") }.map(String.init)
+    }
+
+    /// The process ids of the Envoys the launcher started, oldest first (from its log).
+    public var envoyPIDs: [Int32] {
+        handle.log.split(separator: "\n").compactMap { line in
+            guard let range = line.range(of: "started Envoy (pid ") else { return nil }
+            return Int32(line[range.upperBound...].prefix { $0.isNumber })
+        }
     }
 
     private init(name: String, adminAddress: HostPort, handle: ProcessHandle) {
@@ -37,7 +63,7 @@ public final class EnvoyProcess: Sendable {
     public func waitUntilReady(timeout: Duration = .seconds(15)) async throws {
         try await Eventually.wait(timeout: timeout, what: "Envoy \(name) to become ready (log: \(handle.logPath))") {
             guard handle.isRunning else {
-                throw HTTPProbe.Failure(description: "Envoy \(name) exited: \(handle.log.suffix(2000))")
+                throw HTTPProbe.Failure(description: "the launcher of Envoy \(name) exited: \(handle.log.suffix(2000))")
             }
             let response = try? await admin("/ready")
             return response?.status == 200 && response?.body.contains("LIVE") == true
@@ -94,8 +120,18 @@ public final class EnvoyProcess: Sendable {
         return problems
     }
 
-    /// Stops Envoy (SIGTERM, then SIGKILL).
+    /// Stops the launcher and with it Envoy (SIGTERM: drain, then stop; SIGKILL after 5 s).
     public func stop() async {
         await handle.stop()
+    }
+
+    /// Waits until no filter chain or listener of this Envoy is draining: connections opened
+    /// before a listener change are closed by then, so every request is decided by the new
+    /// configuration.
+    public func waitUntilDrained(timeout: Duration = .seconds(15)) async throws {
+        try await Eventually.wait(timeout: timeout, what: "Envoy \(name) to finish draining old filter chains") {
+            let stats = try await stats(filter: "listener_manager.total_(filter_chains|listeners)_draining")
+            return !stats.isEmpty && stats.values.allSatisfy { $0 == 0 }
+        }
     }
 }

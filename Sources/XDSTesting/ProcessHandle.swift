@@ -1,72 +1,41 @@
 internal import Foundation
+internal import ProxyAgent
 internal import Synchronization
 
-/// A child process the test started, stopped by its process id only.
-///
-/// Started with `posix_spawn` and an empty signal mask with default dispositions: the test runner's
-/// threads block most signals, and a child spawned through `Foundation.Process` inherits that mask
-/// and would ignore SIGTERM.
+/// A child process the test started, stopped by its process id only (spawned as `ChildProcess`
+/// does: an empty signal mask and default dispositions, so SIGTERM reaches it).
 public final class ProcessHandle: Sendable {
     /// The process id.
     public let pid: Int32
     /// Where its output goes.
     public let logPath: String
-    private let exitStatus = Mutex<Int32?>(nil)
+    private let child: ChildProcess
 
     /// Starts `executable` with `arguments`, stdout and stderr to `logPath`, stdin from /dev/null.
     public init(executable: String, arguments: [String], logPath: String, environment: [String: String]? = nil) throws {
         self.logPath = logPath
         ProcessHandle.reapOrphans()
-        var fileActions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&fileActions)
-        defer { posix_spawn_file_actions_destroy(&fileActions) }
-        posix_spawn_file_actions_addopen(&fileActions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&fileActions, 1, logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&fileActions, 1, 2)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        var allSignals = sigset_t()
-        sigfillset(&allSignals)
-        posix_spawnattr_setsigdefault(&attributes, &allSignals)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        let environmentStrings = (environment ?? ProcessInfo.processInfo.environment).map { "\($0.key)=\($0.value)" }
-        let envp = environmentStrings.map { strdup($0) } + [nil]
-        defer { envp.forEach { free($0) } }
-        var child: pid_t = 0
-        let result = posix_spawn(&child, executable, &fileActions, &attributes, argv, envp)
-        guard result == 0 else {
-            throw HTTPProbe.Failure(description: "cannot start \(executable): \(String(cString: strerror(result)))")
+        do {
+            child = try ChildProcess(executable: executable, arguments: arguments, environment: environment, logPath: logPath)
+        } catch {
+            throw HTTPProbe.Failure(description: "\(error)")
         }
-        pid = child
-        ProcessHandle.remember(pid: child, commandLine: ([executable] + arguments).joined(separator: " "))
+        pid = child.pid
+        ProcessHandle.remember(pid: pid, commandLine: ([executable] + arguments).joined(separator: " "))
     }
 
     /// Whether it still runs (reaps it when it has exited).
     public var isRunning: Bool {
-        exitStatus.withLock { status in
-            if status != nil { return false }
-            var raw: Int32 = 0
-            let result = waitpid(pid, &raw, WNOHANG)
-            if result == pid {
-                status = (raw & 0x7f) == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
-                ProcessHandle.forget(pid: pid)
-                return false
-            }
-            return result == 0
+        guard child.isRunning else {
+            ProcessHandle.forget(pid: pid)
+            return false
         }
+        return true
     }
 
     /// The exit status (128 + signal number when killed by a signal), once it has exited.
     public var terminationStatus: Int32? {
-        _ = isRunning
-        return exitStatus.withLock { $0 }
+        child.terminationStatus
     }
 
     /// Sends a signal.

@@ -5,13 +5,22 @@ import Foundation
 struct Bootstrap: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print a working Envoy bootstrap for a workload: its node identity, Envoy's admin address, and the xDS cluster (TLS, verified against meshd's root) with a token minted for the workload's service account.",
-        discussion: "Example: meshctl bootstrap --workload tai-system/governor-v1 > governor.json && envoy -c governor.json --disable-hot-restart")
+        discussion: "To run a sidecar, prefer `meshctl proxy run --workload NS/NAME`: it fetches the bootstrap and starts Envoy with the drain settings that make policy changes reach open connections.")
 
     @OptionGroup var server: ServerOptions
 
     @Option(name: .customLong("workload"), help: "The workload as namespace/name of its WorkloadEntry.")
     var workload: String
 
+    @OptionGroup var bootstrap: BootstrapOptions
+
+    func run() async throws {
+        FileHandle.standardOutput.write(try await bootstrap.fetch(workload: workload, client: server.client))
+    }
+}
+
+/// What a bootstrap is made with, shared by `meshctl bootstrap` and `meshctl proxy run`.
+struct BootstrapOptions: ParsableArguments {
     @Option(name: .customLong("xds-address"), help: "meshd's xDS address as the sidecar reaches it (default: where meshd listens).")
     var xdsAddress: String?
 
@@ -27,7 +36,8 @@ struct Bootstrap: AsyncParsableCommand {
     @Flag(name: .customLong("delta"), help: "Use delta (incremental) xDS instead of state of the world.")
     var delta = false
 
-    func run() async throws {
+    /// Asks meshd for the bootstrap of `workload` (namespace/name).
+    func fetch(workload: String, client: AdminClient) async throws -> Data {
         guard workload.split(separator: "/").count == 2 else { throw ValidationError("--workload must be namespace/name, got \(workload)") }
         var body: [String: Any] = ["workload": workload]
         if let xdsAddress { body["xdsAddress"] = xdsAddress }
@@ -35,7 +45,6 @@ struct Bootstrap: AsyncParsableCommand {
         if let tokenTTL { body["tokenTTLSeconds"] = tokenTTL }
         if let certificateDirectory { body["certificateDirectory"] = URL(fileURLWithPath: certificateDirectory).standardizedFileURL.path }
         if delta { body["delta"] = true }
-        let data = try await server.client.post("/v1/bootstrap", json: body)
-        FileHandle.standardOutput.write(data)
+        return try await client.post("/v1/bootstrap", json: body)
     }
 }

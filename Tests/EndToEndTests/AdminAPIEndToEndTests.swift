@@ -81,9 +81,10 @@ extension EndToEnd {
                     apps.append(try await TestHTTPApp.start(name: name, host: "127.0.2.\(host)", port: 8080))
                 }
                 for (workload, host) in [("governor-v1", 2), ("coordinator-v1", 4), ("coordinator-v2", 5)] {
-                    let bootstrap = try await meshctl(["bootstrap", "--workload", "tai-system/\(workload)", "--xds-address", "\(xds)"] + server, in: directory)
-                    #expect(bootstrap.status == 0, "\(bootstrap.output)")
-                    let envoy = try EnvoyProcess.start(name: workload, bootstrapJSON: bootstrap.output, adminAddress: HostPort(host: "127.0.0.\(host)", port: 15000), directory: directory)
+                    // As the README runs a sidecar: the launcher fetches the bootstrap from meshd.
+                    let envoy = try EnvoyProcess.start(
+                        name: workload, workload: "tai-system/\(workload)", adminAddress: HostPort(host: "127.0.0.\(host)", port: 15000),
+                        directory: directory, meshctlArguments: ["--xds-address", "\(xds)"] + server)
                     envoys.append(envoy)
                     try await envoy.waitUntilReady()
                 }

@@ -72,9 +72,9 @@ extension EndToEnd {
             try await Eventually.wait(timeout: .seconds(5), what: "policies \(group) on the api sidecar") {
                 (try? await api.admin("/config_dump").body.contains("policy[marker-\(group)]")) ?? false
             }
-            // Connections opened before the change keep the old filters until Envoy drains them
-            // (--drain-time-s 1), as with any listener update.
-            try await Task.sleep(for: .milliseconds(1300))
+            // Connections opened before the change keep the old filters until the launcher's
+            // immediate drain closes them.
+            for envoy in mesh.envoys { try await envoy.waitUntilDrained() }
         }
 
         static func check(_ cases: [Case], group: String) async {

@@ -53,7 +53,7 @@ extension EndToEnd {
 
             // 2. A new ServiceEntry file: reachable within 2 s, no Envoy restarted.
             let extra = try await mesh.startApp("extra", host: "127.20.2.9", port: 9090)
-            let pids = mesh.envoys.map(\.handle.pid)
+            let pids = mesh.envoys.map(\.envoyPIDs)
             let started = ContinuousClock.now
             try mesh.writeConfig("extra.yaml", """
                 apiVersion: networking.istio.io/v1
@@ -72,7 +72,7 @@ extension EndToEnd {
             }
             let elapsed = ContinuousClock.now - started
             #expect(extra.requests.count >= 1)
-            #expect(mesh.envoys.map(\.handle.pid) == pids && mesh.envoys.allSatisfy(\.handle.isRunning), "no Envoy was restarted")
+            #expect(mesh.envoys.map(\.envoyPIDs) == pids && pids.allSatisfy { $0.count == 1 } && mesh.envoys.allSatisfy(\.handle.isRunning), "no Envoy was restarted")
             print("new service reachable after \(elapsed)")
 
             // 3. An invalid file is refused while traffic keeps flowing; the served config is unchanged.

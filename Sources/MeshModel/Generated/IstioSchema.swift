@@ -1368,19 +1368,23 @@ public struct MeshProxyConfig: IstioMessage {
     public var tracingServiceName: MeshProxyConfig.TracingServiceName?
     /// `tracing` (field 19).
     public var tracing: MeshProxyTracing?
+    /// `gatewayTopology` (field 30).
+    public var gatewayTopology: Topology?
 
     /// Creates a value from its fields.
-    public init(tracingServiceName: MeshProxyConfig.TracingServiceName? = nil, tracing: MeshProxyTracing? = nil) {
+    public init(tracingServiceName: MeshProxyConfig.TracingServiceName? = nil, tracing: MeshProxyTracing? = nil, gatewayTopology: Topology? = nil) {
         self.tracingServiceName = tracingServiceName
         self.tracing = tracing
+        self.gatewayTopology = gatewayTopology
     }
 
     /// Decodes strictly: unknown fields, wrong types, missing required fields and
     /// conflicting oneof members are errors naming the field path.
     public init(config source: ConfigValue, at location: FieldPath) throws(SchemaError) {
-        let reader = try ObjectReader(source, at: location, type: "MeshProxyConfig", fields: ["tracingServiceName", "tracing"], oneofs: [["tracingServiceName"]])
+        let reader = try ObjectReader(source, at: location, type: "MeshProxyConfig", fields: ["tracingServiceName", "tracing", "gatewayTopology"], oneofs: [["tracingServiceName"]])
         self.tracingServiceName = try reader.optional("tracingServiceName")
         self.tracing = try reader.optional("tracing")
+        self.gatewayTopology = try reader.optional("gatewayTopology")
     }
 
     /// The value in its YAML/JSON shape; unset fields are left out.
@@ -1388,6 +1392,7 @@ public struct MeshProxyConfig: IstioMessage {
         var writer = ObjectWriter()
         writer.set("tracingServiceName", self.tracingServiceName)
         writer.set("tracing", self.tracing)
+        writer.set("gatewayTopology", self.gatewayTopology)
         return writer.value
     }
 }
@@ -2625,6 +2630,31 @@ public enum TelemetryWorkloadMode: String, IstioEnum {
     case CLIENT
     /// `SERVER` (2).
     case SERVER
+}
+
+/// Istio `istio.mesh.v1alpha1.Topology`: the fields users write under this key, by their YAML names.
+public struct Topology: IstioMessage {
+    /// `numTrustedProxies` (field 1).
+    public var numTrustedProxies: UInt32?
+
+    /// Creates a value from its fields.
+    public init(numTrustedProxies: UInt32? = nil) {
+        self.numTrustedProxies = numTrustedProxies
+    }
+
+    /// Decodes strictly: unknown fields, wrong types, missing required fields and
+    /// conflicting oneof members are errors naming the field path.
+    public init(config source: ConfigValue, at location: FieldPath) throws(SchemaError) {
+        let reader = try ObjectReader(source, at: location, type: "Topology", fields: ["numTrustedProxies"])
+        self.numTrustedProxies = try reader.optional("numTrustedProxies")
+    }
+
+    /// The value in its YAML/JSON shape; unset fields are left out.
+    public var configValue: ConfigValue {
+        var writer = ObjectWriter()
+        writer.set("numTrustedProxies", self.numTrustedProxies)
+        return writer.value
+    }
 }
 
 /// Istio `istio.networking.v1alpha3.TrafficPolicy`: the fields users write under this key, by their YAML names.

@@ -1,5 +1,6 @@
 /// The telemetry part of Istio's MeshConfig, read from `mesh.yaml` in the config directory:
 /// `enableTracing`, `defaultConfig.tracing.sampling`, `extensionProviders`, `defaultProviders`,
+/// `defaultConfig.gatewayTopology.numTrustedProxies` (the one field here that is not telemetry),
 /// and the access-log settings `accessLogFile`, `accessLogEncoding`, `accessLogFormat`.
 public struct MeshTelemetry: Hashable, Sendable {
     /// How access log lines are written.
@@ -107,6 +108,10 @@ public struct MeshTelemetry: Hashable, Sendable {
 
     /// Whether tracing is on at all (`enableTracing`, Istio's default true).
     public var tracingEnabled: Bool { config.enableTracing ?? true }
+    /// How many proxies in front of a sidecar are trusted to have set `X-Forwarded-For`
+    /// (`defaultConfig.gatewayTopology.numTrustedProxies`, default 0: the client address is the
+    /// connection's peer and a forged header changes nothing).
+    public var numTrustedProxies: UInt32 { config.defaultConfig?.gatewayTopology?.numTrustedProxies ?? 0 }
     /// The sampling percentage when no Telemetry sets one (Istio: 1 %).
     public var defaultSampling: Double { config.defaultConfig?.tracing?.sampling ?? 1 }
 }
