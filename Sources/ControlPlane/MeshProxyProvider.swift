@@ -104,7 +104,7 @@ public final class MeshProxyProvider: ProxyConfigProvider {
         var certificate: ProxyCertificates.Entry? = nil
         if let certificates, identity.certificateDirectory == nil {
             do {
-                certificate = try certificates.certificate(proxy: node.id, identity: spiffe)
+                certificate = try certificates.certificate(workload: identity.workload.description, identity: spiffe)
             } catch {
                 logger.error("cannot issue the proxy's certificate", metadata: ["node": "\(node.id)", "error": "\(error)"])
                 throw RPCError(code: .unavailable, message: "meshd cannot issue a certificate right now; retry")
@@ -393,7 +393,7 @@ public final class MeshProxyProvider: ProxyConfigProvider {
         private func renew(_ current: inout State, certificates: ProxyCertificates) {
             let previous = current.certificate?.serial
             do {
-                let entry = try certificates.certificate(proxy: proxyID, identity: identity)
+                let entry = try certificates.certificate(workload: workload.description, identity: identity)
                 current.certificate = entry
                 current.failures = 0
                 current.retryAt = .distantPast

@@ -7,8 +7,9 @@ internal import Synchronization
 internal import SwiftASN1
 internal import X509
 
-/// The workload certificates meshd made for proxies over SDS, one per proxy (node id), each with
-/// a key meshd made for that proxy.
+/// The workload certificates meshd made for proxies over SDS, one per workload (the WorkloadEntry
+/// the stream's token and metadata authenticate, never the node id the proxy chose), each with a
+/// key meshd made for it.
 ///
 /// A proxy that reconnects — also after a meshd restart — gets the certificate it had as long as
 /// it is before its rotation point, so reconnects never cause a burst of issuance. The records live
@@ -74,8 +75,9 @@ public final class ProxyCertificates: Sendable {
     /// The key id of the signer in use.
     public var signerKey: String { service.signingAuthority.keyID }
 
-    /// The certificate of `proxy` for `identity`: the one it has unless it is due, else a new one.
-    public func certificate(proxy: String, identity: SpiffeID) throws -> Entry {
+    /// The certificate of `workload` (namespace/name) for `identity`: the one it has unless it is
+    /// due, else a new one.
+    public func certificate(workload proxy: String, identity: SpiffeID) throws -> Entry {
         let now = clock()
         if let existing = lookup(proxy), existing.identity == identity.uri, !isDue(existing, now: now) {
             return existing
@@ -103,7 +105,7 @@ public final class ProxyCertificates: Sendable {
         }
     }
 
-    /// The certificate a proxy holds, without issuing.
+    /// The certificate a workload holds, without issuing.
     public func lookup(_ proxy: String) -> Entry? {
         if let cached = entries.withLock({ $0[proxy] }) { return cached }
         guard let data = FileManager.default.contents(atPath: path(proxy)) else { return nil }

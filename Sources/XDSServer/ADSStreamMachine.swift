@@ -9,6 +9,9 @@ public enum StreamAction<Response: Sendable & Equatable>: Sendable, Equatable {
     case acknowledged(typeURL: String, version: String, nonce: String)
     /// The proxy rejected a response; `version` is the one it keeps.
     case rejected(typeURL: String, version: String, nonce: String, message: String)
+    /// The proxy asked for a type meshd does not serve: the watch stays open and unanswered (as
+    /// Istio and go-control-plane do; Envoy and gRPC clients ask for optional types).
+    case unserved(typeURL: String)
 }
 
 /// A request the stream cannot serve: the shell ends the stream with this status.
@@ -58,14 +61,12 @@ extension ADSStreamMachine {
     /// The type URLs this server serves.
     public static var servedTypes: Set<String> { Set(XDSTypeURL.pushOrder) }
 
-    /// Refuses requests without a type or for a type meshd does not serve.
-    static func checkServed(_ typeURL: String) throws(StreamFailure) {
+    /// Refuses requests without a type; `false` for a type meshd does not serve (left unanswered).
+    static func isServed(_ typeURL: String) throws(StreamFailure) -> Bool {
         guard !typeURL.isEmpty else {
             throw StreamFailure(message: "request without type_url; ADS requests must name the resource type")
         }
-        guard servedTypes.contains(typeURL) else {
-            throw StreamFailure(message: "unsupported type_url \"\(typeURL)\"; meshd serves \(XDSTypeURL.pushOrder.joined(separator: ", "))")
-        }
+        return servedTypes.contains(typeURL)
     }
 
 }

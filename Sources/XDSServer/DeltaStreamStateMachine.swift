@@ -32,6 +32,9 @@ public struct DeltaStreamStateMachine: ADSStreamMachine {
         var forced: Set<String> = []
         /// The nonce of the last response, when the proxy rejected it.
         var rejectedNonce: String?
+        /// A reconnecting proxy's first request, not yet answered: if it holds the current
+        /// versions, nothing is sent and that counts as an acknowledgement.
+        var reconnected = false
     }
 
     private(set) var resources: XDSResourceSet?
@@ -42,13 +45,14 @@ public struct DeltaStreamStateMachine: ADSStreamMachine {
 
     public mutating func received(_ request: Envoy_Service_Discovery_V3_DeltaDiscoveryRequest) throws(StreamFailure) -> [Action] {
         let typeURL = request.typeURL
-        try Self.checkServed(typeURL)
+        guard try Self.isServed(typeURL) else { return [.unserved(typeURL: typeURL)] }
         var actions: [Action] = []
         var state = types[typeURL] ?? TypeState()
         let wildcardType = XDSTypeURL.wildcardTypes.contains(typeURL)
         if !state.requested {
             state.requested = true
             state.held = request.initialResourceVersions
+            state.reconnected = !request.initialResourceVersions.isEmpty
             // Legacy wildcard: the first request of a wildcard type names nothing.
             state.wildcard = wildcardType && request.resourceNamesSubscribe.isEmpty
         }
@@ -127,7 +131,13 @@ public struct DeltaStreamStateMachine: ADSStreamMachine {
                 if clustersBusy == true { continue }
             }
             if let response = responseIfDue(typeURL) {
+                types[typeURL]?.reconnected = false
                 actions.append(.send(response))
+            } else if var state = types[typeURL], state.reconnected, state.inFlight == nil, holdsCurrent(typeURL, state) {
+                // Reconnected holding exactly the current versions (a meshd restart): in sync.
+                state.reconnected = false
+                types[typeURL] = state
+                actions.append(.acknowledged(typeURL: typeURL, version: heldVersion(state, typeURL), nonce: ""))
             } else if var state = types[typeURL], state.inFlight == nil, let nonce = state.rejectedNonce, holdsCurrent(typeURL, state) {
                 // The configuration went back to what the proxy kept when it rejected the last
                 // response: nothing to send, and the proxy is in sync again.

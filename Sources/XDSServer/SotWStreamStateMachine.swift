@@ -4,7 +4,8 @@ public import EnvoyAPI
 ///
 /// It follows the rules in `reference/xds-protocol.md`: node from the first request; a fresh nonce
 /// per response; ACK/NACK told apart by `error_detail` only; requests with a stale nonce ignored;
-/// wildcard LDS/CDS and named RDS/EDS/SDS; full LDS/CDS sets; at most one unacknowledged response
+/// wildcard LDS/CDS and named RDS/EDS/SDS (nothing sent for a named type watching no names); full
+/// LDS/CDS sets; at most one unacknowledged response
 /// per type; EDS re-sent after every CDS response; and push order CDS, EDS, then LDS and RDS only
 /// once the clusters they use are acknowledged (make before break). A NACKed configuration is not
 /// sent again until it changes.
@@ -36,7 +37,7 @@ public struct SotWStreamStateMachine: ADSStreamMachine {
     /// Handles a request from the proxy.
     public mutating func received(_ request: Envoy_Service_Discovery_V3_DiscoveryRequest) throws(Failure) -> [Action] {
         let typeURL = request.typeURL
-        try Self.checkServed(typeURL)
+        guard try Self.isServed(typeURL) else { return [.unserved(typeURL: typeURL)] }
         var actions: [Action] = []
         var state = types[typeURL] ?? TypeState()
         let nonce = request.responseNonce
@@ -131,6 +132,9 @@ public struct SotWStreamStateMachine: ADSStreamMachine {
 
     private func isDue(_ typeURL: String, state: TypeState) -> Bool {
         guard state.requested, !state.awaitingAck, let resources else { return false }
+        // A named type with no names is no longer watched: Envoy would only log the response
+        // as unwatched.
+        if !state.wildcard && state.names.isEmpty { return false }
         let content = Self.content(of: typeURL, state: state, in: resources).hash
         if state.mustResend { return true }
         return content != state.sentContent && content != state.rejectedContent

@@ -83,6 +83,22 @@ extension EndToEnd {
                 }
                 #expect(again == names["default"])
                 #expect(mesh.controlPlane.certificates.ledger.entries().filter { $0.path == "sds" }.count == 1)
+
+                // Metadata that names a-1 under a node id that names b-1: a-1's certificate, kept
+                // under a-1 (not the node id), so neither workload's next connect reissues.
+                var otherID = Self.node("b-1", 3)
+                otherID.metadata.fields["NAMESPACE"] = Google_Protobuf_Value(stringValue: Self.namespace)
+                otherID.metadata.fields["NAME"] = Google_Protobuf_Value(stringValue: "a-1")
+                let mixed = otherID
+                let viaOtherID = try await ADSTestClient.withStream(to: mesh.xdsAddress, security: mesh.security, metadata: metadata) { conversation -> String in
+                    conversation.request(XDSTypeURL.secret, names: ["default"], node: mixed)
+                    let secret = try Envoy_Extensions_TransportSockets_Tls_V3_Secret(unpackingAny: try await conversation.receive().resources[0])
+                    return secret.tlsCertificate.certificateChain.inlineString
+                }
+                #expect(viaOtherID == names["default"])
+                #expect(mesh.controlPlane.certificates.ledger.entries().filter { $0.path == "sds" }.count == 1)
+                #expect(mesh.controlPlane.proxyCertificates.lookup("\(Self.namespace)/b-1") == nil)
+                #expect(mesh.controlPlane.proxyCertificates.lookup("\(Self.namespace)/a-1")?.identity == Self.identityA.uri)
             }
         }
 
@@ -93,8 +109,8 @@ extension EndToEnd {
             for (name, text) in Self.files { try text.write(toFile: directory + "/config/" + name, atomically: true, encoding: .utf8) }
             let options = ControlPlaneOptions(configDirectory: directory + "/config", dataDirectory: directory + "/data", xdsAddress: HostPort(host: "127.0.0.1", port: 0), adminAddress: HostPort(host: "127.0.0.1", port: 0))
             let node = Self.node("a-1", 2).id
-            let first = try ControlPlane(options: options, logger: .init(label: "t")).proxyCertificates.certificate(proxy: node, identity: Self.identityA)
-            let second = try ControlPlane(options: options, logger: .init(label: "t")).proxyCertificates.certificate(proxy: node, identity: Self.identityA)
+            let first = try ControlPlane(options: options, logger: .init(label: "t")).proxyCertificates.certificate(workload: node, identity: Self.identityA)
+            let second = try ControlPlane(options: options, logger: .init(label: "t")).proxyCertificates.certificate(workload: node, identity: Self.identityA)
             #expect(first.serial == second.serial)
             try? FileManager.default.removeItem(atPath: directory)
         }

@@ -106,7 +106,7 @@ extension EndToEnd {
                     try await Eventually.wait(timeout: .seconds(10), what: "\(envoy.name) to hold the bundle with B alone and a leaf from B") {
                         let bundle = try await Self.rootBundle(envoy)
                         let leaf = try await Self.leafSerial(envoy)
-                        let entry = mesh.controlPlane.proxyCertificates.lookup(Self.nodeID(envoy.name))
+                        let entry = mesh.controlPlane.proxyCertificates.lookup("\(Self.namespace)/\(envoy.name)")
                         return bundle == [newRoot] && entry?.serial == leaf && entry?.issuerKey == SigningAuthority.keyID(newRoot.publicKey)
                     }
                 }
@@ -155,7 +155,7 @@ extension EndToEnd {
                 let second = try PluginCA.write(to: plugin, root: first.root, name: "second")
                 try await Eventually.wait(timeout: .seconds(15), what: "leaves from the new intermediate on both sidecars") {
                     for envoy in [server, client] {
-                        let entry = mesh.controlPlane.proxyCertificates.lookup(Self.nodeID(envoy.name))
+                        let entry = mesh.controlPlane.proxyCertificates.lookup("\(Self.namespace)/\(envoy.name)")
                         guard entry?.issuerKey == second.signer.keyID, try await Self.leafSerial(envoy) == entry?.serial else { return false }
                     }
                     return true
@@ -372,11 +372,6 @@ extension EndToEnd {
         }
 
         // MARK: Helpers
-
-        static func nodeID(_ name: String) -> String {
-            let host = ["server": 2, "client": 4, "observer": 6][name] ?? 0
-            return NodeIdentity.nodeID(workload: .init(namespace: namespace, name: name), address: "127.28.0.\(host)")
-        }
 
         /// The serial of the `default` certificate the sidecar holds (Envoy's /certs).
         static func leafSerial(_ envoy: EnvoyProcess) async throws -> String {

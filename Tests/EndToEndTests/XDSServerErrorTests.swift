@@ -38,7 +38,7 @@ extension EndToEnd {
             }
         }
 
-        @Test("missing node, unknown workload, unknown type, delta and garbage each get their status")
+        @Test("missing node, unknown workload, delta and garbage each get their status; a type meshd does not serve leaves the stream serving")
         func statuses() async throws {
             try await MeshHarness("xds-errors", files: Self.files).run { mesh in
                 let token = try mesh.token("errors", "server")
@@ -53,9 +53,22 @@ extension EndToEnd {
                 let unnamed = try await status(mesh, token: token) { $0.request(XDSTypeURL.cluster, node: Self.node("not-an-istio-node-id")) }
                 #expect(unnamed?.code == .invalidArgument)
 
-                let badType = try await status(mesh, token: token) { $0.request("type.googleapis.com/envoy.config.cluster.v3.Nope", node: Self.goodNode) }
-                #expect(badType?.code == .invalidArgument)
-                #expect(badType?.message.contains("unsupported type_url") == true)
+                // A type meshd does not serve is left unanswered; the same stream still gets CDS.
+                let runtime = "type.googleapis.com/envoy.service.runtime.v3.Runtime"
+                let afterRuntime = try await ADSTestClient.withStream(to: mesh.xdsAddress, security: mesh.security, metadata: ["authorization": "Bearer \(token)"]) { conversation in
+                    conversation.request(runtime, names: ["rtds"], node: Self.goodNode)
+                    #expect(await conversation.receivesNothing(within: .milliseconds(300)))
+                    conversation.request(XDSTypeURL.cluster)
+                    return try await conversation.receive().typeURL
+                }
+                #expect(afterRuntime == XDSTypeURL.cluster)
+                let afterRuntimeDelta = try await ADSTestClient.withDeltaStream(to: mesh.xdsAddress, security: mesh.security, metadata: ["authorization": "Bearer \(token)"]) { conversation in
+                    conversation.request(runtime, subscribe: ["rtds"], node: Self.goodNode)
+                    #expect(await conversation.receivesNothing(within: .milliseconds(300)))
+                    conversation.request(XDSTypeURL.cluster)
+                    return try await conversation.receive().typeURL
+                }
+                #expect(afterRuntimeDelta == XDSTypeURL.cluster)
 
                 let garbage = try await rawStream(mesh, bytes: [0xff, 0xff, 0xff, 0xff, 0x0f])
                 #expect(garbage?.code == .invalidArgument, "\(String(describing: garbage))")

@@ -157,9 +157,39 @@ struct DeltaStreamStateMachineTests {
         #expect(ack.contains(.acknowledged(typeURL: XDSTypeURL.cluster, version: expected, nonce: cds.nonce)))
     }
 
-    @Test("requests for unknown types are refused")
-    func unknownType() {
+    @Test("a request without a type is refused")
+    func noType() {
         var machine = DeltaStreamStateMachine()
-        #expect(throws: StreamFailure.self) { try machine.received(delta("type.googleapis.com/nothing")) }
+        #expect(throws: StreamFailure.self) { try machine.received(delta("")) }
+    }
+
+    @Test("a reconnect holding every current version is acknowledged without a response; one holding old versions gets what changed")
+    func reconnectAcknowledged() throws {
+        let set = resources()
+        let before = try synced(set)
+        var reconnected = DeltaStreamStateMachine()
+        _ = reconnected.update(set)
+        let held = before.held(XDSTypeURL.cluster)
+        let actions = try reconnected.received(delta(XDSTypeURL.cluster, initial: held))
+        #expect(sent(actions).isEmpty)
+        guard case .acknowledged(let type, let version, _) = try #require(actions.first) else {
+            Issue.record("expected an acknowledgement, got \(actions)")
+            return
+        }
+        #expect(type == XDSTypeURL.cluster && !version.isEmpty)
+
+        var stale = DeltaStreamStateMachine()
+        _ = stale.update(resources(tag: "new"))
+        let response = try #require(sent(try stale.received(delta(XDSTypeURL.cluster, initial: held))).first)
+        #expect(response.names == ["a", "b"])
+    }
+
+    @Test("a request for a type meshd does not serve is left unanswered and the stream goes on")
+    func unservedType() throws {
+        var machine = DeltaStreamStateMachine()
+        _ = machine.update(resources())
+        let runtime = "type.googleapis.com/envoy.service.runtime.v3.Runtime"
+        #expect(try machine.received(delta(runtime, subscribe: ["rtds"])) == [.unserved(typeURL: runtime)])
+        #expect(sent(try machine.received(delta(XDSTypeURL.cluster))).first?.names == ["a", "b"])
     }
 }

@@ -191,14 +191,25 @@ struct SotWStreamStateMachineTests {
         #expect(sent(try star.received(request(XDSTypeURL.cluster, names: ["*"]))).map(names) == [["a", "b"]])
     }
 
-    @Test("requests without a type or for an unknown type are refused")
-    func badTypes() {
+    @Test("a request without a type is refused; one for a type meshd does not serve is left unanswered and the stream goes on")
+    func badTypes() throws {
         var machine = SotWStreamStateMachine()
+        _ = machine.update(resources())
         #expect(throws: SotWStreamStateMachine.Failure.self) { try machine.received(request("")) }
-        #expect {
-            try machine.received(request("type.googleapis.com/envoy.config.cluster.v3.Nonsense"))
-        } throws: { error in
-            (error as? SotWStreamStateMachine.Failure)?.message.contains("unsupported type_url") == true
-        }
+        let runtime = "type.googleapis.com/envoy.service.runtime.v3.Runtime"
+        #expect(try machine.received(request(runtime, names: ["rtds"])) == [.unserved(typeURL: runtime)])
+        #expect(sent(try machine.received(request(XDSTypeURL.cluster))).map(names) == [["a", "b"]])
+    }
+
+    @Test("a named type the proxy stops watching (no names) gets no response, also when its resources change")
+    func unwatched() throws {
+        var machine = SotWStreamStateMachine()
+        _ = machine.update(resources())
+        let rds = try #require(sent(try machine.received(request(XDSTypeURL.route, names: ["r1"]))).first)
+        #expect(sent(try machine.received(request(XDSTypeURL.route, names: ["r1"], version: rds.versionInfo, nonce: rds.nonce))).isEmpty)
+        #expect(sent(try machine.received(request(XDSTypeURL.route, names: [], version: rds.versionInfo, nonce: rds.nonce))).isEmpty)
+        #expect(sent(machine.update(resources(routes: ["r1": "changed"]))).filter { $0.typeURL == XDSTypeURL.route }.isEmpty)
+        // Watching again: sent.
+        #expect(sent(try machine.received(request(XDSTypeURL.route, names: ["r1"], version: rds.versionInfo, nonce: rds.nonce))).map(\.typeURL) == [XDSTypeURL.route])
     }
 }
