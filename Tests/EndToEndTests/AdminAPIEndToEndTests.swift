@@ -84,7 +84,7 @@ extension EndToEnd {
                     // As the README runs a sidecar: the launcher fetches the bootstrap from meshd.
                     let envoy = try EnvoyProcess.start(
                         name: workload, workload: "tai-system/\(workload)", adminAddress: HostPort(host: "127.0.0.\(host)", port: 15000),
-                        directory: directory, meshctlArguments: ["--xds-address", "\(xds)"] + server)
+                        directory: directory, meshctlArguments: ["--xds-address", "\(xds)"] + server + (MeshHarness.deltaByDefault ? ["--delta"] : []))
                     envoys.append(envoy)
                     try await envoy.waitUntilReady()
                 }
@@ -120,8 +120,9 @@ extension EndToEnd {
                 }
                 let before = try await meshctl(["get", "virtualservices", "-n", "tai-system", "-o", "json"] + server, in: directory)
 
-                // Restart: what was applied is served again, and the sidecars' traffic is the same.
-                #expect(await meshd.stop(timeout: .seconds(10)) == 0)
+                // Restart: what was applied is served again, the sidecars' traffic is the same, and
+                // every sidecar (SotW or delta) is SYNCED again. SIGTERM ends meshd within 5 s.
+                #expect(await meshd.stop(timeout: .seconds(5)) == 0)
                 meshd = try await startMeshd()
                 let after = try await meshctl(["get", "virtualservices", "-n", "tai-system", "-o", "json"] + server, in: directory)
                 #expect(after.output == before.output, "the applied config survives the restart")
