@@ -4,8 +4,9 @@ serves at /openapi.json. Run after changing a route: python3 scripts/openapi.py 
 """
 import json
 err = {"$ref": "#/components/responses/Error"}
+rate_limited = {"$ref": "#/components/responses/RateLimited"}
 def errs(*codes):
-    return {str(c): err for c in codes}
+    return {str(c): (rate_limited if c == 429 else err) for c in codes}
 def ok(schema=None, ctype="application/json", desc="OK", code="200"):
     r = {"description": desc}
     if schema is not None:
@@ -51,15 +52,15 @@ paths = {
  "/v1/audit": {"get": op("The audit log (admin)", {**ok(arr(ref("AuditRecord"))), **errs(401, 403)}, opid="audit")},
  "/v1/tokens": {
    "get": op("Token records, never the tokens (admin)", {**ok(arr(ref("TokenInfo"))), **errs(401, 403)}, opid="tokens"),
-   "post": op("Mint a token (admin)", {**ok(ref("MintedToken"), desc="minted", code="201"), **errs(400, 401, 403, 429)}, body={"required": True, "content": {"application/json": {"schema": ref("TokenRequest")}}}, opid="mintToken")},
- "/v1/tokens/{id}": {"delete": op("Revoke a token (admin)", {**ok({"type": "object", "properties": {"revoked": {"type": "string"}}, "required": ["revoked"]}), **errs(401, 403, 404, 429)}, params=[p("id", "token id")], opid="revokeToken")},
+   "post": op("Mint a token (admin)", {**ok(ref("MintedToken"), desc="minted", code="201"), **errs(400, 401, 403, 429, 500, 503)}, body={"required": True, "content": {"application/json": {"schema": ref("TokenRequest")}}}, opid="mintToken")},
+ "/v1/tokens/{id}": {"delete": op("Revoke a token (admin)", {**ok({"type": "object", "properties": {"revoked": {"type": "string"}}, "required": ["revoked"]}), **errs(401, 403, 404, 429, 500, 503)}, params=[p("id", "token id")], opid="revokeToken")},
  "/v1/ca": {"get": op("The CA's roots, signer and any root rotation (reader)", {**ok(ref("CAStatus")), **errs(401, 403)}, opid="ca")},
  "/v1/ca/root": {"get": op("The trust bundle (public)", {**ok({"type": "string"}, "application/x-pem-file")}, security=False, opid="caRoot")},
- "/v1/ca/rotate-root": {"post": op("Start a phased root rotation (admin)", {**ok(ref("CAStatus"), desc="started", code="202"), **errs(401, 403, 409, 429)}, opid="rotateRoot")},
+ "/v1/ca/rotate-root": {"post": op("Start a phased root rotation (admin)", {**ok(ref("CAStatus"), desc="started", code="202"), **errs(401, 403, 409, 429, 503)}, opid="rotateRoot")},
  "/v1/certificates": {
    "get": op("The issuance ledger (reader)", {**ok(arr(ref("LedgerEntry"))), **errs(401, 403)}, opid="certificates"),
    "post": op("Sign a CSR for the token's workload identity", {**ok({"type": "object", "properties": {"certChain": arr({"type": "string"})}, "required": ["certChain"]}), **errs(400, 401, 403, 429)}, body={"required": True, "content": {"application/json": {"schema": ref("CSRRequest")}}}, opid="signCSR")},
- "/v1/bootstrap": {"post": op("An Envoy bootstrap for a workload, with a new token (admin)", {**ok(obj), **errs(400, 401, 403, 404, 429)}, body={"required": True, "content": {"application/json": {"schema": ref("BootstrapRequest")}}}, opid="bootstrap")},
+ "/v1/bootstrap": {"post": op("An Envoy bootstrap for a workload, with a new token (admin)", {**ok(obj), **errs(400, 401, 403, 404, 429, 503)}, body={"required": True, "content": {"application/json": {"schema": ref("BootstrapRequest")}}}, opid="bootstrap")},
 }
 s = lambda **props: {"type": "object", "properties": props}
 string = {"type": "string"}
@@ -96,6 +97,7 @@ doc = {"openapi": "3.0.3",
  "security": [{"bearer": []}],
  "paths": paths,
  "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-   "responses": {"Error": {"description": "an error", "content": {"application/json": {"schema": ref("Error")}}}},
+   "responses": {"Error": {"description": "an error", "content": {"application/json": {"schema": ref("Error")}}},
+                 "RateLimited": {"description": "over the caller's rate: retry after Retry-After seconds", "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}, "description": "seconds to wait"}}, "content": {"application/json": {"schema": ref("Error")}}}},
    "schemas": schemas}}
 print(json.dumps(doc, indent=2, sort_keys=True))

@@ -47,6 +47,8 @@ public protocol AdminBackend: Sendable {
     func authenticate(_ token: String?) -> Principal?
     /// Records an administrative action in the audit log.
     func audit(who: String, action: String, target: String, result: String)
+    /// Why the audit log cannot be written now, or `nil` when it can (checked before a change).
+    func auditProblem() -> String?
     /// The audit log, oldest first.
     func auditRecords() -> [AuditRecord]
 

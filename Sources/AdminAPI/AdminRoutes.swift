@@ -3,6 +3,7 @@ internal import MeshModel
 internal import MeshConfig
 internal import CertificateAuthority
 internal import Foundation
+internal import Logging
 
 /// The admin HTTP API.
 ///
@@ -23,6 +24,7 @@ public enum AdminRoutes {
     /// A router serving the admin API from `backend`; `limiter` bounds changes and CSRs per caller.
     public static func router(backend: any AdminBackend, limiter: RateLimiter = RateLimiter()) -> Router<BasicRequestContext> {
         let router = Router()
+        router.add(middleware: ErrorReporting())
         let api = API(backend: backend, limiter: limiter)
         router.get("/healthz") { _, _ in text("ok\n") }
         router.get("/readyz") { _, _ -> Response in
@@ -325,17 +327,23 @@ struct API: Sendable {
         return principal
     }
 
-    /// 429 when the caller is over its rate.
-    func limit(_ principal: Principal, _ request: Request) throws {
+    /// 429 with `Retry-After` when the caller is over its rate; 503 when the change could not be
+    /// audited (`audited`: the audit log is fail-closed, as Vault's: no change without its line).
+    func limit(_ principal: Principal, _ request: Request, audited: Bool = true) throws {
         try limit(key: principal.description, request)
+        if audited, let problem = backend.auditProblem() {
+            throw APIError(.serviceUnavailable, "nothing changed: the audit log cannot be written (\(problem))")
+        }
     }
 
-    /// 429 when `key` is over its rate.
+    /// 429 with `Retry-After` when `key` is over its rate.
     func limit(key: String, _ request: Request) throws {
-        guard limiter.allow(key) else {
-            backend.audit(who: key, action: "\(request.method) \(request.uri.path)", target: "", result: "rate limited")
-            throw APIError(.tooManyRequests, "too many changes; slow down (limit: \(limiter.ratePerSecond)/s, burst \(limiter.burst))")
-        }
+        guard let wait = limiter.admit(key) else { return }
+        backend.audit(who: key, action: "\(request.method) \(request.uri.path)", target: "", result: "rate limited")
+        let seconds = max(1, Int(wait.rounded(.up)))
+        throw APIError(
+            .tooManyRequests, "too many changes; slow down (limit: \(limiter.ratePerSecond)/s, burst \(limiter.burst)); retry after \(seconds) s",
+            headers: [.retryAfter: String(seconds)])
     }
 
     func list(_ items: [MeshResource]) throws -> Response {
@@ -396,8 +404,8 @@ struct API: Sendable {
 
     /// Applies a change (or, with `?dryRun=All`, only checks it), audits it, answers.
     func change(_ change: ResourceChange, request: Request, principal: Principal, action: String, success: HTTPResponse.Status) throws -> Response {
-        try limit(principal, request)
         let dryRun = request.uri.queryParameters["dryRun"] != nil
+        try limit(principal, request, audited: !dryRun)
         let stored: MeshResource?
         do throws(ResourceChangeError) {
             stored = try backend.apply(change, dryRun: dryRun)
@@ -420,11 +428,13 @@ struct APIError: HTTPResponseError {
     let status: HTTPResponse.Status
     let message: String
     let field: String?
+    let headers: HTTPFields
 
-    init(_ status: HTTPResponse.Status, _ message: String, field: String? = nil) {
+    init(_ status: HTTPResponse.Status, _ message: String, field: String? = nil, headers: HTTPFields = [:]) {
         self.status = status
         self.message = message
         self.field = field
+        self.headers = headers
     }
 
     struct Body: Encodable {
@@ -437,6 +447,33 @@ struct APIError: HTTPResponseError {
     func response(from request: Request, context: some RequestContext) throws -> Response {
         var response = try AdminRoutes.json(Body(code: status.code, reason: status.reasonPhrase, message: message, field: field))
         response.status = status
+        response.headers.append(contentsOf: headers)
         return response
+    }
+}
+
+/// Every 5xx answer carries a reason and leaves a log line: errors that are not API errors (a
+/// store that cannot be written, ...) become 500 with their description instead of an empty body.
+struct ErrorReporting<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            let response = try await next(request, context)
+            if response.status.code >= 500 {
+                context.logger.error("admin API answered \(response.status.code)", metadata: ["method": "\(request.method)", "path": "\(request.uri.path)"])
+            }
+            return response
+        } catch let error as APIError {
+            if error.status.code >= 500 {
+                context.logger.error("admin API answered \(error.status.code)", metadata: [
+                    "method": "\(request.method)", "path": "\(request.uri.path)", "reason": "\(error.message)",
+                ])
+            }
+            throw error
+        } catch let error as any HTTPResponseError {
+            throw error
+        } catch {
+            context.logger.error("admin API request failed", metadata: ["method": "\(request.method)", "path": "\(request.uri.path)", "error": "\(error)"])
+            throw APIError(.internalServerError, "\(request.method) \(request.uri.path) failed: \(error)")
+        }
     }
 }

@@ -19,15 +19,21 @@ public final class RateLimiter: Sendable {
 
     /// Whether `key` may make one more request now (and counts it if so).
     public func allow(_ key: String) -> Bool {
+        admit(key) == nil
+    }
+
+    /// Counts one more request of `key` and returns `nil`, or, when `key` is over its rate,
+    /// how many seconds until it may ask again (what `Retry-After` says).
+    public func admit(_ key: String) -> TimeInterval? {
         let now = clock()
         return buckets.withLock { buckets in
             var bucket = buckets[key] ?? (Double(burst), now)
             bucket.tokens = min(Double(burst), bucket.tokens + now.timeIntervalSince(bucket.at) * ratePerSecond)
             bucket.at = now
-            let allowed = bucket.tokens >= 1
-            if allowed { bucket.tokens -= 1 }
-            buckets[key] = bucket
-            return allowed
+            defer { buckets[key] = bucket }
+            guard bucket.tokens >= 1 else { return ratePerSecond > 0 ? (1 - bucket.tokens) / ratePerSecond : 60 }
+            bucket.tokens -= 1
+            return nil
         }
     }
 }

@@ -1,3 +1,4 @@
+internal import Logging
 internal import AdminAPI
 internal import MeshModel
 internal import MeshConfig
@@ -46,7 +47,15 @@ struct AdminBackendAdapter: AdminBackend {
     }
 
     func audit(who: String, action: String, target: String, result: String) {
-        controlPlane.audit.append(who: who, action: action, target: target, result: result)
+        if !controlPlane.audit.append(who: who, action: action, target: target, result: result) {
+            controlPlane.logger.error("cannot write the audit log", metadata: [
+                "path": "\(controlPlane.audit.path)", "who": "\(who)", "action": "\(action)", "target": "\(target)", "result": "\(result)",
+            ])
+        }
+    }
+
+    func auditProblem() -> String? {
+        controlPlane.audit.writeProblem()
     }
 
     func auditRecords() -> [AuditRecord] {

@@ -43,6 +43,16 @@ public final class AuditLog: Sendable {
         }
     }
 
+    /// Why the log cannot be appended to (`path`: reason), or `nil` when it can.
+    public func writeProblem() -> String? {
+        lock.withLock { _ in
+            let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { return "\(path): \(String(cString: strerror(errno)))" }
+            close(fd)
+            return nil
+        }
+    }
+
     /// Every entry, oldest first.
     public func entries() -> [Entry] {
         guard let data = FileManager.default.contents(atPath: path) else { return [] }

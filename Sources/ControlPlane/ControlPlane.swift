@@ -46,7 +46,7 @@ public final class ControlPlane: Sendable {
     let maintenance: CertificateMaintenance
     private let metricsRegistry: PrometheusCollectorRegistry
     private let metricsFactory: PrometheusMetricsFactory
-    private let logger: Logger
+    let logger: Logger
     private let bound = BoundAddresses()
 
     /// Prepares a control plane: the data directory, the admin token, the CA (made on first start

@@ -49,7 +49,9 @@ struct AdminClient {
         return data
     }
 
-    /// Sends a request and returns the status and body, whatever the status.
+    /// Sends a request and returns the status and body, whatever the status. A 429, or a 503
+    /// with `Retry-After`, is sent again after the wait the server asks for (at least the
+    /// back-off: 0.5 s doubling to 30 s), as kubectl does, for up to `retryBudget` in all.
     func request(_ method: String, _ path: String, body: Data?, contentType: String = "application/json") async throws -> (status: Int, body: Data) {
         guard let url = URL(string: base + path) else { throw ValidationError("invalid --server \(base)") }
         var request = URLRequest(url: url)
@@ -59,13 +61,37 @@ struct AdminClient {
             request.httpBody = body
             request.setValue(contentType, forHTTPHeaderField: "Content-Type")
         }
-        let (data, response): (Data, URLResponse)
-        do {
-            (data, response) = try await URLSession.shared.data(for: request)
-        } catch {
-            throw CLIError("cannot reach meshd at \(base): \(error.localizedDescription) (is meshd running? set --server)")
+        let deadline = ContinuousClock.now + retryBudget
+        var backoff = 0.5
+        while true {
+            let (data, response): (Data, URLResponse)
+            do {
+                (data, response) = try await URLSession.shared.data(for: request)
+            } catch {
+                throw CLIError("cannot reach meshd at \(base): \(error.localizedDescription) (is meshd running? set --server)")
+            }
+            let http = response as? HTTPURLResponse
+            let status = http?.statusCode ?? 0
+            let retryAfter = http?.value(forHTTPHeaderField: "Retry-After").flatMap(Double.init)
+            guard let wait = Self.retryWait(status: status, retryAfter: retryAfter, backoff: backoff),
+                  ContinuousClock.now + .milliseconds(Int(wait * 1000)) < deadline
+            else { return (status, data) }
+            try await Task.sleep(for: .milliseconds(Int(wait * 1000)))
+            backoff = min(backoff * 2, 30)
         }
-        return ((response as? HTTPURLResponse)?.statusCode ?? 0, data)
+    }
+
+    /// How long all retries of one request may take.
+    var retryBudget: Duration { .seconds(120) }
+
+    /// Seconds to wait before sending again, or `nil` if the answer is final: 429 always retries,
+    /// 503 only when the server says when (`Retry-After`).
+    static func retryWait(status: Int, retryAfter: Double?, backoff: Double) -> Double? {
+        switch status {
+        case 429: return max(retryAfter ?? 0, backoff)
+        case 503: return retryAfter.map { max($0, backoff) }
+        default: return nil
+        }
     }
 
     /// The message of an error answer (`{"message": ...}`), or the body as text.

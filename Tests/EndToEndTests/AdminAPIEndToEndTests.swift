@@ -208,12 +208,36 @@ extension EndToEnd {
                 #expect(try await mesh.admin(Self.vsPath, token: workloadToken).status == 403)
                 #expect(try await HTTPProbe.request(mesh.adminAddress, authority: "meshd", path: "/healthz").status == 200, "health stays open")
 
-                // A burst of changes is cut off with 429.
+                // The audit log is fail-closed: a change whose line cannot be written is refused
+                // with 503 and changes nothing.
+                let auditPath = mesh.controlPlane.audit.path
+                try FileManager.default.moveItem(atPath: auditPath, toPath: auditPath + ".kept")
+                try FileManager.default.createDirectory(atPath: auditPath, withIntermediateDirectories: false)
+                let unaudited = try await mesh.admin(Self.vsPath, method: "POST", body: Self.virtualService("unaudited"))
+                #expect(unaudited.status == 503 && unaudited.body.contains("audit log"), "\(unaudited.body)")
+                #expect(try await mesh.admin(Self.vsPath + "/unaudited").status == 404)
+                try FileManager.default.removeItem(atPath: auditPath)
+                try FileManager.default.moveItem(atPath: auditPath + ".kept", toPath: auditPath)
+
+                // A failure of the token store is a 500 with its reason, not an empty answer.
+                let tokensPath = mesh.controlPlane.options.dataDirectory + "/tokens.json"
+                try FileManager.default.moveItem(atPath: tokensPath, toPath: tokensPath + ".kept")
+                try FileManager.default.createDirectory(atPath: tokensPath, withIntermediateDirectories: false)
+                let storeDown = try await mesh.admin("/v1/tokens", method: "POST", body: #"{"role": "reader"}"#)
+                #expect(storeDown.status == 500 && (Self.object(storeDown)["message"] as? String ?? "").contains("POST /v1/tokens failed"), "\(storeDown.body)")
+                try FileManager.default.removeItem(atPath: tokensPath)
+                try FileManager.default.moveItem(atPath: tokensPath + ".kept", toPath: tokensPath)
+
+                // A burst of changes is cut off with 429, which says when to retry.
                 var statuses: [Int] = []
+                var retryAfter: [String] = []
                 for index in 0..<30 {
-                    statuses.append(try await mesh.admin(Self.vsPath + "/none-\(index)", method: "DELETE").status)
+                    let answer = try await mesh.admin(Self.vsPath + "/none-\(index)", method: "DELETE")
+                    statuses.append(answer.status)
+                    if answer.status == 429 { retryAfter.append(answer.headers["retry-after"] ?? "none") }
                 }
                 #expect(statuses.contains(429) && statuses.contains(404), "\(statuses)")
+                #expect(!retryAfter.isEmpty && retryAfter.allSatisfy { (Int($0) ?? 0) >= 1 }, "Retry-After: \(retryAfter)")
 
                 // Every change and refusal is in the audit log, and meshctl shows it.
                 let audit = try await meshctl(["audit", "--server", "http://\(mesh.adminAddress)", "--data-dir", mesh.controlPlane.options.dataDirectory], in: mesh.directory)
@@ -221,6 +245,32 @@ extension EndToEnd {
                 for action in ["resource.create", "resource.replace", "resource.delete", "forbidden", "rate limited", "token.create"] {
                     #expect(audit.output.contains(action), "the audit log shows \(action): \(audit.output)")
                 }
+            }
+        }
+
+        @Test("meshctl apply of 500 documents succeeds: it waits as 429's Retry-After says")
+        func largeApply() async throws {
+            try await MeshHarness("api-large-apply", files: Self.files, configure: { $0.adminRateLimit = 100; $0.adminRateBurst = 20 }).run { mesh in
+                let documents = (0..<500).map { index in
+                    """
+                    apiVersion: networking.istio.io/v1
+                    kind: ServiceEntry
+                    metadata: {name: external-\(index), namespace: ops}
+                    spec: {hosts: [external-\(index).example.com], location: MESH_EXTERNAL, resolution: DNS, ports: [{number: 443, name: tls, protocol: TLS}]}
+                    """
+                }
+                let file = mesh.directory + "/many.yaml"
+                try documents.joined(separator: "\n---\n").write(toFile: file, atomically: true, encoding: .utf8)
+                let applied = try await meshctl(
+                    ["apply", "-f", file, "--server", "http://\(mesh.adminAddress)", "--data-dir", mesh.controlPlane.options.dataDirectory], in: mesh.directory,
+                    timeout: .seconds(120))
+                #expect(applied.status == 0, "\(applied.output.suffix(2000))")
+                #expect(applied.output.contains("[500/500] ServiceEntry ops/external-499 created"), "\(applied.output.suffix(500))")
+                let listed = try await mesh.admin("/apis/networking.istio.io/v1/namespaces/ops/serviceentries")
+                #expect(listed.body.components(separatedBy: ".example.com").count - 1 == 500)
+                #expect(try await mesh.admin("/metrics").status == 200)
+                let limited = mesh.controlPlane.audit.entries().filter { $0.result == "rate limited" }.count
+                #expect(limited > 0, "the apply went faster than the limit allows, so it must have been turned away and retried")
             }
         }
 

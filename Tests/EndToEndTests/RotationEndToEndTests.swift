@@ -474,10 +474,10 @@ func permissions(_ path: String) -> Int? {
 }
 
 /// Runs meshctl and returns its exit status and output.
-func meshctl(_ arguments: [String], in directory: String, environment: [String: String]? = nil) async throws -> (status: Int32, output: String) {
+func meshctl(_ arguments: [String], in directory: String, environment: [String: String]? = nil, timeout: Duration = .seconds(30)) async throws -> (status: Int32, output: String) {
     let process = try ProcessHandle(
         executable: try TestTools.productBinary("meshctl"), arguments: arguments,
         logPath: directory + "/meshctl-\(UUID().uuidString.prefix(6)).log", environment: environment)
-    #expect(await process.waitForExit(timeout: .seconds(30)))
+    #expect(await process.waitForExit(timeout: timeout))
     return (process.terminationStatus ?? -1, process.log)
 }
