@@ -66,7 +66,7 @@ public final class ControlPlane: Sendable {
         if options.xdsPlaintext && !Self.isLoopback(options.xdsAddress.host) {
             throw StartupError(message: "plaintext xDS is only allowed on loopback; \(options.xdsAddress) is not")
         }
-        try FileManager.default.createDirectory(atPath: options.dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try Self.checkDataDirectory(options.dataDirectory)
         if let directory = options.configDirectory {
             configDirectory = directory
         } else {
@@ -155,11 +155,45 @@ public final class ControlPlane: Sendable {
     }
 
     private var watcher: ConfigDirectoryWatcher {
-        ConfigDirectoryWatcher(directory: ConfigDirectory(path: configDirectory), store: store, interval: options.pollInterval, logger: logger)
+        ConfigDirectoryWatcher(
+            directory: ConfigDirectory(path: configDirectory, excluding: [options.dataDirectory]), store: store, interval: options.pollInterval, logger: logger)
+    }
+
+    /// Creates the data directory (0700) if needed and checks that meshd can write in it.
+    static func checkDataDirectory(_ path: String) throws(StartupError) {
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            let probe = (path as NSString).appendingPathComponent(".write-check-\(getpid())")
+            guard FileManager.default.createFile(atPath: probe, contents: Data()) else {
+                throw StartupError(message: "cannot use the data directory \(path): cannot create files in it (\(String(cString: strerror(errno))))")
+            }
+            try FileManager.default.removeItem(atPath: probe)
+        } catch let error as StartupError {
+            throw error
+        } catch {
+            throw StartupError(message: "cannot use the data directory \(path): \(StartupError.reason(error))")
+        }
+    }
+
+    /// Binds each address meshd will listen on once, so that a port in use is reported at once
+    /// with its address instead of as a server that never comes up.
+    static func checkListenable(_ addresses: [(name: String, address: HostPort)]) throws(StartupError) {
+        for (name, address) in addresses where address.port != 0 {
+            if let problem = SocketCheck.bindProblem(host: address.host, port: Int(address.port)) {
+                throw StartupError(message: "cannot listen on \(address) (\(name)): \(problem)")
+            }
+        }
     }
 
     /// Serves until cancelled or until SIGTERM/SIGINT when `handleSignals` is set.
+    /// - Throws: ``StartupError`` at once when an address cannot be bound.
     public func run(handleSignals: Bool = false) async throws {
+        do {
+            try Self.checkListenable([("--xds-address", options.xdsAddress), ("--admin-address", options.adminAddress)])
+        } catch {
+            bound.fail()
+            throw error
+        }
         let ads = AggregatedDiscoveryService(provider: provider, logger: logger, metrics: metricsFactory)
         let csr = IstioCertificateGRPCService(requests: CertificateRequests(service: certificates, tokens: tokens), peers: peers)
         let transport = HTTP2ServerTransport.Custom(
@@ -220,6 +254,16 @@ public final class ControlPlane: Sendable {
         /// The reason.
         public var message: String
         public var description: String { message }
+
+        /// The operating system's words for a Foundation file error (`Not a directory`, ...).
+        static func reason(_ error: any Error) -> String {
+            let nsError = error as NSError
+            if let underlying = (nsError.userInfo[NSUnderlyingErrorKey] as? any Error).map({ $0 as NSError }), underlying.domain == NSPOSIXErrorDomain {
+                return String(cString: strerror(Int32(underlying.code)))
+            }
+            if nsError.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(nsError.code))) }
+            return "\(error)"
+        }
     }
 }
 
@@ -239,9 +283,12 @@ struct XDSAddressReporter: Service {
 final class BoundAddresses: Sendable {
     private let xds = Atomic<Int>(0)
     private let admin = Atomic<Int>(0)
+    private let failed = Atomic<Bool>(false)
 
     func setXDS(_ port: Int) { xds.store(port, ordering: .releasing) }
     func setAdmin(_ port: Int) { admin.store(port, ordering: .releasing) }
+    /// The servers will not listen: waiters get 0 at once.
+    func fail() { failed.store(true, ordering: .releasing) }
 
     func waitForXDS() async -> Int { await wait(for: xds) }
     var currentXDS: Int { xds.load(ordering: .acquiring) }
@@ -250,7 +297,7 @@ final class BoundAddresses: Sendable {
     private func wait(for value: borrowing Atomic<Int>) async -> Int {
         for _ in 0..<1000 {
             let port = value.load(ordering: .acquiring)
-            if port != 0 { return port }
+            if port != 0 || failed.load(ordering: .acquiring) { return port }
             try? await Task.sleep(for: .milliseconds(10))
         }
         return 0

@@ -6,13 +6,21 @@ internal import Synchronization
 public struct ConfigDirectory: Sendable {
     /// The directory.
     public let path: String
+    /// Subdirectories that are never configuration (meshd's data directory when it lies inside).
+    public let excluded: [String]
     /// Each file's last decoded text and resources: a change to one file does not decode the
     /// others again (a large generated mesh takes longer to parse than to translate).
     private let decoded = DecodedFiles()
 
-    /// A configuration directory at `path`.
-    public init(path: String) {
+    /// A configuration directory at `path`; files under any of `excluding` are not read.
+    public init(path: String, excluding: [String] = []) {
         self.path = path
+        let root = URL(fileURLWithPath: path).standardizedFileURL.path
+        excluded = excluding.compactMap { directory in
+            let absolute = URL(fileURLWithPath: directory).standardizedFileURL.path
+            guard absolute.hasPrefix(root + "/") else { return nil }
+            return String(absolute.dropFirst(root.count + 1))
+        }
     }
 
     final class DecodedFiles: Sendable {
@@ -27,7 +35,8 @@ public struct ConfigDirectory: Sendable {
     }
 
     /// The config files (`.yaml`, `.yml`, `.json`), recursively, sorted; hidden files and
-    /// directories (`.git`, editor swap files) and backups (`~`) are skipped.
+    /// directories (`.git`, editor swap files), backups (`~`) and the excluded directories are
+    /// skipped.
     public func files() throws(ConfigLoadError) -> [String] {
         let manager = FileManager.default
         var isDirectory: ObjCBool = false
@@ -41,6 +50,7 @@ public struct ConfigDirectory: Sendable {
         while let relative = enumerator.nextObject() as? String {
             let components = relative.split(separator: "/")
             if components.contains(where: { $0.hasPrefix(".") }) || relative.hasSuffix("~") { continue }
+            if excluded.contains(where: { relative == $0 || relative.hasPrefix($0 + "/") }) { continue }
             let lower = relative.lowercased()
             guard lower.hasSuffix(".yaml") || lower.hasSuffix(".yml") || lower.hasSuffix(".json") else { continue }
             out.append(relative)

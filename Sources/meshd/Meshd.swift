@@ -142,21 +142,30 @@ struct Meshd: AsyncParsableCommand {
         }
         options.debounceAfter = .nanoseconds(quiet.nanoseconds)
         options.debounceMax = .nanoseconds(longest.nanoseconds)
+        // Every reason not to start is one line naming the path or address, and exit status 1.
         let controlPlane: ControlPlane
         do {
             controlPlane = try ControlPlane(options: options, logger: logger)
         } catch let error as ControlPlane.StartupError {
             logger.critical("meshd cannot start: \(error.message)")
-            throw ExitCode(2)
+            throw ExitCode(1)
+        } catch {
+            logger.critical("meshd cannot start: \(error)")
+            throw ExitCode(1)
         }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await controlPlane.run(handleSignals: true) }
-            group.addTask {
-                let xdsPort = await controlPlane.boundXDSPort()
-                let adminPort = await controlPlane.boundAdminPort()
-                printWelcome(controlPlane, xdsPort: xdsPort, adminPort: adminPort)
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await controlPlane.run(handleSignals: true) }
+                group.addTask {
+                    let xdsPort = await controlPlane.boundXDSPort()
+                    let adminPort = await controlPlane.boundAdminPort()
+                    if xdsPort > 0 && adminPort > 0 { printWelcome(controlPlane, xdsPort: xdsPort, adminPort: adminPort) }
+                }
+                try await group.waitForAll()
             }
-            try await group.waitForAll()
+        } catch let error as ControlPlane.StartupError {
+            logger.critical("meshd cannot start: \(error.message)")
+            throw ExitCode(1)
         }
     }
 
@@ -164,6 +173,7 @@ struct Meshd: AsyncParsableCommand {
         let snapshot = controlPlane.store.publisher.current
         let workloads = snapshot.registry.workloads.keys.sorted()
         let first = workloads.first.map(\.description) ?? "<namespace>/<workload>"
+        let namespace = workloads.first?.namespace ?? snapshot.serviceEntries.first?.metadata.namespace ?? "default"
         let adminURL = "http://\(options(adminAddress).host):\(adminPort)"
         let text = """
 
@@ -171,13 +181,13 @@ struct Meshd: AsyncParsableCommand {
               services:  \(snapshot.registry.services.map(\.hostname).joined(separator: ", "))
               workloads: \(workloads.map(\.description).joined(separator: ", "))
               xDS (ADS): \(options(xdsAddress).host):\(xdsPort)
-              admin API: \(adminURL)   (try: swift run meshctl get serviceentries -n tai-system --server \(adminURL) --data-dir \(dataDirectory))
+              admin API: \(adminURL)   (try: swift run meshctl get serviceentries -n \(namespace) --server \(adminURL) --data-dir \(dataDirectory))
 
             Next, in another terminal: start a sidecar for a workload and watch it take its config:
-              swift run meshctl bootstrap --server \(adminURL) --data-dir \(dataDirectory) --workload \(first) > sidecar.json
-              $(scripts/envoy-path.sh) -c sidecar.json --disable-hot-restart
+              swift run meshctl proxy run --server \(adminURL) --data-dir \(dataDirectory) --workload \(first) --envoy $(scripts/envoy-path.sh)
               swift run meshctl proxy-status --server \(adminURL) --data-dir \(dataDirectory)
-            (meshctl bootstrap embeds a token minted for the workload's service account; the sidecar gets its
+            (the launcher fetches a bootstrap with a token minted for the workload's service account and runs Envoy
+            with the drain settings that make policy changes reach open connections; the sidecar gets its
             certificate over SDS and speaks mTLS to the others. The admin token is in \(dataDirectory)/admin-token.)
             Edit a file in \(controlPlane.configDirectory): meshd applies valid changes within a second and refuses invalid ones, keeping the old config.
 

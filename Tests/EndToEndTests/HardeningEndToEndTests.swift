@@ -1,5 +1,6 @@
 import ControlPlane
 import Foundation
+import Logging
 import MeshModel
 import Testing
 import XDSTesting
@@ -159,6 +160,48 @@ extension EndToEnd {
                 #expect(try await status("/", [("x-forwarded-for", "192.0.2.7")]) == 403)
                 #expect(try await status("/") == 200)
             }
+        }
+
+        @Test("meshd fails fast and says why: a port in use, a data directory it cannot use, a CA it cannot load — one line, exit 1, within a second")
+        func failFast() async throws {
+            let directory = try TestTools.temporaryDirectory("fail-fast")
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            func meshd(_ arguments: [String]) async throws -> (status: Int32?, log: String, took: Duration) {
+                let started = ContinuousClock.now
+                let process = try ProcessHandle(
+                    executable: try TestTools.productBinary("meshd"), arguments: arguments,
+                    logPath: directory + "/meshd-\(UUID().uuidString.prefix(6)).log")
+                let exited = await process.waitForExit(timeout: .seconds(10))
+                if !exited { await process.killNow() }
+                return (process.terminationStatus, process.log, ContinuousClock.now - started)
+            }
+            let loopback = ["--xds-address", "127.40.9.1:0", "--admin-address", "127.40.9.1:0"]
+
+            // A port in use.
+            let holder = try await TestHTTPApp.start(name: "holder", host: "127.40.9.9", port: 15999)
+            let busy = try await meshd(["--data-dir", directory + "/busy", "--xds-address", "127.40.9.9:15999", "--admin-address", "127.40.9.1:0"])
+            await holder.stop()
+            #expect(busy.status == 1 && busy.took < .seconds(1), "\(busy)")
+            #expect(busy.log.contains("cannot listen on 127.40.9.9:15999 (--xds-address): Address already in use"), "\(busy.log)")
+            #expect(!busy.log.contains("meshd is serving"), "no welcome banner with port 0")
+
+            // A data directory that is a file's child.
+            try "x".write(toFile: directory + "/file", atomically: true, encoding: .utf8)
+            let badData = try await meshd(["--data-dir", directory + "/file/data"] + loopback)
+            #expect(badData.status == 1 && badData.took < .seconds(1), "\(badData)")
+            #expect(badData.log.contains("cannot use the data directory \(directory)/file/data: Not a directory"), "\(badData.log)")
+
+            // A CA key that does not load.
+            _ = try ControlPlane(
+                options: ControlPlaneOptions(
+                    configDirectory: nil, dataDirectory: directory + "/ca", xdsAddress: HostPort(host: "127.40.9.1", port: 0),
+                    adminAddress: HostPort(host: "127.40.9.1", port: 0)),
+                logger: .init(label: "fail-fast"))
+            try "garbage".write(toFile: directory + "/ca/ca/root-key.pem", atomically: true, encoding: .utf8)
+            let badCA = try await meshd(["--data-dir", directory + "/ca"] + loopback)
+            #expect(badCA.status == 1 && badCA.took < .seconds(1), "\(badCA)")
+            #expect(badCA.log.contains("the CA cannot be used: cannot read the CA key \(directory)/ca/ca/root-key.pem"), "\(badCA.log)")
+            #expect(badCA.log.split(separator: "\n").filter { $0.contains("critical") }.count == 1, "one line: \(badCA.log)")
         }
     }
 }

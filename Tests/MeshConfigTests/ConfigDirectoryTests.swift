@@ -89,4 +89,16 @@ struct ConfigDirectoryTests {
         }
         #expect(try ConfigDirectory(path: directory).files() == [directory + "/sub/a.yaml"])
     }
+
+    @Test("a data directory inside the config directory is not read as configuration")
+    func dataDirectoryInside() throws {
+        let directory = try temporaryDirectory()
+        try FileManager.default.createDirectory(atPath: directory + "/data/sds", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: directory + "/database", withIntermediateDirectories: true)
+        for name in ["a.yaml", "data/sds/0011.json", "database/b.yaml"] {
+            try "x: [".write(toFile: directory + "/" + name, atomically: true, encoding: .utf8)
+        }
+        let files = try ConfigDirectory(path: directory, excluding: [directory + "/./data/", "/elsewhere"]).files()
+        #expect(files == [directory + "/a.yaml", directory + "/database/b.yaml"])
+    }
 }
