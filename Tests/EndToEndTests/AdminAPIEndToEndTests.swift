@@ -119,10 +119,23 @@ extension EndToEnd {
                     return status.output.split(separator: "\n").filter { $0.hasPrefix("sidecar~") && $0.components(separatedBy: "SYNCED").count == 6 }.count == 3
                 }
                 let before = try await meshctl(["get", "virtualservices", "-n", "tai-system", "-o", "json"] + server, in: directory)
+                /// Each proxy's accepted version per xDS type.
+                func acceptedVersions() async throws -> [String: [String: String]] {
+                    let status = try await meshctl(["proxy-status", "-o", "json"] + server, in: directory)
+                    let proxies = try JSONSerialization.jsonObject(with: Data(status.output.utf8)) as? [[String: Any]] ?? []
+                    var out: [String: [String: String]] = [:]
+                    for proxy in proxies {
+                        let types = proxy["types"] as? [String: [String: Any]] ?? [:]
+                        out[proxy["proxyID"] as? String ?? ""] = types.compactMapValues { $0["acceptedVersion"] as? String }
+                    }
+                    return out
+                }
+                let versionsBefore = try await acceptedVersions()
 
-                // Restart: what was applied is served again, the sidecars' traffic is the same, and
-                // every sidecar (SotW or delta) is SYNCED again. SIGTERM ends meshd within 5 s.
-                #expect(await meshd.stop(timeout: .seconds(5)) == 0)
+                // SIGKILL and restart on the same data directory: what was applied is served again
+                // with the same versions (every sidecar, SotW or delta, is SYNCED again without a
+                // push), and the traffic is the same.
+                await meshd.killNow()
                 meshd = try await startMeshd()
                 let after = try await meshctl(["get", "virtualservices", "-n", "tai-system", "-o", "json"] + server, in: directory)
                 #expect(after.output == before.output, "the applied config survives the restart")
@@ -132,6 +145,8 @@ extension EndToEnd {
                     let status = try await meshctl(["proxy-status"] + server, in: directory)
                     return status.output.split(separator: "\n").filter { $0.hasPrefix("sidecar~") && $0.components(separatedBy: "SYNCED").count == 6 }.count == 3
                 }
+                let versionsAfter = try await acceptedVersions()
+                #expect(versionsAfter == versionsBefore && versionsBefore.values.allSatisfy { $0.count == 5 }, "before: \(versionsBefore)\nafter: \(versionsAfter)")
                 try await checkTraffic()
             } catch {
                 for envoy in envoys { await envoy.stop() }
@@ -141,7 +156,7 @@ extension EndToEnd {
             }
             for envoy in envoys { await envoy.stop() }
             for app in apps { await app.stop() }
-            #expect(await meshd.stop(timeout: .seconds(10)) == 0)
+            #expect(await meshd.stop(timeout: .seconds(5)) == 0, "meshd exits with 0 within 5 s of SIGTERM")
             try? FileManager.default.removeItem(atPath: directory)
         }
 
