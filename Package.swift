@@ -75,7 +75,7 @@ let package = Package(
         .target(name: "XDSCache", dependencies: ["EnvoyAPI", protobuf], swiftSettings: strict),
         .target(
             name: "XDSServer",
-            dependencies: ["XDSCache", "EnvoyAPI", protobuf, grpcCore, logging, metrics],
+            dependencies: ["XDSCache", "EnvoyAPI", protobuf, grpcCore, grpcProtobuf, logging, metrics],
             swiftSettings: strict
         ),
         .target(

@@ -15,7 +15,7 @@ public enum CSRPolicy {
         }
         let request: CertificateSigningRequest
         do {
-            let document = try PEMDocument(pemString: pem)
+            let document = try LenientPEM(pem)
             guard document.discriminator == "CERTIFICATE REQUEST" || document.discriminator == "NEW CERTIFICATE REQUEST" else {
                 throw CAError("bad_pem", "PEM block is \(document.discriminator), not CERTIFICATE REQUEST")
             }
@@ -75,7 +75,7 @@ public enum CSRPolicy {
 
     /// The modulus size of a CSR's RSA key when it is below 2048 bits, read from the raw DER.
     static func weakRSABits(_ pem: String) -> Int? {
-        guard let document = try? PEMDocument(pemString: pem), let root = try? DER.parse(document.derBytes),
+        guard let document = try? LenientPEM(pem), let root = try? DER.parse(document.derBytes),
               case .constructed(let request) = root.content, let info = request.first(where: { _ in true }),
               case .constructed(let fields) = info.content
         else { return nil }

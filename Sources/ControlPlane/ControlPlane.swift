@@ -124,7 +124,8 @@ public final class ControlPlane: Sendable {
             source: store.publisher, debounce: Debounce(quiet: options.debounceAfter, maximum: options.debounceMax), metrics: metricsFactory)
         let provider = MeshProxyProvider(
             publisher: pushes.output, tokens: tokens, certificates: proxyCertificates,
-            allowUnauthenticated: options.allowUnauthenticatedProxies, status: proxyStatus, clock: options.clock, limits: options.proxyLimits, logger: logger,
+            allowUnauthenticated: options.allowUnauthenticatedProxies, status: proxyStatus, clock: options.clock, limits: options.proxyLimits,
+            adminCredential: adminCredential, logger: logger,
             metrics: metricsFactory)
         self.provider = provider
         _ = tokens.onRevocation { provider.revoked(tokenID: $0) }
@@ -196,8 +197,14 @@ public final class ControlPlane: Sendable {
         }
         let ads = AggregatedDiscoveryService(provider: provider, logger: logger, metrics: metricsFactory)
         let csr = IstioCertificateGRPCService(requests: CertificateRequests(service: certificates, tokens: tokens), peers: peers)
+        // The transport resets streams whose messages are over its limit without a status; keep its
+        // limit above the services' own (AggregatedDiscoveryService.maximumRequestBytes), which
+        // answer RESOURCE_EXHAUSTED with the reason.
+        var transportConfig = HTTP2ServerTransport.Custom<XDSListenerFactory>.Config.defaults
+        transportConfig.rpc.maxRequestPayloadSize = 32 * 1024 * 1024
         let transport = HTTP2ServerTransport.Custom(
-            listenerFactory: XDSListenerFactory(host: options.xdsAddress.host, port: Int(options.xdsAddress.port), tls: xdsTLS, peers: peers))
+            listenerFactory: XDSListenerFactory(host: options.xdsAddress.host, port: Int(options.xdsAddress.port), tls: xdsTLS, peers: peers),
+            config: transportConfig)
         let grpc = GRPCServer(transport: transport, services: [ads, csr])
         let admin = Application(
             router: AdminRoutes.router(

@@ -31,6 +31,8 @@ public final class MeshProxyProvider: ProxyConfigProvider {
     /// Connected proxies and their per-type status.
     public let status: ProxyStatusRegistry
     private let tokens: TokenAuthority?
+    /// meshd's admin token, refused on ADS as the other admin-API tokens are (PERMISSION_DENIED).
+    private let adminCredential: AdminCredential?
     private let certificates: ProxyCertificates?
     private let allowUnauthenticated: Bool
     private let logger: Logger
@@ -46,8 +48,9 @@ public final class MeshProxyProvider: ProxyConfigProvider {
     public init(
         publisher: SnapshotPublisher, tokens: TokenAuthority?, certificates: ProxyCertificates?, allowUnauthenticated: Bool,
         status: ProxyStatusRegistry = ProxyStatusRegistry(), clock: @escaping @Sendable () -> Date = Date.init,
-        limits: Limits = Limits(), logger: Logger, metrics: any MetricsFactory
+        limits: Limits = Limits(), adminCredential: AdminCredential? = nil, logger: Logger, metrics: any MetricsFactory
     ) {
+        self.adminCredential = adminCredential
         admission = limits.connectionsPerSecond > 0
             ? RateLimiter(ratePerSecond: limits.connectionsPerSecond, burst: limits.connectionBurst, clock: clock) : nil
         maximumConnectionAge = limits.maximumConnectionAge
@@ -133,6 +136,8 @@ public final class MeshProxyProvider: ProxyConfigProvider {
         let record: TokenAuthority.Record
         switch tokens.authenticate(token) {
         case .success(let found): record = found
+        case .failure(.unknown) where adminCredential?.accepts(token) == true:
+            throw RPCError(code: .permissionDenied, message: "the admin token is for the admin API, not a workload token")
         case .failure(.unknown): throw RPCError(code: .unauthenticated, message: "unknown token")
         case .failure(.revoked(let id)): throw RPCError(code: .unauthenticated, message: "token \(id) was revoked")
         case .failure(.expired(let id)): throw RPCError(code: .unauthenticated, message: "token \(id) has expired")

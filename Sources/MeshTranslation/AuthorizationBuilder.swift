@@ -17,6 +17,10 @@ struct AuthorizationBuilder {
     /// The policies that apply, sorted by namespace and name.
     let policies: [Configured<AuthorizationPolicy>]
     let trustDomain: String
+    /// Whether `X-Forwarded-For` is believed at all (mesh.yaml `numTrustedProxies` > 0). When it is
+    /// not, `remoteIpBlocks` and `remote.ip` match the connection's peer: a caller cannot choose
+    /// the address it is judged by.
+    let trustsForwardedFor: Bool
 
     /// Istio's shadow stat prefixes, also the keys of the shadow results in dynamic metadata.
     static let dryRunAllowPrefix = "istio_dry_run_allow_"
@@ -30,6 +34,13 @@ struct AuthorizationBuilder {
             return labels.isEmpty || workload.matches(labels)
         }
         trustDomain = snapshot.settings.trustDomain
+        trustsForwardedFor = snapshot.mesh.numTrustedProxies > 0
+    }
+
+    /// The principal of `remoteIpBlocks`/`remote.ip`: the address Envoy derives from
+    /// `X-Forwarded-For` when proxies in front are trusted, else the connection's peer.
+    func remoteAddress(_ text: String) -> Principal {
+        trustsForwardedFor ? Self.remoteIP(text) : Self.directRemoteIP(text)
     }
 
     var isEmpty: Bool { policies.isEmpty }
@@ -228,7 +239,7 @@ struct AuthorizationBuilder {
         field(source.serviceAccounts, source.notServiceAccounts, serviceAccount)
         field(source.trustDomains, source.notTrustDomains) { Self.authenticated(Self.prefixMatcher("spiffe://\($0)/")) }
         field(source.ipBlocks, source.notIpBlocks) { Self.directRemoteIP($0) }
-        field(source.remoteIpBlocks, source.notRemoteIpBlocks) { Self.remoteIP($0) }
+        field(source.remoteIpBlocks, source.notRemoteIpBlocks, remoteAddress)
         return Self.andIDs(parts)
     }
 
@@ -250,7 +261,7 @@ struct AuthorizationBuilder {
         let key = condition.key
         switch key {
         case "source.ip": make = { Self.directRemoteIP($0) }
-        case "remote.ip": make = { Self.remoteIP($0) }
+        case "remote.ip": make = remoteAddress
         case "source.namespace": make = Self.namespace
         case "source.principal": make = Self.principalName
         case "source.serviceAccount": make = serviceAccount

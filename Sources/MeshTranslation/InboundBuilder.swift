@@ -13,9 +13,13 @@ struct InboundBuilder {
     let numTrustedProxies: UInt32
 
     /// Envoy-internal request headers the app must never get from a caller. Envoy itself removes
-    /// its retry, timeout, tracing-force and service-node headers from requests it treats as
-    /// external (every inbound request, see `listener(for:)`); these it would pass through.
-    static let internalOnlyHeaders = ["x-envoy-original-path", "x-envoy-original-host", "x-envoy-peer-metadata", "x-envoy-peer-metadata-id"]
+    /// its retry, timeout and force-trace headers from requests it treats as external (all of
+    /// them: no address is internal in Envoy 1.33+ without `internal_address_config`); these it
+    /// would pass through.
+    static let internalOnlyHeaders = [
+        "x-envoy-original-path", "x-envoy-decorator-operation", "x-envoy-downstream-service-cluster",
+        "x-envoy-downstream-service-node", "x-envoy-external-address", "x-envoy-peer-metadata", "x-envoy-peer-metadata-id",
+    ]
 
     init(scope: SidecarScope, snapshot: MeshSnapshot, telemetry: TelemetryPolicy) {
         self.scope = scope
@@ -76,15 +80,13 @@ struct InboundBuilder {
             var hcm = HCM.common(statPrefix: telemetry.server.metrics ? "inbound_0.0.0.0_\(ingress.port)" : TelemetryPolicy.disabledStatName)
             if let tracing = telemetry.server.tracing { hcm.tracing = telemetry.hcmTracing(tracing) }
             hcm.routeConfig = routeConfiguration(for: ingress)
-            // The caller's address is the connection's peer unless mesh.yaml trusts proxies in
-            // front (gatewayTopology.numTrustedProxies): a forged X-Forwarded-For then changes no
-            // `remote.ip`/`remoteIpBlocks` decision. No address is internal (Envoy 1.33+ without
-            // internal_address_config), so Envoy strips its own control headers (x-envoy-retry-on,
-            // x-envoy-upstream-rq-timeout-ms, ...) from every caller; the caller's x-request-id is
-            // kept so traces and logs still join.
-            hcm.useRemoteAddress = Google_Protobuf_BoolValue(true)
-            hcm.xffNumTrustedHops = numTrustedProxies
-            hcm.preserveExternalRequestID = true
+            // As Istio's sidecars: the connection is not an edge, so X-Forwarded-Proto and the
+            // request id pass through. X-Forwarded-For is only believed when mesh.yaml trusts
+            // proxies in front (gatewayTopology.numTrustedProxies = N: the N-th entry from the
+            // right is the client); otherwise authorization judges the connection's peer
+            // (AuthorizationBuilder.remoteAddress), so a forged header changes no decision.
+            hcm.useRemoteAddress = Google_Protobuf_BoolValue(false)
+            hcm.xffNumTrustedHops = numTrustedProxies > 0 ? numTrustedProxies - 1 : 0
             // Normalise before authorization sees the path: decode %2F, resolve dot segments,
             // merge slashes — so `/a/../b`, `//a` and `%2F` cannot slip past a path rule.
             hcm.pathWithEscapedSlashesAction = .unescapeAndForward

@@ -84,7 +84,10 @@ public struct AggregatedDiscoveryService: Envoy_Service_Discovery_V3_AggregatedD
                 case .requestsEnded:
                     break events
                 case .requestsFailed(let error):
-                    if let status = error as? RPCError { throw status }
+                    if let status = error as? RPCError {
+                        log.warning("stream ended: \(status.message)", metadata: ["code": "\(status.code)"])
+                        throw status
+                    }
                     log.warning("stream ended: unreadable request", metadata: ["error": "\(error)"])
                     throw RPCError(code: .invalidArgument, message: "malformed request: \(error)")
                 case .update(.resources(let resources)):

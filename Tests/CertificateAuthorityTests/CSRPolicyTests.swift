@@ -35,6 +35,26 @@ struct CSRPolicyTests {
         #expect(try fixture.metrics.expectCounter("citadel_server_success_cert_issuance_count").totalValue == 2)
     }
 
+    @Test("a PEM with 76-character lines and CRLF line ends (as Go and OpenSSL accept) is signed; a body that is not base64 is refused")
+    func lineLengths() throws {
+        let fixture = try CAFixture()
+        let pem = try csr(key: key, sans: [.uniformResourceIdentifier(governor.uri)])
+        let lines = pem.split(separator: "\n").map(String.init)
+        let body = lines.dropFirst().dropLast().joined()
+        var rewrapped: [String] = []
+        var rest = Substring(body)
+        while !rest.isEmpty {
+            rewrapped.append(String(rest.prefix(76)))
+            rest = rest.dropFirst(76)
+        }
+        #expect(rewrapped.first?.count == 76)
+        let wide = ([lines[0]] + rewrapped + [lines[lines.count - 1]]).joined(separator: "\r\n") + "\r\n"
+        let issued = try fixture.service.sign(csrPEM: wide, requestedTTL: 0, caller: governor, callerDescription: "test", path: "test")
+        #expect(try issued.leaf.extensions.subjectAlternativeNames == SubjectAlternativeNames([.uniformResourceIdentifier(governor.uri)]))
+        let broken = ([lines[0], "!!not base64!!"] + [lines[lines.count - 1]]).joined(separator: "\n")
+        #expect(refused(fixture, broken) == "bad_pem")
+    }
+
     @Test("another identity's URI SAN")
     func otherIdentity() throws {
         let fixture = try CAFixture()

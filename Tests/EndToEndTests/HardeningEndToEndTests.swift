@@ -153,8 +153,8 @@ extension EndToEnd {
 
                 // One trusted proxy in front: the right-most X-Forwarded-For entry is the caller.
                 try mesh.writeConfig("mesh.yaml", "defaultConfig: {gatewayTopology: {numTrustedProxies: 1}}\n")
-                try await Eventually.wait(timeout: .seconds(5), what: "xff_num_trusted_hops on the server's sidecar") {
-                    (try? await server.admin("/config_dump").body.contains("\"xff_num_trusted_hops\": 1")) ?? false
+                try await Eventually.wait(timeout: .seconds(5), what: "remoteIpBlocks judged by X-Forwarded-For on the server's sidecar") {
+                    (try? await server.admin("/config_dump").body.contains("\"remote_ip\"")) ?? false
                 }
                 try await server.waitUntilDrained()
                 #expect(try await status("/", [("x-forwarded-for", "192.0.2.7")]) == 403)

@@ -352,7 +352,7 @@ extension EndToEnd {
                     try await Self.leafSerial(server) == SerialNumbers.hex(next.leaf.serialNumber)
                 }
                 let served = load.counts.ok
-                try await Eventually.wait(timeout: .seconds(10), what: "requests on the renewed certificate") { load.counts.ok >= served + 40 }
+                try await Eventually.wait(timeout: .seconds(10), what: "requests on the renewed certificate") { load.counts.ok >= max(served + 40, 50) }
                 let names = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasPrefix("..") }
                 #expect(names.count == 2, "old versions and the killed run's leftovers are gone: \(names)")
                 await Self.expectNoFailures(load, atLeast: 50)

@@ -70,6 +70,10 @@ extension EndToEnd {
                 }
                 #expect(afterRuntimeDelta == XDSTypeURL.cluster)
 
+                // A 20 MB request: RESOURCE_EXHAUSTED with the reason, not a bare stream reset.
+                let huge = try await status(mesh, token: token) { $0.request(XDSTypeURL.cluster, names: [String(repeating: "x", count: 20_000_000)], node: Self.goodNode) }
+                #expect(huge?.code == .resourceExhausted && huge?.message.contains("over meshd's limit") == true, "\(String(describing: huge))")
+
                 let garbage = try await rawStream(mesh, bytes: [0xff, 0xff, 0xff, 0xff, 0x0f])
                 #expect(garbage?.code == .invalidArgument, "\(String(describing: garbage))")
 
@@ -86,7 +90,7 @@ extension EndToEnd {
             }
         }
 
-        @Test("a stream without a token, with another identity's token, or with a revoked token is refused")
+        @Test("a stream without a token, with another identity's token, an admin-API token or a revoked token is refused")
         func authentication() async throws {
             try await MeshHarness("xds-auth", files: Self.files).run { mesh in
                 let none = try await status(mesh) { $0.request(XDSTypeURL.cluster, node: Self.goodNode) }
@@ -98,6 +102,13 @@ extension EndToEnd {
 
                 let otherNamespace = try await status(mesh, token: try mesh.token("elsewhere", "server")) { $0.request(XDSTypeURL.cluster, node: Self.goodNode) }
                 #expect(otherNamespace?.code == .permissionDenied)
+
+                // Admin-API tokens, the admin token among them, are known but not for ADS.
+                let reader = try mesh.controlPlane.tokens.mint(namespace: "", serviceAccount: "", ttl: nil, role: "reader").token
+                let asReader = try await status(mesh, token: reader) { $0.request(XDSTypeURL.cluster, node: Self.goodNode) }
+                let asAdmin = try await status(mesh, token: mesh.adminToken) { $0.request(XDSTypeURL.cluster, node: Self.goodNode) }
+                #expect(asReader?.code == .permissionDenied && asAdmin?.code == .permissionDenied, "reader: \(String(describing: asReader)), admin: \(String(describing: asAdmin))")
+                #expect(asAdmin?.message.contains("admin token is for the admin API") == true)
 
                 let lying = {
                     var node = Self.goodNode
