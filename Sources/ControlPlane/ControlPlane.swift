@@ -38,6 +38,8 @@ public final class ControlPlane: Sendable {
     let provider: MeshProxyProvider
     /// The snapshots proxies are pushed: the store's, debounced.
     public let pushes: DebouncedPublisher
+    /// Orders mTLS mode changes across proxies (between the debounced pushes and the proxies).
+    let rollout: MTLSRolloutStage
     let peers = PeerCertificates()
     let xdsTLS: TLSContextHolder?
     let serving: XDSServingCertificate?
@@ -122,12 +124,14 @@ public final class ControlPlane: Sendable {
         proxyStatus = ProxyStatusRegistry()
         pushes = DebouncedPublisher(
             source: store.publisher, debounce: Debounce(quiet: options.debounceAfter, maximum: options.debounceMax), metrics: metricsFactory)
+        rollout = MTLSRolloutStage(source: pushes.output, stepTimeout: options.mtlsRolloutStepTimeout, logger: logger, metrics: metricsFactory)
         let provider = MeshProxyProvider(
-            publisher: pushes.output, tokens: tokens, certificates: proxyCertificates,
+            publisher: rollout.output, tokens: tokens, certificates: proxyCertificates,
             allowUnauthenticated: options.allowUnauthenticatedProxies, status: proxyStatus, clock: options.clock, limits: options.proxyLimits,
             adminCredential: adminCredential, logger: logger,
             metrics: metricsFactory)
         self.provider = provider
+        rollout.attach(provider)
         _ = tokens.onRevocation { provider.revoked(tokenID: $0) }
 
         if options.xdsPlaintext {
@@ -221,6 +225,7 @@ public final class ControlPlane: Sendable {
                 .init(service: admin),
                 .init(service: ConfigWatcherService(watcher: watcher)),
                 .init(service: DebounceService(pushes: pushes)),
+                .init(service: MTLSRolloutService(stage: rollout)),
                 .init(service: CertificateMaintenanceService(maintenance: maintenance, interval: options.certificateCheckInterval)),
                 .init(service: XDSAddressReporter(transport: transport, bound: bound), successTerminationBehavior: .ignore),
             ],

@@ -47,6 +47,9 @@ public struct ControlPlaneOptions: Sendable {
     public var debounceAfter: Duration = .milliseconds(100)
     /// Longest a config change waits for quiet (Istio's PILOT_DEBOUNCE_MAX).
     public var debounceMax: Duration = .seconds(10)
+    /// How long one step of an mTLS rollout waits for the proxies it concerns to acknowledge it
+    /// before going on without them.
+    public var mtlsRolloutStepTimeout: Duration = .seconds(5)
     /// Back-pressure for proxies: new streams per second, maximum connection age, push concurrency.
     public var proxyLimits = MeshProxyProvider.Limits()
     /// Changes and CSRs per second each admin API caller may make (sustained).

@@ -23,6 +23,7 @@ public final class MeshProxyProvider: ProxyConfigProvider {
     /// What the cache shares between proxies: equal keys mean equal configuration.
     struct CacheKey: Hashable, Sendable {
         var revision: UInt64
+        var rolloutStep: UInt64
         var workload: ServiceRegistry.WorkloadID
     }
 
@@ -156,7 +157,7 @@ public final class MeshProxyProvider: ProxyConfigProvider {
 
     /// The configuration of `workload` in `snapshot`, shared between proxies of the same workload.
     func resources(for workload: ServiceRegistry.WorkloadID, in snapshot: MeshSnapshot) -> XDSResourceSet {
-        cache.resources(for: CacheKey(revision: snapshot.revision, workload: workload), generation: snapshot.revision) {
+        cache.resources(for: CacheKey(revision: snapshot.revision, rolloutStep: snapshot.rolloutStep, workload: workload), generation: snapshot.revision) {
             guard let instance = snapshot.registry.workload(workload) else {
                 logger.warning("workload removed from the configuration while its proxy is connected; serving it no listeners", metadata: ["workload": "\(workload)"])
                 return XDSResourceSet()
@@ -185,6 +186,15 @@ public final class MeshProxyProvider: ProxyConfigProvider {
         for session in sessions.withLock({ Array($0.values) }) where session.isDue(certificates, now: now, signerKey: signerKey) {
             session.signal.post { $0.refreshCertificate = true }
         }
+    }
+
+    /// The proxies that do not yet hold, acknowledged, rollout step `step` or later, among those
+    /// `wait` names (node ids, sorted).
+    func unsettledProxies(step: UInt64, wait: MTLSRollout.Wait) -> [String] {
+        sessions.withLock { Array($0.values) }.filter { session in
+            let concerned = wait.servers.contains(session.workload) || wait.clientsOf.contains { $0 != session.workload }
+            return concerned && !session.isSettled(atLeast: step)
+        }.map(\.proxyID).sorted()
     }
 
     /// Sends every proxy its secrets again (after the trust bundle changed).
@@ -308,6 +318,7 @@ public final class MeshProxyProvider: ProxyConfigProvider {
             self.certificateDirectory = certificateDirectory
             self.tokenID = tokenID
             self.connection = connection
+            progress = Mutex(Progress(handled: snapshot.rolloutStep))
             var initial = State(snapshot: snapshot, certificate: certificate)
             initialResources = Session.compose(provider: provider, workload: workload, directory: certificateDirectory, state: &initial)
             initial.lastResources = initialResources
@@ -316,6 +327,27 @@ public final class MeshProxyProvider: ProxyConfigProvider {
             subscription = provider.publisher.subscribe { snapshot in
                 signal.post { $0.snapshot = snapshot }
             }
+        }
+
+        /// How far the stream got: the rollout steps composed and not yet handled by the stream,
+        /// the newest handled, and whether every response since was answered.
+        struct Progress {
+            var composed: [UInt64] = []
+            var handled: UInt64
+            var settled = false
+        }
+        private let progress: Mutex<Progress>
+
+        func processed(update: Bool, settled: Bool) {
+            progress.withLock { progress in
+                if update, !progress.composed.isEmpty { progress.handled = max(progress.handled, progress.composed.removeFirst()) }
+                progress.settled = settled
+            }
+        }
+
+        /// Whether the proxy holds, acknowledged, a configuration of rollout step `step` or later.
+        func isSettled(atLeast step: UInt64) -> Bool {
+            progress.withLock { $0.handled >= step && $0.settled && $0.composed.isEmpty }
         }
 
         var currentCertificate: ProxyCertificates.Entry? { state.withLock { $0.certificate } }
@@ -380,12 +412,14 @@ public final class MeshProxyProvider: ProxyConfigProvider {
             let pending = signal.take()
             if let reason = pending.closeReason { return .close(reason) }
             var current = state.withLock { $0 }
-            if let newer = pending.snapshot, newer.revision > current.snapshot.revision { current.snapshot = newer }
+            if let newer = pending.snapshot, newer.isNewer(than: current.snapshot) { current.snapshot = newer }
             if pending.refreshCertificate, certificateDirectory == nil, let certificates = provider.certificates {
                 renew(&current, certificates: certificates)
             }
             let resources = Session.compose(provider: provider, workload: workload, directory: certificateDirectory, state: &current)
             current.lastResources = resources
+            let step = current.snapshot.rolloutStep
+            progress.withLock { $0.composed.append(step) }
             state.withLock { stored in
                 // Acknowledgements recorded meanwhile stay.
                 current.acknowledgedRoots = stored.acknowledgedRoots

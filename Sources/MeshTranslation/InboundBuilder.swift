@@ -48,7 +48,7 @@ struct InboundBuilder {
         listener.name = ResourceNames.listener(address: ingress.bind, port: ingress.port)
         listener.address = Envoy.address(ingress.bind, port: ingress.port)
         listener.trafficDirection = .inbound
-        let mode = peerAuthentication.mode(port: ingress.port)
+        let mode = peerAuthentication.servedMode(port: ingress.port)
         var chains: [FilterChain] = []
         if mode != .disable {
             var tls = filterChain(for: ingress, mutualTLS: true)

@@ -307,7 +307,7 @@ struct OutboundBuilder {
 
     /// Whether an endpoint runs a sidecar whose PeerAuthentication accepts mTLS on the port.
     func acceptsMTLS(_ instance: WorkloadInstance, port: MeshService.Port) -> Bool {
-        instance.hasSidecar && PeerAuthenticationPolicy(workload: instance, snapshot: snapshot).mode(port: instance.endpointPort(for: port)) != .disable
+        instance.hasSidecar && PeerAuthenticationPolicy(workload: instance, snapshot: snapshot).clientsUseTLS(port: instance.endpointPort(for: port))
     }
 
     func subsetLabels(_ rule: DestinationRule?, _ subset: String?) -> [String: String]? {

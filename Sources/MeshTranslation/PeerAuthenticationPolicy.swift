@@ -1,15 +1,5 @@
 public import MeshModel
 
-/// The mTLS mode a server sidecar enforces on a port, from PeerAuthentication as Istio resolves it.
-public enum MTLSMode: String, Sendable, Hashable {
-    /// Only mTLS.
-    case strict = "STRICT"
-    /// mTLS and plaintext.
-    case permissive = "PERMISSIVE"
-    /// Plaintext only.
-    case disable = "DISABLE"
-}
-
 /// Resolves PeerAuthentication for a workload: the mesh-wide policy (root namespace, no selector),
 /// overridden by the namespace policy (no selector), overridden by a workload policy (selector
 /// matching the workload's labels, the first by name), overridden for a port by that policy's
@@ -18,6 +8,8 @@ public struct PeerAuthenticationPolicy: Sendable {
     let meshPolicy: Configured<PeerAuthentication>?
     let namespacePolicy: Configured<PeerAuthentication>?
     let workloadPolicy: Configured<PeerAuthentication>?
+    /// What is served instead of the configured mode while a change is rolled out, by port.
+    let staged: [UInt32: MTLSStaging.Entry]
 
     /// The policies that apply to `workload`.
     public init(workload: WorkloadInstance, snapshot: MeshSnapshot) {
@@ -32,11 +24,24 @@ public struct PeerAuthenticationPolicy: Sendable {
         workloadPolicy = policies.first { item in
             item.metadata.namespace == workload.namespace && !unselected(item) && workload.matches(item.spec.selector!.matchLabels!)
         }
+        staged = snapshot.mtlsStaging.entries(of: .init(namespace: workload.namespace, name: workload.name))
     }
 
-    /// The mode on `port` (the port the workload's sidecar accepts traffic on).
+    /// The configured mode on `port` (the port the workload's sidecar accepts traffic on).
     public func mode(port: UInt32) -> MTLSMode {
         decision(port: port).mode
+    }
+
+    /// What the workload's sidecar accepts on `port` now: the configured mode, or while a change
+    /// is rolled out, the staged one.
+    public func servedMode(port: UInt32) -> MTLSMode {
+        staged[port]?.accept ?? mode(port: port)
+    }
+
+    /// Whether clients send mTLS to `port` now (auto mTLS: unless DISABLE; while a change is
+    /// rolled out, as staged).
+    public func clientsUseTLS(port: UInt32) -> Bool {
+        staged[port]?.clientsUseTLS ?? (mode(port: port) != .disable)
     }
 
     /// The mode on `port` and the policy that decided it (`namespace/name`, or `default`).

@@ -129,6 +129,11 @@ public struct AggregatedDiscoveryService: Envoy_Service_Discovery_V3_AggregatedD
                 for action in actions {
                     try await perform(action, machine: Machine.self, session: session!, writer: writer, since: received, logger: log)
                 }
+                if case .update = event {
+                    session?.processed(update: true, settled: machine.isSettled)
+                } else {
+                    session?.processed(update: false, settled: machine.isSettled)
+                }
                 if let since = changeSince, machine.isSettled {
                     metrics.converged(after: ContinuousClock.now - since)
                     changeSince = nil

@@ -7,7 +7,8 @@ public import EnvoyAPI
 /// wildcard type); subscription changes apply even when the request's nonce is stale; a
 /// reconnecting proxy's `initial_resource_versions` are what it holds, so only what differs is
 /// sent; removals name only what the proxy holds. As in state of the world: at most one
-/// unacknowledged response per type, CDS before EDS before LDS and RDS (make before break), EDS
+/// unacknowledged response per type, CDS before EDS before LDS and RDS (make before break),
+/// cluster and endpoint removals only once listeners and routes are acknowledged, EDS
 /// re-sent for every cluster update, and a rejected resource version is not sent again.
 public struct DeltaStreamStateMachine: ADSStreamMachine {
     public typealias Action = StreamAction<Envoy_Service_Discovery_V3_DeltaDiscoveryResponse>
@@ -176,7 +177,19 @@ public struct DeltaStreamStateMachine: ADSStreamMachine {
             }
         }
         out.removed = state.held.keys.filter { all[$0] == nil }.sorted()
+        if !out.removed.isEmpty, typeURL == XDSTypeURL.cluster || typeURL == XDSTypeURL.endpoint, routeSideBusy() {
+            // Break after make: a route may still name them until the new routes are acknowledged.
+            out.removed = []
+        }
         return out
+    }
+
+    /// Whether listeners or routes are on their way to the proxy.
+    private func routeSideBusy() -> Bool {
+        [XDSTypeURL.listener, XDSTypeURL.route].contains { typeURL in
+            guard let state = types[typeURL], state.requested else { return false }
+            return state.inFlight != nil || diff(typeURL, state).isDue
+        }
     }
 
     /// Whether the proxy holds exactly the current version of everything it subscribes to.

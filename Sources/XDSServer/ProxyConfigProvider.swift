@@ -24,6 +24,13 @@ public protocol ProxySession: Sendable {
     func record(_ event: ProxyStreamEvent)
     /// Called once when the stream ends.
     func close()
+    /// Called after the stream handled an event: a configuration from ``updates()`` (`update`)
+    /// or a request of the proxy; `settled` when no response is waiting for an answer.
+    func processed(update: Bool, settled: Bool)
+}
+
+extension ProxySession {
+    public func processed(update: Bool, settled: Bool) {}
 }
 
 /// What the provider tells a connected proxy's stream.

@@ -7,7 +7,8 @@ public import EnvoyAPI
 /// wildcard LDS/CDS and named RDS/EDS/SDS (nothing sent for a named type watching no names); full
 /// LDS/CDS sets; at most one unacknowledged response
 /// per type; EDS re-sent after every CDS response; and push order CDS, EDS, then LDS and RDS only
-/// once the clusters they use are acknowledged (make before break). A NACKed configuration is not
+/// once the clusters they use are acknowledged (make before break), and clusters removed only once
+/// the listeners and routes that may name them are acknowledged (break after make). A NACKed configuration is not
 /// sent again until it changes.
 public struct SotWStreamStateMachine: ADSStreamMachine {
     /// What the stream shell must do, in order.
@@ -25,6 +26,8 @@ public struct SotWStreamStateMachine: ADSStreamMachine {
         var sentContent: ContentHash?
         var rejectedContent: ContentHash?
         var mustResend = false
+        /// The resources of the last response, by name (clusters and endpoints: what may be retained).
+        var sentItems: [String: XDSResource] = [:]
     }
 
     private(set) var resources: XDSResourceSet?
@@ -135,14 +138,28 @@ public struct SotWStreamStateMachine: ADSStreamMachine {
         // A named type with no names is no longer watched: Envoy would only log the response
         // as unwatched.
         if !state.wildcard && state.names.isEmpty { return false }
-        let content = Self.content(of: typeURL, state: state, in: resources).hash
+        let content = Self.content(of: typeURL, state: state, in: resources, retained: retained(typeURL, state: state, in: resources)).hash
         if state.mustResend { return true }
         return content != state.sentContent && content != state.rejectedContent
     }
 
+    /// Clusters (and their endpoints) the proxy was sent that the configuration dropped, kept
+    /// while its listeners or routes are not yet acknowledged in their new form: a route may
+    /// still name them (break after make, as for additions).
+    private func retained(_ typeURL: String, state: TypeState, in resources: XDSResourceSet) -> [XDSResource] {
+        guard typeURL == XDSTypeURL.cluster || typeURL == XDSTypeURL.endpoint, !state.sentItems.isEmpty else { return [] }
+        let routesBusy = [XDSTypeURL.listener, XDSTypeURL.route].contains { type in
+            guard let other = types[type], other.requested else { return false }
+            return other.awaitingAck || isDue(type, state: other)
+        }
+        guard routesBusy else { return [] }
+        let current = resources.resources(ofType: typeURL)
+        return state.sentItems.values.filter { current[$0.name] == nil && (state.wildcard || state.names.contains($0.name)) }
+    }
+
     private mutating func responseIfDue(_ typeURL: String) -> Envoy_Service_Discovery_V3_DiscoveryResponse? {
         guard var state = types[typeURL], isDue(typeURL, state: state), let resources else { return nil }
-        let content = Self.content(of: typeURL, state: state, in: resources)
+        let content = Self.content(of: typeURL, state: state, in: resources, retained: retained(typeURL, state: state, in: resources))
         nonceCounter += 1
         var response = Envoy_Service_Discovery_V3_DiscoveryResponse()
         response.typeURL = typeURL
@@ -153,6 +170,9 @@ public struct SotWStreamStateMachine: ADSStreamMachine {
         state.awaitingAck = true
         state.sentContent = content.hash
         state.mustResend = false
+        if typeURL == XDSTypeURL.cluster || typeURL == XDSTypeURL.endpoint {
+            state.sentItems = Dictionary(content.items.map { ($0.name, $0) }, uniquingKeysWith: { $1 })
+        }
         types[typeURL] = state
         if typeURL == XDSTypeURL.cluster, types[XDSTypeURL.endpoint]?.requested == true {
             // Envoy needs fresh endpoints after every cluster update, changed or not.
@@ -161,15 +181,17 @@ public struct SotWStreamStateMachine: ADSStreamMachine {
         return response
     }
 
-    /// What the proxy subscribed to of `typeURL`, sorted by name, and its content hash.
-    static func content(of typeURL: String, state: TypeState, in resources: XDSResourceSet) -> (items: [XDSResource], hash: ContentHash) {
+    /// What the proxy subscribed to of `typeURL` (plus `retained` resources), sorted by name, and
+    /// its content hash.
+    static func content(of typeURL: String, state: TypeState, in resources: XDSResourceSet, retained: [XDSResource] = []) -> (items: [XDSResource], hash: ContentHash) {
         let all = resources.resources(ofType: typeURL)
-        let items: [XDSResource]
+        var items: [XDSResource]
         if state.wildcard {
-            items = all.values.sorted { $0.name < $1.name }
+            items = Array(all.values)
         } else {
-            items = state.names.sorted().compactMap { all[$0] }
+            items = state.names.compactMap { all[$0] }
         }
+        items = (items + retained).sorted { $0.name < $1.name }
         return (items, combinedHash(items))
     }
 

@@ -67,22 +67,27 @@ struct DeltaStreamStateMachineTests {
         #expect(more.map(\.names) == [["c"]])
     }
 
-    @Test("only what changed is sent; a removed cluster is named in removed_resources once; a never-present name is never 'removed'")
+    @Test("only what changed is sent; a removed cluster is named in removed_resources once, after the listeners; a never-present name is never 'removed'")
     func changesAndRemovals() throws {
         var machine = try synced()
         #expect(sent(machine.update(resources())).isEmpty, "nothing changed, nothing sent")
         let changed = sent(machine.update(resources(clusters: ["a", "c"], tag: "t")))
         let cds = try #require(changed.first { $0.typeURL == XDSTypeURL.cluster })
-        #expect(cds.names == ["a", "c"] && cds.removedResources == ["b"])
+        #expect(cds.names == ["a", "c"] && cds.removedResources.isEmpty, "b stays while the listeners change")
         let eds = try #require(changed.first { $0.typeURL == XDSTypeURL.endpoint })
-        #expect(eds.names == ["a"] && eds.removedResources == ["b"], "EDS: a re-sent after its cluster changed, b gone, c not subscribed")
+        #expect(eds.names == ["a"] && eds.removedResources.isEmpty, "EDS: a re-sent after its cluster changed, c not subscribed")
         #expect(!changed.contains { $0.typeURL == XDSTypeURL.listener }, "listeners wait for clusters (make before break)")
         _ = try machine.received(delta(XDSTypeURL.cluster, nonce: cds.nonce))
         let after = sent(try machine.received(delta(XDSTypeURL.endpoint, nonce: eds.nonce)))
         #expect(after.map(\.typeURL) == [XDSTypeURL.listener], "then the listeners that changed: \(after.map(\.typeURL))")
         #expect(after.first?.names == ["l1"])
+        // Once the listeners are acknowledged, b goes (break after make), once.
+        let removals = sent(try machine.received(delta(XDSTypeURL.listener, nonce: after[0].nonce)))
+        #expect(removals.map(\.typeURL) == [XDSTypeURL.cluster, XDSTypeURL.endpoint])
+        #expect(removals.allSatisfy { $0.removedResources == ["b"] && $0.resources.isEmpty }, "\(removals.map(\.removedResources))")
+        for response in removals { _ = try machine.received(delta(response.typeURL, nonce: response.nonce)) }
+        #expect(machine.isSettled)
         // "b" comes back: it is sent again (it was removed, not banned).
-        _ = try machine.received(delta(XDSTypeURL.listener, nonce: after[0].nonce))
         let back = sent(machine.update(resources(clusters: ["a", "b", "c"], tag: "t")))
         #expect(back.first { $0.typeURL == XDSTypeURL.cluster }?.names == ["b"])
     }
@@ -191,5 +196,16 @@ struct DeltaStreamStateMachineTests {
         let runtime = "type.googleapis.com/envoy.service.runtime.v3.Runtime"
         #expect(try machine.received(delta(runtime, subscribe: ["rtds"])) == [.unserved(typeURL: runtime)])
         #expect(sent(try machine.received(delta(XDSTypeURL.cluster))).first?.names == ["a", "b"])
+    }
+
+    @Test("break after make: a dropped cluster is removed only once the new routes are acknowledged")
+    func removalAfterRoutes() throws {
+        var machine = try synced()
+        // Cluster b goes, and the route that named it changes: the route goes first.
+        let rds = try #require(sent(machine.update(resources(clusters: ["a"], routes: ["r1": "y"]))).first)
+        #expect(rds.typeURL == XDSTypeURL.route)
+        let removals = sent(try machine.received(delta(XDSTypeURL.route, nonce: rds.nonce)))
+        #expect(removals.map(\.typeURL) == [XDSTypeURL.cluster, XDSTypeURL.endpoint])
+        #expect(removals.allSatisfy { $0.removedResources == ["b"] })
     }
 }

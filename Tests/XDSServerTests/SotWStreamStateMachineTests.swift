@@ -212,4 +212,21 @@ struct SotWStreamStateMachineTests {
         // Watching again: sent.
         #expect(sent(try machine.received(request(XDSTypeURL.route, names: ["r1"], version: rds.versionInfo, nonce: rds.nonce))).map(\.typeURL) == [XDSTypeURL.route])
     }
+
+    @Test("break after make: a dropped cluster and its endpoints stay until the new listeners and routes are acknowledged, then go")
+    func removalAfterRoutes() throws {
+        var machine = try synced()
+        // Cluster b goes, and the route that named it changes in the same configuration: the
+        // route goes first (clusters a and b, still held, are all it may name).
+        let rds = try #require(sent(machine.update(resources(clusters: ["a"], routes: ["r1": "y"]))).first)
+        #expect(rds.typeURL == XDSTypeURL.route)
+        let removals = sent(try machine.received(request(XDSTypeURL.route, names: ["r1"], version: rds.versionInfo, nonce: rds.nonce)))
+        #expect(removals.map(\.typeURL) == [XDSTypeURL.cluster, XDSTypeURL.endpoint], "b goes once the routes are acknowledged")
+        #expect(removals.map(names) == [["a"], ["a"]])
+
+        // Added and removed at once: the new cluster first, with the old one kept.
+        var second = try synced()
+        let cds = try #require(sent(second.update(resources(clusters: ["a", "c"], routes: ["r1": "y"]))).first)
+        #expect(cds.typeURL == XDSTypeURL.cluster && names(cds) == ["a", "b", "c"])
+    }
 }

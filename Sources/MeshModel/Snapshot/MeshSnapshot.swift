@@ -2,6 +2,10 @@
 public struct MeshSnapshot: Sendable {
     /// Increases with every accepted change.
     public let revision: UInt64
+    /// Increases with every step of an mTLS rollout (``MTLSStaging``); 0 for a snapshot as loaded.
+    public private(set) var rolloutStep: UInt64 = 0
+    /// The mTLS modes served otherwise than configured while a change is rolled out in order.
+    public private(set) var mtlsStaging = MTLSStaging()
     /// Mesh-wide settings.
     public let settings: MeshSettings
     /// The mesh's telemetry settings (`mesh.yaml`).
@@ -76,6 +80,19 @@ public struct MeshSnapshot: Sendable {
 
     /// An empty mesh.
     public static let empty = MeshSnapshot(revision: 0, resources: [])
+
+    /// This configuration served with `staging` at rollout step `step`.
+    public func staged(_ staging: MTLSStaging, step: UInt64) -> MeshSnapshot {
+        var copy = self
+        copy.mtlsStaging = staging
+        copy.rolloutStep = step
+        return copy
+    }
+
+    /// Whether this is a later view than `other`: a newer revision, or a later rollout step.
+    public func isNewer(than other: MeshSnapshot) -> Bool {
+        (revision, rolloutStep) > (other.revision, other.rolloutStep)
+    }
 
     /// All resources, sorted by key.
     public var allResources: [MeshResource] {

@@ -1,0 +1,162 @@
+internal import CoreMetrics
+internal import Foundation
+internal import Logging
+internal import MeshConfig
+internal import MeshModel
+internal import MeshTranslation
+internal import ServiceLifecycle
+internal import Synchronization
+
+/// Sits between the debounced configuration and the proxies: a configuration that changes a
+/// workload's mTLS mode is served in the steps ``MTLSRollout`` decides, each step only once the
+/// proxies it concerns acknowledged the one before (or `stepTimeout` passed: a proxy that never
+/// answers does not hold the mesh back; that is logged and counted). Other changes go out at once.
+final class MTLSRolloutStage: Sendable {
+    /// What proxies are served.
+    let output: SnapshotPublisher
+    private let provider: Mutex<MeshProxyProvider?> = Mutex(nil)
+    private let state: Mutex<State>
+    private let wake: AsyncStream<Void>
+    private let wakeContinuation: AsyncStream<Void>.Continuation
+    private let stepTimeout: Duration
+    private let logger: Logger
+    private let steps: Counter
+    private let timeouts: Counter
+
+    private struct State {
+        var rollout = MTLSRollout()
+        var latest: MeshSnapshot
+        var inbox: MeshSnapshot?
+        var step: UInt64 = 0
+        var running = false
+        /// What each held workload waits for, for proxy-status.
+        var notes: [ServiceRegistry.WorkloadID: String] = [:]
+    }
+
+    init(source: SnapshotPublisher, stepTimeout: Duration, logger: Logger, metrics: any MetricsFactory) {
+        var initial = State(latest: source.current)
+        initial.rollout.retarget(MTLSRollout.configured(source.current))
+        state = Mutex(initial)
+        output = SnapshotPublisher(initial: source.current)
+        (wake, wakeContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        self.stepTimeout = stepTimeout
+        self.logger = logger
+        steps = Counter(label: "meshd_mtls_rollout_steps_total", dimensions: [], factory: metrics)
+        timeouts = Counter(label: "meshd_mtls_rollout_timeouts_total", dimensions: [], factory: metrics)
+        _ = source.subscribe { [weak self] snapshot in self?.received(snapshot) }
+    }
+
+    /// The proxies whose acknowledgements steps wait for.
+    func attach(_ provider: MeshProxyProvider) {
+        self.provider.withLock { $0 = provider }
+    }
+
+    /// What a held workload's proxies wait for (`nil`: nothing held).
+    func note(for workload: ServiceRegistry.WorkloadID) -> String? {
+        state.withLock { $0.notes[workload] }
+    }
+
+    private func received(_ snapshot: MeshSnapshot) {
+        let immediate = state.withLock { state -> MeshSnapshot? in
+            guard state.running else {
+                // Before the stage runs (the initial load), configurations pass straight through.
+                state.latest = snapshot
+                state.rollout = MTLSRollout()
+                state.rollout.retarget(MTLSRollout.configured(snapshot))
+                return snapshot
+            }
+            state.inbox = snapshot
+            return nil
+        }
+        if let immediate { output.publish(immediate) } else { wakeContinuation.yield() }
+    }
+
+    /// Serves configurations as they come, in steps where mTLS modes change, until cancelled.
+    func run() async {
+        state.withLock { $0.running = true }
+        var wakes = wake.makeAsyncIterator()
+        while !Task.isCancelled {
+            if !takeInbox() {
+                guard await wakes.next() != nil else { return }
+                continue
+            }
+            while !Task.isCancelled, let wait = advance() {
+                if wait.isEmpty { continue }
+                await waitForAcknowledgements(wait)
+            }
+        }
+    }
+
+    /// Takes a new configuration if one came: retargets and publishes it with what is served now.
+    private func takeInbox() -> Bool {
+        let snapshot = state.withLock { state -> MeshSnapshot? in
+            guard let next = state.inbox else { return nil }
+            state.inbox = nil
+            state.latest = next
+            state.rollout.retarget(MTLSRollout.configured(next))
+            state.step += 1
+            return next.staged(state.rollout.staging, step: state.step)
+        }
+        guard let snapshot else { return false }
+        output.publish(snapshot)
+        return true
+    }
+
+    /// One step of the rollout, published; `nil` when everything is served as configured.
+    private func advance() -> MTLSRollout.Wait? {
+        let (snapshot, wait) = state.withLock { state -> (MeshSnapshot?, MTLSRollout.Wait?) in
+            guard !state.rollout.isSettled else {
+                state.notes = [:]
+                return (nil, nil)
+            }
+            let wait = state.rollout.advance()
+            state.step += 1
+            var notes: [ServiceRegistry.WorkloadID: String] = [:]
+            for (key, entry) in state.rollout.staging.entries.sorted(by: { $0.key < $1.key }) {
+                let text = "mTLS on port \(key.port) held (\(entry)) while proxies acknowledge step \(state.step)"
+                notes[key.workload] = notes[key.workload].map { $0 + "; " + text } ?? text
+            }
+            state.notes = notes
+            return (state.latest.staged(state.rollout.staging, step: state.step), wait)
+        }
+        guard let snapshot, let wait else { return nil }
+        steps.increment()
+        logger.info("mTLS rollout step", metadata: [
+            "step": "\(snapshot.rolloutStep)", "staged": "\(snapshot.mtlsStaging.entries.count)",
+            "wait_servers": "\(wait.servers.map(\.description).sorted())", "wait_clients_of": "\(wait.clientsOf.map(\.description).sorted())",
+        ])
+        output.publish(snapshot)
+        return wait
+    }
+
+    /// Waits until every proxy `wait` names holds the newest step, acknowledged, or `stepTimeout`
+    /// passed; configurations that come meanwhile are published at once.
+    private func waitForAcknowledgements(_ wait: MTLSRollout.Wait) async {
+        let deadline = ContinuousClock.now + stepTimeout
+        while !Task.isCancelled {
+            _ = takeInbox()
+            let step = state.withLock { $0.step }
+            let pending = provider.withLock { $0 }?.unsettledProxies(step: step, wait: wait) ?? []
+            if pending.isEmpty { return }
+            if ContinuousClock.now >= deadline {
+                timeouts.increment()
+                logger.warning("mTLS rollout step not acknowledged in time; going on", metadata: [
+                    "step": "\(step)", "timeout": "\(stepTimeout)", "proxies": "\(pending.prefix(10).joined(separator: ", "))", "count": "\(pending.count)",
+                ])
+                return
+            }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+}
+
+/// Runs the rollout stage as a service.
+struct MTLSRolloutService: Service {
+    let stage: MTLSRolloutStage
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await stage.run()
+        }
+    }
+}
