@@ -235,6 +235,12 @@ public final class ControlPlane: Sendable {
         try await ServiceGroup(configuration: configuration).run()
     }
 
+    /// Whether proxies are being served the newest accepted configuration exactly as configured:
+    /// nothing waits in the debounce or in an mTLS rollout.
+    public var servesNewestConfiguration: Bool {
+        rollout.isIdle && rollout.output.current.revision == store.revision && rollout.output.current.mtlsStaging.entries.isEmpty
+    }
+
     /// The xDS port actually bound (useful when the options asked for port 0); waits until bound.
     public func boundXDSPort() async -> Int { await bound.waitForXDS() }
 

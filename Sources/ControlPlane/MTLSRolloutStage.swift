@@ -51,6 +51,11 @@ final class MTLSRolloutStage: Sendable {
         self.provider.withLock { $0 = provider }
     }
 
+    /// Whether nothing waits: no configuration unpublished, no port served otherwise than configured.
+    var isIdle: Bool {
+        state.withLock { $0.inbox == nil && $0.rollout.isSettled }
+    }
+
     /// What a held workload's proxies wait for (`nil`: nothing held).
     func note(for workload: ServiceRegistry.WorkloadID) -> String? {
         state.withLock { $0.notes[workload] }
