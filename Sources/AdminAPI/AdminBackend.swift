@@ -259,13 +259,17 @@ public struct ProxyStatus: Codable, Hashable, Sendable {
     public var peer: String
     /// By type (`cds`, `eds`, `lds`, `rds`, `sds`).
     public var types: [String: TypeState]
+    /// What the proxy's configuration is held for while an mTLS change is rolled out in order
+    /// (the proxies that must acknowledge a step first), if anything.
+    public var waiting: String?
 
     /// A status from its parts.
-    public init(proxyID: String, workload: String, peer: String, types: [String: TypeState]) {
+    public init(proxyID: String, workload: String, peer: String, types: [String: TypeState], waiting: String? = nil) {
         self.proxyID = proxyID
         self.workload = workload
         self.peer = peer
         self.types = types
+        self.waiting = waiting
     }
 }
 

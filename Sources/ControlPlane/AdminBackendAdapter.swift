@@ -29,11 +29,18 @@ struct AdminBackendAdapter: AdminBackend {
                 proxyID: proxy.proxyID, workload: proxy.workload, peer: proxy.peer,
                 types: proxy.types.mapValues {
                     ProxyStatus.TypeState(state: $0.state, sentVersion: $0.sentVersion, acceptedVersion: $0.acceptedVersion, error: $0.rejection)
-                })
+                },
+                waiting: Self.workloadID(proxy.workload).flatMap(controlPlane.rollout.note(for:)))
         }
     }
 
     func metricsText() -> String { controlPlane.metricsText() }
+
+    /// `namespace/name` as a workload id.
+    static func workloadID(_ text: String) -> ServiceRegistry.WorkloadID? {
+        let parts = text.split(separator: "/", maxSplits: 1)
+        return parts.count == 2 ? ServiceRegistry.WorkloadID(namespace: String(parts[0]), name: String(parts[1])) : nil
+    }
 
     func authenticate(_ token: String?) -> Principal? {
         guard let token else { return nil }

@@ -29,8 +29,9 @@ final class MTLSRolloutStage: Sendable {
         var inbox: MeshSnapshot?
         var step: UInt64 = 0
         var running = false
-        /// What each held workload waits for, for proxy-status.
+        /// What is held per workload, and the proxies the current step waits for (proxy-status).
         var notes: [ServiceRegistry.WorkloadID: String] = [:]
+        var pending: [String] = []
     }
 
     init(source: SnapshotPublisher, stepTimeout: Duration, logger: Logger, metrics: any MetricsFactory) {
@@ -58,7 +59,11 @@ final class MTLSRolloutStage: Sendable {
 
     /// What a held workload's proxies wait for (`nil`: nothing held).
     func note(for workload: ServiceRegistry.WorkloadID) -> String? {
-        state.withLock { $0.notes[workload] }
+        state.withLock { state in
+            state.notes[workload].map { note in
+                state.pending.isEmpty ? note : "\(note); waiting for \(state.pending.prefix(5).joined(separator: ", "))\(state.pending.count > 5 ? " and \(state.pending.count - 5) more" : "")"
+            }
+        }
     }
 
     private func received(_ snapshot: MeshSnapshot) {
@@ -110,6 +115,7 @@ final class MTLSRolloutStage: Sendable {
     /// One step of the rollout, published; `nil` when everything is served as configured.
     private func advance() -> MTLSRollout.Wait? {
         let (snapshot, wait) = state.withLock { state -> (MeshSnapshot?, MTLSRollout.Wait?) in
+            state.pending = []
             guard !state.rollout.isSettled else {
                 state.notes = [:]
                 return (nil, nil)
@@ -118,7 +124,7 @@ final class MTLSRolloutStage: Sendable {
             state.step += 1
             var notes: [ServiceRegistry.WorkloadID: String] = [:]
             for (key, entry) in state.rollout.staging.entries.sorted(by: { $0.key < $1.key }) {
-                let text = "mTLS on port \(key.port) held (\(entry)) while proxies acknowledge step \(state.step)"
+                let text = "mTLS on port \(key.port) held (\(entry)) until step \(state.step) is acknowledged"
                 notes[key.workload] = notes[key.workload].map { $0 + "; " + text } ?? text
             }
             state.notes = notes
@@ -142,6 +148,7 @@ final class MTLSRolloutStage: Sendable {
             _ = takeInbox()
             let step = state.withLock { $0.step }
             let pending = provider.withLock { $0 }?.unsettledProxies(step: step, wait: wait) ?? []
+            state.withLock { $0.pending = pending }
             if pending.isEmpty { return }
             if ContinuousClock.now >= deadline {
                 timeouts.increment()

@@ -27,6 +27,7 @@ struct ProxyStatusCommand: AsyncParsableCommand {
             for type in types {
                 if let error = proxy.types[type]?.error { print("\(proxy.proxyID) \(type.uppercased()) rejected: \(error)") }
             }
+            if let waiting = proxy.waiting { print("\(proxy.proxyID) \(waiting)") }
         }
     }
 }

@@ -1,4 +1,6 @@
 import ControlPlane
+import EnvoyAPI
+import GRPCCore
 import Foundation
 import MeshConfig
 import MeshModel
@@ -121,6 +123,38 @@ extension EndToEnd {
                 let metrics = try await mesh.admin("/metrics").body
                 #expect(metrics.contains("meshd_mtls_rollout_steps_total"), "the rollout stepped")
                 #expect(!metrics.contains("meshd_mtls_rollout_timeouts_total 1"), "no step timed out")
+            }
+        }
+
+        @Test("a proxy that never acknowledges holds a step only until the timeout: proxy-status shows what waits, then meshd goes on, counted")
+        func silentProxy() async throws {
+            try await MeshHarness("transitions-silent", files: Self.files, pollInterval: .milliseconds(20), configure: {
+                $0.debounceAfter = .milliseconds(20)
+                $0.mtlsRolloutStepTimeout = .seconds(2)
+            }).run { mesh in
+                // The server's proxy: an xDS client that takes its listeners and never answers.
+                let token = try mesh.token(Self.namespace, "server")
+                var node = Envoy_Config_Core_V3_Node()
+                node.id = NodeIdentity.nodeID(workload: .init(namespace: Self.namespace, name: "server"), address: "127.42.0.3")
+                let sentNode = node
+                let started = ContinuousClock.now
+                let held = try await ADSTestClient.withStream(to: mesh.xdsAddress, security: mesh.security, metadata: ["authorization": "Bearer \(token)"]) { conversation -> String in
+                    conversation.request(XDSTypeURL.listener, node: sentNode)
+                    _ = try await conversation.receive()
+                    try mesh.writeConfig("peer.yaml", Self.peerAuthentication("STRICT"))
+                    var seen = ""
+                    try await Eventually.wait(timeout: .seconds(5), what: "proxy-status to show the held step") {
+                        seen = try await mesh.admin("/v1/proxies").body
+                        return seen.contains("held") && seen.contains("waiting for sidecar~127.42.0.3~server")
+                    }
+                    try await Eventually.wait(timeout: .seconds(10), what: "the rollout to go on without the silent proxy") {
+                        mesh.controlPlane.servesNewestConfiguration
+                    }
+                    return seen
+                }
+                #expect(held.contains("accepts PERMISSIVE, clients send plaintext"), "\(held)")
+                #expect(ContinuousClock.now - started >= .seconds(2), "the step waited for the timeout")
+                #expect(try await mesh.admin("/metrics").body.contains("meshd_mtls_rollout_timeouts_total 1"))
             }
         }
     }
