@@ -117,6 +117,14 @@ let package = Package(
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        // Fuzz targets: libFuzzer when built by scripts/fuzz.sh (-sanitize=fuzzer -DFUZZING), else a
+        // replay of inputs (the committed corpus runs in the test suite).
+        .target(name: "CLibFuzzer"),
+        .executableTarget(
+            name: "meshd-fuzz",
+            dependencies: ["CLibFuzzer", "MeshConfig", "MeshModel", "CertificateAuthority", "XDSServer", "XDSCache", "EnvoyAPI", protobuf],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         .executableTarget(name: "meshd-test-helper", dependencies: ["CertificateAuthority"], swiftSettings: [.swiftLanguageMode(.v6)]),
         .target(
             name: "XDSTesting",

@@ -1,3 +1,4 @@
+import CertificateAuthority
 import ControlPlane
 import Foundation
 import Logging
@@ -43,7 +44,7 @@ extension EndToEnd {
               rules: [{to: [{operation: {paths: ["/admin"]}}]}]
             """
 
-        @Test("a DENY reaches a keep-alive connection through the client sidecar within 5 s; STRICT closes an open plaintext keep-alive connection within 5 s")
+        @Test("a DENY reaches keep-alive connections (through the client sidecar, and direct mTLS) within 5 s; STRICT closes an open plaintext keep-alive connection within 5 s")
         func openConnections() async throws {
             try await MeshHarness("hardening", files: Self.files).run { mesh in
                 try await mesh.startApp("server", host: "127.40.2.3", port: 8080)
@@ -59,6 +60,14 @@ extension EndToEnd {
                 #expect(throughSidecar.get("/admin", authority: "server")?.status == 200)
                 let plaintext = try KeepAliveConnection(Self.serverInbound)
                 #expect(plaintext.get("/", authority: "server")?.status == 200)
+                // And a keep-alive connection straight to the server's sidecar over mTLS, as a mesh peer.
+                let peer = try mesh.controlPlane.certificates.issueWithNewKey(
+                    identity: SpiffeID(trustDomain: "cluster.local", namespace: Self.namespace, serviceAccount: "peer"), caller: "test")
+                let meshTLS = HTTPProbe.TLS(
+                    chainPEM: try peer.certificate.chainPEM().dropLast().joined(separator: "\n"), keyPEM: peer.keyPEM,
+                    trustPEM: try mesh.controlPlane.certificates.trustBundlePEM())
+                let mutual = try await KeepAliveTLSConnection.connect(Self.serverInbound, tls: meshTLS)
+                #expect(await mutual.get("/admin", authority: "server")?.status == 200)
 
                 try mesh.writeConfig("policy.yaml", Self.denyAdmin)
                 let applied = ContinuousClock.now
@@ -71,6 +80,16 @@ extension EndToEnd {
                 }
                 let deniedAfter = try #require(denied, "/admin was never denied on a kept-alive path")
                 #expect(deniedAfter < .seconds(5), "the DENY reached the open connection after \(deniedAfter)")
+                var tlsConnection = mutual
+                var deniedOverTLS: Duration?
+                for _ in 0..<100 where deniedOverTLS == nil {
+                    if tlsConnection.isClosed { tlsConnection = try await KeepAliveTLSConnection.connect(Self.serverInbound, tls: meshTLS) }
+                    if await tlsConnection.get("/admin", authority: "server")?.status == 403 { deniedOverTLS = ContinuousClock.now - applied }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                tlsConnection.close()
+                let deniedOverTLSAfter = try #require(deniedOverTLS, "/admin was never denied on the kept-alive mTLS connection")
+                #expect(deniedOverTLSAfter < .seconds(5), "the DENY reached the open mTLS connection after \(deniedOverTLSAfter)")
 
                 try mesh.writeConfig("peer.yaml", Self.peerAuthentication("STRICT"))
                 let strict = ContinuousClock.now
