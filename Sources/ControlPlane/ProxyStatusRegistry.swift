@@ -85,6 +85,8 @@ public final class ProxyStatusRegistry: Sendable {
                 status.answeredNonce = nonce
                 status.rejection = nil
                 proxy.types[XDSTypeURL.shortName(typeURL)] = status
+            case .unwatched(let typeURL):
+                proxy.types[XDSTypeURL.shortName(typeURL)] = nil
             case .rejected(let typeURL, _, let nonce, let message):
                 var status = proxy.types[XDSTypeURL.shortName(typeURL)] ?? TypeStatus()
                 status.answeredNonce = nonce

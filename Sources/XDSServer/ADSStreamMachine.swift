@@ -12,6 +12,8 @@ public enum StreamAction<Response: Sendable & Equatable>: Sendable, Equatable {
     /// The proxy asked for a type meshd does not serve: the watch stays open and unanswered (as
     /// Istio and go-control-plane do; Envoy and gRPC clients ask for optional types).
     case unserved(typeURL: String)
+    /// The proxy stopped watching every resource of a named type: nothing of it is awaited.
+    case unwatched(typeURL: String)
 }
 
 /// A request the stream cannot serve: the shell ends the stream with this status.

@@ -159,6 +159,8 @@ public struct AggregatedDiscoveryService: Envoy_Service_Discovery_V3_AggregatedD
             ])
         case .acknowledged(let typeURL, let version, let nonce):
             session.record(.acknowledged(typeURL: typeURL, version: version, nonce: nonce))
+        case .unwatched(let typeURL):
+            session.record(.unwatched(typeURL: typeURL))
         case .unserved(let typeURL):
             logger.debug("asked for a type meshd does not serve; left unanswered", metadata: ["type": "\(typeURL)"])
         case .rejected(let typeURL, let version, let nonce, let message):

@@ -71,6 +71,11 @@ public struct DeltaStreamStateMachine: ADSStreamMachine {
         if !state.wildcard {
             // The proxy forgets what it no longer subscribes to.
             for name in state.held.keys where !state.names.contains(name) { state.held[name] = nil }
+            // Watching nothing, it will not answer a response it ignores as unwatched.
+            if state.names.isEmpty && !request.resourceNamesUnsubscribe.isEmpty {
+                state.inFlight = nil
+                actions.append(.unwatched(typeURL: typeURL))
+            }
         }
 
         let nonce = request.responseNonce

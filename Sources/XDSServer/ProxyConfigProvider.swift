@@ -49,4 +49,6 @@ public enum ProxyStreamEvent: Sendable, Equatable {
     case acknowledged(typeURL: String, version: String, nonce: String)
     /// The proxy rejected a response with `message`.
     case rejected(typeURL: String, version: String, nonce: String, message: String)
+    /// The proxy watches nothing of a named type any more.
+    case unwatched(typeURL: String)
 }

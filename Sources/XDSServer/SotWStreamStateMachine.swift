@@ -45,6 +45,14 @@ public struct SotWStreamStateMachine: ADSStreamMachine {
         var state = types[typeURL] ?? TypeState()
         let nonce = request.responseNonce
         let isInitial = nonce.isEmpty || state.lastNonce == nil
+        if !XDSTypeURL.wildcardTypes.contains(typeURL), request.resourceNames.isEmpty, state.requested {
+            // The proxy watches nothing of this type any more, whatever the nonce: it will not
+            // answer a response it ignores as unwatched, so none is awaited or sent.
+            state.names = []
+            state.awaitingAck = false
+            types[typeURL] = state
+            return [.unwatched(typeURL: typeURL)] + pushPending()
+        }
         if !isInitial {
             guard nonce == state.lastNonce else { return [] }  // stale: a newer response is on its way
             state.awaitingAck = false

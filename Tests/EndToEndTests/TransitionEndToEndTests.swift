@@ -65,7 +65,7 @@ extension EndToEnd {
 
         /// Writes the files, then waits until meshd serves them as configured and every sidecar
         /// acknowledged them.
-        static func change(_ mesh: MeshHarness, _ files: [String: String]) async throws {
+        static func change(_ mesh: MeshHarness, _ files: [String: String], proxies: Int = 2) async throws {
             let before = mesh.controlPlane.store.revision
             for (name, text) in files { try mesh.writeConfig(name, text) }
             try await Eventually.wait(timeout: .seconds(10), interval: .milliseconds(10), what: "the change to be accepted") {
@@ -74,10 +74,14 @@ extension EndToEnd {
             try await Eventually.wait(timeout: .seconds(30), interval: .milliseconds(10), what: "the change to be served as configured") {
                 mesh.controlPlane.servesNewestConfiguration
             }
+            let expected = proxies
+            var last = ""
+            defer { if !last.isEmpty, ProcessInfo.processInfo.environment["MESHD_TEST_DEBUG"] != nil { print(last) } }
             try await Eventually.wait(timeout: .seconds(15), interval: .milliseconds(20), what: "every sidecar to acknowledge it") {
                 let status = try await mesh.admin("/v1/proxies")
+                last = status.body
                 let proxies = try JSONSerialization.jsonObject(with: Data(status.body.utf8)) as? [[String: Any]] ?? []
-                return proxies.count == 2 && proxies.allSatisfy { proxy in
+                return proxies.count == expected && proxies.allSatisfy { proxy in
                     (proxy["types"] as? [String: [String: Any]] ?? [:]).values.allSatisfy { $0["state"] as? String == "SYNCED" }
                 }
             }
@@ -155,6 +159,60 @@ extension EndToEnd {
                 #expect(held.contains("accepts PERMISSIVE, clients send plaintext"), "\(held)")
                 #expect(ContinuousClock.now - started >= .seconds(2), "the step waited for the timeout")
                 #expect(try await mesh.admin("/metrics").body.contains("meshd_mtls_rollout_timeouts_total 1"))
+            }
+        }
+
+        /// A second server, `server-b`, whose Sidecar selects it by a label that never changes.
+        static func serverB(_ app: String?) -> String {
+            let entry = app.map { app in
+                """
+                apiVersion: networking.istio.io/v1
+                kind: WorkloadEntry
+                metadata: {name: server-b, namespace: \(namespace)}
+                spec: {address: 127.42.0.4, serviceAccount: server, labels: {app: \(app), instance: b}}
+                ---
+
+                """
+            } ?? ""
+            return entry + """
+                apiVersion: networking.istio.io/v1
+                kind: Sidecar
+                metadata: {name: server-b, namespace: \(namespace)}
+                spec:
+                  workloadSelector: {labels: {instance: b}}
+                  ingress:
+                  - port: {number: 8080, protocol: HTTP, name: http-8080}
+                    defaultEndpoint: 127.42.2.4:8080
+                  egress:
+                  - bind: 127.42.1.4
+                    captureMode: NONE
+                    hosts: ["./*"]
+                """
+        }
+
+        @Test("a WorkloadEntry deleted and re-added under load: zero failed requests, and its proxy (left with nothing to watch) shows in sync")
+        func workloadRemoved() async throws {
+            var files = Self.files
+            files["server-b.yaml"] = Self.serverB("server")
+            files["peer.yaml"] = Self.peerAuthentication("PERMISSIVE")
+            try await MeshHarness("transitions-removal", files: files, pollInterval: .milliseconds(20), configure: { $0.debounceAfter = .milliseconds(20) }).run { mesh in
+                try await mesh.startApp("server", host: "127.42.2.3", port: 8080)
+                try await mesh.startApp("server-b", host: "127.42.2.4", port: 8080)
+                try await mesh.startSidecar(Self.namespace, "server")
+                try await mesh.startSidecar(Self.namespace, "server-b")
+                try await mesh.startSidecar(Self.namespace, "client")
+                let load = RequestLoop(to: HostPort(host: "127.42.1.2", port: 8080), authority: Self.host)
+                try await Eventually.wait(timeout: .seconds(10), what: "the first requests") { load.counts.ok >= 5 }
+                for _ in 0..<max(1, Self.count / 5) {
+                    // Deleted: clients drop it; its sidecar drains its listeners (and unwatches
+                    // endpoints and secrets: nothing of them is awaited any more).
+                    try await Self.change(mesh, ["server-b.yaml": Self.serverB(nil)], proxies: 3)
+                    // Back, first listening without clients, then chosen by the service again.
+                    try await Self.change(mesh, ["server-b.yaml": Self.serverB("standby")], proxies: 3)
+                    try await Self.change(mesh, ["server-b.yaml": Self.serverB("server")], proxies: 3)
+                }
+                let counts = await load.stop()
+                #expect(counts.failures.isEmpty, "\(counts.failures.count) failed requests of \(counts.ok + counts.failures.count): \(counts.failures.prefix(5))")
             }
         }
     }

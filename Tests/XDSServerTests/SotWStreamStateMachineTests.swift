@@ -229,4 +229,19 @@ struct SotWStreamStateMachineTests {
         let cds = try #require(sent(second.update(resources(clusters: ["a", "c"], routes: ["r1": "y"]))).first)
         #expect(cds.typeURL == XDSTypeURL.cluster && names(cds) == ["a", "b", "c"])
     }
+
+    @Test("a proxy that stops watching a named type while a response is on its way is not waited for (it ignores unwatched responses)")
+    func unwatchedInFlight() throws {
+        var machine = try synced()
+        // A cluster update: EDS follows; the proxy drops its clusters and unwatches EDS with an
+        // older nonce, ignoring the EDS response as unwatched.
+        let update = sent(machine.update(resources(clusters: ["a", "b"], tag: "t")))
+        let eds = try #require(update.first { $0.typeURL == XDSTypeURL.endpoint })
+        #expect(machine.isAwaitingAck(XDSTypeURL.endpoint))
+        let unwatched = try machine.received(request(XDSTypeURL.endpoint, names: [], nonce: "stale"))
+        #expect(unwatched == [.unwatched(typeURL: XDSTypeURL.endpoint)])
+        #expect(!machine.isAwaitingAck(XDSTypeURL.endpoint))
+        // Watching again: sent at once.
+        #expect(sent(try machine.received(request(XDSTypeURL.endpoint, names: ["a"], nonce: eds.nonce))).map(\.typeURL) == [XDSTypeURL.endpoint])
+    }
 }
