@@ -29,8 +29,7 @@ final class MTLSRolloutStage: Sendable {
         var inbox: MeshSnapshot?
         var step: UInt64 = 0
         var running = false
-        /// What is held per workload, and the proxies the current step waits for (proxy-status).
-        var notes: [ServiceRegistry.WorkloadID: String] = [:]
+        /// The proxies the current step waits for (proxy-status).
         var pending: [String] = []
     }
 
@@ -60,9 +59,13 @@ final class MTLSRolloutStage: Sendable {
     /// What a held workload's proxies wait for (`nil`: nothing held).
     func note(for workload: ServiceRegistry.WorkloadID) -> String? {
         state.withLock { state in
-            state.notes[workload].map { note in
-                state.pending.isEmpty ? note : "\(note); waiting for \(state.pending.prefix(5).joined(separator: ", "))\(state.pending.count > 5 ? " and \(state.pending.count - 5) more" : "")"
-            }
+            let held = state.rollout.staging.entries(of: workload).sorted { $0.key < $1.key }
+            guard !held.isEmpty else { return nil }
+            let ports = held.map { "mTLS on port \($0.key) held (\($0.value))" }.joined(separator: "; ")
+            let waiting = state.pending.isEmpty
+                ? ""
+                : "; waiting for \(state.pending.prefix(5).joined(separator: ", "))\(state.pending.count > 5 ? " and \(state.pending.count - 5) more" : "")"
+            return "\(ports) at step \(state.step)\(waiting)"
         }
     }
 
@@ -116,18 +119,9 @@ final class MTLSRolloutStage: Sendable {
     private func advance() -> MTLSRollout.Wait? {
         let (snapshot, wait) = state.withLock { state -> (MeshSnapshot?, MTLSRollout.Wait?) in
             state.pending = []
-            guard !state.rollout.isSettled else {
-                state.notes = [:]
-                return (nil, nil)
-            }
+            guard !state.rollout.isSettled else { return (nil, nil) }
             let wait = state.rollout.advance()
             state.step += 1
-            var notes: [ServiceRegistry.WorkloadID: String] = [:]
-            for (key, entry) in state.rollout.staging.entries.sorted(by: { $0.key < $1.key }) {
-                let text = "mTLS on port \(key.port) held (\(entry)) until step \(state.step) is acknowledged"
-                notes[key.workload] = notes[key.workload].map { $0 + "; " + text } ?? text
-            }
-            state.notes = notes
             return (state.latest.staged(state.rollout.staging, step: state.step), wait)
         }
         guard let snapshot, let wait else { return nil }

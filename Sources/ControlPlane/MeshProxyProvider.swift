@@ -327,6 +327,10 @@ public final class MeshProxyProvider: ProxyConfigProvider {
             subscription = provider.publisher.subscribe { snapshot in
                 signal.post { $0.snapshot = snapshot }
             }
+            // A configuration published between the admission (which read `snapshot`) and the
+            // subscription would otherwise never reach this proxy.
+            let latest = provider.publisher.current
+            if latest.isNewer(than: snapshot) { signal.post { $0.snapshot = latest } }
         }
 
         /// How far the stream got: the rollout steps composed and not yet handled by the stream,
@@ -335,6 +339,8 @@ public final class MeshProxyProvider: ProxyConfigProvider {
             var composed: [UInt64] = []
             var handled: UInt64
             var settled = false
+            /// Types whose newest response the proxy rejected.
+            var rejected: Set<String> = []
         }
         private let progress: Mutex<Progress>
 
@@ -345,9 +351,10 @@ public final class MeshProxyProvider: ProxyConfigProvider {
             }
         }
 
-        /// Whether the proxy holds, acknowledged, a configuration of rollout step `step` or later.
+        /// Whether the proxy holds, acknowledged (not rejected), a configuration of rollout step
+        /// `step` or later.
         func isSettled(atLeast step: UInt64) -> Bool {
-            progress.withLock { $0.handled >= step && $0.settled && $0.composed.isEmpty }
+            progress.withLock { $0.handled >= step && $0.settled && $0.composed.isEmpty && $0.rejected.isEmpty }
         }
 
         var currentCertificate: ProxyCertificates.Entry? { state.withLock { $0.certificate } }
@@ -457,6 +464,11 @@ public final class MeshProxyProvider: ProxyConfigProvider {
 
         func record(_ event: ProxyStreamEvent) {
             provider.status.record(event, connection: connection)
+            switch event {
+            case .rejected(let typeURL, _, _, _): progress.withLock { _ = $0.rejected.insert(typeURL) }
+            case .acknowledged(let typeURL, _, _), .unwatched(let typeURL): progress.withLock { _ = $0.rejected.remove(typeURL) }
+            case .sent: break
+            }
             guard case .acknowledged(let typeURL, let version, _) = event, typeURL == XDSTypeURL.secret else { return }
             state.withLock { state in
                 for sent in state.sent.reversed() {

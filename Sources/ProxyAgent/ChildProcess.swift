@@ -10,8 +10,10 @@ public final class ChildProcess: Sendable {
     private let exitStatus = Mutex<Int32?>(nil)
 
     /// Starts `executable`; its stdout and stderr go to `logPath` (truncated), or are inherited
-    /// when `logPath` is `nil`.
-    public init(executable: String, arguments: [String], environment: [String: String]? = nil, logPath: String? = nil) throws {
+    /// when `logPath` is `nil`. With `ownProcessGroup`, a signal to the parent's process group
+    /// (Ctrl-C in a terminal, systemd stopping a unit) does not reach the child: the parent
+    /// decides how it stops.
+    public init(executable: String, arguments: [String], environment: [String: String]? = nil, logPath: String? = nil, ownProcessGroup: Bool = false) throws {
         var fileActions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&fileActions)
         defer { posix_spawn_file_actions_destroy(&fileActions) }
@@ -29,7 +31,12 @@ public final class ChildProcess: Sendable {
         var allSignals = sigset_t()
         sigfillset(&allSignals)
         posix_spawnattr_setsigdefault(&attributes, &allSignals)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF
+        if ownProcessGroup {
+            posix_spawnattr_setpgroup(&attributes, 0)
+            flags |= POSIX_SPAWN_SETPGROUP
+        }
+        posix_spawnattr_setflags(&attributes, Int16(flags))
 
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }

@@ -60,7 +60,7 @@ public final class ProxyLauncher: Sendable {
         defer { sources.forEach { $0.cancel() } }
         while true {
             let started = ContinuousClock.now
-            let envoy = try ChildProcess(executable: commandLine.binary, arguments: commandLine.arguments, logPath: nil)
+            let envoy = try ChildProcess(executable: commandLine.binary, arguments: commandLine.arguments, logPath: nil, ownProcessGroup: true)
             log("started Envoy (pid \(envoy.pid)): \(commandLine.binary) \(commandLine.arguments.joined(separator: " "))")
             var status: Int32?
             while status == nil {

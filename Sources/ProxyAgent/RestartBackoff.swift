@@ -1,6 +1,6 @@
-/// When the launcher restarts an Envoy that exited on its own: at once after a long healthy run,
-/// else after a delay that doubles with each quick failure, up to a ceiling (as systemd's
-/// `Restart=on-failure` with growing `RestartSec` would).
+/// When the launcher restarts an Envoy that exited on its own: after `initial`, doubling with each
+/// quick failure up to `maximum`; a run of at least `healthyRun` starts the count again (as
+/// systemd's `Restart=on-failure` with growing `RestartSec` would).
 public struct RestartBackoff: Sendable, Equatable {
     /// The first delay.
     public var initial: Duration

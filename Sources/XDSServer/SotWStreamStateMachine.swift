@@ -156,13 +156,14 @@ public struct SotWStreamStateMachine: ADSStreamMachine {
     /// still name them (break after make, as for additions).
     private func retained(_ typeURL: String, state: TypeState, in resources: XDSResourceSet) -> [XDSResource] {
         guard typeURL == XDSTypeURL.cluster || typeURL == XDSTypeURL.endpoint, !state.sentItems.isEmpty else { return [] }
+        let current = resources.resources(ofType: typeURL)
+        let dropped = state.sentItems.values.filter { current[$0.name] == nil && (state.wildcard || state.names.contains($0.name)) }
+        guard !dropped.isEmpty else { return [] }
         let routesBusy = [XDSTypeURL.listener, XDSTypeURL.route].contains { type in
             guard let other = types[type], other.requested else { return false }
             return other.awaitingAck || isDue(type, state: other)
         }
-        guard routesBusy else { return [] }
-        let current = resources.resources(ofType: typeURL)
-        return state.sentItems.values.filter { current[$0.name] == nil && (state.wildcard || state.names.contains($0.name)) }
+        return routesBusy ? dropped : []
     }
 
     private mutating func responseIfDue(_ typeURL: String) -> Envoy_Service_Discovery_V3_DiscoveryResponse? {

@@ -120,9 +120,10 @@ public final class EnvoyProcess: Sendable {
         return problems
     }
 
-    /// Stops the launcher and with it Envoy (SIGTERM: drain, then stop; SIGKILL after 5 s).
+    /// Stops the launcher and with it Envoy (SIGTERM: at most 1 s of drain, then Envoy gets up
+    /// to 5 s; SIGKILL to the launcher after 10 s).
     public func stop() async {
-        await handle.stop()
+        await handle.stop(timeout: .seconds(10))
     }
 
     /// Waits until no filter chain or listener of this Envoy is draining: connections opened

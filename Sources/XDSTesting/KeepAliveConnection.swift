@@ -1,93 +1,113 @@
 internal import Foundation
 public import MeshModel
+internal import NIOCore
+internal import NIOHTTP1
+internal import NIOPosix
+internal import NIOSSL
 
-/// One plaintext HTTP/1.1 connection kept open across requests (blocking POSIX socket with
-/// timeouts), to see what happens to a connection opened before a configuration change.
-public final class KeepAliveConnection {
-    private let fd: Int32
-    private var buffer = [UInt8]()
-    /// Whether the peer has closed it (or it failed).
-    public private(set) var isClosed = false
-    /// Requests answered on it.
-    public private(set) var requests = 0
+/// One HTTP/1.1 connection kept open across requests — plaintext, or TLS with a client
+/// certificate as a mesh peer — to see what happens to a connection opened before a
+/// configuration change.
+public final class KeepAliveConnection: Sendable {
+    private let channel: any Channel
+    private let collector: Collector
 
-    /// Connects to an IPv4 `address`; reads wait at most `timeout`.
-    public init(_ address: HostPort, timeout: Duration = .seconds(5)) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw HTTPProbe.Failure(description: "socket: \(errno)") }
-        var tv = timeval(tv_sec: Int(timeout.components.seconds), tv_usec: Int(timeout.components.attoseconds / 1_000_000_000_000))
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var sin = sockaddr_in()
-        sin.sin_family = sa_family_t(AF_INET)
-        sin.sin_port = in_port_t(UInt16(address.port).bigEndian)
-        inet_pton(AF_INET, address.host, &sin.sin_addr)
-        let result = withUnsafePointer(to: &sin) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard result == 0 else {
-            close(fd)
-            throw HTTPProbe.Failure(description: "cannot connect to \(address): errno \(errno)")
-        }
-    }
-
-    deinit { close(fd) }
-
-    /// Sends a GET and reads the response (Content-Length bodies only); `nil` if the connection
-    /// was closed before a whole response arrived.
-    public func get(_ path: String, authority: String, headers: [(String, String)] = []) -> HTTPProbe.Response? {
-        guard !isClosed else { return nil }
-        let extra = headers.map { "\($0.0): \($0.1)\r\n" }.joined()
-        let request = Array("GET \(path) HTTP/1.1\r\nhost: \(authority)\r\n\(extra)\r\n".utf8)
-        guard request.withUnsafeBufferPointer({ send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == request.count else {
-            isClosed = true
-            return nil
-        }
-        while true {
-            if let response = parse() {
-                requests += 1
-                if response.headers["connection"]?.lowercased() == "close" { isClosed = true }
-                return response
+    /// Connects to `address`, over TLS when `tls` is given.
+    public static func connect(_ address: HostPort, tls: HTTPProbe.TLS? = nil) async throws -> KeepAliveConnection {
+        let context = try tls?.context()
+        let collector = Collector()
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(.seconds(2))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let context {
+                        try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: context, serverHostname: nil))
+                    }
+                }.flatMap {
+                    channel.pipeline.addHTTPClientHandlers()
+                }.flatMap {
+                    channel.pipeline.addHandler(collector)
+                }
             }
-            guard fill() else { return nil }
-        }
+            .connect(host: address.host, port: Int(address.port)).get()
+        return KeepAliveConnection(channel: channel, collector: collector)
     }
 
-    /// Waits up to `timeout` for the peer to close an idle connection; `true` if it did.
-    public func waitForClose(timeout: Duration) -> Bool {
+    private init(channel: any Channel, collector: Collector) {
+        self.channel = channel
+        self.collector = collector
+    }
+
+    /// Whether the peer closed it.
+    public var isClosed: Bool { !channel.isActive }
+
+    /// Sends a GET on this connection; `nil` if it was closed before a whole response came.
+    public func get(_ path: String, authority: String, headers: [(String, String)] = [], timeout: Duration = .seconds(5)) async -> HTTPProbe.Response? {
+        guard channel.isActive else { return nil }
+        let promise = channel.eventLoop.makePromise(of: HTTPProbe.Response.self)
+        var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path)
+        head.headers.add(name: "host", value: authority)
+        for (name, value) in headers { head.headers.add(name: name, value: value) }
+        let (channel, collector) = (self.channel, self.collector)
+        channel.eventLoop.execute {
+            collector.pending = promise
+            channel.write(HTTPClientRequestPart.head(head), promise: nil)
+            channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+        }
+        let deadline = channel.eventLoop.scheduleTask(in: .milliseconds(Int64(timeout.components.seconds * 1000))) {
+            promise.fail(HTTPProbe.Failure(description: "no response within \(timeout)"))
+        }
+        defer { deadline.cancel() }
+        return try? await promise.futureResult.get()
+    }
+
+    /// Waits up to `timeout` for the peer to close it; `true` if it did.
+    public func waitForClose(timeout: Duration) async -> Bool {
         let deadline = ContinuousClock.now + timeout
-        while !isClosed && ContinuousClock.now < deadline {
-            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            if poll(&poller, 1, 50) > 0 { _ = fill() }
+        while channel.isActive && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
         }
-        return isClosed
+        return !channel.isActive
     }
 
-    /// Reads what is there; `false` once the connection is closed.
-    private func fill() -> Bool {
-        var chunk = [UInt8](repeating: 0, count: 16_384)
-        let count = chunk.withUnsafeMutableBufferPointer { recv(fd, $0.baseAddress, $0.count, 0) }
-        guard count > 0 else {
-            isClosed = true
-            return false
-        }
-        buffer += chunk[0..<count]
-        return true
+    /// Closes it.
+    public func close() {
+        channel.close(promise: nil)
     }
 
-    private func parse() -> HTTPProbe.Response? {
-        let separator: [UInt8] = [13, 10, 13, 10]
-        guard let end = (0..<max(0, buffer.count - 3)).first(where: { Array(buffer[$0..<$0 + 4]) == separator }) else { return nil }
-        let head = String(decoding: buffer[0..<end], as: UTF8.self).components(separatedBy: "\r\n")
-        let status = Int(head.first?.split(separator: " ").dropFirst().first ?? "") ?? 0
-        var headers: [String: String] = [:]
-        for line in head.dropFirst() {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+    /// Hands each response to the request waiting for it; runs on the channel's event loop.
+    private final class Collector: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = HTTPClientResponsePart
+        var pending: EventLoopPromise<HTTPProbe.Response>?
+        var head: HTTPResponseHead?
+        var body = ByteBuffer()
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .head(let head):
+                self.head = head
+                body.clear()
+            case .body(var buffer):
+                body.writeBuffer(&buffer)
+            case .end:
+                guard let head else { return }
+                var headers: [String: String] = [:]
+                for (name, value) in head.headers { headers[name.lowercased()] = value }
+                pending?.succeed(HTTPProbe.Response(status: Int(head.status.code), headers: headers, body: String(buffer: body)))
+                pending = nil
+                self.head = nil
+            }
         }
-        let length = Int(headers["content-length"] ?? "0") ?? 0
-        guard buffer.count >= end + 4 + length else { return nil }
-        let body = String(decoding: buffer[(end + 4)..<(end + 4 + length)], as: UTF8.self)
-        buffer.removeFirst(end + 4 + length)
-        return HTTPProbe.Response(status: status, headers: headers, body: body)
+
+        func channelInactive(context: ChannelHandlerContext) {
+            pending?.fail(HTTPProbe.Failure(description: "connection closed"))
+            pending = nil
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            pending?.fail(HTTPProbe.Failure(description: "\(error)"))
+            pending = nil
+            context.close(promise: nil)
+        }
     }
 }

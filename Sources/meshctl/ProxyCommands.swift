@@ -32,7 +32,7 @@ struct ProxyRun: AsyncParsableCommand {
     @Option(name: .customLong("bootstrap"), help: "Use this bootstrap file instead of fetching one (--workload).")
     var bootstrapFile: String?
 
-    @Option(name: .customLong("bootstrap-out"), help: "Where the fetched bootstrap is written, mode 0600 (default: a file in the temporary directory).")
+    @Option(name: .customLong("bootstrap-out"), help: "Where the fetched bootstrap is written, mode 0600 (default: a private temporary directory, removed on exit).")
     var bootstrapOut: String?
 
     @OptionGroup var bootstrap: BootstrapOptions
@@ -70,14 +70,28 @@ struct ProxyRun: AsyncParsableCommand {
     func run() async throws {
         let binary = try Self.findEnvoy(envoy)
         let path: String
+        var privateDirectory: String?
+        defer { if let privateDirectory { try? FileManager.default.removeItem(atPath: privateDirectory) } }
         if let bootstrapFile {
             path = bootstrapFile
         } else if let workload {
             let data = try await bootstrap.fetch(workload: workload, client: server.client)
-            path = bootstrapOut ?? NSTemporaryDirectory() + "meshd-proxy-\(workload.replacingOccurrences(of: "/", with: "-")).json"
+            if let bootstrapOut {
+                path = bootstrapOut
+            } else {
+                // A directory only this user can enter, removed when the launcher stops.
+                var template = Array((NSTemporaryDirectory() + "meshd-proxy-XXXXXX").utf8CString)
+                guard let made = mkdtemp(&template) else { throw CLIError("cannot make a private directory for the bootstrap: \(String(cString: strerror(errno)))") }
+                privateDirectory = String(cString: made)
+                path = privateDirectory! + "/bootstrap.json"
+            }
             // The bootstrap carries the workload's token: readable by its owner only.
-            FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
-            try data.write(to: URL(fileURLWithPath: path))
+            let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            guard descriptor >= 0 else { throw CLIError("cannot write the bootstrap to \(path): \(String(cString: strerror(errno)))") }
+            let handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
+            fchmod(descriptor, 0o600)
+            try handle.write(contentsOf: data)
+            try handle.close()
         } else {
             throw ValidationError("give --workload or --bootstrap")
         }

@@ -56,17 +56,17 @@ extension EndToEnd {
                 // A keep-alive connection from the app to its sidecar (pooled upstream to the
                 // server's sidecar), and a plaintext keep-alive connection straight to the server's
                 // sidecar, both opened under the old configuration.
-                let throughSidecar = try KeepAliveConnection(Self.clientEgress)
-                #expect(throughSidecar.get("/admin", authority: "server")?.status == 200)
-                let plaintext = try KeepAliveConnection(Self.serverInbound)
-                #expect(plaintext.get("/", authority: "server")?.status == 200)
+                let throughSidecar = try await KeepAliveConnection.connect(Self.clientEgress)
+                #expect(await throughSidecar.get("/admin", authority: "server")?.status == 200)
+                let plaintext = try await KeepAliveConnection.connect(Self.serverInbound)
+                #expect(await plaintext.get("/", authority: "server")?.status == 200)
                 // And a keep-alive connection straight to the server's sidecar over mTLS, as a mesh peer.
                 let peer = try mesh.controlPlane.certificates.issueWithNewKey(
                     identity: SpiffeID(trustDomain: "cluster.local", namespace: Self.namespace, serviceAccount: "peer"), caller: "test")
                 let meshTLS = HTTPProbe.TLS(
                     chainPEM: try peer.certificate.chainPEM().dropLast().joined(separator: "\n"), keyPEM: peer.keyPEM,
                     trustPEM: try mesh.controlPlane.certificates.trustBundlePEM())
-                let mutual = try await KeepAliveTLSConnection.connect(Self.serverInbound, tls: meshTLS)
+                let mutual = try await KeepAliveConnection.connect(Self.serverInbound, tls: meshTLS)
                 #expect(await mutual.get("/admin", authority: "server")?.status == 200)
 
                 try mesh.writeConfig("policy.yaml", Self.denyAdmin)
@@ -74,8 +74,8 @@ extension EndToEnd {
                 var connection = throughSidecar
                 var denied: Duration?
                 for _ in 0..<100 where denied == nil {
-                    if connection.isClosed { connection = try KeepAliveConnection(Self.clientEgress) }
-                    if connection.get("/admin", authority: "server")?.status == 403 { denied = ContinuousClock.now - applied }
+                    if connection.isClosed { connection = try await KeepAliveConnection.connect(Self.clientEgress) }
+                    if await connection.get("/admin", authority: "server")?.status == 403 { denied = ContinuousClock.now - applied }
                     try await Task.sleep(for: .milliseconds(100))
                 }
                 let deniedAfter = try #require(denied, "/admin was never denied on a kept-alive path")
@@ -83,7 +83,7 @@ extension EndToEnd {
                 var tlsConnection = mutual
                 var deniedOverTLS: Duration?
                 for _ in 0..<100 where deniedOverTLS == nil {
-                    if tlsConnection.isClosed { tlsConnection = try await KeepAliveTLSConnection.connect(Self.serverInbound, tls: meshTLS) }
+                    if tlsConnection.isClosed { tlsConnection = try await KeepAliveConnection.connect(Self.serverInbound, tls: meshTLS) }
                     if await tlsConnection.get("/admin", authority: "server")?.status == 403 { deniedOverTLS = ContinuousClock.now - applied }
                     try await Task.sleep(for: .milliseconds(100))
                 }
@@ -93,10 +93,11 @@ extension EndToEnd {
 
                 try mesh.writeConfig("peer.yaml", Self.peerAuthentication("STRICT"))
                 let strict = ContinuousClock.now
-                #expect(plaintext.waitForClose(timeout: .seconds(8)), "the plaintext connection stayed open under STRICT")
+                #expect(await plaintext.waitForClose(timeout: .seconds(8)), "the plaintext connection stayed open under STRICT")
                 let closedAfter = ContinuousClock.now - strict
                 #expect(closedAfter < .seconds(5), "the plaintext connection was closed \(closedAfter) after STRICT")
-                #expect((try? KeepAliveConnection(Self.serverInbound).get("/", authority: "server")) == nil, "a new plaintext connection is refused")
+                let fresh = try? await KeepAliveConnection.connect(Self.serverInbound)
+                #expect(await fresh?.get("/", authority: "server") == nil, "a new plaintext connection is refused")
             }
         }
 
