@@ -75,20 +75,7 @@ public enum HTTPProbe {
         let promise = eventLoop.makePromise(of: Response.self)
         let channel: any Channel
         do {
-            channel = try await ClientBootstrap(group: eventLoop)
-                .connectTimeout(.seconds(2))
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        if let sslContext {
-                            try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: sslContext, serverHostname: nil))
-                        }
-                    }.flatMap {
-                        channel.pipeline.addHTTPClientHandlers()
-                    }.flatMap {
-                        channel.pipeline.addHandler(ResponseCollector(promise: promise))
-                    }
-                }
-                .connect(host: address.host, port: Int(address.port)).get()
+            channel = try await connect(address, on: eventLoop, tls: sslContext, handler: ResponseCollector(promise: promise))
         } catch {
             let failure = Failure(description: "cannot connect to \(address): \(error)")
             promise.fail(failure)
@@ -114,6 +101,36 @@ public enum HTTPProbe {
         return try await promise.futureResult.get()
     }
 
+    /// An HTTP/1.1 client channel to `address` (over TLS with `tls`) ending in `handler`.
+    static func connect(
+        _ address: HostPort, on eventLoop: any EventLoop, tls: NIOSSLContext?, handler: some ChannelInboundHandler & Sendable
+    ) async throws -> any Channel {
+        try await ClientBootstrap(group: eventLoop)
+            .connectTimeout(.seconds(2))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: nil))
+                    }
+                }.flatMap {
+                    channel.pipeline.addHTTPClientHandlers()
+                }.flatMap {
+                    channel.pipeline.addHandler(handler)
+                }
+            }
+            .connect(host: address.host, port: Int(address.port)).get()
+    }
+
+    /// Lower-cased header names; repeated headers joined by commas.
+    static func headers(_ head: HTTPResponseHead) -> [String: String] {
+        var headers: [String: String] = [:]
+        for (name, value) in head.headers {
+            let key = name.lowercased()
+            headers[key] = headers[key].map { "\($0),\(value)" } ?? value
+        }
+        return headers
+    }
+
     private final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
         typealias InboundIn = HTTPClientResponsePart
 
@@ -133,12 +150,7 @@ public enum HTTPProbe {
                 body.writeBuffer(&buffer)
             case .end:
                 guard let head else { return }
-                var headers: [String: String] = [:]
-                for (name, value) in head.headers {
-                    let key = name.lowercased()
-                    headers[key] = headers[key].map { "\($0),\(value)" } ?? value
-                }
-                promise.succeed(Response(status: Int(head.status.code), headers: headers, body: String(buffer: body)))
+                promise.succeed(Response(status: Int(head.status.code), headers: HTTPProbe.headers(head), body: String(buffer: body)))
                 context.close(promise: nil)
             }
         }

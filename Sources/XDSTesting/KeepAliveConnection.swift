@@ -3,7 +3,6 @@ public import MeshModel
 internal import NIOCore
 internal import NIOHTTP1
 internal import NIOPosix
-internal import NIOSSL
 
 /// One HTTP/1.1 connection kept open across requests — plaintext, or TLS with a client
 /// certificate as a mesh peer — to see what happens to a connection opened before a
@@ -14,22 +13,8 @@ public final class KeepAliveConnection: Sendable {
 
     /// Connects to `address`, over TLS when `tls` is given.
     public static func connect(_ address: HostPort, tls: HTTPProbe.TLS? = nil) async throws -> KeepAliveConnection {
-        let context = try tls?.context()
         let collector = Collector()
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connectTimeout(.seconds(2))
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    if let context {
-                        try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: context, serverHostname: nil))
-                    }
-                }.flatMap {
-                    channel.pipeline.addHTTPClientHandlers()
-                }.flatMap {
-                    channel.pipeline.addHandler(collector)
-                }
-            }
-            .connect(host: address.host, port: Int(address.port)).get()
+        let channel = try await HTTPProbe.connect(address, on: MultiThreadedEventLoopGroup.singleton.next(), tls: try tls?.context(), handler: collector)
         return KeepAliveConnection(channel: channel, collector: collector)
     }
 
@@ -91,9 +76,7 @@ public final class KeepAliveConnection: Sendable {
                 body.writeBuffer(&buffer)
             case .end:
                 guard let head else { return }
-                var headers: [String: String] = [:]
-                for (name, value) in head.headers { headers[name.lowercased()] = value }
-                pending?.succeed(HTTPProbe.Response(status: Int(head.status.code), headers: headers, body: String(buffer: body)))
+                pending?.succeed(HTTPProbe.Response(status: Int(head.status.code), headers: HTTPProbe.headers(head), body: String(buffer: body)))
                 pending = nil
                 self.head = nil
             }
