@@ -25,11 +25,15 @@ for name in "${targets[@]}"; do
   mkdir -p "$scratch/corpus/$name" "$scratch/crashes"
   rm -f "$scratch/crashes/$name-"*
   echo "fuzzing $name for ${seconds}s" >&2
-  MESHD_FUZZ_TARGET="$name" "$binary" "$scratch/corpus/$name" "fuzz/corpus/$name" \
+  # Swift's own backtracer would take the crash signal before libFuzzer writes the input out.
+  status=0
+  MESHD_FUZZ_TARGET="$name" SWIFT_BACKTRACE=enable=no "$binary" "$scratch/corpus/$name" "fuzz/corpus/$name" \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 \
-    -artifact_prefix="$scratch/crashes/$name-" 2>&1 | grep -E "^(stat::|#[0-9]+ +DONE|==|SUMMARY|.*(crash|deadly|timeout|oom))" || true
-  if ls "$scratch/crashes/$name-"* >/dev/null 2>&1; then
-    echo "fuzz target $name found a crash: $(ls "$scratch/crashes/$name-"*)" >&2
+    -artifact_prefix="$scratch/crashes/$name-" > "$scratch/fuzz-$name.log" 2>&1 || status=$?
+  grep -E "^(stat::|#[0-9]+ +DONE|==[0-9]+==|SUMMARY)" "$scratch/fuzz-$name.log" || true
+  if [ "$status" -ne 0 ] || ls "$scratch/crashes/$name-"* >/dev/null 2>&1; then
+    echo "fuzz target $name failed (status $status): $(ls "$scratch/crashes/$name-"* 2>/dev/null); log: $scratch/fuzz-$name.log" >&2
+    tail -40 "$scratch/fuzz-$name.log" >&2
     exit 1
   fi
 done

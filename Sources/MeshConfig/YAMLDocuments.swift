@@ -1,4 +1,5 @@
 public import MeshModel
+internal import Foundation
 internal import Yams
 
 /// Reads YAML (and JSON, which is YAML) into ``ConfigValue`` trees, one per document.
@@ -54,6 +55,40 @@ public enum YAMLDocuments {
         }
     }
 
+    /// A YAML 1.1 integer as the core resolver tags one (decimal, `0x`, `0o`/leading `0` octal,
+    /// `0b`, sexagesimal `1:30`, underscores), or `nil` when it does not fit in 64 bits.
+    static func integer(_ text: String) -> Int64? {
+        var body = Substring(text.replacingOccurrences(of: "_", with: ""))
+        var negative = false
+        if let sign = body.first, sign == "-" || sign == "+" {
+            negative = sign == "-"
+            body = body.dropFirst()
+        }
+        let magnitude: Int64?
+        if body.contains(":") {
+            var value: Int64 = 0
+            for part in body.split(separator: ":", omittingEmptySubsequences: false) {
+                guard let digit = Int64(part) else { return nil }
+                let (scaled, overflowed) = value.multipliedReportingOverflow(by: 60)
+                let (sum, carried) = scaled.addingReportingOverflow(digit)
+                guard !overflowed, !carried else { return nil }
+                value = sum
+            }
+            magnitude = value
+        } else if body.hasPrefix("0x") {
+            magnitude = Int64(body.dropFirst(2), radix: 16)
+        } else if body.hasPrefix("0o") {
+            magnitude = Int64(body.dropFirst(2), radix: 8)
+        } else if body.hasPrefix("0b") {
+            magnitude = Int64(body.dropFirst(2), radix: 2)
+        } else if body.count > 1, body.hasPrefix("0") {
+            magnitude = Int64(body.dropFirst(), radix: 8)
+        } else {
+            magnitude = Int64(body)
+        }
+        return magnitude.map { negative ? -$0 : $0 }
+    }
+
     private static func scalarValue(_ scalar: Node.Scalar) -> ConfigValue {
         let text = scalar.string
         // Quoted and block scalars are strings; plain ones are typed by YAML's core rules.
@@ -64,8 +99,9 @@ public enum YAMLDocuments {
         case Tag.Name.bool.rawValue:
             return Bool.construct(from: scalar).map(ConfigValue.bool) ?? .string(text)
         case Tag.Name.int.rawValue:
-            if let int = Int.construct(from: scalar) { return .int(Int64(int)) }
-            return .string(text)
+            // Not Yams' Int.construct: it traps on a sexagesimal number that overflows
+            // (`1:2:3:4:5:6:7:8:9:10:11:12`), found by fuzzing; a user's file must not crash meshd.
+            return integer(text).map(ConfigValue.int) ?? .string(text)
         case Tag.Name.float.rawValue:
             return Double.construct(from: scalar).map(ConfigValue.double) ?? .string(text)
         default:

@@ -26,6 +26,20 @@ struct YAMLDocumentsTests {
         #expect(documents[1].value == ["x"])
     }
 
+    @Test("YAML 1.1 integers in every form; one too large for 64 bits (a sexagesimal that overflows, found by fuzzing) is a string, never a crash")
+    func integers() throws {
+        let text = "a: 0x1F\nb: 0o17\nc: 017\nd: 0b101\ne: 1:30\nf: -1_000\ng: +7\nh: 1:2:3:4:5:6:7:8:9:10:11:12:13\ni: 99999999999999999999\n"
+        let documents = try YAMLDocuments.parse(text, source: "t.yaml")
+        guard case .object(let object)? = documents.first?.value else {
+            Issue.record("not an object: \(documents)")
+            return
+        }
+        #expect(object["a"] == .int(31) && object["b"] == .int(15) && object["c"] == .int(15) && object["d"] == .int(5))
+        #expect(object["e"] == .int(90) && object["f"] == .int(-1000) && object["g"] == .int(7))
+        #expect(object["h"] == .string("1:2:3:4:5:6:7:8:9:10:11:12:13"))
+        #expect(object["i"] == .string("99999999999999999999"))
+    }
+
     @Test("duplicate keys are refused with the line")
     func duplicateKeys() {
         #expect {
