@@ -10,7 +10,10 @@ internal import Synchronization
 /// Sits between the debounced configuration and the proxies: a configuration that changes a
 /// workload's mTLS mode is served in the steps ``MTLSRollout`` decides, each step only once the
 /// proxies it concerns acknowledged the one before (or `stepTimeout` passed: a proxy that never
-/// answers does not hold the mesh back; that is logged and counted). Other changes go out at once.
+/// answers does not hold the mesh back; that is logged and counted). A workload removed while
+/// its proxy is connected is retired in two steps: every other proxy stops sending to it while
+/// its own proxy keeps its listeners; once they acknowledged, its proxy loses them (so no
+/// request reaches a listener that is draining). Other changes go out at once.
 final class MTLSRolloutStage: Sendable {
     /// What proxies are served.
     let output: SnapshotPublisher
@@ -31,6 +34,7 @@ final class MTLSRolloutStage: Sendable {
         var running = false
         /// The proxies the current step waits for (proxy-status).
         var pending: [String] = []
+        var retirement = WorkloadRetirement()
     }
 
     init(source: SnapshotPublisher, stepTimeout: Duration, logger: Logger, metrics: any MetricsFactory) {
@@ -51,21 +55,24 @@ final class MTLSRolloutStage: Sendable {
         self.provider.withLock { $0 = provider }
     }
 
-    /// Whether nothing waits: no configuration unpublished, no port served otherwise than configured.
+    /// Whether nothing waits: no configuration unpublished, no port served otherwise than
+    /// configured, no workload being retired.
     var isIdle: Bool {
-        state.withLock { $0.inbox == nil && $0.rollout.isSettled }
+        state.withLock { $0.inbox == nil && $0.rollout.isSettled && $0.retirement.isSettled }
     }
 
     /// What a held workload's proxies wait for (`nil`: nothing held).
     func note(for workload: ServiceRegistry.WorkloadID) -> String? {
         state.withLock { state in
-            let held = state.rollout.staging.entries(of: workload).sorted { $0.key < $1.key }
+            var held = state.rollout.staging.entries(of: workload).sorted { $0.key < $1.key }.map { "mTLS on port \($0.key) held (\($0.value))" }
+            if state.retirement.retiring[workload] != nil {
+                held.append("removed from the configuration: keeps its listeners until the other proxies stopped sending to it")
+            }
             guard !held.isEmpty else { return nil }
-            let ports = held.map { "mTLS on port \($0.key) held (\($0.value))" }.joined(separator: "; ")
             let waiting = state.pending.isEmpty
                 ? ""
                 : "; waiting for \(state.pending.prefix(5).joined(separator: ", "))\(state.pending.count > 5 ? " and \(state.pending.count - 5) more" : "")"
-            return "\(ports) at step \(state.step)\(waiting)"
+            return "\(held.joined(separator: "; ")) at step \(state.step)\(waiting)"
         }
     }
 
@@ -100,15 +107,18 @@ final class MTLSRolloutStage: Sendable {
         }
     }
 
-    /// Takes a new configuration if one came: retargets and publishes it with what is served now.
+    /// Takes a new configuration if one came: retargets and publishes it with what is served now
+    /// (workloads it removes that have a proxy connected are retired in steps).
     private func takeInbox() -> Bool {
+        let connected = provider.withLock { $0 }?.connectedWorkloads ?? []
         let snapshot = state.withLock { state -> MeshSnapshot? in
             guard let next = state.inbox else { return nil }
             state.inbox = nil
+            state.retirement.retarget(previous: state.latest.registry, next: next.registry, connected: connected)
             state.latest = next
             state.rollout.retarget(MTLSRollout.configured(next))
             state.step += 1
-            return next.staged(state.rollout.staging, step: state.step)
+            return next.staged(state.rollout.staging, retiring: state.retirement.retiring, step: state.step)
         }
         guard let snapshot else { return false }
         output.publish(snapshot)
@@ -116,20 +126,36 @@ final class MTLSRolloutStage: Sendable {
     }
 
     /// One step of the rollout, published; `nil` when everything is served as configured.
+    /// Retiring workloads go first: their clients are awaited on the step already published,
+    /// then their proxies are served without them.
     private func advance() -> MTLSRollout.Wait? {
-        let (snapshot, wait) = state.withLock { state -> (MeshSnapshot?, MTLSRollout.Wait?) in
+        let (snapshot, wait, retired) = state.withLock { state -> (MeshSnapshot?, MTLSRollout.Wait?, [String]) in
             state.pending = []
-            guard !state.rollout.isSettled else { return (nil, nil) }
+            switch state.retirement.advance() {
+            case .waitForClients(let ids):
+                return (nil, MTLSRollout.Wait(clientsOf: ids), [])
+            case .retire(let ids):
+                state.step += 1
+                return (state.latest.staged(state.rollout.staging, step: state.step), MTLSRollout.Wait(), ids.map(\.description).sorted())
+            case nil:
+                break
+            }
+            guard !state.rollout.isSettled else { return (nil, nil, []) }
             let wait = state.rollout.advance()
             state.step += 1
-            return (state.latest.staged(state.rollout.staging, step: state.step), wait)
+            return (state.latest.staged(state.rollout.staging, step: state.step), wait, [])
         }
-        guard let snapshot, let wait else { return nil }
-        steps.increment()
-        logger.info("mTLS rollout step", metadata: [
-            "step": "\(snapshot.rolloutStep)", "staged": "\(snapshot.mtlsStaging.entries.count)",
-            "wait_servers": "\(wait.servers.map(\.description).sorted())", "wait_clients_of": "\(wait.clientsOf.map(\.description).sorted())",
-        ])
+        guard let wait else { return nil }
+        guard let snapshot else { return wait }
+        if retired.isEmpty {
+            steps.increment()
+            logger.info("mTLS rollout step", metadata: [
+                "step": "\(snapshot.rolloutStep)", "staged": "\(snapshot.mtlsStaging.entries.count)",
+                "wait_servers": "\(wait.servers.map(\.description).sorted())", "wait_clients_of": "\(wait.clientsOf.map(\.description).sorted())",
+            ])
+        } else {
+            logger.info("removed workloads retired: their proxies lose their listeners", metadata: ["step": "\(snapshot.rolloutStep)", "workloads": "\(retired)"])
+        }
         output.publish(snapshot)
         return wait
     }
@@ -146,7 +172,7 @@ final class MTLSRolloutStage: Sendable {
             if pending.isEmpty { return }
             if ContinuousClock.now >= deadline {
                 timeouts.increment()
-                logger.warning("mTLS rollout step not acknowledged in time; going on", metadata: [
+                logger.warning("rollout step not acknowledged in time; going on", metadata: [
                     "step": "\(step)", "timeout": "\(stepTimeout)", "proxies": "\(pending.prefix(10).joined(separator: ", "))", "count": "\(pending.count)",
                 ])
                 return

@@ -155,10 +155,11 @@ public final class MeshProxyProvider: ProxyConfigProvider {
         return record.id
     }
 
-    /// The configuration of `workload` in `snapshot`, shared between proxies of the same workload.
+    /// The configuration of `workload` in `snapshot`, shared between proxies of the same workload
+    /// (a workload being retired is translated from its last WorkloadEntry).
     func resources(for workload: ServiceRegistry.WorkloadID, in snapshot: MeshSnapshot) -> XDSResourceSet {
         cache.resources(for: CacheKey(revision: snapshot.revision, rolloutStep: snapshot.rolloutStep, workload: workload), generation: snapshot.revision) {
-            guard let instance = snapshot.registry.workload(workload) else {
+            guard let instance = snapshot.registry.workload(workload) ?? snapshot.retiring[workload] else {
                 logger.warning("workload removed from the configuration while its proxy is connected; serving it no listeners", metadata: ["workload": "\(workload)"])
                 return XDSResourceSet()
             }
@@ -186,6 +187,11 @@ public final class MeshProxyProvider: ProxyConfigProvider {
         for session in sessions.withLock({ Array($0.values) }) where session.isDue(certificates, now: now, signerKey: signerKey) {
             session.signal.post { $0.refreshCertificate = true }
         }
+    }
+
+    /// The workloads with a proxy connected.
+    var connectedWorkloads: Set<ServiceRegistry.WorkloadID> {
+        Set(sessions.withLock { $0.values.map(\.workload) })
     }
 
     /// The proxies that do not yet hold, acknowledged, rollout step `step` or later, among those

@@ -6,6 +6,9 @@ public struct MeshSnapshot: Sendable {
     public private(set) var rolloutStep: UInt64 = 0
     /// The mTLS modes served otherwise than configured while a change is rolled out in order.
     public private(set) var mtlsStaging = MTLSStaging()
+    /// Workloads gone from the configuration whose proxies are still served as if they were there
+    /// (by their last WorkloadEntry), until every other proxy stopped sending to them.
+    public private(set) var retiring: [ServiceRegistry.WorkloadID: WorkloadInstance] = [:]
     /// Mesh-wide settings.
     public let settings: MeshSettings
     /// The mesh's telemetry settings (`mesh.yaml`).
@@ -81,10 +84,11 @@ public struct MeshSnapshot: Sendable {
     /// An empty mesh.
     public static let empty = MeshSnapshot(revision: 0, resources: [])
 
-    /// This configuration served with `staging` at rollout step `step`.
-    public func staged(_ staging: MTLSStaging, step: UInt64) -> MeshSnapshot {
+    /// This configuration served with `staging` and `retiring` at rollout step `step`.
+    public func staged(_ staging: MTLSStaging, retiring: [ServiceRegistry.WorkloadID: WorkloadInstance] = [:], step: UInt64) -> MeshSnapshot {
         var copy = self
         copy.mtlsStaging = staging
+        copy.retiring = retiring
         copy.rolloutStep = step
         return copy
     }
