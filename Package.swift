@@ -71,7 +71,7 @@ let package = Package(
         // The sidecar launcher behind `meshctl proxy run`: Envoy's command line, restarts, drain on exit.
         .target(name: "ProxyAgent", swiftSettings: strict),
         .target(name: "MeshConfig", dependencies: ["MeshModel", yams, grdb, logging, metrics], swiftSettings: strict),
-        .target(name: "MeshTranslation", dependencies: ["MeshModel", "EnvoyAPI", protobuf], swiftSettings: strict),
+        .target(name: "MeshTranslation", dependencies: ["MeshModel", "EnvoyAPI", "XDSCache", protobuf], swiftSettings: strict),
         .target(name: "XDSCache", dependencies: ["EnvoyAPI", protobuf], swiftSettings: strict),
         .target(
             name: "XDSServer",

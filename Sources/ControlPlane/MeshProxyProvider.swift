@@ -29,6 +29,8 @@ public final class MeshProxyProvider: ProxyConfigProvider {
 
     private let publisher: SnapshotPublisher
     private let cache = SharedResourceCache<CacheKey>()
+    /// Resources shared between workloads and kept across revisions, by their inputs.
+    private let memo = TranslationMemo()
     /// Connected proxies and their per-type status.
     public let status: ProxyStatusRegistry
     private let tokens: TokenAuthority?
@@ -163,7 +165,7 @@ public final class MeshProxyProvider: ProxyConfigProvider {
                 logger.warning("workload removed from the configuration while its proxy is connected; serving it no listeners", metadata: ["workload": "\(workload)"])
                 return XDSResourceSet()
             }
-            let configuration = SidecarTranslator.translate(snapshot, workload: instance)
+            let configuration = SidecarTranslator.translate(snapshot, workload: instance, memo: memo)
             for warning in configuration.warnings {
                 logger.warning("\(warning)", metadata: ["workload": "\(workload)", "revision": "\(snapshot.revision)"])
             }

@@ -154,6 +154,8 @@ struct OutboundBuilder {
         config.name = port.routeName
         config.validateClusters = Google_Protobuf_BoolValue(false)
         var claimed: Set<String> = []
+        // Collected, then set once: appending to a message field copies the whole array.
+        var virtualHosts: [VirtualHost] = []
         for service in port.services where service.port(port.port)!.serviceProtocol.isHTTP {
             var host = VirtualHost()
             host.name = "\(service.hostname):\(port.port)"
@@ -174,7 +176,7 @@ struct OutboundBuilder {
                 routes = [route]
             }
             host.routes = routes
-            config.virtualHosts.append(host)
+            virtualHosts.append(host)
         }
         var blockAll = VirtualHost()
         blockAll.name = "block_all"
@@ -191,7 +193,8 @@ struct OutboundBuilder {
         direct.body = body
         refuse.directResponse = direct
         blockAll.routes = [refuse]
-        config.virtualHosts.append(blockAll)
+        virtualHosts.append(blockAll)
+        config.virtualHosts = virtualHosts
         return config
     }
 
@@ -231,39 +234,76 @@ struct OutboundBuilder {
     }
 
     /// A cluster per port of every reachable service, named `outbound|<port>||<host>`, plus one per
-    /// subset of its DestinationRule, `outbound|<port>|<subset>|<host>`.
-    func clusters() -> [Cluster] {
-        scope.reachableServices.flatMap { service -> [Cluster] in
+    /// subset of its DestinationRule, `outbound|<port>|<subset>|<host>`; and the load assignment
+    /// of each EDS cluster. Each is built from its ``ClusterInputs`` or ``LoadAssignmentInputs``
+    /// alone, so equal inputs share one encoded resource (through `memo`, across proxies and
+    /// revisions).
+    func clusterResources(memo: TranslationMemo?) -> (clusters: [XDSResource], loadAssignments: [XDSResource]) {
+        var clusters: [XDSResource] = []
+        var assignments: [XDSResource] = []
+        let bindAddress = IPAddress(scope.workload.address) != nil ? scope.workload.address : nil
+        for service in scope.reachableServices {
             let rule = destinationRules.rule(for: service, proxy: scope.workload)?.spec
-            let subsets = (rule?.subsets ?? []).map(\.name)
-            return service.ports.flatMap { port in
-                ([nil] + subsets.map(Optional.some)).map { subset in cluster(for: service, port: port, subset: subset, rule: rule) }
+            let subsets: [String?] = [nil] + (rule?.subsets ?? []).map(\.name)
+            for port in service.ports {
+                let endpoints = endpoints(of: service, port: port)
+                for subset in subsets {
+                    let inputs = ClusterInputs(
+                        service: service, port: port, subset: subset, rule: rule,
+                        bindAddress: service.location == .MESH_INTERNAL ? bindAddress : nil, metrics: telemetry.client.metrics,
+                        trustDomain: snapshot.settings.trustDomain, endpoints: endpoints)
+                    clusters.append(memo.resource(inputs, generation: snapshot.revision) {
+                        let cluster = Self.cluster(inputs)
+                        return XDSResource(name: cluster.name, message: cluster)
+                    })
+                    guard service.resolution != .DNS && service.resolution != .DNS_ROUND_ROBIN else { continue }
+                    let assignment = inputs.loadAssignment
+                    assignments.append(memo.resource(assignment, generation: snapshot.revision) {
+                        let message = Self.loadAssignment(assignment)
+                        return XDSResource(name: message.clusterName, message: message)
+                    })
+                }
             }
         }
+        return (clusters, assignments)
     }
 
-    func cluster(for service: MeshService, port: MeshService.Port, subset: String? = nil, rule: DestinationRule? = nil) -> Cluster {
+    /// A service's workloads as its clients see them on `port`, each with whether it takes mTLS
+    /// there (it runs a sidecar whose PeerAuthentication accepts it; always false outside the mesh).
+    func endpoints(of service: MeshService, port: MeshService.Port) -> ClusterInputs.Endpoints {
+        let instances = snapshot.registry.instances(of: service)
+        return ClusterInputs.Endpoints(
+            instances: instances,
+            acceptsMTLS: instances.map { instance in
+                service.location == .MESH_INTERNAL && instance.hasSidecar
+                    && PeerAuthenticationPolicy(workload: instance, snapshot: snapshot).clientsUseTLS(port: instance.endpointPort(for: port))
+            })
+    }
+
+    /// The cluster `inputs` describe.
+    static func cluster(_ inputs: ClusterInputs) -> Cluster {
+        let port = inputs.port
         var cluster = Cluster()
-        let name = ResourceNames.outboundCluster(port: port.number, subset: subset ?? "", host: service.hostname)
+        let name = ResourceNames.outboundCluster(port: port.number, subset: inputs.subset ?? "", host: inputs.service.hostname)
         cluster.name = name
         cluster.connectTimeout = Envoy.duration(seconds: 10)
         cluster.lbPolicy = .leastRequest
         cluster.circuitBreakers = Envoy.defaultCircuitBreakers
-        telemetry.applyMetrics(to: &cluster, on: telemetry.client)
-        let policy = EffectivePolicy(rule: rule, port: port.number, subset: subset)
+        TelemetryPolicy.applyMetrics(to: &cluster, metrics: inputs.metrics)
+        let policy = EffectivePolicy(rule: inputs.rule, port: port.number, subset: inputs.subset)
         ClusterPolicies.apply(policy, to: &cluster, protocol: port.serviceProtocol)
-        if service.location == .MESH_INTERNAL, IPAddress(scope.workload.address) != nil {
+        if let bindAddress = inputs.bindAddress {
             // Connect from the workload's own address, so that servers see who calls (source.ip,
             // ipBlocks) even when every workload shares one machine.
             var bind = Envoy_Config_Core_V3_BindConfig()
-            bind.sourceAddress = Envoy.address(scope.workload.address, port: 0).socketAddress
+            bind.sourceAddress = Envoy.address(bindAddress, port: 0).socketAddress
             cluster.upstreamBindConfig = bind
         }
-        applyClientTLS(to: &cluster, service: service, port: port, subset: subset, settings: rule == nil ? nil : policy.tls)
-        switch service.resolution {
+        applyClientTLS(to: &cluster, inputs, settings: inputs.rule == nil ? nil : policy.tls)
+        switch inputs.service.resolution {
         case .DNS, .DNS_ROUND_ROBIN:
-            cluster.type = service.resolution == .DNS ? .strictDns : .logicalDns
-            cluster.loadAssignment = loadAssignment(for: service, port: port, clusterName: name, subsetLabels: subsetLabels(rule, subset))
+            cluster.type = inputs.service.resolution == .DNS ? .strictDns : .logicalDns
+            cluster.loadAssignment = loadAssignment(inputs.loadAssignment)
             cluster.dnsLookupFamily = .v4Preferred
         default:
             cluster.type = .eds
@@ -278,81 +318,46 @@ struct OutboundBuilder {
     /// How the cluster talks TLS: a DestinationRule's `tls` (port level over top level) decides; with
     /// none, auto mTLS sends mTLS to endpoints that have a sidecar accepting it and plaintext to
     /// the others.
-    func applyClientTLS(to cluster: inout Cluster, service: MeshService, port: MeshService.Port, subset: String?, settings: ClientTLSSettings?) {
-        let sni = ResourceNames.outboundSNI(port: port.number, subset: subset ?? "", host: service.hostname)
+    static func applyClientTLS(to cluster: inout Cluster, _ inputs: ClusterInputs, settings: ClientTLSSettings?) {
+        let sni = ResourceNames.outboundSNI(port: inputs.port.number, subset: inputs.subset ?? "", host: inputs.service.hostname)
         if let settings {
             switch settings.mode ?? .DISABLE {
             case .DISABLE:
                 return
             case .ISTIO_MUTUAL:
-                let sans = settings.subjectAltNames.flatMap { $0.isEmpty ? nil : $0 } ?? serverIdentities(of: service)
+                let sans = settings.subjectAltNames.flatMap { $0.isEmpty ? nil : $0 } ?? inputs.serverIdentities
                 cluster.transportSocket = TLSContexts.istioUpstream(sni: settings.sni.flatMap { $0.isEmpty ? nil : $0 } ?? sni, sans: sans)
             case .SIMPLE, .MUTUAL:
                 cluster.transportSocket = TLSContexts.fileUpstream(settings, sni: settings.sni)
             }
             return
         }
-        guard service.location == .MESH_INTERNAL,
-              snapshot.registry.instances(of: service).contains(where: { acceptsMTLS($0, port: port) })
-        else { return }
-        cluster.transportSocketMatches = TLSContexts.autoMTLSMatches(sni: sni, sans: serverIdentities(of: service))
+        guard inputs.endpoints.acceptsMTLS.contains(true) else { return }
+        cluster.transportSocketMatches = TLSContexts.autoMTLSMatches(sni: sni, sans: inputs.serverIdentities)
     }
 
-    /// The SPIFFE IDs a client accepts from a service's endpoints: their service accounts, plus
-    /// the ServiceEntry's `subjectAltNames`.
-    func serverIdentities(of service: MeshService) -> [String] {
-        let accounts = snapshot.registry.instances(of: service).map { $0.identity(trustDomain: snapshot.settings.trustDomain).uri }
-        return Array(Set(accounts + service.subjectAltNames)).sorted()
-    }
-
-    /// Whether an endpoint runs a sidecar whose PeerAuthentication accepts mTLS on the port.
-    func acceptsMTLS(_ instance: WorkloadInstance, port: MeshService.Port) -> Bool {
-        instance.hasSidecar && PeerAuthenticationPolicy(workload: instance, snapshot: snapshot).clientsUseTLS(port: instance.endpointPort(for: port))
-    }
-
-    func subsetLabels(_ rule: DestinationRule?, _ subset: String?) -> [String: String]? {
-        guard let subset else { return nil }
-        return rule?.subsets?.first { $0.name == subset }?.labels ?? [:]
-    }
-
-    /// The endpoints of every EDS cluster (subset clusters: the workloads with the subset's labels).
-    func loadAssignments() -> [ClusterLoadAssignment] {
-        scope.reachableServices.flatMap { service -> [ClusterLoadAssignment] in
-            guard service.resolution != .DNS && service.resolution != .DNS_ROUND_ROBIN else { return [] }
-            let rule = destinationRules.rule(for: service, proxy: scope.workload)?.spec
-            let subsets = (rule?.subsets ?? []).map(\.name)
-            return service.ports.flatMap { port in
-                ([nil] + subsets.map(Optional.some)).map { subset in
-                    loadAssignment(
-                        for: service, port: port,
-                        clusterName: ResourceNames.outboundCluster(port: port.number, subset: subset ?? "", host: service.hostname),
-                        subsetLabels: subsetLabels(rule, subset))
-                }
-            }
-        }
-    }
-
-    func loadAssignment(for service: MeshService, port: MeshService.Port, clusterName: String, subsetLabels: [String: String]? = nil) -> ClusterLoadAssignment {
+    /// The endpoints `inputs` describe (subset clusters: the workloads with the subset's labels;
+    /// a DNS service without endpoints resolves its own host name).
+    static func loadAssignment(_ inputs: LoadAssignmentInputs) -> ClusterLoadAssignment {
+        let service = inputs.service
         var assignment = ClusterLoadAssignment()
-        assignment.clusterName = clusterName
-        var instances = snapshot.registry.instances(of: service)
-        if let subsetLabels { instances = instances.filter { $0.matches(subsetLabels) } }
+        assignment.clusterName = ResourceNames.outboundCluster(port: inputs.port.number, subset: inputs.subset ?? "", host: service.hostname)
+        var instances = Array(zip(inputs.endpoints.instances, inputs.endpoints.acceptsMTLS))
+        if let labels = inputs.subsetLabels { instances = instances.filter { $0.0.matches(labels) } }
         if instances.isEmpty, service.resolution == .DNS || service.resolution == .DNS_ROUND_ROBIN {
-            // A DNS service without endpoints resolves its own host name.
-            instances = [WorkloadInstance(name: service.hostname, namespace: service.namespace, address: service.hostname)]
+            instances = [(WorkloadInstance(name: service.hostname, namespace: service.namespace, address: service.hostname), false)]
         }
         var byLocality: [String: [LbEndpoint]] = [:]
-        for instance in instances.sorted(by: { ($0.address, $0.name) < ($1.address, $1.name) }) {
+        for (instance, acceptsMTLS) in instances.sorted(by: { ($0.0.address, $0.0.name) < ($1.0.address, $1.0.name) }) {
             var endpoint = Envoy_Config_Endpoint_V3_Endpoint()
-            endpoint.address = Envoy.address(instance.address, port: instance.endpointPort(for: port))
+            endpoint.address = Envoy.address(instance.address, port: instance.endpointPort(for: inputs.port))
             var lbEndpoint = LbEndpoint()
             lbEndpoint.endpoint = endpoint
             if let weight = instance.weight, weight > 0 { lbEndpoint.loadBalancingWeight = Envoy.uint32(weight) }
-            if service.location == .MESH_INTERNAL, acceptsMTLS(instance, port: port) {
-                lbEndpoint.metadata = TLSContexts.istioEndpointMetadata
-            }
+            if acceptsMTLS { lbEndpoint.metadata = TLSContexts.istioEndpointMetadata }
             byLocality[instance.locality ?? "", default: []].append(lbEndpoint)
         }
+        var groups: [Envoy_Config_Endpoint_V3_LocalityLbEndpoints] = []
         for locality in byLocality.keys.sorted() {
             var group = Envoy_Config_Endpoint_V3_LocalityLbEndpoints()
             if !locality.isEmpty {
@@ -364,10 +369,58 @@ struct OutboundBuilder {
                 group.locality = envoyLocality
             }
             group.lbEndpoints = byLocality[locality]!
-            assignment.endpoints.append(group)
+            groups.append(group)
         }
+        assignment.endpoints = groups
         return assignment
     }
+}
+
+/// Everything an outbound cluster is built from (``OutboundBuilder/cluster(_:)``): equal inputs
+/// give byte-identical clusters, whichever proxy asks.
+struct ClusterInputs: Hashable, Sendable {
+    /// A service's workloads as clients see them on one port.
+    struct Endpoints: Hashable, Sendable {
+        var instances: [WorkloadInstance]
+        /// Per instance: whether it takes mTLS on the port.
+        var acceptsMTLS: [Bool]
+    }
+
+    var service: MeshService
+    var port: MeshService.Port
+    var subset: String?
+    /// The DestinationRule that applies for the client.
+    var rule: DestinationRule?
+    /// The client workload's address, when upstream connections bind to it.
+    var bindAddress: String?
+    /// Whether the client side keeps metrics (Telemetry).
+    var metrics: Bool
+    var trustDomain: String
+    var endpoints: Endpoints
+
+    /// The SPIFFE IDs a client accepts from the service's endpoints: their service accounts,
+    /// plus the ServiceEntry's `subjectAltNames`.
+    var serverIdentities: [String] {
+        let accounts = endpoints.instances.map { $0.identity(trustDomain: trustDomain).uri }
+        return Array(Set(accounts + service.subjectAltNames)).sorted()
+    }
+
+    /// What the cluster's endpoints are built from.
+    var loadAssignment: LoadAssignmentInputs {
+        let labels = subset.map { subset in rule?.subsets?.first { $0.name == subset }?.labels ?? [:] }
+        return LoadAssignmentInputs(service: service, port: port, subset: subset, subsetLabels: labels, endpoints: endpoints)
+    }
+}
+
+/// Everything a cluster's load assignment is built from (``OutboundBuilder/loadAssignment(_:)``):
+/// nothing of the client, so proxies share them.
+struct LoadAssignmentInputs: Hashable, Sendable {
+    var service: MeshService
+    var port: MeshService.Port
+    var subset: String?
+    /// The subset's labels (`nil`: not a subset cluster).
+    var subsetLabels: [String: String]?
+    var endpoints: ClusterInputs.Endpoints
 }
 
 extension HCM {

@@ -28,15 +28,16 @@ public struct TranslationError: Error, Hashable, Sendable, CustomStringConvertib
 /// state, so the same inputs always give byte-identical resources.
 public enum SidecarTranslator {
     /// The configuration of the sidecar of `workload`.
-    public static func translate(_ snapshot: MeshSnapshot, workload id: ServiceRegistry.WorkloadID) throws(TranslationError) -> ProxyConfiguration {
+    public static func translate(_ snapshot: MeshSnapshot, workload id: ServiceRegistry.WorkloadID, memo: TranslationMemo? = nil) throws(TranslationError) -> ProxyConfiguration {
         guard let workload = snapshot.registry.workload(id) else {
             throw TranslationError(reason: "no WorkloadEntry \(id) in the mesh configuration")
         }
-        return translate(snapshot, workload: workload)
+        return translate(snapshot, workload: workload, memo: memo)
     }
 
-    /// The configuration of the sidecar of `workload`.
-    public static func translate(_ snapshot: MeshSnapshot, workload: WorkloadInstance) -> ProxyConfiguration {
+    /// The configuration of the sidecar of `workload`; resources whose inputs `memo` has seen
+    /// come from it (byte for byte what they would be built as).
+    public static func translate(_ snapshot: MeshSnapshot, workload: WorkloadInstance, memo: TranslationMemo? = nil) -> ProxyConfiguration {
         let scope = SidecarScope(workload: workload, snapshot: snapshot)
         let telemetry = TelemetryPolicy(workload: workload, snapshot: snapshot)
         let inbound = InboundBuilder(scope: scope, snapshot: snapshot, telemetry: telemetry)
@@ -55,11 +56,18 @@ public enum SidecarTranslator {
                 resources.insert(XDSResource(name: routes.name, message: routes))
             }
         }
-        for cluster in inbound.clusters() + outbound.clusters() + telemetry.collectorClusters(snapshot: snapshot) {
+        let outboundClusters = outbound.clusterResources(memo: memo)
+        for cluster in inbound.clusters() {
             resources.insert(XDSResource(name: cluster.name, message: cluster))
         }
-        for assignment in outbound.loadAssignments() {
-            resources.insert(XDSResource(name: assignment.clusterName, message: assignment))
+        for cluster in outboundClusters.clusters {
+            resources.insert(cluster)
+        }
+        for cluster in telemetry.collectorClusters(snapshot: snapshot) {
+            resources.insert(XDSResource(name: cluster.name, message: cluster))
+        }
+        for assignment in outboundClusters.loadAssignments {
+            resources.insert(assignment)
         }
         return ProxyConfiguration(resources: resources, warnings: scope.warnings + outbound.warnings)
     }

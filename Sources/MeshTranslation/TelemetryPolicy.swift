@@ -127,10 +127,16 @@ struct TelemetryPolicy {
     /// Request and response sizes are tracked; with metrics off, the cluster's stats go under a
     /// name the bootstrap drops.
     func applyMetrics(to cluster: inout Cluster, on side: Side) {
+        Self.applyMetrics(to: &cluster, metrics: side.metrics)
+    }
+
+    /// Request and response sizes are tracked; without `metrics`, the stats go under a name the
+    /// bootstrap drops.
+    static func applyMetrics(to cluster: inout Cluster, metrics: Bool) {
         var track = Envoy_Config_Cluster_V3_TrackClusterStats()
         track.requestResponseSizes = true
         cluster.trackClusterStats = track
-        if !side.metrics { cluster.altStatName = Self.disabledStatName }
+        if !metrics { cluster.altStatName = disabledStatName }
     }
 
     /// HCM tracing for one side.
