@@ -148,34 +148,58 @@ struct OutboundBuilder {
 
     /// The route configuration of an HTTP port: a virtual host per service (its VirtualService's
     /// routes, else Istio's default route), and a last virtual host that refuses unknown hosts
-    /// with 502 (Istio's `block_all`).
-    mutating func routeConfiguration(for port: PortListener) -> RouteConfiguration {
-        var config = RouteConfiguration()
-        config.name = port.routeName
-        config.validateClusters = Google_Protobuf_BoolValue(false)
+    /// with 502 (Istio's `block_all`). When no service on the port has a VirtualService, it is
+    /// built from ``RouteInputs`` alone and comes from `memo`.
+    mutating func routeConfiguration(for port: PortListener, memo: TranslationMemo?) -> XDSResource {
         var claimed: Set<String> = []
+        var hosts: [(host: RouteInputs.Host, virtualService: Configured<VirtualService>?)] = []
+        for service in port.services where service.port(port.port)!.serviceProtocol.isHTTP {
+            let policy = EffectivePolicy(rule: destinationRules.rule(for: service, proxy: scope.workload)?.spec, port: port.port)
+            let host = RouteInputs.Host(
+                service: service.hostname, port: port.port,
+                domains: domains(of: service, port: port.port).filter { claimed.insert($0).inserted },
+                consistentHash: policy.loadBalancer?.consistentHash)
+            hosts.append((host, virtualService(for: service)))
+        }
+        let inputs = RouteInputs(name: port.routeName, hosts: hosts.map(\.host))
+        guard hosts.contains(where: { $0.virtualService != nil }) else {
+            return memo.resource(inputs, generation: snapshot.revision) {
+                XDSResource(name: inputs.name, message: Self.routeConfiguration(inputs, routes: [:]))
+            }
+        }
+        var routes: [Int: [Route]] = [:]
+        for (index, host) in hosts.enumerated() {
+            guard let virtualService = host.virtualService else { continue }
+            var builder = HTTPRouteBuilder(snapshot: snapshot, proxy: scope.workload, destinationRules: destinationRules)
+            let built = builder.routes(virtualService, port: port.port)
+            warnings += builder.unresolved.map { "\(virtualService.key): \($0)" }
+            if !built.isEmpty { routes[index] = built }
+        }
+        return XDSResource(name: inputs.name, message: Self.routeConfiguration(inputs, routes: routes))
+    }
+
+    /// The route configuration `inputs` describe; the virtual host at index i gets `routes[i]`
+    /// when given (its VirtualService's), else Istio's default route.
+    static func routeConfiguration(_ inputs: RouteInputs, routes: [Int: [Route]]) -> RouteConfiguration {
+        var config = RouteConfiguration()
+        config.name = inputs.name
+        config.validateClusters = Google_Protobuf_BoolValue(false)
         // Collected, then set once: appending to a message field copies the whole array.
         var virtualHosts: [VirtualHost] = []
-        for service in port.services where service.port(port.port)!.serviceProtocol.isHTTP {
+        for (index, input) in inputs.hosts.enumerated() {
             var host = VirtualHost()
-            host.name = "\(service.hostname):\(port.port)"
-            host.domains = domains(of: service, port: port.port).filter { claimed.insert($0).inserted }
-            var routes: [Route] = []
-            if let virtualService = virtualService(for: service) {
-                var builder = HTTPRouteBuilder(snapshot: snapshot, proxy: scope.workload, destinationRules: destinationRules)
-                routes = builder.routes(virtualService, port: port.port)
-                warnings += builder.unresolved.map { "\(virtualService.key): \($0)" }
-            }
-            if routes.isEmpty {
-                var route = defaultRoute(cluster: ResourceNames.outboundCluster(port: port.port, host: service.hostname))
-                let policy = EffectivePolicy(rule: destinationRules.rule(for: service, proxy: scope.workload)?.spec, port: port.port)
-                if let hash = policy.loadBalancer?.consistentHash, case .route(var action) = route.action {
+            host.name = "\(input.service):\(input.port)"
+            host.domains = input.domains
+            if let given = routes[index] {
+                host.routes = given
+            } else {
+                var route = defaultRoute(cluster: ResourceNames.outboundCluster(port: input.port, host: input.service))
+                if let hash = input.consistentHash, case .route(var action) = route.action {
                     action.hashPolicy = HTTPRouteBuilder.hashPolicies(hash)
                     route.route = action
                 }
-                routes = [route]
+                host.routes = [route]
             }
-            host.routes = routes
             virtualHosts.append(host)
         }
         var blockAll = VirtualHost()
@@ -219,7 +243,7 @@ struct OutboundBuilder {
 
     /// Istio's route for a service with no VirtualService: everything to its cluster, no route
     /// timeout, Istio's default retry policy.
-    func defaultRoute(cluster: String) -> Route {
+    static func defaultRoute(cluster: String) -> Route {
         var route = Route()
         route.name = "default"
         var match = Envoy_Config_Route_V3_RouteMatch()
@@ -410,6 +434,23 @@ struct ClusterInputs: Hashable, Sendable {
         let labels = subset.map { subset in rule?.subsets?.first { $0.name == subset }?.labels ?? [:] }
         return LoadAssignmentInputs(service: service, port: port, subset: subset, subsetLabels: labels, endpoints: endpoints)
     }
+}
+
+/// Everything a route configuration without VirtualServices is built from
+/// (``OutboundBuilder/routeConfiguration(_:routes:)``).
+struct RouteInputs: Hashable, Sendable {
+    /// One service's virtual host.
+    struct Host: Hashable, Sendable {
+        var service: String
+        var port: UInt32
+        /// The names it answers to (those no earlier host claimed).
+        var domains: [String]
+        /// The DestinationRule's consistent hash for the port, if any.
+        var consistentHash: LoadBalancerSettings.ConsistentHashLB?
+    }
+
+    var name: String
+    var hosts: [Host]
 }
 
 /// Everything a cluster's load assignment is built from (``OutboundBuilder/loadAssignment(_:)``):

@@ -57,12 +57,22 @@ public struct SidecarScope: Sendable {
         self.sidecar = sidecar
         var warnings: [String] = []
 
-        let visible = snapshot.registry.services.filter { $0.exportTo.isVisible(from: workload.namespace) }
+        let registry = snapshot.registry
+        let namespace = workload.namespace
         var egress: [Egress] = []
         if let listeners = sidecar?.spec.egress, !listeners.isEmpty {
             for listener in listeners {
                 let patterns = listener.hosts.compactMap { HostPattern(parsing: $0, sidecarNamespace: sidecar!.metadata.namespace, domainSuffix: snapshot.settings.domainSuffix) }
-                var services = visible.filter { service in patterns.contains { $0.matches(service, proxyNamespace: workload.namespace) } }
+                // Only the namespaces the patterns name are searched (in registry order).
+                var candidates: [Int]
+                if patterns.contains(where: \.isAnyNamespace) {
+                    candidates = Array(registry.services.indices)
+                } else {
+                    candidates = Set(patterns.flatMap { $0.namespaceName(proxyNamespace: namespace).map(registry.serviceIndexes(inNamespace:)) ?? [] }).sorted()
+                }
+                var services = candidates.map { registry.services[$0] }.filter { service in
+                    service.exportTo.isVisible(from: namespace) && patterns.contains { $0.matches(service, proxyNamespace: namespace) }
+                }
                 if let port = listener.port?.number {
                     services = services.filter { $0.port(port) != nil }
                 }
@@ -70,6 +80,7 @@ public struct SidecarScope: Sendable {
                 egress.append(Egress(bind: bind, port: listener.port?.number, services: SidecarScope.uniqueByHost(services)))
             }
         } else {
+            let visible = registry.services.filter { $0.exportTo.isVisible(from: namespace) }
             egress.append(Egress(bind: SidecarScope.defaultBind, port: nil, services: SidecarScope.uniqueByHost(visible)))
         }
         self.egress = egress
@@ -170,6 +181,21 @@ struct HostPattern: Sendable {
             host = HostName.resolve(hostPart, in: name, domainSuffix: domainSuffix)
         } else {
             host = hostPart == "*" || hostPart.contains(".") ? hostPart.lowercased() : HostName.resolve(hostPart, in: sidecarNamespace, domainSuffix: domainSuffix)
+        }
+    }
+
+    /// Whether the pattern reaches services of every namespace.
+    var isAnyNamespace: Bool {
+        if case .any = namespace { return true }
+        return false
+    }
+
+    /// The one namespace whose services the pattern can match (`nil`: none, or every one).
+    func namespaceName(proxyNamespace: String) -> String? {
+        switch namespace {
+        case .any, .none: nil
+        case .proxyNamespace: proxyNamespace
+        case .named(let name): name
         }
     }
 

@@ -52,8 +52,7 @@ public enum SidecarTranslator {
             let listener = outbound.listener(for: port)
             resources.insert(XDSResource(name: listener.name, message: listener))
             if port.services.contains(where: { $0.port(port.port)!.serviceProtocol.isHTTP }) {
-                let routes = outbound.routeConfiguration(for: port)
-                resources.insert(XDSResource(name: routes.name, message: routes))
+                resources.insert(outbound.routeConfiguration(for: port, memo: memo))
             }
         }
         let outboundClusters = outbound.clusterResources(memo: memo)

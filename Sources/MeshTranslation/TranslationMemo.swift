@@ -9,13 +9,14 @@ public import EnvoyAPI
 public final class TranslationMemo: Sendable {
     let clusters = GenerationCache<ClusterInputs, XDSResource>()
     let loadAssignments = GenerationCache<LoadAssignmentInputs, XDSResource>()
+    let routeConfigurations = GenerationCache<RouteInputs, XDSResource>()
 
     /// An empty memo.
     public init() {}
 
     /// Lookups answered from the memo, lookups that built a resource, and resources held.
     public var statistics: (hits: Int, misses: Int, entries: Int) {
-        [clusters.statistics, loadAssignments.statistics].reduce((0, 0, 0)) { ($0.0 + $1.hits, $0.1 + $1.misses, $0.2 + $1.entries) }
+        [clusters.statistics, loadAssignments.statistics, routeConfigurations.statistics].reduce((0, 0, 0)) { ($0.0 + $1.hits, $0.1 + $1.misses, $0.2 + $1.entries) }
     }
 }
 
@@ -30,5 +31,11 @@ extension Optional where Wrapped == TranslationMemo {
     func resource(_ inputs: LoadAssignmentInputs, generation: UInt64, build: () -> XDSResource) -> XDSResource {
         guard let memo = self else { return build() }
         return memo.loadAssignments.value(for: inputs, generation: generation, compute: build)
+    }
+
+    /// The resource for `inputs`: from the memo when there is one and it holds it, else built.
+    func resource(_ inputs: RouteInputs, generation: UInt64, build: () -> XDSResource) -> XDSResource {
+        guard let memo = self else { return build() }
+        return memo.routeConfigurations.value(for: inputs, generation: generation, compute: build)
     }
 }

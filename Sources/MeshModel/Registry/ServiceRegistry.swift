@@ -40,6 +40,8 @@ public struct ServiceRegistry: Sendable {
     public let workloads: [WorkloadID: WorkloadInstance]
     private let instancesByService: [ServiceID: [WorkloadInstance]]
     private let servicesByHost: [String: [MeshService]]
+    /// Positions in `services` of each namespace's services, ascending.
+    private let serviceIndexesByNamespace: [String: [Int]]
 
     /// Builds the registry. Hosts without a dot resolve in the ServiceEntry's namespace.
     public init(serviceEntries: [Configured<ServiceEntry>], workloadEntries: [Configured<WorkloadEntry>], domainSuffix: String = HostName.defaultDomainSuffix) {
@@ -86,6 +88,14 @@ public struct ServiceRegistry: Sendable {
         self.workloads = workloads
         self.instancesByService = instances
         self.servicesByHost = Dictionary(grouping: services, by: \.hostname)
+        var byNamespace: [String: [Int]] = [:]
+        for (index, service) in services.enumerated() { byNamespace[service.namespace, default: []].append(index) }
+        self.serviceIndexesByNamespace = byNamespace
+    }
+
+    /// Positions in ``services`` of the services defined in `namespace`, ascending.
+    public func serviceIndexes(inNamespace namespace: String) -> [Int] {
+        serviceIndexesByNamespace[namespace] ?? []
     }
 
     /// The workloads behind a service.
@@ -95,8 +105,8 @@ public struct ServiceRegistry: Sendable {
 
     /// The services whose ServiceEntry selects `workload` (the services it serves).
     public func services(servedBy workload: WorkloadInstance) -> [MeshService] {
-        services.filter { service in
-            service.namespace == workload.namespace && service.selector.map { workload.matches($0) } == true
+        serviceIndexes(inNamespace: workload.namespace).map { services[$0] }.filter { service in
+            service.selector.map { workload.matches($0) } == true
         }
     }
 
