@@ -43,7 +43,8 @@ for n in "${proxies[@]}"; do
   delta_flag=()
   if [ "${DELTA:-0}" = 1 ]; then delta_flag=(--delta); fi
   "$bin/meshd-loadgen" xds --target 127.0.0.1:25012 --nodes "$work/nodes.json" --proxies "$n" "${delta_flag[@]}" \
-    --change-dir "$work/config" --changes "$changes" --pid "$meshd_pid"
+    --change-dir "$work/config" --changes "$changes" --pid "$meshd_pid" \
+    --server-metrics 127.0.0.1:25014 --admin-token-file "$work/data/admin-token"
   kill "$meshd_pid"; wait "$meshd_pid" 2>/dev/null || true
   meshd_pid=""
 done

@@ -46,6 +46,8 @@ public final class MeshProxyProvider: ProxyConfigProvider {
     private let admission: RateLimiter?
     private let maximumConnectionAge: Duration?
     private let pushLimiter: PushLimiter
+    /// From publication to responses written.
+    let pushTimes: PushTimes
 
     /// A provider serving snapshots from `publisher`; without `certificates` no secrets are served.
     public init(
@@ -67,6 +69,9 @@ public final class MeshProxyProvider: ProxyConfigProvider {
         self.logger = logger
         rotations = Counter(label: "meshd_workload_cert_rotations_total", dimensions: [], factory: metrics)
         rotationFailures = Counter(label: "meshd_workload_cert_rotation_failures_total", dimensions: [], factory: metrics)
+        let pushTimes = PushTimes(metrics: metrics)
+        self.pushTimes = pushTimes
+        _ = publisher.subscribe { snapshot in pushTimes.published(PushTimes.Key(snapshot)) }
     }
 
     /// Back-pressure and overload settings.
@@ -344,7 +349,9 @@ public final class MeshProxyProvider: ProxyConfigProvider {
         /// How far the stream got: the rollout steps composed and not yet handled by the stream,
         /// the newest handled, and whether every response since was answered.
         struct Progress {
-            var composed: [UInt64] = []
+            /// Per composed update: its rollout step, and its configuration when that was new
+            /// to the proxy (timed once the stream wrote it).
+            var composed: [(step: UInt64, configuration: PushTimes.Key?)] = []
             var handled: UInt64
             var settled = false
             /// Types whose newest response the proxy rejected.
@@ -353,10 +360,14 @@ public final class MeshProxyProvider: ProxyConfigProvider {
         private let progress: Mutex<Progress>
 
         func processed(update: Bool, settled: Bool) {
-            progress.withLock { progress in
-                if update, !progress.composed.isEmpty { progress.handled = max(progress.handled, progress.composed.removeFirst()) }
+            let written = progress.withLock { progress -> PushTimes.Key? in
                 progress.settled = settled
+                guard update, !progress.composed.isEmpty else { return nil }
+                let update = progress.composed.removeFirst()
+                progress.handled = max(progress.handled, update.step)
+                return update.configuration
             }
+            if let written { provider.pushTimes.written(written) }
         }
 
         /// Whether the proxy holds, acknowledged (not rejected), a configuration of rollout step
@@ -427,14 +438,18 @@ public final class MeshProxyProvider: ProxyConfigProvider {
             let pending = signal.take()
             if let reason = pending.closeReason { return .close(reason) }
             var current = state.withLock { $0 }
-            if let newer = pending.snapshot, newer.isNewer(than: current.snapshot) { current.snapshot = newer }
+            var configuration: PushTimes.Key?
+            if let newer = pending.snapshot, newer.isNewer(than: current.snapshot) {
+                current.snapshot = newer
+                configuration = PushTimes.Key(newer)
+            }
             if pending.refreshCertificate, certificateDirectory == nil, let certificates = provider.certificates {
                 renew(&current, certificates: certificates)
             }
             let resources = Session.compose(provider: provider, workload: workload, directory: certificateDirectory, state: &current)
             current.lastResources = resources
             let step = current.snapshot.rolloutStep
-            progress.withLock { $0.composed.append(step) }
+            progress.withLock { $0.composed.append((step, configuration)) }
             state.withLock { stored in
                 // Acknowledgements recorded meanwhile stay.
                 current.acknowledgedRoots = stored.acknowledgedRoots

@@ -31,13 +31,14 @@ public final class SnapshotPublisher: Sendable {
             // Changes made concurrently may arrive out of order: never go back to an older one.
             guard snapshot.revision >= state.snapshot.revision else { return ([], []) }
             state.snapshot = snapshot
-            return (Array(state.subscribers.values), Array(state.handlers.values))
+            return (Array(state.subscribers.values), state.handlers.sorted { $0.key < $1.key }.map(\.value))
         }
         for subscriber in subscribers { subscriber.yield(snapshot) }
         for handler in handlers { handler(snapshot) }
     }
 
-    /// Calls `handler` with every newer snapshot (on the publisher's thread; keep it short).
+    /// Calls `handler` with every newer snapshot (on the publisher's thread, handlers in the order
+    /// they subscribed; keep it short).
     /// Returns an id for ``unsubscribe(_:)``.
     public func subscribe(_ handler: @escaping @Sendable (MeshSnapshot) -> Void) -> UInt64 {
         state.withLock { state in

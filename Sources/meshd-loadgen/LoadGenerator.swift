@@ -60,6 +60,8 @@ struct XDS: AsyncParsableCommand {
     @Option(help: "How many changes.") var changes = 5
     @Option(help: "The server's process id, for its memory and CPU (from /proc).") var pid: Int32?
     @Option(name: .customLong("connect-rate"), help: "New streams per second.") var connectRate = 500
+    @Option(name: .customLong("server-metrics"), help: "meshd's admin API (host:port; token from --admin-token-file): read its server-side push time after each change.")
+    var serverMetrics: String?
 
     func run() async throws {
         guard let address = HostPort(target) else { throw ValidationError("--target must be host:port") }
@@ -94,8 +96,10 @@ struct XDS: AsyncParsableCommand {
             try await Task.sleep(for: .seconds(2))
             let memoryAfter = pid.flatMap(ProcessFigures.residentBytes)
             let cpuBefore = pid.flatMap(ProcessFigures.cpuSeconds)
+            let ownCPUBefore = ProcessFigures.cpuSeconds(getpid())
             var latencies: [Duration] = []
             var perRoundMaximum: [Duration] = []
+            var serverPushTimes: [Double] = []
             for round in 1...changes {
                 let changed = clock.now
                 try await applyChange(round: round)
@@ -105,9 +109,11 @@ struct XDS: AsyncParsableCommand {
                 let times = recorder.converged(round: round).values.map { $0 - changed }
                 latencies += times
                 perRoundMaximum.append(times.max() ?? .zero)
+                if let seconds = try await serverPushTime() { serverPushTimes.append(seconds) }
                 try await Task.sleep(for: .milliseconds(500))
             }
             let cpuAfter = pid.flatMap(ProcessFigures.cpuSeconds)
+            let ownCPUAfter = ProcessFigures.cpuSeconds(getpid())
             group.cancelAll()
 
             latencies.sort()
@@ -120,6 +126,12 @@ struct XDS: AsyncParsableCommand {
             }
             if let before = cpuBefore, let after = cpuAfter {
                 print(String(format: "server CPU: %.3f s per change (%.2f ms per proxy push)", (after - before) / Double(changes), (after - before) / Double(changes * proxies) * 1000))
+            }
+            if let before = ownCPUBefore, let after = ownCPUAfter {
+                print(String(format: "load generator CPU: %.3f s per change (%.2f ms per simulated proxy)", (after - before) / Double(changes), (after - before) / Double(changes * proxies) * 1000))
+            }
+            if !serverPushTimes.isEmpty {
+                print("server push time per change (publication -> last proxy's responses written): \(serverPushTimes.map { String(format: "%.1f ms", $0 * 1000) }.joined(separator: ", ")); max \(String(format: "%.1f ms", serverPushTimes.max()! * 1000))")
             }
         }
     }
@@ -134,6 +146,17 @@ struct XDS: AsyncParsableCommand {
             guard ContinuousClock.now < deadline else { throw ValidationError("timed out after \(timeout) waiting for \(what)") }
             try await Task.sleep(for: .milliseconds(5))
         }
+    }
+
+    /// meshd's `meshd_push_last_change_seconds`, when --server-metrics is given.
+    func serverPushTime() async throws -> Double? {
+        guard let serverMetrics else { return nil }
+        guard let address = HostPort(serverMetrics) else { throw ValidationError("--server-metrics must be host:port") }
+        let token = try adminTokenFile.map { try String(contentsOfFile: $0, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
+        let response = try await HTTPProbe.request(address, authority: serverMetrics, path: "/metrics", headers: [("authorization", "Bearer \(token)")])
+        guard response.status == 200 else { throw ValidationError("/metrics answered \(response.status): \(response.body.prefix(200))") }
+        return response.body.split(separator: "\n").first { $0.hasPrefix("meshd_push_last_change_seconds ") }
+            .flatMap { $0.split(separator: " ").last.flatMap { Double($0) } }
     }
 
     func applyChange(round: Int) async throws {

@@ -171,6 +171,10 @@ extension EndToEnd {
                 }
                 let metrics = try await mesh.admin("/metrics").body
                 #expect(metrics.contains("pilot_debounce_time_count"), "the debounce is measured")
+                // Server-side push time: each change that reached the proxy is timed from its
+                // publication to the proxy's responses written.
+                #expect(Rotation.metric(metrics, "meshd_push_duration_seconds_count") >= 2, "the route and endpoint changes were timed")
+                #expect(Rotation.metric(metrics, "meshd_push_last_change_seconds") > 0)
             }
         }
 
