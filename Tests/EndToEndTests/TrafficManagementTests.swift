@@ -337,8 +337,11 @@ extension EndToEnd {
 
                 try mesh.writeConfig("dr.yaml", rule("{consistentHash: {httpHeaderName: x-user}}"))
                 let client = try #require(mesh.envoys.first { $0.name == "client" })
-                try await Eventually.wait(timeout: .seconds(5), what: "ring hash to reach the client") {
-                    (try? await client.admin("/config_dump").body.contains("RING_HASH")) ?? false
+                // The cluster (RING_HASH) and then the route (its hash policy on x-user) must both
+                // have reached the client: routes follow clusters.
+                try await Eventually.wait(timeout: .seconds(5), what: "ring hash and the route's hash policy to reach the client") {
+                    let dump = (try? await client.admin("/config_dump").body) ?? ""
+                    return dump.contains("RING_HASH") && dump.contains("\"header_name\": \"x-user\"")
                 }
                 apps[0].setBehaviour { _, _ in .init(body: "web-v1\n") }
                 var reached: Set<String> = []

@@ -75,7 +75,11 @@ struct IncrementalTranslationTests {
         let ns = random.pick(namespaces + ["istio-system"])
         var policy: [String] = []
         if random.chance(50) { policy.append("tls: {mode: \(random.pick(["ISTIO_MUTUAL", "DISABLE"]))}") }
-        if random.chance(40) { policy.append("loadBalancer: {simple: \(random.pick(["ROUND_ROBIN", "LEAST_REQUEST", "RANDOM"]))}") }
+        if random.chance(40) {
+            policy.append(random.chance(30)
+                ? "loadBalancer: {consistentHash: {httpHeaderName: x-user}}"
+                : "loadBalancer: {simple: \(random.pick(["ROUND_ROBIN", "LEAST_REQUEST", "RANDOM"]))}")
+        }
         if random.chance(30) { policy.append("connectionPool: {tcp: {maxConnections: \(random.pick([10, 100]))}, http: {http1MaxPendingRequests: 5}}") }
         if random.chance(30) { policy.append("outlierDetection: {consecutive5xxErrors: 3, interval: 10s, baseEjectionTime: 30s}") }
         let trafficPolicy = policy.isEmpty ? "" : "\n  trafficPolicy: {\(policy.joined(separator: ", "))}"
