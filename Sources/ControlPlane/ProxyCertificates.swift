@@ -44,6 +44,8 @@ public final class ProxyCertificates: Sendable {
     private let service: CertificateService
     private let clock: @Sendable () -> Date
     private let entries = Mutex<[String: Entry]>([:])
+    /// The last trust bundle made into a `ROOTCA` secret, and that secret (most pushes reuse it).
+    private let lastRootSecret = Mutex<(roots: [Certificate], resource: XDSResource, fingerprints: Set<String>)?>(nil)
     /// The share of a certificate's lifetime left when it is replaced (Istio: 0.5).
     public let rotationRatio: Double
     /// The most the ratio varies per certificate (±), so that proxies started together do not
@@ -146,12 +148,15 @@ public final class ProxyCertificates: Sendable {
     /// The SDS secret `ROOTCA` (the trust bundle) and the SHA-256 fingerprints of its roots.
     public func rootSecret() throws -> (resource: XDSResource, roots: Set<String>) {
         let roots = service.signingAuthority.roots
+        if let last = lastRootSecret.withLock({ $0 }), last.roots == roots { return (last.resource, last.fingerprints) }
         var validation = Envoy_Extensions_TransportSockets_Tls_V3_CertificateValidationContext()
         validation.trustedCa = Self.inline(try roots.map { try $0.serializeAsPEM().pemString }.joined(separator: "\n") + "\n")
         var secret = Envoy_Extensions_TransportSockets_Tls_V3_Secret()
         secret.name = "ROOTCA"
         secret.validationContext = validation
-        return (XDSResource(name: "ROOTCA", message: secret), Set(roots.map(CALifecycle.fingerprint)))
+        let made = (roots: roots, resource: XDSResource(name: "ROOTCA", message: secret), fingerprints: Set(roots.map(CALifecycle.fingerprint)))
+        lastRootSecret.withLock { $0 = made }
+        return (made.resource, made.fingerprints)
     }
 
     private static func inline(_ text: String) -> Envoy_Config_Core_V3_DataSource {

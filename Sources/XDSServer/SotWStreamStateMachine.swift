@@ -30,9 +30,20 @@ public struct SotWStreamStateMachine: ADSStreamMachine {
         var sentItems: [String: XDSResource] = [:]
     }
 
+    /// What one type's subscription selects of the configuration, sorted by name, and its hash.
+    struct Content {
+        var wildcard: Bool
+        var names: Set<String>
+        var items: [XDSResource]
+        var hash: ContentHash
+    }
+
     private(set) var resources: XDSResourceSet?
     private(set) var types: [String: TypeState] = [:]
     private var nonceCounter: UInt64 = 0
+    /// Each type's content for the configuration held, as last selected (sorting and hashing a
+    /// type once per configuration rather than on every request).
+    private var selected: [String: Content] = [:]
 
     /// A new stream.
     public init() {}
@@ -79,10 +90,10 @@ public struct SotWStreamStateMachine: ADSStreamMachine {
             state.awaitingAck = false
             // A reconnecting proxy reports the version it already holds; if that is exactly what
             // would be sent, there is nothing to send.
-            if firstOnStream, !request.versionInfo.isEmpty, let resources {
-                let content = Self.content(of: typeURL, state: state, in: resources)
-                if content.hash.description == request.versionInfo {
-                    state.sentContent = content.hash
+            if firstOnStream, !request.versionInfo.isEmpty, resources != nil {
+                let chosen = content(of: typeURL, state: state)
+                if chosen.hash.description == request.versionInfo {
+                    state.sentContent = chosen.hash
                     state.mustResend = false
                     // The proxy holds exactly this version: as good as an acknowledgement.
                     actions.append(.acknowledged(typeURL: typeURL, version: request.versionInfo, nonce: ""))
@@ -97,6 +108,7 @@ public struct SotWStreamStateMachine: ADSStreamMachine {
     /// Takes a new configuration for the proxy and sends what changed.
     public mutating func update(_ resources: XDSResourceSet) -> [Action] {
         self.resources = resources
+        selected = [:]
         return pushPending()
     }
 
@@ -134,27 +146,27 @@ public struct SotWStreamStateMachine: ADSStreamMachine {
     }
 
     /// Whether clusters or their endpoints are still on their way to the proxy.
-    private func clusterSideBusy() -> Bool {
+    private mutating func clusterSideBusy() -> Bool {
         [XDSTypeURL.cluster, XDSTypeURL.endpoint].contains { typeURL in
             guard let state = types[typeURL], state.requested else { return false }
             return state.awaitingAck || isDue(typeURL, state: state)
         }
     }
 
-    private func isDue(_ typeURL: String, state: TypeState) -> Bool {
+    private mutating func isDue(_ typeURL: String, state: TypeState) -> Bool {
         guard state.requested, !state.awaitingAck, let resources else { return false }
         // A named type with no names is no longer watched: Envoy would only log the response
         // as unwatched.
         if !state.wildcard && state.names.isEmpty { return false }
-        let content = Self.content(of: typeURL, state: state, in: resources, retained: retained(typeURL, state: state, in: resources)).hash
         if state.mustResend { return true }
-        return content != state.sentContent && content != state.rejectedContent
+        let chosen = content(of: typeURL, state: state, retained: retained(typeURL, state: state, in: resources)).hash
+        return chosen != state.sentContent && chosen != state.rejectedContent
     }
 
     /// Clusters (and their endpoints) the proxy was sent that the configuration dropped, kept
     /// while its listeners or routes are not yet acknowledged in their new form: a route may
     /// still name them (break after make, as for additions).
-    private func retained(_ typeURL: String, state: TypeState, in resources: XDSResourceSet) -> [XDSResource] {
+    private mutating func retained(_ typeURL: String, state: TypeState, in resources: XDSResourceSet) -> [XDSResource] {
         guard typeURL == XDSTypeURL.cluster || typeURL == XDSTypeURL.endpoint, !state.sentItems.isEmpty else { return [] }
         let current = resources.resources(ofType: typeURL)
         let dropped = state.sentItems.values.filter { current[$0.name] == nil && (state.wildcard || state.names.contains($0.name)) }
@@ -168,19 +180,19 @@ public struct SotWStreamStateMachine: ADSStreamMachine {
 
     private mutating func responseIfDue(_ typeURL: String) -> Envoy_Service_Discovery_V3_DiscoveryResponse? {
         guard var state = types[typeURL], isDue(typeURL, state: state), let resources else { return nil }
-        let content = Self.content(of: typeURL, state: state, in: resources, retained: retained(typeURL, state: state, in: resources))
+        let chosen = content(of: typeURL, state: state, retained: retained(typeURL, state: state, in: resources))
         nonceCounter += 1
         var response = Envoy_Service_Discovery_V3_DiscoveryResponse()
         response.typeURL = typeURL
-        response.versionInfo = content.hash.description
+        response.versionInfo = chosen.hash.description
         response.nonce = String(nonceCounter)
-        response.resources = content.items.map(\.body)
+        response.resources = chosen.items.map(\.body)
         state.lastNonce = response.nonce
         state.awaitingAck = true
-        state.sentContent = content.hash
+        state.sentContent = chosen.hash
         state.mustResend = false
         if typeURL == XDSTypeURL.cluster || typeURL == XDSTypeURL.endpoint {
-            state.sentItems = Dictionary(content.items.map { ($0.name, $0) }, uniquingKeysWith: { $1 })
+            state.sentItems = Dictionary(chosen.items.map { ($0.name, $0) }, uniquingKeysWith: { $1 })
         }
         types[typeURL] = state
         if typeURL == XDSTypeURL.cluster, types[XDSTypeURL.endpoint]?.requested == true {
@@ -190,18 +202,20 @@ public struct SotWStreamStateMachine: ADSStreamMachine {
         return response
     }
 
-    /// What the proxy subscribed to of `typeURL` (plus `retained` resources), sorted by name, and
-    /// its content hash.
-    static func content(of typeURL: String, state: TypeState, in resources: XDSResourceSet, retained: [XDSResource] = []) -> (items: [XDSResource], hash: ContentHash) {
-        let all = resources.resources(ofType: typeURL)
-        var items: [XDSResource]
-        if state.wildcard {
-            items = Array(all.values)
-        } else {
-            items = state.names.compactMap { all[$0] }
+    /// What the proxy subscribed to of `typeURL` in the configuration held (plus `retained`
+    /// resources), sorted by name, and its content hash.
+    private mutating func content(of typeURL: String, state: TypeState, retained: [XDSResource] = []) -> (items: [XDSResource], hash: ContentHash) {
+        if retained.isEmpty, let known = selected[typeURL], known.wildcard == state.wildcard, known.wildcard || known.names == state.names {
+            return (known.items, known.hash)
         }
+        let all = resources?.resources(ofType: typeURL) ?? [:]
+        var items = state.wildcard ? Array(all.values) : state.names.compactMap { all[$0] }
         items = (items + retained).sorted { $0.name < $1.name }
-        return (items, combinedHash(items))
+        let hash = Self.combinedHash(items)
+        if retained.isEmpty {
+            selected[typeURL] = Content(wildcard: state.wildcard, names: state.wildcard ? [] : state.names, items: items, hash: hash)
+        }
+        return (items, hash)
     }
 
     /// The hash of `items` (sorted by name), whose description is the version a response
