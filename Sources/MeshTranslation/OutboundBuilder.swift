@@ -1,6 +1,7 @@
 internal import EnvoyAPI
 internal import MeshModel
 internal import SwiftProtobuf
+internal import XDSCache
 
 /// Builds a sidecar's outbound side: a listener per bound port, a route configuration per HTTP
 /// port, and a cluster plus load assignment per port of every reachable service.
@@ -163,9 +164,8 @@ struct OutboundBuilder {
         }
         let inputs = RouteInputs(name: port.routeName, hosts: hosts.map(\.host))
         guard hosts.contains(where: { $0.virtualService != nil }) else {
-            return memo.resource(inputs, generation: snapshot.revision) {
-                XDSResource(name: inputs.name, message: Self.routeConfiguration(inputs, routes: [:]))
-            }
+            let build = { XDSResource(name: inputs.name, message: Self.routeConfiguration(inputs, routes: [:])) }
+            return memo?.routeConfigurations.value(for: inputs, generation: snapshot.revision, compute: build) ?? build()
         }
         var routes: [Int: [Route]] = [:]
         for (index, host) in hosts.enumerated() {
@@ -267,25 +267,58 @@ struct OutboundBuilder {
         var assignments: [XDSResource] = []
         let bindAddress = IPAddress(scope.workload.address) != nil ? scope.workload.address : nil
         for service in scope.reachableServices {
-            let rule = destinationRules.rule(for: service, proxy: scope.workload)?.spec
-            let subsets: [String?] = [nil] + (rule?.subsets ?? []).map(\.name)
+            let rule = destinationRules.rule(for: service, proxy: scope.workload)
+            let subsets: [String?] = [nil] + (rule?.spec.subsets ?? []).map(\.name)
+            let serviceName = ServiceName(hostname: service.hostname, namespace: service.namespace)
+            let serviceID = memo?.services.id(of: serviceName, in: snapshot) { service }
+            let ruleID = rule.flatMap { rule in memo?.rules.id(of: rule.key, in: snapshot) { rule.spec } }
             for port in service.ports {
-                let endpoints = endpoints(of: service, port: port)
+                // Computed only when something is built or first named in this view.
+                var computed: ClusterInputs.Endpoints?
+                func portEndpoints() -> ClusterInputs.Endpoints {
+                    if let computed { return computed }
+                    let made = endpoints(of: service, port: port)
+                    computed = made
+                    return made
+                }
+                let endpointsName = EndpointsName(service: serviceName, port: port.number)
+                let endpointsID = memo?.endpoints.id(of: endpointsName, in: snapshot, value: portEndpoints)
+                let hasAssignment = service.resolution != .DNS && service.resolution != .DNS_ROUND_ROBIN
+                // A cluster with a load assignment of its own reads only who its endpoints are
+                // (a new or moved endpoint changes the assignment, not the cluster).
+                let clusterEndpointsID = hasAssignment
+                    ? memo?.endpointIdentities.id(of: endpointsName, in: snapshot) { ClusterInputs.EndpointIdentities(portEndpoints(), trustDomain: snapshot.settings.trustDomain) }
+                    : endpointsID
                 for subset in subsets {
-                    let inputs = ClusterInputs(
-                        service: service, port: port, subset: subset, rule: rule,
-                        bindAddress: service.location == .MESH_INTERNAL ? bindAddress : nil, metrics: telemetry.client.metrics,
-                        trustDomain: snapshot.settings.trustDomain, endpoints: endpoints)
-                    clusters.append(memo.resource(inputs, generation: snapshot.revision) {
-                        let cluster = Self.cluster(inputs)
+                    let bind = service.location == .MESH_INTERNAL ? bindAddress : nil
+                    let metrics = telemetry.client.metrics
+                    func inputs() -> ClusterInputs {
+                        ClusterInputs(
+                            service: service, port: port, subset: subset, rule: rule?.spec, bindAddress: bind, metrics: metrics,
+                            trustDomain: snapshot.settings.trustDomain, endpoints: portEndpoints())
+                    }
+                    func buildCluster() -> XDSResource {
+                        let cluster = Self.cluster(inputs())
                         return XDSResource(name: cluster.name, message: cluster)
-                    })
-                    guard service.resolution != .DNS && service.resolution != .DNS_ROUND_ROBIN else { continue }
-                    let assignment = inputs.loadAssignment
-                    assignments.append(memo.resource(assignment, generation: snapshot.revision) {
-                        let message = Self.loadAssignment(assignment)
+                    }
+                    func buildAssignment() -> XDSResource {
+                        let message = Self.loadAssignment(inputs().loadAssignment)
                         return XDSResource(name: message.clusterName, message: message)
-                    })
+                    }
+                    guard let memo, let serviceID, let endpointsID, let clusterEndpointsID else {
+                        clusters.append(buildCluster())
+                        if hasAssignment { assignments.append(buildAssignment()) }
+                        continue
+                    }
+                    let key = ClusterKey(
+                        service: serviceID, port: port.number, subset: subset, rule: ruleID, bindAddress: bind, metrics: metrics,
+                        trustDomain: snapshot.settings.trustDomain, endpoints: clusterEndpointsID)
+                    clusters.append(memo.clusters.value(for: key, generation: snapshot.revision, compute: buildCluster))
+                    guard hasAssignment else { continue }
+                    let assignmentKey = LoadAssignmentKey(
+                        service: serviceID, port: port.number, subset: subset,
+                        subsetLabels: ClusterInputs.subsetLabels(subset, rule: rule?.spec), endpoints: endpointsID)
+                    assignments.append(memo.loadAssignments.value(for: assignmentKey, generation: snapshot.revision, compute: buildAssignment))
                 }
             }
         }
@@ -422,17 +455,32 @@ struct ClusterInputs: Hashable, Sendable {
     var trustDomain: String
     var endpoints: Endpoints
 
+    /// What a cluster with its own load assignment reads of its endpoints: who they are and
+    /// whether any takes mTLS.
+    struct EndpointIdentities: Hashable, Sendable {
+        var accounts: [String]
+        var anyAcceptsMTLS: Bool
+
+        init(_ endpoints: Endpoints, trustDomain: String) {
+            accounts = Set(endpoints.instances.map { $0.identity(trustDomain: trustDomain).uri }).sorted()
+            anyAcceptsMTLS = endpoints.acceptsMTLS.contains(true)
+        }
+    }
+
     /// The SPIFFE IDs a client accepts from the service's endpoints: their service accounts,
     /// plus the ServiceEntry's `subjectAltNames`.
     var serverIdentities: [String] {
-        let accounts = endpoints.instances.map { $0.identity(trustDomain: trustDomain).uri }
-        return Array(Set(accounts + service.subjectAltNames)).sorted()
+        Array(Set(EndpointIdentities(endpoints, trustDomain: trustDomain).accounts + service.subjectAltNames)).sorted()
     }
 
     /// What the cluster's endpoints are built from.
     var loadAssignment: LoadAssignmentInputs {
-        let labels = subset.map { subset in rule?.subsets?.first { $0.name == subset }?.labels ?? [:] }
-        return LoadAssignmentInputs(service: service, port: port, subset: subset, subsetLabels: labels, endpoints: endpoints)
+        LoadAssignmentInputs(service: service, port: port, subset: subset, subsetLabels: Self.subsetLabels(subset, rule: rule), endpoints: endpoints)
+    }
+
+    /// The labels of `subset` in `rule` (`nil`: not a subset cluster).
+    static func subsetLabels(_ subset: String?, rule: DestinationRule?) -> [String: String]? {
+        subset.map { subset in rule?.subsets?.first { $0.name == subset }?.labels ?? [:] }
     }
 }
 

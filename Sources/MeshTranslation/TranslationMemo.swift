@@ -1,15 +1,26 @@
 public import XDSCache
 public import EnvoyAPI
+internal import MeshModel
+internal import Synchronization
 
 /// Translated resources kept across proxies and mesh revisions, each keyed by everything it is
 /// built from: a resource is encoded once for every proxy whose inputs for it are equal, and
 /// built again only when one of its inputs changed. Pass one memo to every translation
 /// (``SidecarTranslator/translate(_:workload:memo:)``); it drops what the last two revisions did
 /// not use.
+///
+/// Large inputs (a service, its endpoints, a DestinationRule) enter keys as small identities: the
+/// first proxy translated in a view of the mesh looks each one up by value, every later proxy by
+/// name within that view. A memo therefore relies on one view — revision and rollout step — always
+/// having the same content, which is how snapshots are numbered.
 public final class TranslationMemo: Sendable {
-    let clusters = GenerationCache<ClusterInputs, XDSResource>()
-    let loadAssignments = GenerationCache<LoadAssignmentInputs, XDSResource>()
+    let clusters = GenerationCache<ClusterKey, XDSResource>()
+    let loadAssignments = GenerationCache<LoadAssignmentKey, XDSResource>()
     let routeConfigurations = GenerationCache<RouteInputs, XDSResource>()
+    let services = Identities<ServiceName, MeshService>()
+    let endpoints = Identities<EndpointsName, ClusterInputs.Endpoints>()
+    let endpointIdentities = Identities<EndpointsName, ClusterInputs.EndpointIdentities>()
+    let rules = Identities<ResourceKey, DestinationRule>()
 
     /// An empty memo.
     public init() {}
@@ -20,22 +31,59 @@ public final class TranslationMemo: Sendable {
     }
 }
 
-extension Optional where Wrapped == TranslationMemo {
-    /// The resource for `inputs`: from the memo when there is one and it holds it, else built.
-    func resource(_ inputs: ClusterInputs, generation: UInt64, build: () -> XDSResource) -> XDSResource {
-        guard let memo = self else { return build() }
-        return memo.clusters.value(for: inputs, generation: generation, compute: build)
+/// A service by name within one view of the mesh.
+struct ServiceName: Hashable, Sendable {
+    var hostname: String
+    var namespace: String
+}
+
+/// A service's endpoints on one port, by name within one view of the mesh.
+struct EndpointsName: Hashable, Sendable {
+    var service: ServiceName
+    var port: UInt32
+}
+
+/// Exact small identities of values: equal values get the same id while they are in use, and an
+/// id is never given to another value. A value is found by its name within one view of the mesh
+/// (hashing a few strings), and by value only the first time in each view.
+final class Identities<Name: Hashable & Sendable, Value: Hashable & Sendable>: Sendable {
+    struct ViewName: Hashable, Sendable {
+        var revision: UInt64
+        var step: UInt64
+        var name: Name
     }
 
-    /// The resource for `inputs`: from the memo when there is one and it holds it, else built.
-    func resource(_ inputs: LoadAssignmentInputs, generation: UInt64, build: () -> XDSResource) -> XDSResource {
-        guard let memo = self else { return build() }
-        return memo.loadAssignments.value(for: inputs, generation: generation, compute: build)
-    }
+    private let byName = GenerationCache<ViewName, Int>()
+    private let byValue = GenerationCache<Value, Int>()
+    private let lastID = Atomic<Int>(0)
 
-    /// The resource for `inputs`: from the memo when there is one and it holds it, else built.
-    func resource(_ inputs: RouteInputs, generation: UInt64, build: () -> XDSResource) -> XDSResource {
-        guard let memo = self else { return build() }
-        return memo.routeConfigurations.value(for: inputs, generation: generation, compute: build)
+    /// The id of the value called `name` in `snapshot`; `value` gives it when the view has not
+    /// named it before.
+    func id(of name: Name, in snapshot: MeshSnapshot, value: () -> Value) -> Int {
+        byName.value(for: ViewName(revision: snapshot.revision, step: snapshot.rolloutStep, name: name), generation: snapshot.revision) {
+            byValue.value(for: value(), generation: snapshot.revision) { lastID.add(1, ordering: .relaxed).newValue }
+        }
     }
+}
+
+/// The identities a cluster is keyed by (`endpoints`: of ``ClusterInputs/EndpointIdentities`` when the
+/// cluster has a load assignment of its own, else of its endpoints).
+struct ClusterKey: Hashable, Sendable {
+    var service: Int
+    var port: UInt32
+    var subset: String?
+    var rule: Int?
+    var bindAddress: String?
+    var metrics: Bool
+    var trustDomain: String
+    var endpoints: Int
+}
+
+/// The identities a load assignment is keyed by (nothing of the client, so proxies share it).
+struct LoadAssignmentKey: Hashable, Sendable {
+    var service: Int
+    var port: UInt32
+    var subset: String?
+    var subsetLabels: [String: String]?
+    var endpoints: Int
 }

@@ -208,15 +208,19 @@ struct IncrementalTranslationTests {
             for name in documents.keys.sorted() {
                 resources += try ResourceDocuments.decode(documents[name]!, source: name).map(\.resource)
             }
-            var snapshot = MeshSnapshot(revision: UInt64(revision), resources: resources)
+            let snapshot = MeshSnapshot(revision: UInt64(revision), resources: resources)
+            // A revision is served as loaded, then possibly at a rollout step: two views with the
+            // same revision and different content, which the memo must tell apart.
+            var views = [snapshot]
             if random.chance(15) {
                 // Serve some workload ports otherwise than configured, as a rollout step does.
                 var entries: [MTLSStaging.Key: MTLSStaging.Entry] = [:]
                 for workload in snapshot.registry.workloads.keys.sorted().prefix(3) {
                     entries[.init(workload: workload, port: random.pick([8080, 9080, 18080]))] = .init(accept: .permissive, clientsUseTLS: random.chance(50))
                 }
-                snapshot = snapshot.staged(MTLSStaging(entries), step: UInt64(revision))
+                views.append(snapshot.staged(MTLSStaging(entries), step: UInt64(revision)))
             }
+            for snapshot in views {
             for id in snapshot.registry.workloads.keys.sorted() {
                 let full = try SidecarTranslator.translate(snapshot, workload: id)
                 let incremental = try SidecarTranslator.translate(snapshot, workload: id, memo: memo)
@@ -230,10 +234,73 @@ struct IncrementalTranslationTests {
                 }
                 compared += 1
             }
+            }
         }
         #expect(changedKinds.count == 9)
         #expect(compared > 2_000)
         let statistics = memo.statistics
         #expect(statistics.hits > statistics.misses, "the memo answers most lookups: \(statistics)")
+    }
+
+    /// A small mesh: two services in namespace `a`, a workload each, a DestinationRule with a subset.
+    static func precisionMesh(workload1Address: String = "127.0.0.11", ruleSubsets: String = "[{name: v1, labels: {version: v1}}]", service1SANs: String = "") throws -> [MeshResource] {
+        var documents: [String] = []
+        for index in 0..<2 {
+            documents.append("""
+                apiVersion: networking.istio.io/v1
+                kind: ServiceEntry
+                metadata: {name: svc\(index), namespace: a}
+                spec:
+                  hosts: [svc\(index).a.svc.cluster.local]
+                  location: MESH_INTERNAL
+                  resolution: STATIC
+                  ports: [{number: 8080, name: http-web, protocol: HTTP}]
+                  workloadSelector: {labels: {app: svc\(index)}}\(index == 1 ? service1SANs : "")
+                """)
+        }
+        documents.append("""
+            apiVersion: networking.istio.io/v1
+            kind: WorkloadEntry
+            metadata: {name: w0, namespace: a}
+            spec: {address: 127.0.0.10, serviceAccount: sa0, labels: {app: svc0, version: v1}}
+            """)
+        documents.append("""
+            apiVersion: networking.istio.io/v1
+            kind: WorkloadEntry
+            metadata: {name: w1, namespace: a}
+            spec: {address: \(workload1Address), serviceAccount: sa1, labels: {app: svc1, version: v1}}
+            """)
+        documents.append("""
+            apiVersion: networking.istio.io/v1
+            kind: DestinationRule
+            metadata: {name: svc1, namespace: a}
+            spec: {host: svc1.a.svc.cluster.local, subsets: \(ruleSubsets)}
+            """)
+        return try documents.enumerated().flatMap { try ResourceDocuments.decode($1, source: "doc\($0)").map(\.resource) }
+    }
+
+    @Test("a change rebuilds exactly the clusters and load assignments that read it", arguments: [
+        // (what changes, clusters + load assignments + route configurations rebuilt for w0's sidecar)
+        ("nothing (a new revision with the same content)", 0),
+        ("svc1's endpoint moves: its two load assignments (all and subset v1), not its clusters", 2),
+        ("svc1's DestinationRule gains a subset: svc1's 3 clusters and the new subset's load assignment", 4),
+        ("svc1's subjectAltNames (its ServiceEntry, which its load assignments read too): svc1's 2 clusters and 2 load assignments", 4),
+    ])
+    func precision(change: String, rebuilt: Int) throws {
+        let memo = TranslationMemo()
+        let first = MeshSnapshot(revision: 1, resources: try Self.precisionMesh())
+        let workload = ServiceRegistry.WorkloadID(namespace: "a", name: "w0")
+        _ = try SidecarTranslator.translate(first, workload: workload, memo: memo)
+        let before = memo.statistics
+        let resources: [MeshResource] = switch change {
+        case _ where change.hasPrefix("nothing"): try Self.precisionMesh()
+        case _ where change.hasPrefix("svc1's endpoint"): try Self.precisionMesh(workload1Address: "127.0.0.12")
+        case _ where change.hasPrefix("svc1's DestinationRule"): try Self.precisionMesh(ruleSubsets: "[{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]")
+        default: try Self.precisionMesh(service1SANs: "\n  subjectAltNames: [spiffe://cluster.local/ns/a/sa/extra]")
+        }
+        let second = MeshSnapshot(revision: 2, resources: resources)
+        let memoized = try SidecarTranslator.translate(second, workload: workload, memo: memo)
+        #expect(memoized.resources == (try SidecarTranslator.translate(second, workload: workload)).resources)
+        #expect(memo.statistics.misses - before.misses == rebuilt, "\(change)")
     }
 }
