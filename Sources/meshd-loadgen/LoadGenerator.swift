@@ -62,6 +62,8 @@ struct XDS: AsyncParsableCommand {
     @Option(name: .customLong("connect-rate"), help: "New streams per second.") var connectRate = 500
     @Option(name: .customLong("server-metrics"), help: "meshd's admin API (host:port; token from --admin-token-file): read its server-side push time after each change.")
     var serverMetrics: String?
+    @Flag(help: "After the last change, check that every proxy holds byte for byte what a full translation of --change-dir gives its workload (exit 1 if not).")
+    var verify = false
 
     func run() async throws {
         guard let address = HostPort(target) else { throw ValidationError("--target must be host:port") }
@@ -72,7 +74,8 @@ struct XDS: AsyncParsableCommand {
         let subscribed = Set(types.split(separator: ",").compactMap { names[String($0)] })
         guard changeDirectory != nil || admin != nil else { throw ValidationError("give --change-dir or --admin to make changes") }
 
-        let recorder = Recorder()
+        if verify, changeDirectory == nil { throw ValidationError("--verify reads the configuration from --change-dir") }
+        let recorder = Recorder(keepsResources: verify)
         let memoryBefore = pid.flatMap(ProcessFigures.residentBytes)
         let clock = ContinuousClock()
         let started = clock.now
@@ -114,6 +117,9 @@ struct XDS: AsyncParsableCommand {
             }
             let cpuAfter = pid.flatMap(ProcessFigures.cpuSeconds)
             let ownCPUAfter = ProcessFigures.cpuSeconds(getpid())
+            if verify, let changeDirectory {
+                try await verifyAgainstFullTranslation(configDirectory: changeDirectory, nodes: list, types: subscribed, recorder: recorder)
+            }
             group.cancelAll()
 
             latencies.sort()
@@ -134,6 +140,42 @@ struct XDS: AsyncParsableCommand {
                 print("server push time per change (publication -> last proxy's responses written): \(serverPushTimes.map { String(format: "%.1f ms", $0 * 1000) }.joined(separator: ", ")); max \(String(format: "%.1f ms", serverPushTimes.max()! * 1000))")
             }
         }
+    }
+
+    /// Waits (at most 60 s) until every proxy holds exactly, byte for byte, the resources of the
+    /// subscribed types that `SidecarTranslator.translate` gives its workload from the
+    /// configuration directory without a memo; throws naming the first proxy that does not.
+    func verifyAgainstFullTranslation(configDirectory: String, nodes: [GeneratedMesh.Node], types: Set<String>, recorder: Recorder) async throws {
+        let directory = ConfigDirectory(path: configDirectory)
+        let snapshot = MeshSnapshot(revision: 1, mesh: try directory.loadMesh(), resources: try directory.load().map(\.resource))
+        var expected: [String: [String: [Data]]] = [:]
+        for node in (0..<proxies).map({ nodes[$0 % nodes.count] }) where expected[node.namespace + "/" + node.name] == nil {
+            let configuration = try SidecarTranslator.translate(snapshot, workload: ServiceRegistry.WorkloadID(namespace: node.namespace, name: node.name))
+            expected[node.namespace + "/" + node.name] = Dictionary(uniqueKeysWithValues: types.map { type in
+                (type, configuration.resources.sortedResources(ofType: type).map(\.body.value).sorted { $0.lexicographicallyPrecedes($1) })
+            })
+        }
+        func firstDifference() -> String? {
+            for index in 0..<proxies {
+                let node = nodes[index % nodes.count]
+                for type in types.sorted() {
+                    let want = expected[node.namespace + "/" + node.name]![type]!
+                    let have = recorder.held(index, type).values.sorted { $0.lexicographicallyPrecedes($1) }
+                    if have != want {
+                        return "proxy \(index) (\(node.namespace)/\(node.name)) holds \(have.count) \(XDSTypeURL.shortName(type)) resources, a full translation gives \(want.count)"
+                            + " (\(Set(have).subtracting(want).count) held that the translation lacks)"
+                    }
+                }
+            }
+            return nil
+        }
+        let deadline = ContinuousClock.now + .seconds(60)
+        while let difference = firstDifference() {
+            guard ContinuousClock.now < deadline else { throw ValidationError("verification failed after 60 s: \(difference)") }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let count = expected.values.reduce(0) { $0 + $1.values.reduce(0) { $0 + $1.count } }
+        print("verified: all \(proxies) proxies hold byte for byte what a full translation gives their workloads (\(count) resources over \(expected.count) workloads)")
     }
 
     static func milliseconds(_ duration: Duration) -> String {

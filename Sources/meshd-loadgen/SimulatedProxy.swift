@@ -18,9 +18,34 @@ final class Recorder: Sendable {
         var converged: [Int: [Int: ContinuousClock.Instant]] = [:]
         var failures: [String] = []
         var retries = 0
+        /// With verification: each proxy's accepted resources, by type and name (SotW: by index).
+        var held: [Int: [String: [String: Data]]] = [:]
     }
 
     private let state = Mutex(State())
+    /// Whether proxies keep the bytes of what they accepted (for --verify).
+    let keepsResources: Bool
+
+    init(keepsResources: Bool = false) {
+        self.keepsResources = keepsResources
+    }
+
+    /// The proxy accepted `resources` of `typeURL`: the whole set (state of the world), or
+    /// changes to what it held (delta).
+    func accepted(_ proxy: Int, _ typeURL: String, replacing resources: [(name: String, value: Data)]? = nil, updating: [(name: String, value: Data)] = [], removing: [String] = []) {
+        guard keepsResources else { return }
+        state.withLock { state in
+            var held = resources.map { Dictionary($0.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 }) } ?? state.held[proxy]?[typeURL] ?? [:]
+            for (name, value) in updating { held[name] = value }
+            for name in removing { held[name] = nil }
+            state.held[proxy, default: [:]][typeURL] = held
+        }
+    }
+
+    /// What the proxy holds of `typeURL`, by name.
+    func held(_ proxy: Int, _ typeURL: String) -> [String: Data] {
+        state.withLock { $0.held[proxy]?[typeURL] ?? [:] }
+    }
 
     func synced(_ proxy: Int) { _ = state.withLock { $0.synced.insert(proxy) } }
     func retried() { state.withLock { $0.retries += 1 } }
@@ -123,6 +148,8 @@ struct SimulatedProxy: Sendable {
             while !Task.isCancelled {
                 let response = try await conversation.receive(timeout: .seconds(86400))
                 accepted[response.typeURL] = (response.versionInfo, response.nonce)
+                // In state of the world a response is the whole set: named by position here.
+                recorder.accepted(index, response.typeURL, replacing: response.resources.enumerated().map { ("\($0.offset)", $0.element.value) })
                 conversation.request(response.typeURL, names: names[response.typeURL] ?? [], version: response.versionInfo, nonce: response.nonce)
                 switch response.typeURL {
                 case XDSTypeURL.cluster:
@@ -162,6 +189,7 @@ struct SimulatedProxy: Sendable {
             while !Task.isCancelled {
                 let response = try await conversation.receive(timeout: .seconds(86400))
                 conversation.request(response.typeURL, nonce: response.nonce)
+                recorder.accepted(index, response.typeURL, updating: response.resources.map { ($0.name, $0.resource.value) }, removing: response.removedResources)
                 var names = held[response.typeURL] ?? []
                 names.formUnion(response.resources.map(\.name))
                 names.subtract(response.removedResources)
