@@ -26,14 +26,18 @@ public struct SotWStreamStateMachine: ADSStreamMachine {
         var sentContent: ContentHash?
         var rejectedContent: ContentHash?
         var mustResend = false
-        /// The resources of the last response, by name (clusters and endpoints: what may be retained).
-        var sentItems: [String: XDSResource] = [:]
+        /// The resources of the last response, sorted by name (clusters and endpoints: what may be retained).
+        var sentItems: [XDSResource] = []
+        /// The names of the last request, as the proxy listed them (most requests repeat them).
+        var requestedNames: [String]?
+        /// Counts changes of `names` and `wildcard` (what a selection was made for).
+        var subscription = 0
     }
 
     /// What one type's subscription selects of the configuration, sorted by name, and its hash.
     struct Content {
-        var wildcard: Bool
-        var names: Set<String>
+        /// The ``TypeState/subscription`` it was selected for.
+        var subscription: Int
         var items: [XDSResource]
         var hash: ContentHash
     }
@@ -60,6 +64,8 @@ public struct SotWStreamStateMachine: ADSStreamMachine {
             // The proxy watches nothing of this type any more, whatever the nonce: it will not
             // answer a response it ignores as unwatched, so none is awaited or sent.
             state.names = []
+            state.requestedNames = []
+            state.subscription += 1
             state.awaitingAck = false
             types[typeURL] = state
             return [.unwatched(typeURL: typeURL)] + pushPending()
@@ -76,13 +82,17 @@ public struct SotWStreamStateMachine: ADSStreamMachine {
             }
         }
 
-        let names = Set(request.resourceNames)
-        if XDSTypeURL.wildcardTypes.contains(typeURL) {
-            // Legacy wildcard: an empty list on a stream that never named anything; `*` is explicit.
-            state.wildcard = names.contains("*") || (names.isEmpty && (state.wildcard || !state.requested))
+        if request.resourceNames != state.requestedNames {
+            let names = Set(request.resourceNames)
+            if XDSTypeURL.wildcardTypes.contains(typeURL) {
+                // Legacy wildcard: an empty list on a stream that never named anything; `*` is explicit.
+                state.wildcard = names.contains("*") || (names.isEmpty && (state.wildcard || !state.requested))
+            }
+            if !names.subtracting(state.names).isEmpty { state.mustResend = true }
+            state.names = names.subtracting(["*"])
+            state.requestedNames = request.resourceNames
+            state.subscription += 1
         }
-        if !names.subtracting(state.names).isEmpty { state.mustResend = true }
-        state.names = names.subtracting(["*"])
         if isInitial {
             let firstOnStream = !state.requested
             if !firstOnStream { state.mustResend = true }
@@ -149,38 +159,44 @@ public struct SotWStreamStateMachine: ADSStreamMachine {
     private mutating func clusterSideBusy() -> Bool {
         [XDSTypeURL.cluster, XDSTypeURL.endpoint].contains { typeURL in
             guard let state = types[typeURL], state.requested else { return false }
-            return state.awaitingAck || isDue(typeURL, state: state)
+            return state.awaitingAck || dueContent(typeURL, state: state) != nil
         }
     }
 
-    private mutating func isDue(_ typeURL: String, state: TypeState) -> Bool {
-        guard state.requested, !state.awaitingAck, let resources else { return false }
+    /// What a response of `typeURL` would carry now, when one is due.
+    private mutating func dueContent(_ typeURL: String, state: TypeState) -> (items: [XDSResource], hash: ContentHash)? {
+        guard state.requested, !state.awaitingAck, resources != nil else { return nil }
         // A named type with no names is no longer watched: Envoy would only log the response
         // as unwatched.
-        if !state.wildcard && state.names.isEmpty { return false }
-        if state.mustResend { return true }
-        let chosen = content(of: typeURL, state: state, retained: retained(typeURL, state: state, in: resources)).hash
-        return chosen != state.sentContent && chosen != state.rejectedContent
+        if !state.wildcard && state.names.isEmpty { return nil }
+        let chosen = content(of: typeURL, state: state, retained: retained(typeURL, state: state))
+        return state.mustResend || (chosen.hash != state.sentContent && chosen.hash != state.rejectedContent) ? chosen : nil
     }
 
     /// Clusters (and their endpoints) the proxy was sent that the configuration dropped, kept
     /// while its listeners or routes are not yet acknowledged in their new form: a route may
     /// still name them (break after make, as for additions).
-    private mutating func retained(_ typeURL: String, state: TypeState, in resources: XDSResourceSet) -> [XDSResource] {
+    private mutating func retained(_ typeURL: String, state: TypeState) -> [XDSResource] {
         guard typeURL == XDSTypeURL.cluster || typeURL == XDSTypeURL.endpoint, !state.sentItems.isEmpty else { return [] }
-        let current = resources.resources(ofType: typeURL)
-        let dropped = state.sentItems.values.filter { current[$0.name] == nil && (state.wildcard || state.names.contains($0.name)) }
+        // Both sorted by name: one walk finds what was sent and is no longer selected.
+        let current = content(of: typeURL, state: state).items
+        var dropped: [XDSResource] = []
+        var index = 0
+        for item in state.sentItems {
+            while index < current.count, current[index].name < item.name { index += 1 }
+            if index < current.count, current[index].name == item.name { continue }
+            if state.wildcard || state.names.contains(item.name) { dropped.append(item) }
+        }
         guard !dropped.isEmpty else { return [] }
         let routesBusy = [XDSTypeURL.listener, XDSTypeURL.route].contains { type in
             guard let other = types[type], other.requested else { return false }
-            return other.awaitingAck || isDue(type, state: other)
+            return other.awaitingAck || dueContent(type, state: other) != nil
         }
         return routesBusy ? dropped : []
     }
 
     private mutating func responseIfDue(_ typeURL: String) -> Envoy_Service_Discovery_V3_DiscoveryResponse? {
-        guard var state = types[typeURL], isDue(typeURL, state: state), let resources else { return nil }
-        let chosen = content(of: typeURL, state: state, retained: retained(typeURL, state: state, in: resources))
+        guard var state = types[typeURL], let chosen = dueContent(typeURL, state: state) else { return nil }
         nonceCounter += 1
         var response = Envoy_Service_Discovery_V3_DiscoveryResponse()
         response.typeURL = typeURL
@@ -192,7 +208,7 @@ public struct SotWStreamStateMachine: ADSStreamMachine {
         state.sentContent = chosen.hash
         state.mustResend = false
         if typeURL == XDSTypeURL.cluster || typeURL == XDSTypeURL.endpoint {
-            state.sentItems = Dictionary(chosen.items.map { ($0.name, $0) }, uniquingKeysWith: { $1 })
+            state.sentItems = chosen.items
         }
         types[typeURL] = state
         if typeURL == XDSTypeURL.cluster, types[XDSTypeURL.endpoint]?.requested == true {
@@ -205,7 +221,7 @@ public struct SotWStreamStateMachine: ADSStreamMachine {
     /// What the proxy subscribed to of `typeURL` in the configuration held (plus `retained`
     /// resources), sorted by name, and its content hash.
     private mutating func content(of typeURL: String, state: TypeState, retained: [XDSResource] = []) -> (items: [XDSResource], hash: ContentHash) {
-        if retained.isEmpty, let known = selected[typeURL], known.wildcard == state.wildcard, known.wildcard || known.names == state.names {
+        if retained.isEmpty, let known = selected[typeURL], known.subscription == state.subscription {
             return (known.items, known.hash)
         }
         let all = resources?.resources(ofType: typeURL) ?? [:]
@@ -213,7 +229,7 @@ public struct SotWStreamStateMachine: ADSStreamMachine {
         items = (items + retained).sorted { $0.name < $1.name }
         let hash = Self.combinedHash(items)
         if retained.isEmpty {
-            selected[typeURL] = Content(wildcard: state.wildcard, names: state.wildcard ? [] : state.names, items: items, hash: hash)
+            selected[typeURL] = Content(subscription: state.subscription, items: items, hash: hash)
         }
         return (items, hash)
     }

@@ -62,6 +62,10 @@ struct XDS: AsyncParsableCommand {
     @Option(name: .customLong("connect-rate"), help: "New streams per second.") var connectRate = 500
     @Option(name: .customLong("server-metrics"), help: "meshd's admin API (host:port; token from --admin-token-file): read its server-side push time after each change.")
     var serverMetrics: String?
+    @Option(name: .customLong("after-sync"), help: "A shell command to run once every proxy synced, before the first change (e.g. `callgrind_control -i on PID`).")
+    var afterSync: String?
+    @Option(name: .customLong("after-changes"), help: "A shell command to run once the last change reached every proxy.")
+    var afterChanges: String?
     @Flag(help: "After the last change, check that every proxy holds byte for byte what a full translation of --change-dir gives its workload (exit 1 if not).")
     var verify = false
 
@@ -98,6 +102,7 @@ struct XDS: AsyncParsableCommand {
             // Let the server settle before reading its memory.
             try await Task.sleep(for: .seconds(2))
             let memoryAfter = pid.flatMap(ProcessFigures.residentBytes)
+            if let afterSync { try Self.shell(afterSync) }
             let cpuBefore = pid.flatMap(ProcessFigures.cpuSeconds)
             let ownCPUBefore = ProcessFigures.cpuSeconds(getpid())
             var latencies: [Duration] = []
@@ -117,6 +122,7 @@ struct XDS: AsyncParsableCommand {
             }
             let cpuAfter = pid.flatMap(ProcessFigures.cpuSeconds)
             let ownCPUAfter = ProcessFigures.cpuSeconds(getpid())
+            if let afterChanges { try Self.shell(afterChanges) }
             if verify, let changeDirectory {
                 try await verifyAgainstFullTranslation(configDirectory: changeDirectory, nodes: list, types: subscribed, recorder: recorder)
             }
@@ -176,6 +182,21 @@ struct XDS: AsyncParsableCommand {
         }
         let count = expected.values.reduce(0) { $0 + $1.values.reduce(0) { $0 + $1.count } }
         print("verified: all \(proxies) proxies hold byte for byte what a full translation gives their workloads (\(count) resources over \(expected.count) workloads)")
+    }
+
+    /// Runs `command` with /bin/sh and waits for it; throws when it fails. (posix_spawn and
+    /// waitpid: Foundation's Process can miss the exit of a shell that leaves a job running.)
+    static func shell(_ command: String) throws {
+        let words: [String] = ["/bin/sh", "-c", command]
+        let arguments = words.map { strdup($0) }
+        defer { arguments.forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, "/bin/sh", nil, nil, arguments + [nil], environ)
+        guard spawned == 0 else { throw ValidationError("cannot run `\(command)`: error \(spawned)") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        // Exited normally with status 0.
+        guard status & 0x7f == 0, (status >> 8) & 0xff == 0 else { throw ValidationError("`\(command)` failed (wait status \(status))") }
     }
 
     static func milliseconds(_ duration: Duration) -> String {

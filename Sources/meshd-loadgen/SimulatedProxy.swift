@@ -33,7 +33,6 @@ final class Recorder: Sendable {
     /// The proxy accepted `resources` of `typeURL`: the whole set (state of the world), or
     /// changes to what it held (delta).
     func accepted(_ proxy: Int, _ typeURL: String, replacing resources: [(name: String, value: Data)]? = nil, updating: [(name: String, value: Data)] = [], removing: [String] = []) {
-        guard keepsResources else { return }
         state.withLock { state in
             var held = resources.map { Dictionary($0.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 }) } ?? state.held[proxy]?[typeURL] ?? [:]
             for (name, value) in updating { held[name] = value }
@@ -149,7 +148,9 @@ struct SimulatedProxy: Sendable {
                 let response = try await conversation.receive(timeout: .seconds(86400))
                 accepted[response.typeURL] = (response.versionInfo, response.nonce)
                 // In state of the world a response is the whole set: named by position here.
-                recorder.accepted(index, response.typeURL, replacing: response.resources.enumerated().map { ("\($0.offset)", $0.element.value) })
+                if recorder.keepsResources {
+                    recorder.accepted(index, response.typeURL, replacing: response.resources.enumerated().map { ("\($0.offset)", $0.element.value) })
+                }
                 conversation.request(response.typeURL, names: names[response.typeURL] ?? [], version: response.versionInfo, nonce: response.nonce)
                 switch response.typeURL {
                 case XDSTypeURL.cluster:
@@ -189,7 +190,9 @@ struct SimulatedProxy: Sendable {
             while !Task.isCancelled {
                 let response = try await conversation.receive(timeout: .seconds(86400))
                 conversation.request(response.typeURL, nonce: response.nonce)
-                recorder.accepted(index, response.typeURL, updating: response.resources.map { ($0.name, $0.resource.value) }, removing: response.removedResources)
+                if recorder.keepsResources {
+                    recorder.accepted(index, response.typeURL, updating: response.resources.map { ($0.name, $0.resource.value) }, removing: response.removedResources)
+                }
                 var names = held[response.typeURL] ?? []
                 names.formUnion(response.resources.map(\.name))
                 names.subtract(response.removedResources)
