@@ -5,21 +5,20 @@ public import MeshModel
 /// namespace an exact host beats the longest matching wildcard; rules must be exported to the
 /// proxy's namespace and, when they have a `workloadSelector`, select the proxy's workload.
 public struct DestinationRuleIndex: Sendable {
-    let rules: [Configured<DestinationRule>]
+    let rules: [String: [Configured<DestinationRule>]]
     let settings: MeshSettings
 
     /// An index over the snapshot's DestinationRules.
     public init(snapshot: MeshSnapshot) {
-        rules = snapshot.destinationRules
+        rules = snapshot.destinationRulesByNamespace
         settings = snapshot.settings
     }
 
     /// The rule for `service` as seen from `proxy`, if any.
     public func rule(for service: MeshService, proxy: WorkloadInstance) -> Configured<DestinationRule>? {
         for namespace in [proxy.namespace, service.namespace, settings.rootNamespace] {
-            let candidates = rules.filter { rule in
-                rule.metadata.namespace == namespace
-                    && ExportScope(exportTo: rule.spec.exportTo, namespace: namespace).isVisible(from: proxy.namespace)
+            let candidates = (rules[namespace] ?? []).filter { rule in
+                ExportScope(exportTo: rule.spec.exportTo, namespace: namespace).isVisible(from: proxy.namespace)
                     && (rule.spec.workloadSelector?.matchLabels).map { proxy.matches($0) } ?? true
                     && HostName.matches(service.hostname, pattern: HostName.resolve(rule.spec.host, in: namespace, domainSuffix: settings.domainSuffix))
             }

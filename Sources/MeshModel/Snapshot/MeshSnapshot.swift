@@ -26,6 +26,8 @@ public struct MeshSnapshot: Sendable {
     public let virtualServices: [Configured<VirtualService>]
     /// DestinationRules, sorted by key.
     public let destinationRules: [Configured<DestinationRule>]
+    /// DestinationRules by namespace, each list sorted by key.
+    public let destinationRulesByNamespace: [String: [Configured<DestinationRule>]]
     /// Sidecars, sorted by key.
     public let sidecars: [Configured<Sidecar>]
     /// Gateways, sorted by key.
@@ -73,6 +75,7 @@ public struct MeshSnapshot: Sendable {
         self.workloadEntries = workloadEntries
         self.virtualServices = virtualServices
         self.destinationRules = destinationRules
+        destinationRulesByNamespace = Dictionary(grouping: destinationRules, by: \.metadata.namespace)
         self.sidecars = sidecars
         self.gateways = gateways
         self.peerAuthentications = peerAuthentications
