@@ -1,6 +1,7 @@
 internal import EnvoyAPI
 internal import MeshModel
 internal import SwiftProtobuf
+internal import XDSCache
 
 /// Builds a sidecar's inbound side: a listener on the workload's mesh address per ingress port,
 /// delivering to the app through a static `inbound|<port>||` cluster.
@@ -11,6 +12,7 @@ struct InboundBuilder {
     let trustDomain: String
     let telemetry: TelemetryPolicy
     let numTrustedProxies: UInt32
+    let snapshot: MeshSnapshot
 
     /// Envoy-internal request headers the app must never get from a caller. Envoy itself removes
     /// its retry, timeout and force-trace headers from requests it treats as external (all of
@@ -28,6 +30,7 @@ struct InboundBuilder {
         peerAuthentication = PeerAuthenticationPolicy(workload: scope.workload, snapshot: snapshot)
         authorization = AuthorizationBuilder(workload: scope.workload, snapshot: snapshot)
         trustDomain = snapshot.settings.trustDomain
+        self.snapshot = snapshot
     }
 
     /// The `address:port` pairs the inbound side binds.
@@ -37,6 +40,18 @@ struct InboundBuilder {
 
     func listeners() -> [Listener] {
         scope.ingress.map(listener(for:))
+    }
+
+    /// The listeners, encoded; from `memo` when a workload with the same ``InboundInputs`` was
+    /// translated before.
+    func listenerResources(memo: TranslationMemo?) -> [XDSResource] {
+        let build = { listeners().map { XDSResource(name: $0.name, message: $0) } }
+        guard let memo else { return build() }
+        let inputs = InboundInputs(
+            workload: scope.workload, ingress: scope.ingress, modes: scope.ingress.map { peerAuthentication.servedMode(port: $0.port) },
+            trustDomain: trustDomain, mesh: memo.meshTelemetry.id(of: "mesh", in: snapshot) { snapshot.mesh },
+            server: telemetry.server, policies: authorization.policies)
+        return memo.inboundListeners.value(for: inputs, generation: snapshot.revision, compute: build)
     }
 
     /// The listener of one ingress port. Its filter chains follow the port's PeerAuthentication
@@ -165,4 +180,18 @@ struct InboundBuilder {
             return cluster
         }
     }
+}
+
+/// Everything a workload's inbound listeners are built from (``InboundBuilder/listeners()``): the
+/// workload (its labels and names reach access log paths and tracing), its ingress ports and the
+/// mTLS mode served on each, the trust domain, mesh.yaml (by identity), the server side's
+/// Telemetry settings and the AuthorizationPolicies that select it.
+struct InboundInputs: Hashable, Sendable {
+    var workload: WorkloadInstance
+    var ingress: [SidecarScope.Ingress]
+    var modes: [MTLSMode]
+    var trustDomain: String
+    var mesh: Int
+    var server: TelemetryPolicy.Side
+    var policies: [Configured<AuthorizationPolicy>]
 }

@@ -45,8 +45,8 @@ public enum SidecarTranslator {
         let ports = outbound.portListeners()
 
         var resources = XDSResourceSet()
-        for listener in inbound.listeners() {
-            resources.insert(XDSResource(name: listener.name, message: listener))
+        for listener in inbound.listenerResources(memo: memo) {
+            resources.insert(listener)
         }
         for port in ports {
             let listener = outbound.listener(for: port)

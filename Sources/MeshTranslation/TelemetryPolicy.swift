@@ -49,7 +49,7 @@ struct TelemetryPolicy {
     private(set) var server = Side()
 
     /// One direction's settings.
-    struct Side {
+    struct Side: Hashable {
         var tracing: Tracing?
         var accessLog: AccessLog?
         var metrics = true

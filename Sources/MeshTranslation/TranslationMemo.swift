@@ -17,17 +17,19 @@ public final class TranslationMemo: Sendable {
     let clusters = GenerationCache<ClusterKey, XDSResource>()
     let loadAssignments = GenerationCache<LoadAssignmentKey, XDSResource>()
     let routeConfigurations = GenerationCache<RouteInputs, XDSResource>()
+    let inboundListeners = GenerationCache<InboundInputs, [XDSResource]>()
     let services = Identities<ServiceName, MeshService>()
     let endpoints = Identities<EndpointsName, ClusterInputs.Endpoints>()
     let endpointIdentities = Identities<EndpointsName, ClusterInputs.EndpointIdentities>()
     let rules = Identities<ResourceKey, DestinationRule>()
+    let meshTelemetry = Identities<String, MeshTelemetry>()
 
     /// An empty memo.
     public init() {}
 
     /// Lookups answered from the memo, lookups that built a resource, and resources held.
     public var statistics: (hits: Int, misses: Int, entries: Int) {
-        [clusters.statistics, loadAssignments.statistics, routeConfigurations.statistics].reduce((0, 0, 0)) { ($0.0 + $1.hits, $0.1 + $1.misses, $0.2 + $1.entries) }
+        [clusters.statistics, loadAssignments.statistics, routeConfigurations.statistics, inboundListeners.statistics].reduce((0, 0, 0)) { ($0.0 + $1.hits, $0.1 + $1.misses, $0.2 + $1.entries) }
     }
 }
 
