@@ -53,7 +53,7 @@ struct XDS: AsyncParsableCommand {
     var nodeID = "sidecar~{address}~{name}.{namespace}~{namespace}.svc.cluster.local"
     @Option(help: "How many proxies (streams); nodes are reused round-robin.") var proxies = 100
     @Flag(help: "Delta xDS instead of state of the world.") var delta = false
-    @Option(help: "Types to subscribe: cds, eds, lds, rds.") var types = "cds,eds,lds,rds"
+    @Option(help: "Types to subscribe: cds, eds, lds, rds (`none`: open the streams and send nothing).") var types = "cds,eds,lds,rds"
     @Option(name: .customLong("change-dir"), help: "Make each change by writing bench.yaml into this config directory.") var changeDirectory: String?
     @Option(name: .customLong("admin"), help: "Or by PUT through meshd's admin API at host:port...") var admin: String?
     @Option(name: .customLong("admin-token-file"), help: "...with this bearer token.") var adminTokenFile: String?

@@ -139,6 +139,9 @@ struct SimulatedProxy: Sendable {
             for typeURL in [XDSTypeURL.cluster, XDSTypeURL.listener] where types.contains(typeURL) {
                 conversation.request(typeURL, node: node)
             }
+            // Subscribing to nothing: the stream is open and carries no request (what a connection
+            // alone costs the server).
+            if types.isEmpty { recorder.synced(index) }
             func subscribe(_ typeURL: String, _ wanted: [String]) {
                 guard types.contains(typeURL), wanted != names[typeURL] else { return }
                 names[typeURL] = wanted
@@ -179,6 +182,9 @@ struct SimulatedProxy: Sendable {
             for typeURL in [XDSTypeURL.cluster, XDSTypeURL.listener] where types.contains(typeURL) {
                 conversation.request(typeURL, node: node)
             }
+            // Subscribing to nothing: the stream is open and carries no request (what a connection
+            // alone costs the server).
+            if types.isEmpty { recorder.synced(index) }
             func resubscribe(_ typeURL: String, _ wanted: Set<String>) {
                 guard types.contains(typeURL) else { return }
                 let current = subscribed[typeURL] ?? []
