@@ -163,7 +163,7 @@ struct InboundBuilder {
             cluster.type = .static
             cluster.connectTimeout = Envoy.duration(seconds: 10)
             cluster.circuitBreakers = Envoy.defaultCircuitBreakers
-            telemetry.applyMetrics(to: &cluster, on: telemetry.server)
+            TelemetryPolicy.applyMetrics(to: &cluster, metrics: telemetry.server.metrics)
             if ingress.serviceProtocol.usesHTTP2 {
                 cluster.typedExtensionProtocolOptions = Envoy.http2ProtocolOptions
             }

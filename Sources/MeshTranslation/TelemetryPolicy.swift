@@ -124,12 +124,6 @@ struct TelemetryPolicy {
     /// The stat name of clusters and listeners whose metrics are off (the bootstrap drops them).
     static let disabledStatName = "meshd_disabled"
 
-    /// Request and response sizes are tracked; with metrics off, the cluster's stats go under a
-    /// name the bootstrap drops.
-    func applyMetrics(to cluster: inout Cluster, on side: Side) {
-        Self.applyMetrics(to: &cluster, metrics: side.metrics)
-    }
-
     /// Request and response sizes are tracked; without `metrics`, the stats go under a name the
     /// bootstrap drops.
     static func applyMetrics(to cluster: inout Cluster, metrics: Bool) {

@@ -225,9 +225,10 @@ struct IncrementalTranslationTests {
                 let full = try SidecarTranslator.translate(snapshot, workload: id)
                 let incremental = try SidecarTranslator.translate(snapshot, workload: id, memo: memo)
                 if incremental.resources != full.resources {
-                    let names = Set(full.resources.byType.values.flatMap(\.keys)).union(incremental.resources.byType.values.flatMap(\.keys))
-                    let differing = names.filter { name in
-                        full.resources.byType.values.compactMap { $0[name] } != incremental.resources.byType.values.compactMap { $0[name] }
+                    let types = Set(full.resources.byType.keys).union(incremental.resources.byType.keys)
+                    let differing = types.flatMap { type in
+                        let want = full.resources.resources(ofType: type), have = incremental.resources.resources(ofType: type)
+                        return Set(want.keys).union(have.keys).filter { want[$0] != have[$0] }.map { "\(XDSTypeURL.shortName(type)) \($0)" }
                     }
                     Issue.record("revision \(revision), after a change to \(key): \(id) differs in \(differing.sorted())")
                     return
