@@ -32,16 +32,34 @@ struct XDSListenerFactory: HTTP2ServerTransport.ListenerFactory {
         return try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelInitializer { channel in listenerConfigurator.configure(channel: channel) }
+            // xDS connections are many and mostly idle: one receive buffer per read, starting
+            // small, instead of NIO's defaults for bulk traffic.
+            .childChannelOption(.maxMessagesPerRead, value: 1)
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 1024, maximum: 65536))
             .bind(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let context = tls?.current {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
                         try channel.pipeline.syncOperations.addHandler(PeerCertificateRecorder(peers: peers))
                     }
+                    try channel.pipeline.syncOperations.addHandler(RightSizedReads())
                 }.flatMap {
                     connectionConfigurator.configure(channel: channel, tls: tls == nil ? .none : .configured(requireALPN: false))
                 }
             }
+    }
+}
+
+/// Copies each read into a buffer of its own size before HTTP/2 sees it: the HTTP/2 frame
+/// decoder keeps the storage of the buffers it is given, which after TLS is NIOSSL's 32 KiB read
+/// buffer, for as long as the connection lives.
+final class RightSizedReads: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let read = unwrapInboundIn(data)
+        context.fireChannelRead(wrapInboundOut(context.channel.allocator.buffer(buffer: read)))
     }
 }
 

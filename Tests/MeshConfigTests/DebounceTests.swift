@@ -36,28 +36,39 @@ struct DebounceTests {
 
     @Test("50 changes within 50 ms reach the push side once, as the newest snapshot, and pilot_debounce_time records it")
     func burst() async throws {
-        let metrics = TestMetrics()
-        let store = ConfigStore(resourceStore: MemoryResourceStore(), logger: Logger(label: "test"), metrics: metrics)
-        let pushes = DebouncedPublisher(source: store.publisher, debounce: Debounce(quiet: .milliseconds(100), maximum: .seconds(10)), metrics: metrics)
-        // Before run(): the initial load passes straight through.
-        try store.applyAPI(.create(try ResourceStoreTests.virtualService("initial")))
-        #expect(pushes.output.current.revision == store.revision)
-        let task = Task { await pushes.run() }
-        defer { task.cancel() }
-        try await Task.sleep(for: .milliseconds(20))
-        let received = Counted()
-        _ = pushes.output.subscribe { received.add($0.revision) }
-        for index in 0..<50 {
-            try store.applyAPI(.create(try ResourceStoreTests.virtualService("burst-\(index)")))
-            try await Task.sleep(for: .milliseconds(1))
+        // The premise needs no two changes further apart than the quiet period; on a machine too
+        // busy to make them in time, the burst is made again (at most five times).
+        for attempt in 1...5 {
+            let metrics = TestMetrics()
+            let store = ConfigStore(resourceStore: MemoryResourceStore(), logger: Logger(label: "test"), metrics: metrics)
+            let pushes = DebouncedPublisher(source: store.publisher, debounce: Debounce(quiet: .milliseconds(100), maximum: .seconds(10)), metrics: metrics)
+            // Before run(): the initial load passes straight through.
+            try store.applyAPI(.create(try ResourceStoreTests.virtualService("initial")))
+            #expect(pushes.output.current.revision == store.revision)
+            let task = Task { await pushes.run() }
+            defer { task.cancel() }
+            try await Task.sleep(for: .milliseconds(20))
+            let received = Counted()
+            _ = pushes.output.subscribe { received.add($0.revision) }
+            var last = ContinuousClock.now
+            var longestGap = Duration.zero
+            for index in 0..<50 {
+                try store.applyAPI(.create(try ResourceStoreTests.virtualService("burst-\(index)")))
+                longestGap = max(longestGap, ContinuousClock.now - last)
+                last = ContinuousClock.now
+                try await Task.sleep(for: .milliseconds(1))
+            }
+            if longestGap > .milliseconds(80) && attempt < 5 { continue }
+            #expect(longestGap <= .milliseconds(80), "changes \(longestGap) apart on five attempts: the machine is too busy for this test")
+            #expect(received.values.isEmpty, "nothing pushed during the burst")
+            for _ in 0..<100 where received.values.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(received.values == [store.revision], "one push, of the newest revision")
+            #expect(pushes.output.current.resources.count == 51)
+            let timer = try metrics.expectTimer("pilot_debounce_time")
+            #expect(timer.values.count == 1 && timer.values[0] >= 100_000_000, "\(timer.values)")
+            return
         }
-        #expect(received.values.isEmpty, "nothing pushed during the burst")
-        for _ in 0..<100 where received.values.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
-        try await Task.sleep(for: .milliseconds(300))
-        #expect(received.values == [store.revision], "one push, of the newest revision")
-        #expect(pushes.output.current.resources.count == 51)
-        let timer = try metrics.expectTimer("pilot_debounce_time")
-        #expect(timer.values.count == 1 && timer.values[0] >= 100_000_000, "\(timer.values)")
     }
 
     final class Counted: Sendable {

@@ -189,7 +189,7 @@ struct IncrementalTranslationTests {
     ]
 
     @Test("500 random changes of all nine kinds (and rollout staging): every workload's memoized configuration equals its full translation")
-    func equivalence() throws {
+    func equivalence() async throws {
         var random = Random(state: 0x6D65_7368_64)
         var documents: [String: String] = [:]
         for index in 0..<Self.serviceCount { documents["ServiceEntry/\(index)"] = Self.serviceEntry(index, &random) }
@@ -198,6 +198,9 @@ struct IncrementalTranslationTests {
         var changedKinds: Set<String> = []
         var compared = 0
         for revision in 1...500 {
+            // Twenty seconds of translation: let the other tests' tasks run in between (the
+            // cooperative pool has as many threads as cores).
+            await Task.yield()
             let (kind, slots, make) = Self.kinds[random.below(Self.kinds.count)]
             let slot = random.below(slots)
             let key = "\(kind)/\(slot)"
