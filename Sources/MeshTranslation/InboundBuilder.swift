@@ -12,7 +12,6 @@ struct InboundBuilder {
     let trustDomain: String
     let telemetry: TelemetryPolicy
     let numTrustedProxies: UInt32
-    let snapshot: MeshSnapshot
 
     /// Envoy-internal request headers the app must never get from a caller. Envoy itself removes
     /// its retry, timeout and force-trace headers from requests it treats as external (all of
@@ -30,7 +29,6 @@ struct InboundBuilder {
         peerAuthentication = PeerAuthenticationPolicy(workload: scope.workload, snapshot: snapshot)
         authorization = AuthorizationBuilder(workload: scope.workload, snapshot: snapshot)
         trustDomain = snapshot.settings.trustDomain
-        self.snapshot = snapshot
     }
 
     /// The `address:port` pairs the inbound side binds.
@@ -43,8 +41,8 @@ struct InboundBuilder {
     }
 
     /// The listeners, encoded; from `memo` when a workload with the same ``InboundInputs`` was
-    /// translated before.
-    func listenerResources(memo: TranslationMemo?) -> [XDSResource] {
+    /// translated before (`snapshot`: the view this builder was made from).
+    func listenerResources(memo: TranslationMemo?, snapshot: MeshSnapshot) -> [XDSResource] {
         let build = { listeners().map { XDSResource(name: $0.name, message: $0) } }
         guard let memo else { return build() }
         let inputs = InboundInputs(

@@ -266,7 +266,10 @@ struct OutboundBuilder {
         var clusters: [XDSResource] = []
         var assignments: [XDSResource] = []
         let bindAddress = IPAddress(scope.workload.address) != nil ? scope.workload.address : nil
+        let metrics = telemetry.client.metrics
         for service in scope.reachableServices {
+            let bind = service.location == .MESH_INTERNAL ? bindAddress : nil
+            let hasAssignment = service.resolution != .DNS && service.resolution != .DNS_ROUND_ROBIN
             let rule = destinationRules.rule(for: service, proxy: scope.workload)
             let subsets: [String?] = [nil] + (rule?.spec.subsets ?? []).map(\.name)
             let serviceName = ServiceName(hostname: service.hostname, namespace: service.namespace)
@@ -283,15 +286,12 @@ struct OutboundBuilder {
                 }
                 let endpointsName = EndpointsName(service: serviceName, port: port.number)
                 let endpointsID = memo?.endpoints.id(of: endpointsName, in: snapshot, value: portEndpoints)
-                let hasAssignment = service.resolution != .DNS && service.resolution != .DNS_ROUND_ROBIN
                 // A cluster with a load assignment of its own reads only who its endpoints are
                 // (a new or moved endpoint changes the assignment, not the cluster).
                 let clusterEndpointsID = hasAssignment
                     ? memo?.endpointIdentities.id(of: endpointsName, in: snapshot) { ClusterInputs.EndpointIdentities(portEndpoints(), trustDomain: snapshot.settings.trustDomain) }
                     : endpointsID
                 for subset in subsets {
-                    let bind = service.location == .MESH_INTERNAL ? bindAddress : nil
-                    let metrics = telemetry.client.metrics
                     func inputs() -> ClusterInputs {
                         ClusterInputs(
                             service: service, port: port, subset: subset, rule: rule?.spec, bindAddress: bind, metrics: metrics,

@@ -45,7 +45,7 @@ public enum SidecarTranslator {
         let ports = outbound.portListeners()
 
         var resources = XDSResourceSet()
-        for listener in inbound.listenerResources(memo: memo) {
+        for listener in inbound.listenerResources(memo: memo, snapshot: snapshot) {
             resources.insert(listener)
         }
         for port in ports {

@@ -30,14 +30,10 @@ public struct SotWStreamStateMachine: ADSStreamMachine {
         var sentItems: [XDSResource] = []
         /// The names of the last request, as the proxy listed them (most requests repeat them).
         var requestedNames: [String]?
-        /// Counts changes of `names` and `wildcard` (what a selection was made for).
-        var subscription = 0
     }
 
     /// What one type's subscription selects of the configuration, sorted by name, and its hash.
     struct Content {
-        /// The ``TypeState/subscription`` it was selected for.
-        var subscription: Int
         var items: [XDSResource]
         var hash: ContentHash
     }
@@ -45,8 +41,8 @@ public struct SotWStreamStateMachine: ADSStreamMachine {
     private(set) var resources: XDSResourceSet?
     private(set) var types: [String: TypeState] = [:]
     private var nonceCounter: UInt64 = 0
-    /// Each type's content for the configuration held, as last selected (sorting and hashing a
-    /// type once per configuration rather than on every request).
+    /// Each type's content for the configuration and subscription held (sorting and hashing a
+    /// type once per configuration rather than on every request); dropped when either changes.
     private var selected: [String: Content] = [:]
 
     /// A new stream.
@@ -65,7 +61,7 @@ public struct SotWStreamStateMachine: ADSStreamMachine {
             // answer a response it ignores as unwatched, so none is awaited or sent.
             state.names = []
             state.requestedNames = []
-            state.subscription += 1
+            selected[typeURL] = nil
             state.awaitingAck = false
             types[typeURL] = state
             return [.unwatched(typeURL: typeURL)] + pushPending()
@@ -91,7 +87,7 @@ public struct SotWStreamStateMachine: ADSStreamMachine {
             if !names.subtracting(state.names).isEmpty { state.mustResend = true }
             state.names = names.subtracting(["*"])
             state.requestedNames = request.resourceNames
-            state.subscription += 1
+            selected[typeURL] = nil
         }
         if isInitial {
             let firstOnStream = !state.requested
@@ -221,7 +217,7 @@ public struct SotWStreamStateMachine: ADSStreamMachine {
     /// What the proxy subscribed to of `typeURL` in the configuration held (plus `retained`
     /// resources), sorted by name, and its content hash.
     private mutating func content(of typeURL: String, state: TypeState, retained: [XDSResource] = []) -> (items: [XDSResource], hash: ContentHash) {
-        if retained.isEmpty, let known = selected[typeURL], known.subscription == state.subscription {
+        if retained.isEmpty, let known = selected[typeURL] {
             return (known.items, known.hash)
         }
         let all = resources?.resources(ofType: typeURL) ?? [:]
@@ -229,7 +225,7 @@ public struct SotWStreamStateMachine: ADSStreamMachine {
         items = (items + retained).sorted { $0.name < $1.name }
         let hash = Self.combinedHash(items)
         if retained.isEmpty {
-            selected[typeURL] = Content(subscription: state.subscription, items: items, hash: hash)
+            selected[typeURL] = Content(items: items, hash: hash)
         }
         return (items, hash)
     }

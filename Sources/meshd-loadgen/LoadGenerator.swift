@@ -154,10 +154,11 @@ struct XDS: AsyncParsableCommand {
     func verifyAgainstFullTranslation(configDirectory: String, nodes: [GeneratedMesh.Node], types: Set<String>, recorder: Recorder) async throws {
         let directory = ConfigDirectory(path: configDirectory)
         let snapshot = MeshSnapshot(revision: 1, mesh: try directory.loadMesh(), resources: try directory.load().map(\.resource))
-        var expected: [String: [String: [Data]]] = [:]
-        for node in (0..<proxies).map({ nodes[$0 % nodes.count] }) where expected[node.namespace + "/" + node.name] == nil {
-            let configuration = try SidecarTranslator.translate(snapshot, workload: ServiceRegistry.WorkloadID(namespace: node.namespace, name: node.name))
-            expected[node.namespace + "/" + node.name] = Dictionary(uniqueKeysWithValues: types.map { type in
+        func workload(_ node: GeneratedMesh.Node) -> ServiceRegistry.WorkloadID { .init(namespace: node.namespace, name: node.name) }
+        var expected: [ServiceRegistry.WorkloadID: [String: [Data]]] = [:]
+        for node in (0..<proxies).map({ nodes[$0 % nodes.count] }) where expected[workload(node)] == nil {
+            let configuration = try SidecarTranslator.translate(snapshot, workload: workload(node))
+            expected[workload(node)] = Dictionary(uniqueKeysWithValues: types.map { type in
                 (type, configuration.resources.sortedResources(ofType: type).map(\.body.value).sorted { $0.lexicographicallyPrecedes($1) })
             })
         }
@@ -165,7 +166,7 @@ struct XDS: AsyncParsableCommand {
             for index in 0..<proxies {
                 let node = nodes[index % nodes.count]
                 for type in types.sorted() {
-                    let want = expected[node.namespace + "/" + node.name]![type]!
+                    let want = expected[workload(node)]![type]!
                     let have = recorder.held(index, type).values.sorted { $0.lexicographicallyPrecedes($1) }
                     if have != want {
                         return "proxy \(index) (\(node.namespace)/\(node.name)) holds \(have.count) \(XDSTypeURL.shortName(type)) resources, a full translation gives \(want.count)"
