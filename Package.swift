@@ -158,7 +158,7 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "ControlPlane", "XDSTesting", "MeshConfig", "MeshModel", "EnvoyAPI", "CertificateAuthority", protobuf, grpcCore, grpcHTTP2, logging,
+                "ControlPlane", "XDSTesting", "MeshConfig", "MeshModel", "MeshTranslation", "EnvoyAPI", "CertificateAuthority", protobuf, grpcCore, grpcHTTP2, logging,
                 x509, asn1, crypto,
             ],
             swiftSettings: strict

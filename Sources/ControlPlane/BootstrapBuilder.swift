@@ -1,4 +1,5 @@
 public import MeshModel
+internal import MeshTranslation
 
 /// Builds the Envoy bootstrap of a sidecar: who it is (node id and metadata that identify its
 /// WorkloadEntry), where its admin interface listens, and the ADS cluster (gRPC over HTTP/2)
@@ -61,6 +62,8 @@ public struct BootstrapBuilder: Sendable {
             ("MESH_ID", .string(trustDomain)),
         ])
         if let certificateDirectory { metadata[NodeIdentity.certificateDirectoryKey] = .string(certificateDirectory) }
+        let bindsUpstream = IPAddress(workload.address) != nil
+        if bindsUpstream { metadata[NodeIdentity.upstreamBindKey] = .string(workload.address) }
         let node = object([
             ("id", .string(nodeID)),
             ("cluster", .string("\(workload.labels["app"] ?? workload.name).\(workload.namespace)")),
@@ -70,6 +73,8 @@ public struct BootstrapBuilder: Sendable {
         let xdsIsIP = IPAddress(xdsAddress.host) != nil
         var xdsCluster = object([
             ("name", .string("xds-grpc")),
+            // meshd's address is reached as it was before the workload's bind (below) existed.
+            ("upstream_bind_config", object([])),
             ("type", .string(xdsIsIP ? "STATIC" : "STRICT_DNS")),
             ("connect_timeout", .string("1s")),
             ("load_assignment", object([
@@ -110,11 +115,11 @@ public struct BootstrapBuilder: Sendable {
         }
         var staticListeners: [ConfigValue] = []
         var staticClusters: [ConfigValue] = [xdsCluster]
-        if IPAddress(workload.address) != nil {
+        if bindsUpstream {
             staticListeners.append(prometheusListener)
             staticClusters.append(prometheusCluster)
         }
-        return object([
+        var bootstrap = ConfigObject([
             ("node", node),
             ("admin", object([("address", socketAddress(effectiveAdminAddress))])),
             ("stats_config", statsConfig),
@@ -130,6 +135,14 @@ public struct BootstrapBuilder: Sendable {
             ])),
             ("static_resources", object([("listeners", .array(staticListeners)), ("clusters", .array(staticClusters))])),
         ])
+        if bindsUpstream {
+            // Upstream connections come from the workload's address (servers see who calls);
+            // said once here rather than in every cluster, so proxies share their clusters.
+            bootstrap["cluster_manager"] = object([("upstream_bind_config", object([
+                ("source_address", object([("address", .string(workload.address)), ("port_value", .int(0))])),
+            ]))])
+        }
+        return .object(bootstrap)
     }
 
     /// The port where the sidecar serves its Prometheus stats (Istio's 15090).
@@ -197,6 +210,7 @@ public struct BootstrapBuilder: Sendable {
     var prometheusCluster: ConfigValue {
         object([
             ("name", .string("prometheus_stats")), ("type", .string("STATIC")), ("connect_timeout", .string("1s")),
+            ("upstream_bind_config", object([])),
             ("load_assignment", object([
                 ("cluster_name", .string("prometheus_stats")),
                 ("endpoints", .array([object([("lb_endpoints", .array([object([

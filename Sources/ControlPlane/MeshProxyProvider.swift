@@ -25,6 +25,7 @@ public final class MeshProxyProvider: ProxyConfigProvider {
         var revision: UInt64
         var rolloutStep: UInt64
         var workload: ServiceRegistry.WorkloadID
+        var upstreamBind: UpstreamBind
     }
 
     private let publisher: SnapshotPublisher
@@ -123,7 +124,7 @@ public final class MeshProxyProvider: ProxyConfigProvider {
         }
         let connection = status.register(proxyID: node.id, workload: identity.workload.description, peer: peer)
         let session = Session(
-            provider: self, proxyID: node.id, workload: identity.workload, identity: spiffe, certificateDirectory: identity.certificateDirectory,
+            provider: self, proxyID: node.id, workload: identity.workload, identity: spiffe, certificateDirectory: identity.certificateDirectory, upstreamBind: identity.upstreamBind,
             tokenID: tokenID, connection: connection, certificate: certificate, snapshot: snapshot)
         sessions.withLock { $0[connection] = session }
         if let age = maximumConnectionAge {
@@ -164,13 +165,14 @@ public final class MeshProxyProvider: ProxyConfigProvider {
 
     /// The configuration of `workload` in `snapshot`, shared between proxies of the same workload
     /// (a workload being retired is translated from its last WorkloadEntry).
-    func resources(for workload: ServiceRegistry.WorkloadID, in snapshot: MeshSnapshot) -> XDSResourceSet {
-        cache.resources(for: CacheKey(revision: snapshot.revision, rolloutStep: snapshot.rolloutStep, workload: workload), generation: snapshot.revision) {
+    func resources(for workload: ServiceRegistry.WorkloadID, upstreamBind: UpstreamBind, in snapshot: MeshSnapshot) -> XDSResourceSet {
+        let key = CacheKey(revision: snapshot.revision, rolloutStep: snapshot.rolloutStep, workload: workload, upstreamBind: upstreamBind)
+        return cache.resources(for: key, generation: snapshot.revision) {
             guard let instance = snapshot.registry.workload(workload) ?? snapshot.retiring[workload] else {
                 logger.warning("workload removed from the configuration while its proxy is connected; serving it no listeners", metadata: ["workload": "\(workload)"])
                 return XDSResourceSet()
             }
-            let configuration = SidecarTranslator.translate(snapshot, workload: instance, memo: memo)
+            let configuration = SidecarTranslator.translate(snapshot, workload: instance, upstreamBind: upstreamBind, memo: memo)
             for warning in configuration.warnings {
                 logger.warning("\(warning)", metadata: ["workload": "\(workload)", "revision": "\(snapshot.revision)"])
             }
@@ -312,6 +314,7 @@ public final class MeshProxyProvider: ProxyConfigProvider {
         let workload: ServiceRegistry.WorkloadID
         let identity: SpiffeID
         let certificateDirectory: String?
+        let upstreamBind: UpstreamBind
         let tokenID: String?
         let connection: UInt64
         let signal = Signal()
@@ -321,7 +324,7 @@ public final class MeshProxyProvider: ProxyConfigProvider {
         private let ageTimer = Mutex<Task<Void, any Error>?>(nil)
 
         init(
-            provider: MeshProxyProvider, proxyID: String, workload: ServiceRegistry.WorkloadID, identity: SpiffeID, certificateDirectory: String?,
+            provider: MeshProxyProvider, proxyID: String, workload: ServiceRegistry.WorkloadID, identity: SpiffeID, certificateDirectory: String?, upstreamBind: UpstreamBind,
             tokenID: String?, connection: UInt64, certificate: ProxyCertificates.Entry?, snapshot: MeshSnapshot
         ) {
             self.provider = provider
@@ -329,11 +332,12 @@ public final class MeshProxyProvider: ProxyConfigProvider {
             self.workload = workload
             self.identity = identity
             self.certificateDirectory = certificateDirectory
+            self.upstreamBind = upstreamBind
             self.tokenID = tokenID
             self.connection = connection
             progress = Mutex(Progress(handled: snapshot.rolloutStep))
             var initial = State(snapshot: snapshot, certificate: certificate)
-            initialResources = Session.compose(provider: provider, workload: workload, directory: certificateDirectory, state: &initial)
+            initialResources = Session.compose(provider: provider, workload: workload, upstreamBind: upstreamBind, directory: certificateDirectory, state: &initial)
             initial.lastResources = initialResources
             state = Mutex(initial)
             let signal = self.signal
@@ -397,8 +401,10 @@ public final class MeshProxyProvider: ProxyConfigProvider {
         }
 
         /// The proxy's resources: its workload's translation plus its secrets; remembers the secrets.
-        static func compose(provider: MeshProxyProvider, workload: ServiceRegistry.WorkloadID, directory: String?, state: inout State) -> XDSResourceSet {
-            var resources = provider.resources(for: workload, in: state.snapshot)
+        static func compose(
+            provider: MeshProxyProvider, workload: ServiceRegistry.WorkloadID, upstreamBind: UpstreamBind, directory: String?, state: inout State
+        ) -> XDSResourceSet {
+            var resources = provider.resources(for: workload, upstreamBind: upstreamBind, in: state.snapshot)
             guard let certificates = provider.certificates else { return resources }
             var sent = SentSecrets(certificate: nil, root: nil, roots: [], issuerKey: nil)
             if let directory {
@@ -446,7 +452,7 @@ public final class MeshProxyProvider: ProxyConfigProvider {
             if pending.refreshCertificate, certificateDirectory == nil, let certificates = provider.certificates {
                 renew(&current, certificates: certificates)
             }
-            let resources = Session.compose(provider: provider, workload: workload, directory: certificateDirectory, state: &current)
+            let resources = Session.compose(provider: provider, workload: workload, upstreamBind: upstreamBind, directory: certificateDirectory, state: &current)
             current.lastResources = resources
             let step = current.snapshot.rolloutStep
             progress.withLock { $0.composed.append((step, configuration)) }

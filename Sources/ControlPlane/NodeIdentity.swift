@@ -1,5 +1,6 @@
 public import EnvoyAPI
 public import MeshModel
+public import MeshTranslation
 internal import SwiftProtobuf
 
 /// Which workload a connecting Envoy belongs to, read from its node.
@@ -16,9 +17,14 @@ public struct NodeIdentity: Hashable, Sendable {
     /// Where the proxy's own renewal job keeps its certificate (`MESHD_CERT_DIR` metadata): meshd
     /// then serves the `default` secret as references to those files instead of making a key.
     public var certificateDirectory: String?
+    /// Where the proxy's bootstrap binds upstream connections (`MESHD_UPSTREAM_BIND` metadata).
+    public var upstreamBind: UpstreamBind
 
     /// The node metadata key of ``certificateDirectory``.
     public static let certificateDirectoryKey = "MESHD_CERT_DIR"
+    /// The node metadata key of ``upstreamBind``: the address the bootstrap binds upstream
+    /// connections to.
+    public static let upstreamBindKey = "MESHD_UPSTREAM_BIND"
 
     /// The node id meshd writes into a bootstrap for `workload` at `address`.
     public static func nodeID(workload: ServiceRegistry.WorkloadID, address: String) -> String {
@@ -51,6 +57,13 @@ public struct NodeIdentity: Hashable, Sendable {
                 throw IdentityError(message: "node metadata \(Self.certificateDirectoryKey) must be an absolute path, got \"\(directory)\"")
             }
             certificateDirectory = directory
+        }
+        upstreamBind = UpstreamBind()
+        if let bind = metadata[NodeIdentity.upstreamBindKey]?.stringValue, !bind.isEmpty {
+            guard IPAddress(bind) != nil else {
+                throw IdentityError(message: "node metadata \(NodeIdentity.upstreamBindKey) must be an IP address, got \"\(bind)\"")
+            }
+            upstreamBind.bootstrapAddress = bind
         }
     }
 

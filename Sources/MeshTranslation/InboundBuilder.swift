@@ -150,8 +150,9 @@ struct InboundBuilder {
         return config
     }
 
-    /// A static cluster per ingress port whose one endpoint is the app.
-    func clusters() -> [Cluster] {
+    /// A static cluster per ingress port whose one endpoint is the app; `bind` says what each
+    /// says about its upstream bind.
+    func clusters(bind: UpstreamBind.ClusterBind) -> [Cluster] {
         var seen: Set<UInt32> = []
         return scope.ingress.compactMap { ingress in
             guard seen.insert(ingress.port).inserted else { return nil }
@@ -161,6 +162,7 @@ struct InboundBuilder {
             cluster.type = .static
             cluster.connectTimeout = Envoy.duration(seconds: 10)
             cluster.circuitBreakers = Envoy.defaultCircuitBreakers
+            bind.apply(to: &cluster)
             TelemetryPolicy.applyMetrics(to: &cluster, metrics: telemetry.server.metrics)
             if ingress.serviceProtocol.usesHTTP2 {
                 cluster.typedExtensionProtocolOptions = Envoy.http2ProtocolOptions

@@ -13,10 +13,12 @@ struct OutboundBuilder {
     let destinationRules: DestinationRuleIndex
     let virtualServices: VirtualServiceIndex
     let telemetry: TelemetryPolicy
+    let upstreamBind: UpstreamBind
     var warnings: [String] = []
 
-    init(scope: SidecarScope, snapshot: MeshSnapshot, inboundBindings: Set<String>, telemetry: TelemetryPolicy) {
+    init(scope: SidecarScope, snapshot: MeshSnapshot, inboundBindings: Set<String>, telemetry: TelemetryPolicy, upstreamBind: UpstreamBind) {
         self.scope = scope
+        self.upstreamBind = upstreamBind
         self.snapshot = snapshot
         self.inboundBindings = inboundBindings
         self.telemetry = telemetry
@@ -265,10 +267,10 @@ struct OutboundBuilder {
     func clusterResources(memo: TranslationMemo?) -> (clusters: [XDSResource], loadAssignments: [XDSResource]) {
         var clusters: [XDSResource] = []
         var assignments: [XDSResource] = []
-        let bindAddress = IPAddress(scope.workload.address) != nil ? scope.workload.address : nil
+        let meshBind = upstreamBind.meshCluster(workload: scope.workload)
         let metrics = telemetry.client.metrics
         for service in scope.reachableServices {
-            let bind = service.location == .MESH_INTERNAL ? bindAddress : nil
+            let bind = service.location == .MESH_INTERNAL ? meshBind : upstreamBind.otherCluster
             let hasAssignment = service.resolution != .DNS && service.resolution != .DNS_ROUND_ROBIN
             let rule = destinationRules.rule(for: service, proxy: scope.workload)
             let subsets: [String?] = [nil] + (rule?.spec.subsets ?? []).map(\.name)
@@ -294,7 +296,7 @@ struct OutboundBuilder {
                 for subset in subsets {
                     func inputs() -> ClusterInputs {
                         ClusterInputs(
-                            service: service, port: port, subset: subset, rule: rule?.spec, bindAddress: bind, metrics: metrics,
+                            service: service, port: port, subset: subset, rule: rule?.spec, bind: bind, metrics: metrics,
                             trustDomain: snapshot.settings.trustDomain, endpoints: portEndpoints())
                     }
                     func buildCluster() -> XDSResource {
@@ -311,7 +313,7 @@ struct OutboundBuilder {
                         continue
                     }
                     let key = ClusterKey(
-                        service: serviceID, port: port.number, subset: subset, rule: ruleID, bindAddress: bind, metrics: metrics,
+                        service: serviceID, port: port.number, subset: subset, rule: ruleID, bind: bind, metrics: metrics,
                         trustDomain: snapshot.settings.trustDomain, endpoints: clusterEndpointsID)
                     clusters.append(memo.clusters.value(for: key, generation: snapshot.revision, compute: buildCluster))
                     guard hasAssignment else { continue }
@@ -349,13 +351,7 @@ struct OutboundBuilder {
         TelemetryPolicy.applyMetrics(to: &cluster, metrics: inputs.metrics)
         let policy = EffectivePolicy(rule: inputs.rule, port: port.number, subset: inputs.subset)
         ClusterPolicies.apply(policy, to: &cluster, protocol: port.serviceProtocol)
-        if let bindAddress = inputs.bindAddress {
-            // Connect from the workload's own address, so that servers see who calls (source.ip,
-            // ipBlocks) even when every workload shares one machine.
-            var bind = Envoy_Config_Core_V3_BindConfig()
-            bind.sourceAddress = Envoy.address(bindAddress, port: 0).socketAddress
-            cluster.upstreamBindConfig = bind
-        }
+        inputs.bind.apply(to: &cluster)
         applyClientTLS(to: &cluster, inputs, settings: inputs.rule == nil ? nil : policy.tls)
         switch inputs.service.resolution {
         case .DNS, .DNS_ROUND_ROBIN:
@@ -448,8 +444,8 @@ struct ClusterInputs: Hashable, Sendable {
     var subset: String?
     /// The DestinationRule that applies for the client.
     var rule: DestinationRule?
-    /// The client workload's address, when upstream connections bind to it.
-    var bindAddress: String?
+    /// What the cluster says about the address upstream connections come from.
+    var bind: UpstreamBind.ClusterBind
     /// Whether the client side keeps metrics (Telemetry).
     var metrics: Bool
     var trustDomain: String

@@ -28,20 +28,24 @@ public struct TranslationError: Error, Hashable, Sendable, CustomStringConvertib
 /// state, so the same inputs always give byte-identical resources.
 public enum SidecarTranslator {
     /// The configuration of the sidecar of `workload`.
-    public static func translate(_ snapshot: MeshSnapshot, workload id: ServiceRegistry.WorkloadID, memo: TranslationMemo? = nil) throws(TranslationError) -> ProxyConfiguration {
+    public static func translate(
+        _ snapshot: MeshSnapshot, workload id: ServiceRegistry.WorkloadID, upstreamBind: UpstreamBind = UpstreamBind(), memo: TranslationMemo? = nil
+    ) throws(TranslationError) -> ProxyConfiguration {
         guard let workload = snapshot.registry.workload(id) else {
             throw TranslationError(reason: "no WorkloadEntry \(id) in the mesh configuration")
         }
-        return translate(snapshot, workload: workload, memo: memo)
+        return translate(snapshot, workload: workload, upstreamBind: upstreamBind, memo: memo)
     }
 
     /// The configuration of the sidecar of `workload`; resources whose inputs `memo` has seen
     /// come from it (byte for byte what they would be built as).
-    public static func translate(_ snapshot: MeshSnapshot, workload: WorkloadInstance, memo: TranslationMemo? = nil) -> ProxyConfiguration {
+    public static func translate(
+        _ snapshot: MeshSnapshot, workload: WorkloadInstance, upstreamBind: UpstreamBind = UpstreamBind(), memo: TranslationMemo? = nil
+    ) -> ProxyConfiguration {
         let scope = SidecarScope(workload: workload, snapshot: snapshot)
         let telemetry = TelemetryPolicy(workload: workload, snapshot: snapshot)
         let inbound = InboundBuilder(scope: scope, snapshot: snapshot, telemetry: telemetry)
-        var outbound = OutboundBuilder(scope: scope, snapshot: snapshot, inboundBindings: inbound.bindings, telemetry: telemetry)
+        var outbound = OutboundBuilder(scope: scope, snapshot: snapshot, inboundBindings: inbound.bindings, telemetry: telemetry, upstreamBind: upstreamBind)
         let ports = outbound.portListeners()
 
         var resources = XDSResourceSet()
@@ -56,13 +60,13 @@ public enum SidecarTranslator {
             }
         }
         let outboundClusters = outbound.clusterResources(memo: memo)
-        for cluster in inbound.clusters() {
+        for cluster in inbound.clusters(bind: upstreamBind.otherCluster) {
             resources.insert(XDSResource(name: cluster.name, message: cluster))
         }
         for cluster in outboundClusters.clusters {
             resources.insert(cluster)
         }
-        for cluster in telemetry.collectorClusters(snapshot: snapshot) {
+        for cluster in telemetry.collectorClusters(snapshot: snapshot, bind: upstreamBind.otherCluster) {
             resources.insert(XDSResource(name: cluster.name, message: cluster))
         }
         for assignment in outboundClusters.loadAssignments {

@@ -199,8 +199,9 @@ struct TelemetryPolicy {
         return out
     }
 
-    /// The collector clusters of the providers either side traces to.
-    func collectorClusters(snapshot: MeshSnapshot) -> [Cluster] {
+    /// The collector clusters of the providers either side traces to; `bind` says what each says
+    /// about its upstream bind.
+    func collectorClusters(snapshot: MeshSnapshot, bind: UpstreamBind.ClusterBind) -> [Cluster] {
         var seen: Set<String> = []
         var out: [Cluster] = []
         for tracing in [client.tracing, server.tracing].compactMap({ $0 }) where seen.insert(tracing.providerName).inserted {
@@ -209,6 +210,7 @@ struct TelemetryPolicy {
             var cluster = Cluster()
             cluster.name = Self.collectorCluster(tracing.providerName)
             cluster.connectTimeout = Google_Protobuf_Duration(seconds: 5)
+            bind.apply(to: &cluster)
             var assignment = ClusterLoadAssignment()
             assignment.clusterName = cluster.name
             var locality = Envoy_Config_Endpoint_V3_LocalityLbEndpoints()

@@ -75,7 +75,7 @@ struct ClusterKey: Hashable, Sendable {
     var port: UInt32
     var subset: String?
     var rule: Int?
-    var bindAddress: String?
+    var bind: UpstreamBind.ClusterBind
     var metrics: Bool
     var trustDomain: String
     var endpoints: Int

@@ -84,6 +84,18 @@ public final class EnvoyProcess: Sendable {
         return object
     }
 
+    /// The clusters Envoy took from xDS, each as its JSON text, by name.
+    public func dynamicClusters() async throws -> [String: String] {
+        let response = try await admin("/config_dump?resource=dynamic_active_clusters")
+        let object = try JSONSerialization.jsonObject(with: Data(response.body.utf8)) as? [String: Any]
+        var out: [String: String] = [:]
+        for entry in object?["configs"] as? [[String: Any]] ?? [] {
+            guard let cluster = entry["cluster"] as? [String: Any], let name = cluster["name"] as? String else { continue }
+            out[name] = String(decoding: try JSONSerialization.data(withJSONObject: cluster, options: [.sortedKeys]), as: UTF8.self)
+        }
+        return out
+    }
+
     /// Counters and gauges from `/stats`, by name.
     public func stats(filter: String? = nil) async throws -> [String: Int] {
         var allowed = CharacterSet.alphanumerics

@@ -68,6 +68,13 @@ struct XDS: AsyncParsableCommand {
     var afterChanges: String?
     @Flag(help: "After the last change, check that every proxy holds byte for byte what a full translation of --change-dir gives its workload (exit 1 if not).")
     var verify = false
+    @Flag(name: .customLong("bind-per-cluster"), help: "Send no MESHD_UPSTREAM_BIND node metadata, as a bootstrap made before meshd bound upstream connections in the bootstrap (meshd then binds each mesh cluster).")
+    var bindPerCluster = false
+
+    /// What the simulated proxy of `entry` says its bootstrap binds.
+    func upstreamBind(_ entry: GeneratedMesh.Node) -> UpstreamBind {
+        bindPerCluster ? UpstreamBind() : UpstreamBind(bootstrapAddress: entry.address)
+    }
 
     func run() async throws {
         guard let address = HostPort(target) else { throw ValidationError("--target must be host:port") }
@@ -90,6 +97,9 @@ struct XDS: AsyncParsableCommand {
                 node.id = nodeID.replacingOccurrences(of: "{namespace}", with: entry.namespace).replacingOccurrences(of: "{name}", with: entry.name)
                     .replacingOccurrences(of: "{address}", with: entry.address).replacingOccurrences(of: "{serviceAccount}", with: entry.serviceAccount)
                     .replacingOccurrences(of: "{index}", with: String(index))
+                if let bind = upstreamBind(entry).bootstrapAddress {
+                    node.metadata.fields["MESHD_UPSTREAM_BIND"] = Google_Protobuf_Value(stringValue: bind)
+                }
                 let proxy = SimulatedProxy(index: index, node: node, address: address, security: security, metadata: [:], types: subscribed, recorder: recorder)
                 group.addTask { await proxy.run(delta: delta) }
                 if index % max(connectRate / 10, 1) == 0 { try await Task.sleep(for: .milliseconds(100)) }
@@ -157,7 +167,7 @@ struct XDS: AsyncParsableCommand {
         func workload(_ node: GeneratedMesh.Node) -> ServiceRegistry.WorkloadID { .init(namespace: node.namespace, name: node.name) }
         var expected: [ServiceRegistry.WorkloadID: [String: [Data]]] = [:]
         for node in (0..<proxies).map({ nodes[$0 % nodes.count] }) where expected[workload(node)] == nil {
-            let configuration = try SidecarTranslator.translate(snapshot, workload: workload(node))
+            let configuration = try SidecarTranslator.translate(snapshot, workload: workload(node), upstreamBind: upstreamBind(node))
             expected[workload(node)] = Dictionary(uniqueKeysWithValues: types.map { type in
                 (type, configuration.resources.sortedResources(ofType: type).map(\.body.value).sorted { $0.lexicographicallyPrecedes($1) })
             })

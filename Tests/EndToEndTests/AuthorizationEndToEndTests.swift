@@ -113,8 +113,17 @@ extension EndToEnd {
             try await MeshHarness("authz", files: Self.files).run { mesh in
                 let app = try await mesh.startApp("api", host: "127.27.2.2", port: 8080)
                 try await mesh.startSidecar(Self.namespace, "api")
-                for caller in ["governor", "scheduler", "intruder"] { try await mesh.startSidecar(Self.namespace, caller) }
+                // scheduler's bootstrap predates the bind in the bootstrap: meshd binds each of
+                // its mesh clusters instead, and the source-address cases below hold for both.
+                for caller in ["governor", "intruder"] { try await mesh.startSidecar(Self.namespace, caller) }
+                let scheduler = try await mesh.startSidecar(Self.namespace, "scheduler", legacyBind: true)
                 try await mesh.startSidecar("other", "outsider")
+                let apiCluster = "outbound|8080||api.authz.svc.cluster.local"
+                let intruder = try #require(mesh.envoys.first { $0.name == "intruder" })
+                let intruderClusters = try await intruder.dynamicClusters()
+                let schedulerClusters = try await scheduler.dynamicClusters()
+                #expect(intruderClusters[apiCluster]?.contains("upstream_bind_config") == false, "bound by the bootstrap: \(intruderClusters[apiCluster] ?? "missing")")
+                #expect(schedulerClusters[apiCluster]?.contains("127.27.0.5") == true, "bound per cluster: \(schedulerClusters[apiCluster] ?? "missing")")
 
                 // The ADR's coordinator-authz, on the api workload.
                 try await Self.apply(mesh, group: "adr", Self.adrPolicy)

@@ -69,14 +69,29 @@ final class MeshHarness: @unchecked Sendable {
 
     /// Starts the sidecar of a workload of the current configuration and waits until it is ready.
     @discardableResult
-    func startSidecar(_ namespace: String, _ name: String, as label: String? = nil, certificateDirectory: String? = nil, xdsTrustBundlePEM: String? = nil, delta: Bool = MeshHarness.deltaByDefault) async throws -> EnvoyProcess {
+    ///
+    /// With `legacyBind` the bootstrap is the one meshd made before it bound upstream connections
+    /// in the bootstrap: no `cluster_manager` bind and no `MESHD_UPSTREAM_BIND` metadata (meshd
+    /// then binds each mesh cluster itself).
+    func startSidecar(
+        _ namespace: String, _ name: String, as label: String? = nil, certificateDirectory: String? = nil, xdsTrustBundlePEM: String? = nil,
+        delta: Bool = MeshHarness.deltaByDefault, legacyBind: Bool = false
+    ) async throws -> EnvoyProcess {
         let workload = try #require(controlPlane.store.publisher.current.registry.workload(.init(namespace: namespace, name: name)))
         let bootstrap = BootstrapBuilder(
             workload: workload, xdsAddress: xdsAddress, token: try token(workload.namespace, workload.serviceAccount),
             xdsTrustBundlePEM: controlPlane.options.xdsPlaintext ? nil : try xdsTrustBundlePEM ?? controlPlane.certificates.trustBundlePEM(),
             certificateDirectory: certificateDirectory, delta: delta)
+        var config = bootstrap.configValue
+        if legacyBind, case .object(var object) = config, case .object(var node)? = object["node"], case .object(var metadata)? = node["metadata"] {
+            object["cluster_manager"] = nil
+            metadata[NodeIdentity.upstreamBindKey] = nil
+            node["metadata"] = .object(metadata)
+            object["node"] = .object(node)
+            config = .object(object)
+        }
         let envoy = try EnvoyProcess.start(
-            name: label ?? name, bootstrapJSON: ConfigJSON.encode(bootstrap.configValue, pretty: true),
+            name: label ?? name, bootstrapJSON: ConfigJSON.encode(config, pretty: true),
             adminAddress: bootstrap.effectiveAdminAddress, directory: directory)
         envoys.append(envoy)
         try await envoy.waitUntilReady()

@@ -225,8 +225,10 @@ struct IncrementalTranslationTests {
             }
             for snapshot in views {
             for id in snapshot.registry.workloads.keys.sorted() {
-                let full = try SidecarTranslator.translate(snapshot, workload: id)
-                let incremental = try SidecarTranslator.translate(snapshot, workload: id, memo: memo)
+                // Half the proxies bind upstream connections in their bootstrap.
+                let bind = random.chance(50) ? UpstreamBind(bootstrapAddress: snapshot.registry.workload(id)?.address) : UpstreamBind()
+                let full = try SidecarTranslator.translate(snapshot, workload: id, upstreamBind: bind)
+                let incremental = try SidecarTranslator.translate(snapshot, workload: id, upstreamBind: bind, memo: memo)
                 if incremental.resources != full.resources {
                     let types = Set(full.resources.byType.keys).union(incremental.resources.byType.keys)
                     let differing = types.flatMap { type in
