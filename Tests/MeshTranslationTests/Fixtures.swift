@@ -3,7 +3,22 @@ import Foundation
 import MeshConfig
 import MeshModel
 import MeshTranslation
+import Testing
 import XDSTesting
+
+/// Records an issue for each resource that does not print as Envoy JSON (`meshctl proxy-config`):
+/// a type packed into an `Any` that `EnvoyJSON` does not know.
+func expectPrintable(_ resources: XDSResourceSet, sourceLocation: SourceLocation = #_sourceLocation) {
+    for type in resources.byType.keys.sorted() {
+        for resource in resources.sortedResources(ofType: type) {
+            do {
+                _ = try EnvoyJSON.string(resource.body)
+            } catch {
+                Issue.record("\(resource.name) does not print as JSON: \(error)", sourceLocation: sourceLocation)
+            }
+        }
+    }
+}
 
 /// The example mesh of examples/tai-system as a snapshot.
 func exampleSnapshot() throws -> MeshSnapshot {

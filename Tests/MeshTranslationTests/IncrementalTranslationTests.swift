@@ -239,6 +239,7 @@ struct IncrementalTranslationTests {
                     return
                 }
                 compared += 1
+                if revision % 10 == 0 { expectPrintable(full.resources) }
             }
             }
         }

@@ -41,6 +41,7 @@ struct MutualTLSTranslationTests {
 
     func listener(_ yaml: String, _ name: String, port: UInt32) throws -> Envoy_Config_Listener_V3_Listener {
         let resources = try SidecarTranslator.translate(try snapshot(yaml), workload: .init(namespace: "shop", name: name)).resources
+        expectPrintable(resources)
         return try #require(resources.resources(ofType: XDSTypeURL.listener)["\(name == "web-1" ? "127.0.0.30" : "127.0.0.31")_\(port)"]?.unpack(Envoy_Config_Listener_V3_Listener.self))
     }
 

@@ -54,7 +54,9 @@ struct TelemetryTranslationTests {
 
     func resources(_ yaml: String, mesh: MeshTelemetry, workload: String) throws -> XDSResourceSet {
         let snapshot = MeshSnapshot(revision: 1, mesh: mesh, resources: try ResourceDocuments.decode(yaml, source: "test.yaml").map(\.resource))
-        return try SidecarTranslator.translate(snapshot, workload: .init(namespace: "shop", name: workload)).resources
+        let resources = try SidecarTranslator.translate(snapshot, workload: .init(namespace: "shop", name: workload)).resources
+        expectPrintable(resources)
+        return resources
     }
 
     /// The HTTP connection managers of a workload's inbound (`server`) or outbound listeners.
@@ -76,6 +78,7 @@ struct TelemetryTranslationTests {
         let snapshot = try exampleSnapshot()
         let workload = try #require(snapshot.registry.workloads.first { $0.value.namespace == "tai-system" })
         let resources = try SidecarTranslator.translate(snapshot, workload: workload.key).resources
+        expectPrintable(resources)
         let inbound = try managers(resources, inbound: true), outbound = try managers(resources, inbound: false)
         #expect(!inbound.isEmpty && !outbound.isEmpty)
         for manager in inbound + outbound {

@@ -49,6 +49,7 @@ struct TrafficTranslationTests {
 
     func routes(_ yaml: String) throws -> (TrafficSimulator, XDSResourceSet) {
         let resources = try SidecarTranslator.translate(try snapshot(Self.base + yaml), workload: .init(namespace: "shop", name: "client")).resources
+        expectPrintable(resources)
         return (TrafficSimulator(resources), resources)
     }
 

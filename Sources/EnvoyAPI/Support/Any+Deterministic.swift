@@ -4,10 +4,8 @@ import Foundation
 extension Google_Protobuf_Any {
     /// Packs `message` with deterministic serialization (map entries in key order), so that the
     /// same configuration always gives the same bytes and therefore the same content hash.
-    /// The message's type is registered for JSON (``EnvoyJSON``) on the way.
     public init(deterministic message: some SwiftProtobuf.Message) {
         self.init()
-        EnvoyJSON.register(type(of: message))
         typeURL = "type.googleapis.com/" + type(of: message).protoMessageName
         value = Data(message.deterministicBytes)
     }
