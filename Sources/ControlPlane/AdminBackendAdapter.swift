@@ -93,7 +93,7 @@ struct AdminBackendAdapter: AdminBackend {
     }
 
     func proxyConfig(proxyID: String) -> String? {
-        guard let resources = controlPlane.provider.lastResources(proxyID: proxyID) else { return nil }
+        guard let resources = controlPlane.provider.sessions.lastResources(proxyID: proxyID) else { return nil }
         var parts: [String] = []
         for typeURL in XDSTypeURL.pushOrder {
             let items = resources.sortedResources(ofType: typeURL).compactMap { resource -> String? in

@@ -42,21 +42,21 @@ final class CertificateMaintenance: Sendable {
     func check() {
         if let update = lifecycle.tick(observe: observe) {
             service.replace(update.authority, crossSigned: lifecycle.crossSigned)
-            if update.trustChanged { provider.resendSecrets() }
+            if update.trustChanged { provider.sessions.resendSecrets() }
         }
         provider.rotateDue()
         refreshServingCertificate()
-        if let earliest = provider.earliestCertificateExpiry { workloadExpiry.record(earliest.timeIntervalSince1970) }
+        if let earliest = provider.sessions.earliestCertificateExpiry { workloadExpiry.record(earliest.timeIntervalSince1970) }
     }
 
     /// What a rotation waits on: connected proxies' acknowledgements, and leaves from the old
     /// signer held elsewhere — CSR-issued ones (ledger) and disconnected proxies' (SDS records).
     func observe() -> RootRotation.Observation {
         guard let rotation = lifecycle.currentRotation else { return .init(proxies: [], oldLeaves: []) }
-        let proxies = provider.rotationView(rotation)
+        let proxies = provider.sessions.rotationView(rotation)
         guard rotation.phase == .issuingFromNewRoot else { return .init(proxies: proxies, oldLeaves: []) }
         let now = clock()
-        let connected = provider.connectedSerials
+        let connected = provider.sessions.connectedSerials
         var leaves: [RootRotation.Observation.Leaf] = []
         for entry in service.ledger.entries() where entry.path.hasSuffix("csr") && entry.notAfter > now {
             // Entries written before issuers were recorded may be from the old signer.

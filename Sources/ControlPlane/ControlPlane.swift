@@ -132,7 +132,7 @@ public final class ControlPlane: Sendable {
             metrics: metricsFactory)
         self.provider = provider
         rollout.attach(provider)
-        _ = tokens.onRevocation { provider.revoked(tokenID: $0) }
+        _ = tokens.onRevocation { provider.sessions.revoked(tokenID: $0) }
 
         if options.xdsPlaintext {
             xdsTLS = nil
@@ -254,7 +254,7 @@ public final class ControlPlane: Sendable {
     public func startRootRotation() throws(CAError) {
         let update = try lifecycle.startRootRotation()
         certificates.replace(update.authority, crossSigned: lifecycle.crossSigned)
-        provider.resendSecrets()
+        provider.sessions.resendSecrets()
     }
 
     /// Runs one round of certificate maintenance now (tests; the job runs it every interval).

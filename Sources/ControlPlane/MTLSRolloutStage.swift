@@ -110,7 +110,7 @@ final class MTLSRolloutStage: Sendable {
     /// Takes a new configuration if one came: retargets and publishes it with what is served now
     /// (workloads it removes that have a proxy connected are retired in steps).
     private func takeInbox() -> Bool {
-        let connected = provider.withLock { $0 }?.connectedWorkloads ?? []
+        let connected = provider.withLock { $0 }?.sessions.connectedWorkloads ?? []
         let snapshot = state.withLock { state -> MeshSnapshot? in
             guard let next = state.inbox else { return nil }
             state.inbox = nil
@@ -167,7 +167,7 @@ final class MTLSRolloutStage: Sendable {
         while !Task.isCancelled {
             _ = takeInbox()
             let step = state.withLock { $0.step }
-            let pending = provider.withLock { $0 }?.unsettledProxies(step: step, wait: wait) ?? []
+            let pending = provider.withLock { $0 }?.sessions.unsettledProxies(step: step, wait: wait) ?? []
             state.withLock { $0.pending = pending }
             if pending.isEmpty { return }
             if ContinuousClock.now >= deadline {

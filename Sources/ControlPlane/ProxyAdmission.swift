@@ -1,0 +1,74 @@
+internal import AdminAPI
+internal import EnvoyAPI
+internal import GRPCCore
+internal import MeshModel
+
+/// Whether a new xDS stream is admitted, and as whom: the admission rate, the node's identity,
+/// its WorkloadEntry, and the token the stream carries (`authorization: Bearer <token>`, sent by
+/// Envoy as gRPC initial metadata), which must be minted for the workload's namespace and service
+/// account. Only with `allowUnauthenticated` (a development flag) is a stream without a token
+/// admitted, with the identity of its WorkloadEntry.
+struct ProxyAdmission: Sendable {
+    /// Who was admitted.
+    struct Admitted {
+        var identity: NodeIdentity
+        var workload: WorkloadInstance
+        /// The token's id (nil when unauthenticated streams are allowed and none was sent).
+        var tokenID: String?
+    }
+
+    /// New streams per second (nil: no limit).
+    let rate: RateLimiter?
+    let tokens: TokenAuthority?
+    /// meshd's admin token, refused on ADS as the other admin-API tokens are (PERMISSION_DENIED).
+    let adminCredential: AdminCredential?
+    let allowUnauthenticated: Bool
+
+    /// Admits `node` against the mesh in `snapshot`, or says why not.
+    func admit(node: Envoy_Config_Core_V3_Node, metadata: Metadata, snapshot: MeshSnapshot) throws(RPCError) -> Admitted {
+        if let rate, !rate.allow("xds") {
+            throw RPCError(code: .resourceExhausted, message: "too many new xDS streams at once; retry with back-off")
+        }
+        let identity: NodeIdentity
+        do {
+            identity = try NodeIdentity(node: node)
+        } catch {
+            throw RPCError(code: .invalidArgument, message: error.message)
+        }
+        guard let workload = snapshot.registry.workload(identity.workload) else {
+            throw RPCError(code: .notFound, message: "no WorkloadEntry \(identity.workload) in the mesh configuration (node \(node.id)); add one or fix the node id")
+        }
+        let tokenID = try authorize(identity: identity, workload: workload, metadata: metadata)
+        return Admitted(identity: identity, workload: workload, tokenID: tokenID)
+    }
+
+    /// Checks the stream's token against the node; returns the token id (nil when unauthenticated
+    /// streams are allowed and none was sent).
+    private func authorize(identity: NodeIdentity, workload: WorkloadInstance, metadata: Metadata) throws(RPCError) -> String? {
+        let header = metadata[stringValues: "authorization"].first { _ in true }
+        guard let token = TokenAuthority.bearer(header) else {
+            if allowUnauthenticated { return nil }
+            throw RPCError(code: .unauthenticated, message: "no token: send `authorization: Bearer <token>` (meshctl token create, or meshctl bootstrap which embeds one)")
+        }
+        guard let tokens else { throw RPCError(code: .unauthenticated, message: "tokens are not enabled") }
+        let record: TokenAuthority.Record
+        switch tokens.authenticate(token) {
+        case .success(let found): record = found
+        case .failure(.unknown) where adminCredential?.accepts(token) == true:
+            throw RPCError(code: .permissionDenied, message: "the admin token is for the admin API, not a workload token")
+        case .failure(.unknown): throw RPCError(code: .unauthenticated, message: "unknown token")
+        case .failure(.revoked(let id)): throw RPCError(code: .unauthenticated, message: "token \(id) was revoked")
+        case .failure(.expired(let id)): throw RPCError(code: .unauthenticated, message: "token \(id) has expired")
+        }
+        guard record.isWorkload else {
+            throw RPCError(code: .permissionDenied, message: "token \(record.id) is a \(record.effectiveRole) token for the admin API, not a workload token")
+        }
+        guard record.namespace == workload.namespace, record.serviceAccount == workload.serviceAccount else {
+            throw RPCError(code: .permissionDenied, message: "token \(record.id) is for \(record.namespace)/\(record.serviceAccount), but workload \(identity.workload) runs as \(workload.namespace)/\(workload.serviceAccount)")
+        }
+        if let claimed = identity.claimedServiceAccount, claimed != record.serviceAccount {
+            throw RPCError(code: .permissionDenied, message: "node metadata SERVICE_ACCOUNT \(claimed) disagrees with token \(record.id) (\(record.serviceAccount))")
+        }
+        return record.id
+    }
+}
