@@ -6,7 +6,8 @@ public import EnvoyAPI
 /// per response; ACK/NACK told apart by `error_detail` only; requests with a stale nonce ignored;
 /// wildcard LDS/CDS and named RDS/EDS/SDS (nothing sent for a named type watching no names); full
 /// LDS/CDS sets; at most one unacknowledged response
-/// per type; EDS re-sent after every CDS response; and push order CDS, EDS, then LDS and RDS only
+/// per type; EDS re-sent after every CDS response, but not for a subscription the CDS (or, for RDS,
+/// LDS) response is about to change; and push order CDS, EDS, then LDS and RDS only
 /// once the clusters they use are acknowledged (make before break), and clusters removed only once
 /// the listeners and routes that may name them are acknowledged (break after make). A NACKed configuration is not
 /// sent again until it changes.
@@ -44,6 +45,11 @@ public struct SotWStreamStateMachine: ADSStreamMachine {
     /// Each type's content for the configuration and subscription held (sorting and hashing a
     /// type once per configuration rather than on every request); dropped when either changes.
     private var selected: [String: Content] = [:]
+    /// Named types (EDS, RDS) whose subscription the proxy is about to change: the response of
+    /// their parent type (CDS, LDS) names other resources than they watch, so a response for what
+    /// they watch now would be superseded at once. Theirs waits for the new subscription, or for
+    /// anything else the proxy sends once it has answered the parent.
+    private var awaitingSubscription: Set<String> = []
 
     /// A new stream.
     public init() {}
@@ -53,6 +59,12 @@ public struct SotWStreamStateMachine: ADSStreamMachine {
         let typeURL = request.typeURL
         guard try Self.isServed(typeURL) else { return [.unserved(typeURL: typeURL)] }
         var actions: [Action] = []
+        if !awaitingSubscription.isEmpty {
+            // Only the parent's acknowledgement keeps a child waiting for its new subscription.
+            awaitingSubscription = awaitingSubscription.filter { child in
+                Self.parentType[child] == typeURL && !request.hasErrorDetail && !request.responseNonce.isEmpty
+            }
+        }
         var state = types[typeURL] ?? TypeState()
         let nonce = request.responseNonce
         let isInitial = nonce.isEmpty || state.lastNonce == nil
@@ -155,13 +167,13 @@ public struct SotWStreamStateMachine: ADSStreamMachine {
     private mutating func clusterSideBusy() -> Bool {
         [XDSTypeURL.cluster, XDSTypeURL.endpoint].contains { typeURL in
             guard let state = types[typeURL], state.requested else { return false }
-            return state.awaitingAck || dueContent(typeURL, state: state) != nil
+            return state.awaitingAck || awaitingSubscription.contains(typeURL) || dueContent(typeURL, state: state) != nil
         }
     }
 
     /// What a response of `typeURL` would carry now, when one is due.
     private mutating func dueContent(_ typeURL: String, state: TypeState) -> (items: [XDSResource], hash: ContentHash)? {
-        guard state.requested, !state.awaitingAck, resources != nil else { return nil }
+        guard state.requested, !state.awaitingAck, !awaitingSubscription.contains(typeURL), resources != nil else { return nil }
         // A named type with no names is no longer watched: Envoy would only log the response
         // as unwatched.
         if !state.wildcard && state.names.isEmpty { return nil }
@@ -186,7 +198,7 @@ public struct SotWStreamStateMachine: ADSStreamMachine {
         guard !dropped.isEmpty else { return [] }
         let routesBusy = [XDSTypeURL.listener, XDSTypeURL.route].contains { type in
             guard let other = types[type], other.requested else { return false }
-            return other.awaitingAck || dueContent(type, state: other) != nil
+            return other.awaitingAck || awaitingSubscription.contains(type) || dueContent(type, state: other) != nil
         }
         return routesBusy ? dropped : []
     }
@@ -211,7 +223,37 @@ public struct SotWStreamStateMachine: ADSStreamMachine {
             // Envoy needs fresh endpoints after every cluster update, changed or not.
             types[XDSTypeURL.endpoint]!.mustResend = true
         }
+        expectSubscriptionChange(after: typeURL, sent: chosen.items)
         return response
+    }
+
+    /// The type whose subscription follows from another's resources: EDS from CDS (a load
+    /// assignment per EDS cluster), RDS from LDS (the route configurations listeners name).
+    static let parentType = [XDSTypeURL.endpoint: XDSTypeURL.cluster, XDSTypeURL.route: XDSTypeURL.listener]
+
+    /// After a CDS or LDS response carrying `items`: notes whether the proxy, once it applies
+    /// them, will watch other EDS or RDS names than it does. meshd makes a load assignment for
+    /// every EDS cluster and a route configuration for every listener's RDS name, so those are the
+    /// names it will watch (plus the load assignments of dropped clusters still carried).
+    private mutating func expectSubscriptionChange(after typeURL: String, sent items: [XDSResource]) {
+        guard let resources else { return }
+        let child: String
+        let implied: Set<String>
+        switch typeURL {
+        case XDSTypeURL.cluster:
+            child = XDSTypeURL.endpoint
+            guard let state = types[child], state.requested, !state.wildcard else { return }
+            let assignments = resources.resources(ofType: child)
+            let carried = Set(state.sentItems.map(\.name))
+            implied = Set(items.lazy.map(\.name).filter { assignments[$0] != nil || carried.contains($0) })
+        case XDSTypeURL.listener:
+            child = XDSTypeURL.route
+            guard types[typeURL]?.wildcard == true, let state = types[child], state.requested, !state.wildcard else { return }
+            implied = Set(resources.resources(ofType: child).keys)
+        default:
+            return
+        }
+        if implied != types[child]!.names { awaitingSubscription.insert(child) }
     }
 
     /// What the proxy subscribed to of `typeURL` in the configuration held (plus `retained`

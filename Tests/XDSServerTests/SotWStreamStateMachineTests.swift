@@ -65,6 +65,12 @@ func names(_ response: Response) -> [String] {
 struct SotWStreamStateMachineTests {
     /// A stream where CDS, EDS, LDS and RDS have been requested and acknowledged once.
     func synced(_ set: XDSResourceSet = resources()) throws -> SotWStreamStateMachine {
+        try syncedWithResponses(set).machine
+    }
+
+    /// The same, with the response of each type the proxy holds (whose nonce its next request
+    /// carries).
+    func syncedWithResponses(_ set: XDSResourceSet = resources()) throws -> (machine: SotWStreamStateMachine, held: [String: Response]) {
         var machine = SotWStreamStateMachine()
         _ = machine.update(set)
         let cds = try #require(sent(try machine.received(request(XDSTypeURL.cluster))).first)
@@ -75,7 +81,7 @@ struct SotWStreamStateMachineTests {
         let rds = try #require(sent(try machine.received(request(XDSTypeURL.route, names: ["r1"]))).first)
         _ = try machine.received(request(XDSTypeURL.listener, version: lds.versionInfo, nonce: lds.nonce))
         _ = try machine.received(request(XDSTypeURL.route, names: ["r1"], version: rds.versionInfo, nonce: rds.nonce))
-        return machine
+        return (machine, [XDSTypeURL.cluster: cds, XDSTypeURL.endpoint: eds, XDSTypeURL.listener: lds, XDSTypeURL.route: rds])
     }
 
     @Test("a wildcard CDS request gets every cluster, with a content version and a fresh nonce")
@@ -142,19 +148,57 @@ struct SotWStreamStateMachineTests {
     @Test("push order: CDS, then EDS (always after CDS), then LDS and RDS once clusters are acknowledged")
     func pushOrder() throws {
         var machine = try synced()
-        let changed = resources(clusters: ["a", "b", "c"], listeners: ["l1", "l2"], routes: ["r1": "y"], tag: "v2")
+        let changed = resources(clusters: ["a", "b"], listeners: ["l1", "l2"], routes: ["r1": "y"], tag: "v2")
         let first = sent(machine.update(changed))
         #expect(first.map(\.typeURL) == [XDSTypeURL.cluster, XDSTypeURL.endpoint])
         #expect(names(first[1]) == ["a", "b"], "EDS is re-sent after CDS even though these endpoints did not change")
         let afterCDS = sent(try machine.received(request(XDSTypeURL.cluster, version: first[0].versionInfo, nonce: first[0].nonce)))
         #expect(afterCDS.isEmpty, "listeners wait while endpoints are unacknowledged")
-        // Envoy's EDS ACK carries the new cluster's name too.
-        let afterEDS = sent(try machine.received(request(XDSTypeURL.endpoint, names: ["a", "b", "c"], version: first[1].versionInfo, nonce: first[1].nonce)))
-        #expect(afterEDS.map(\.typeURL) == [XDSTypeURL.endpoint])
-        #expect(names(afterEDS[0]) == ["a", "b", "c"])
-        let settled = sent(try machine.received(request(XDSTypeURL.endpoint, names: ["a", "b", "c"], version: afterEDS[0].versionInfo, nonce: afterEDS[0].nonce)))
+        let settled = sent(try machine.received(request(XDSTypeURL.endpoint, names: ["a", "b"], version: first[1].versionInfo, nonce: first[1].nonce)))
         #expect(settled.map(\.typeURL) == [XDSTypeURL.listener, XDSTypeURL.route])
         #expect(names(settled[0]) == ["l1", "l2"], "LDS always carries the full set")
+    }
+
+    @Test("a CDS or LDS response that changes what the proxy watches: EDS and RDS wait for the new names instead of answering the old ones (4 responses, not 6)")
+    func subscriptionAboutToChange() throws {
+        var (machine, held) = try syncedWithResponses()
+        var responses: [Response] = []
+        // A new cluster c and a new route configuration r2 (its listener l2).
+        let changed = resources(clusters: ["a", "b", "c"], listeners: ["l1", "l2"], routes: ["r1": "x", "r2": "y"], tag: "v2")
+        let cds = sent(machine.update(changed))
+        responses += cds
+        #expect(cds.map(\.typeURL) == [XDSTypeURL.cluster], "EDS waits: the proxy is about to watch c too")
+        #expect(sent(try machine.received(request(XDSTypeURL.cluster, version: cds[0].versionInfo, nonce: cds[0].nonce))).isEmpty, "the CDS ACK alone sends nothing")
+        // Envoy asks for c (with the nonce of the EDS response it holds) right after its CDS ACK.
+        let eds = sent(try machine.received(request(XDSTypeURL.endpoint, names: ["a", "b", "c"], version: held[XDSTypeURL.endpoint]!.versionInfo, nonce: held[XDSTypeURL.endpoint]!.nonce)))
+        responses += eds
+        #expect(eds.map(names) == [["a", "b", "c"]])
+        let lds = sent(try machine.received(request(XDSTypeURL.endpoint, names: ["a", "b", "c"], version: eds[0].versionInfo, nonce: eds[0].nonce)))
+        responses += lds
+        #expect(lds.map(\.typeURL) == [XDSTypeURL.listener], "RDS waits: the proxy is about to watch r2 too")
+        #expect(sent(try machine.received(request(XDSTypeURL.listener, version: lds[0].versionInfo, nonce: lds[0].nonce))).isEmpty)
+        let rds = sent(try machine.received(request(XDSTypeURL.route, names: ["r1", "r2"], version: held[XDSTypeURL.route]!.versionInfo, nonce: held[XDSTypeURL.route]!.nonce)))
+        responses += rds
+        #expect(rds.map(names) == [["r1", "r2"]])
+        #expect(responses.count == 4)
+        _ = try machine.received(request(XDSTypeURL.route, names: ["r1", "r2"], version: rds[0].versionInfo, nonce: rds[0].nonce))
+        #expect(machine.isSettled)
+    }
+
+    @Test("a rejected CDS response, or any other request after it, ends the wait: EDS goes out for the names watched")
+    func subscriptionWaitEnds() throws {
+        var machine = try synced()
+        let cds = sent(machine.update(resources(clusters: ["a", "b", "c"], tag: "v2")))
+        #expect(cds.map(\.typeURL) == [XDSTypeURL.cluster])
+        let afterNack = sent(try machine.received(request(XDSTypeURL.cluster, nonce: cds[0].nonce, error: "bad cluster")))
+        #expect(afterNack.map(names) == [["a", "b"]], "the proxy keeps its clusters and their endpoints are re-sent")
+
+        var other = try synced()
+        let update = sent(other.update(resources(clusters: ["a", "b", "c"], listeners: ["l1", "l2"], tag: "v2")))
+        _ = try other.received(request(XDSTypeURL.cluster, version: update[0].versionInfo, nonce: update[0].nonce))
+        // Not the EDS request expected: an unrelated request (a new SDS watch) ends the wait.
+        let released = sent(try other.received(request(XDSTypeURL.secret, names: ["default"])))
+        #expect(released.filter { $0.typeURL == XDSTypeURL.endpoint }.map(names) == [["a", "b"]])
     }
 
     @Test("a listener-only change is sent at once")
@@ -215,14 +259,17 @@ struct SotWStreamStateMachineTests {
 
     @Test("break after make: a dropped cluster and its endpoints stay until the new listeners and routes are acknowledged, then go")
     func removalAfterRoutes() throws {
-        var machine = try synced()
+        var (machine, held) = try syncedWithResponses()
         // Cluster b goes, and the route that named it changes in the same configuration: the
         // route goes first (clusters a and b, still held, are all it may name).
         let rds = try #require(sent(machine.update(resources(clusters: ["a"], routes: ["r1": "y"]))).first)
         #expect(rds.typeURL == XDSTypeURL.route)
         let removals = sent(try machine.received(request(XDSTypeURL.route, names: ["r1"], version: rds.versionInfo, nonce: rds.nonce)))
-        #expect(removals.map(\.typeURL) == [XDSTypeURL.cluster, XDSTypeURL.endpoint], "b goes once the routes are acknowledged")
-        #expect(removals.map(names) == [["a"], ["a"]])
+        #expect(removals.map(\.typeURL) == [XDSTypeURL.cluster], "b goes once the routes are acknowledged")
+        #expect(removals.map(names) == [["a"]])
+        // The proxy stops watching b's endpoints; the answer follows its new subscription.
+        let endpoints = sent(try machine.received(request(XDSTypeURL.endpoint, names: ["a"], version: held[XDSTypeURL.endpoint]!.versionInfo, nonce: held[XDSTypeURL.endpoint]!.nonce)))
+        #expect(endpoints.map(names) == [["a"]])
 
         // Added and removed at once: the new cluster first, with the old one kept.
         var second = try synced()
