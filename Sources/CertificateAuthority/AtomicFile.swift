@@ -3,6 +3,10 @@ public import Foundation
 /// Writes files so that a crash at any moment leaves either the old content or the new one, never
 /// a torn file: write a temporary file in the same directory, fsync it, rename it over the target,
 /// fsync the directory. Files get `mode` from the start (keys: 0600).
+///
+/// A cache that can be rebuilt (`durable: false`) skips both fsyncs: a crash may then lose the
+/// newest write or leave the file empty — never torn, never half old, half new — and its reader
+/// must treat an unreadable file as absent.
 public enum AtomicFile {
     /// Why a write failed.
     public struct WriteError: Error, CustomStringConvertible, Sendable {
@@ -10,8 +14,8 @@ public enum AtomicFile {
         public var description: String
     }
 
-    /// Atomically replaces `path` with `bytes`.
-    public static func write(_ bytes: [UInt8], to path: String, mode: mode_t = 0o600) throws(WriteError) {
+    /// Atomically replaces `path` with `bytes`; durably unless `durable` is false.
+    public static func write(_ bytes: [UInt8], to path: String, mode: mode_t = 0o600, durable: Bool = true) throws(WriteError) {
         let directory = (path as NSString).deletingLastPathComponent
         let temporary = (directory.isEmpty ? "." : directory) + "/.\((path as NSString).lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
@@ -32,7 +36,7 @@ public enum AtomicFile {
         }
         // The mode given to open() is masked by the umask; set it exactly.
         fchmod(fd, mode)
-        guard fsync(fd) == 0 else {
+        guard !durable || fsync(fd) == 0 else {
             let reason = String(cString: strerror(errno))
             close(fd)
             unlink(temporary)
@@ -44,6 +48,7 @@ public enum AtomicFile {
             unlink(temporary)
             throw WriteError(description: "cannot rename \(temporary) to \(path): \(reason)")
         }
+        guard durable else { return }
         let directoryFD = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if directoryFD >= 0 {
             fsync(directoryFD)
@@ -52,8 +57,8 @@ public enum AtomicFile {
     }
 
     /// Atomically replaces `path` with `text`.
-    public static func write(_ text: String, to path: String, mode: mode_t = 0o600) throws(WriteError) {
-        try write(Array(text.utf8), to: path, mode: mode)
+    public static func write(_ text: String, to path: String, mode: mode_t = 0o600, durable: Bool = true) throws(WriteError) {
+        try write(Array(text.utf8), to: path, mode: mode, durable: durable)
     }
 
     /// Removes temporary files a crashed writer left in `directory`.

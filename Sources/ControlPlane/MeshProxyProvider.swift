@@ -78,9 +78,10 @@ public final class MeshProxyProvider: ProxyConfigProvider {
         /// How many proxies' configurations are computed at once.
         public var pushConcurrency: Int
 
-        /// Limits; the defaults admit 100 new streams per second (bursts of 200), never age
-        /// streams, and compute two configurations per core at once.
-        public init(connectionsPerSecond: Double = 100, connectionBurst: Int = 200, maximumConnectionAge: Duration? = nil, pushConcurrency: Int = 2 * ProcessInfo.processInfo.activeProcessorCount) {
+        /// Limits; the defaults admit 500 new streams per second (bursts of 1,000: a fleet of
+        /// 10,000 restarting at once syncs in about 21 s on 2 cores, docs/BENCHMARKS.md), never
+        /// age streams, and compute two configurations per core at once.
+        public init(connectionsPerSecond: Double = 500, connectionBurst: Int = 1000, maximumConnectionAge: Duration? = nil, pushConcurrency: Int = 2 * ProcessInfo.processInfo.activeProcessorCount) {
             self.connectionsPerSecond = connectionsPerSecond
             self.connectionBurst = connectionBurst
             self.maximumConnectionAge = maximumConnectionAge

@@ -31,6 +31,9 @@ struct XDSListenerFactory: HTTP2ServerTransport.ListenerFactory {
         let peers = self.peers
         return try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // A fleet reconnecting at once (meshd restarted) must not overflow the accept queue:
+            // a dropped SYN costs the proxy a 1 s, then 3 s, … retransmission.
+            .serverChannelOption(.backlog, value: 4096)
             .serverChannelInitializer { channel in listenerConfigurator.configure(channel: channel) }
             // xDS connections are many and mostly idle: one receive buffer per read, starting
             // small, instead of NIO's defaults for bulk traffic.

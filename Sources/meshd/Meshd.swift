@@ -60,10 +60,10 @@ struct Meshd: AsyncParsableCommand {
     var debounceMax = "10s"
 
     @Option(name: .customLong("xds-connection-rate"), help: "New xDS streams admitted per second (0: no limit); beyond, RESOURCE_EXHAUSTED.")
-    var xdsConnectionRate = 100.0
+    var xdsConnectionRate = 500.0
 
     @Option(name: .customLong("xds-connection-burst"), help: "New xDS streams admitted at once.")
-    var xdsConnectionBurst = 200
+    var xdsConnectionBurst = 1000
 
     @Option(name: .customLong("xds-max-connection-age"), help: "End xDS streams after this age (±10 %) so proxies reconnect and spread over replicas (e.g. 30m; default: never).")
     var xdsMaxConnectionAge: String?

@@ -6,8 +6,8 @@ import XDSTesting
 
 @Suite("Key files survive a crash in the middle of a write")
 struct AtomicFileTests {
-    @Test("a writer killed with SIGKILL at random moments always leaves one whole key, mode 0600")
-    func killedWriter() async throws {
+    @Test("a writer killed with SIGKILL at random moments always leaves one whole key, mode 0600 (durable, and without fsync as for caches)", arguments: ["rewrite-key", "rewrite-cache"])
+    func killedWriter(mode: String) async throws {
         let directory = try TestTools.temporaryDirectory("atomic")
         let keyA = P256.Signing.PrivateKey().pemRepresentation
         let keyB = P384.Signing.PrivateKey().pemRepresentation
@@ -20,7 +20,7 @@ struct AtomicFileTests {
         for round in 0..<20 {
             let writer = try ProcessHandle(
                 executable: try TestTools.productBinary("meshd-test-helper"),
-                arguments: ["rewrite-key", target, directory + "/a.pem", directory + "/b.pem"], logPath: directory + "/writer-\(round).log")
+                arguments: [mode, target, directory + "/a.pem", directory + "/b.pem"], logPath: directory + "/writer-\(round).log")
             try await Eventually.wait(timeout: .seconds(10), what: "the writer to start") { writer.log.contains("writing") }
             try await Task.sleep(for: .milliseconds(Int.random(in: 1...40)))
             await writer.killNow()
