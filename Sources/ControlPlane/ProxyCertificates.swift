@@ -174,8 +174,9 @@ public final class ProxyCertificates: Sendable {
     private func store(_ entry: Entry, proxy: String) throws {
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .iso8601
-        // Not durable: a record lost in a crash only means a new certificate on reconnect (every
-        // issuance is in the ledger), and two fsyncs per connecting proxy bounded fleet restarts.
+        // Not durable: only a machine crash (not a crash of meshd: the page cache survives it) can
+        // lose a record, and that only means a new certificate when the proxy reconnects; two
+        // fsyncs per connecting proxy bounded fleet restarts.
         try AtomicFile.write(Array(try encoder.encode(entry)), to: path(proxy), mode: 0o600, durable: false)
         entries.withLock { $0[proxy] = entry }
     }

@@ -45,10 +45,11 @@ public struct SotWStreamStateMachine: ADSStreamMachine {
     /// Each type's content for the configuration and subscription held (sorting and hashing a
     /// type once per configuration rather than on every request); dropped when either changes.
     private var selected: [String: Content] = [:]
-    /// Named types (EDS, RDS) whose subscription the proxy is about to change: the response of
-    /// their parent type (CDS, LDS) names other resources than they watch, so a response for what
-    /// they watch now would be superseded at once. Theirs waits for the new subscription, or for
-    /// anything else the proxy sends once it has answered the parent.
+    /// Named types (EDS, RDS) whose subscription the proxy is about to widen: the response of
+    /// their parent type (CDS, LDS) names resources they do not watch yet, which Envoy asks for as
+    /// soon as it applies it, so a response for what they watch now would be superseded at once.
+    /// Theirs waits for the new subscription, or for anything else the proxy sends once it has
+    /// answered the parent, or for the next configuration.
     private var awaitingSubscription: Set<String> = []
 
     /// A new stream.
@@ -127,12 +128,14 @@ public struct SotWStreamStateMachine: ADSStreamMachine {
     public mutating func update(_ resources: XDSResourceSet) -> [Action] {
         self.resources = resources
         selected = [:]
+        // What the proxy was expected to ask for may no longer be what it will get.
+        awaitingSubscription = []
         return pushPending()
     }
 
     /// Whether every response sent has been answered (and so nothing is on its way).
     public var isSettled: Bool {
-        types.values.allSatisfy { !$0.awaitingAck }
+        awaitingSubscription.isEmpty && types.values.allSatisfy { !$0.awaitingAck }
     }
 
     /// Whether a response of `typeURL` has been sent and not yet acknowledged or rejected.
@@ -232,9 +235,11 @@ public struct SotWStreamStateMachine: ADSStreamMachine {
     static let parentType = [XDSTypeURL.endpoint: XDSTypeURL.cluster, XDSTypeURL.route: XDSTypeURL.listener]
 
     /// After a CDS or LDS response carrying `items`: notes whether the proxy, once it applies
-    /// them, will watch other EDS or RDS names than it does. meshd makes a load assignment for
+    /// them, will watch EDS or RDS names it does not watch yet. meshd makes a load assignment for
     /// every EDS cluster and a route configuration for every listener's RDS name, so those are the
-    /// names it will watch (plus the load assignments of dropped clusters still carried).
+    /// names it will watch (plus the load assignments of dropped clusters still carried). Only
+    /// added names count: Envoy subscribes to them at once, while it may keep watching removed
+    /// ones for a while (a draining listener keeps its routes).
     private mutating func expectSubscriptionChange(after typeURL: String, sent items: [XDSResource]) {
         guard let resources else { return }
         let child: String
@@ -253,7 +258,7 @@ public struct SotWStreamStateMachine: ADSStreamMachine {
         default:
             return
         }
-        if implied != types[child]!.names { awaitingSubscription.insert(child) }
+        if !implied.isSubset(of: types[child]!.names) { awaitingSubscription.insert(child) }
     }
 
     /// What the proxy subscribed to of `typeURL` in the configuration held (plus `retained`

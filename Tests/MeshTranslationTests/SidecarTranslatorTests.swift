@@ -146,6 +146,7 @@ struct SidecarTranslatorTests {
         let routes = try #require(resources.resources(ofType: XDSTypeURL.route)["8080"]?.unpack(Envoy_Config_Route_V3_RouteConfiguration.self))
         var options = JSONEncodingOptions()
         options.useDeterministicOrdering = true
+        EnvoyJSON.registerPackedTypes()
         let json = try routes.jsonString(options: options)
         let path = TestTools.packageRoot + "/Tests/MeshTranslationTests/Golden/governor-v1-routes-8080.json"
         if ProcessInfo.processInfo.environment["MESHD_UPDATE_GOLDEN"] == "1" {

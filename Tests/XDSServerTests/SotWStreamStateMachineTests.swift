@@ -185,6 +185,39 @@ struct SotWStreamStateMachineTests {
         #expect(machine.isSettled)
     }
 
+    @Test("Envoy's own order: the request for the new names may come before the CDS acknowledgement")
+    func newNamesBeforeAck() throws {
+        var (machine, held) = try syncedWithResponses()
+        let cds = sent(machine.update(resources(clusters: ["a", "b", "c"], tag: "v2")))
+        #expect(cds.map(\.typeURL) == [XDSTypeURL.cluster])
+        #expect(!machine.isSettled, "a type waiting for its new subscription is not settled")
+        let eds = sent(try machine.received(request(XDSTypeURL.endpoint, names: ["a", "b", "c"], version: held[XDSTypeURL.endpoint]!.versionInfo, nonce: held[XDSTypeURL.endpoint]!.nonce)))
+        #expect(eds.map(names) == [["a", "b", "c"]])
+        #expect(sent(try machine.received(request(XDSTypeURL.cluster, version: cds[0].versionInfo, nonce: cds[0].nonce))).isEmpty)
+        // The listeners changed too (the tag): they follow the endpoints' acknowledgement.
+        let rest = sent(try machine.received(request(XDSTypeURL.endpoint, names: ["a", "b", "c"], version: eds[0].versionInfo, nonce: eds[0].nonce)))
+        #expect(rest.map(\.typeURL) == [XDSTypeURL.listener])
+        for response in rest { _ = try machine.received(request(response.typeURL, version: response.versionInfo, nonce: response.nonce)) }
+        #expect(machine.isSettled)
+    }
+
+    @Test("a new configuration while EDS waits ends the wait; a listener that goes away (its routes may drain) is not waited for")
+    func waitEndsWithNewConfiguration() throws {
+        var machine = try synced()
+        let cds = sent(machine.update(resources(clusters: ["a", "b", "c"], tag: "v2")))
+        #expect(cds.map(\.typeURL) == [XDSTypeURL.cluster])
+        let next = sent(machine.update(resources(clusters: ["a", "b", "c"], tag: "v3")))
+        #expect(next.map(\.typeURL) == [XDSTypeURL.endpoint], "CDS is still unacknowledged; EDS goes for the names watched")
+
+        var shrinking = try synced()
+        // l1 and r1 give way to l9 and r9: r9 is new, so RDS waits; a later config dropping r9
+        // again (routes only shrink) answers at once.
+        let lds = sent(shrinking.update(resources(listeners: ["l9"], routes: ["r9": "x"])))
+        #expect(lds.map(\.typeURL) == [XDSTypeURL.listener])
+        let back = sent(shrinking.update(resources(listeners: [], routes: [:])))
+        #expect(back.map(\.typeURL) == [XDSTypeURL.route], "nothing new to watch: the routes go at once")
+    }
+
     @Test("a rejected CDS response, or any other request after it, ends the wait: EDS goes out for the names watched")
     func subscriptionWaitEnds() throws {
         var machine = try synced()
@@ -259,17 +292,14 @@ struct SotWStreamStateMachineTests {
 
     @Test("break after make: a dropped cluster and its endpoints stay until the new listeners and routes are acknowledged, then go")
     func removalAfterRoutes() throws {
-        var (machine, held) = try syncedWithResponses()
+        var machine = try synced()
         // Cluster b goes, and the route that named it changes in the same configuration: the
         // route goes first (clusters a and b, still held, are all it may name).
         let rds = try #require(sent(machine.update(resources(clusters: ["a"], routes: ["r1": "y"]))).first)
         #expect(rds.typeURL == XDSTypeURL.route)
         let removals = sent(try machine.received(request(XDSTypeURL.route, names: ["r1"], version: rds.versionInfo, nonce: rds.nonce)))
-        #expect(removals.map(\.typeURL) == [XDSTypeURL.cluster], "b goes once the routes are acknowledged")
-        #expect(removals.map(names) == [["a"]])
-        // The proxy stops watching b's endpoints; the answer follows its new subscription.
-        let endpoints = sent(try machine.received(request(XDSTypeURL.endpoint, names: ["a"], version: held[XDSTypeURL.endpoint]!.versionInfo, nonce: held[XDSTypeURL.endpoint]!.nonce)))
-        #expect(endpoints.map(names) == [["a"]])
+        #expect(removals.map(\.typeURL) == [XDSTypeURL.cluster, XDSTypeURL.endpoint], "b goes once the routes are acknowledged")
+        #expect(removals.map(names) == [["a"], ["a"]], "a subscription that only shrinks is not waited for")
 
         // Added and removed at once: the new cluster first, with the old one kept.
         var second = try synced()

@@ -36,9 +36,15 @@ public enum EnvoyJSON {
         for type in packedTypes { _ = Google_Protobuf_Any.register(messageType: type) }
     }()
 
+    /// Registers ``packedTypes`` with SwiftProtobuf (once; later calls do nothing), for code that
+    /// prints messages holding `Any`s as JSON other than through ``string(_:)``.
+    public static func registerPackedTypes() {
+        _ = registration
+    }
+
     /// The JSON of a packed resource (`{"@type": ..., ...}`), with proto field names.
     public static func string(_ any: Google_Protobuf_Any) throws -> String {
-        _ = registration
+        registerPackedTypes()
         var options = JSONEncodingOptions()
         options.preserveProtoFieldNames = true
         return try any.jsonString(options: options)
