@@ -1,5 +1,5 @@
-public import XDSCache
-public import EnvoyAPI
+internal import XDSCache
+internal import EnvoyAPI
 internal import MeshModel
 internal import Synchronization
 

@@ -1,5 +1,5 @@
-public import EnvoyAPI
-public import MeshModel
+internal import EnvoyAPI
+internal import MeshModel
 
 /// Which address a sidecar's upstream connections come from, and so what each of its clusters
 /// says about it.
