@@ -168,10 +168,14 @@ public struct SotWStreamStateMachine: ADSStreamMachine {
 
     /// Whether clusters or their endpoints are still on their way to the proxy.
     private mutating func clusterSideBusy() -> Bool {
-        [XDSTypeURL.cluster, XDSTypeURL.endpoint].contains { typeURL in
-            guard let state = types[typeURL], state.requested else { return false }
-            return state.awaitingAck || awaitingSubscription.contains(typeURL) || dueContent(typeURL, state: state) != nil
-        }
+        isBusy(XDSTypeURL.cluster) || isBusy(XDSTypeURL.endpoint)
+    }
+
+    /// Whether the proxy watches `typeURL` and something of it is on its way: a response not yet
+    /// answered, one waiting for the new subscription, or one due.
+    private mutating func isBusy(_ typeURL: String) -> Bool {
+        guard let state = types[typeURL], state.requested else { return false }
+        return state.awaitingAck || awaitingSubscription.contains(typeURL) || dueContent(typeURL, state: state) != nil
     }
 
     /// What a response of `typeURL` would carry now, when one is due.
@@ -199,11 +203,7 @@ public struct SotWStreamStateMachine: ADSStreamMachine {
             if state.wildcard || state.names.contains(item.name) { dropped.append(item) }
         }
         guard !dropped.isEmpty else { return [] }
-        let routesBusy = [XDSTypeURL.listener, XDSTypeURL.route].contains { type in
-            guard let other = types[type], other.requested else { return false }
-            return other.awaitingAck || awaitingSubscription.contains(type) || dueContent(type, state: other) != nil
-        }
-        return routesBusy ? dropped : []
+        return isBusy(XDSTypeURL.listener) || isBusy(XDSTypeURL.route) ? dropped : []
     }
 
     private mutating func responseIfDue(_ typeURL: String) -> Envoy_Service_Discovery_V3_DiscoveryResponse? {
