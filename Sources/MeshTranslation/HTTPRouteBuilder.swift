@@ -331,13 +331,15 @@ struct HTTPRouteBuilder {
         return policy
     }
 
+    /// Istio's fault: a delay or abort without `percentage` (or the deprecated `percent`) applies to
+    /// no request, as Istio's API says and its translation does (0 %).
     static func fault(_ fault: HTTPFaultInjection) -> Envoy_Extensions_Filters_Http_Fault_V3_HTTPFault? {
         var config = Envoy_Extensions_Filters_Http_Fault_V3_HTTPFault()
         var used = false
         if let delay = fault.delay, let fixed = delay.fixedDelay ?? delay.exponentialDelay {
             var envoyDelay = Envoy_Extensions_Filters_Common_Fault_V3_FaultDelay()
             envoyDelay.fixedDelay = Envoy.duration(milliseconds: fixed.nanoseconds / 1_000_000)
-            envoyDelay.percentage = percent(delay.percentage?.value ?? delay.percent.map(Double.init) ?? 100)
+            envoyDelay.percentage = percent(delay.percentage?.value ?? delay.percent.map(Double.init) ?? 0)
             config.delay = envoyDelay
             used = true
         }
@@ -350,7 +352,7 @@ struct HTTPRouteBuilder {
             } else {
                 return used ? config : nil
             }
-            envoyAbort.percentage = percent(abort.percentage?.value ?? 100)
+            envoyAbort.percentage = percent(abort.percentage?.value ?? 0)
             config.abort = envoyAbort
             used = true
         }

@@ -103,6 +103,25 @@ public enum MeshAnalysis {
                     message: "host \(host) is also routed by \(names.sorted().filter { $0 != name }.joined(separator: ", ")); only one VirtualService takes effect"))
             }
         }
+        // Rules that can never match (Istio's IST0130).
+        for item in snapshot.virtualServices {
+            let resource = "VirtualService \(item.metadata.namespace)/\(item.metadata.name)"
+            let http = (item.spec.http ?? []).map { rule in
+                (rule.name.map { "\"\($0)\"" }, (rule.match ?? []).map { match -> ConfigValue in
+                    var unnamed = match
+                    unnamed.name = nil
+                    return unnamed.configValue
+                })
+            }
+            let tcp = (item.spec.tcp ?? []).map { rule in (String?.none, (rule.match ?? []).map(\.configValue)) }
+            for (field, rules) in [("http", http), ("tcp", tcp)] {
+                for (index, reason) in unreachableRules(rules.map(\.1)) {
+                    messages.append(.init(
+                        level: "Warning", code: "IST0130", resource: resource,
+                        message: "spec.\(field)[\(index)]: rule \(rules[index].0 ?? "#\(index)") not used (\(reason))"))
+                }
+            }
+        }
         for rule in snapshot.destinationRules {
             let resource = "DestinationRule \(rule.metadata.namespace)/\(rule.metadata.name)"
             let host = HostName.resolve(rule.spec.host, in: rule.metadata.namespace, domainSuffix: suffix)
@@ -113,7 +132,7 @@ public enum MeshAnalysis {
                 let selected = services.flatMap { snapshot.registry.instances(of: $0) }.filter { $0.matches(subset.labels ?? [:]) }
                 if selected.isEmpty {
                     messages.append(.init(
-                        level: "Warning", code: "IST0173", resource: resource,
+                        level: "Error", code: "IST0173", resource: resource,
                         message: "spec.subsets[\(index)] \(subset.name): labels \(labelText(subset.labels ?? [:])) select no workload of \(host); traffic routed to it fails (503)"))
                 }
             }
@@ -135,6 +154,30 @@ public enum MeshAnalysis {
         }
         let order = ["Error": 0, "Warning": 1, "Info": 2]
         return messages.sorted { (order[$0.level] ?? 3, $0.resource, $0.code) < (order[$1.level] ?? 3, $1.resource, $1.code) }
+    }
+
+    /// The rules of one list (each given by its matches) that no request can reach, with Istio's
+    /// reasons: a rule without matches catches everything after it, and a rule all of whose
+    /// matches an earlier rule already has never sees a request.
+    static func unreachableRules(_ rules: [[ConfigValue]]) -> [(Int, String)] {
+        var found: [(Int, String)] = []
+        var seen: Set<ConfigValue> = []
+        var catchAll = false
+        for (index, matches) in rules.enumerated() {
+            if catchAll {
+                found.append((index, matches.isEmpty ? "only the last rule can have no matches" : "a rule without matches comes before it"))
+                continue
+            }
+            if matches.isEmpty {
+                catchAll = true
+                continue
+            }
+            if matches.allSatisfy(seen.contains) {
+                found.append((index, "all matches used by prior rules"))
+            }
+            seen.formUnion(matches)
+        }
+        return found
     }
 
     private static func labelText(_ labels: [String: String]) -> String {

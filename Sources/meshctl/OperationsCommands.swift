@@ -139,7 +139,7 @@ struct Describe: AsyncParsableCommand {
 struct Analyze: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Find problems in the served configuration; exits 1 when there is an error.",
-        discussion: "Unknown hosts, subsets or telemetry providers (IST0101), VirtualServices fighting over a host (IST0109), DestinationRules for unknown hosts (IST0174), subsets that select no workload (IST0173), and STRICT servers whose clients a DestinationRule tells to send plaintext (IST0113).")
+        discussion: "Unknown hosts, subsets or telemetry providers (IST0101), VirtualServices fighting over a host (IST0109), DestinationRules for unknown hosts (IST0174), subsets that select no workload (IST0173), rules no request can reach (IST0130), and STRICT servers whose clients a DestinationRule tells to send plaintext (IST0113).")
     @OptionGroup var server: ServerOptions
     @Option(name: .shortAndLong, help: "text or json.") var output = "text"
 

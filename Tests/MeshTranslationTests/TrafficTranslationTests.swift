@@ -169,6 +169,32 @@ struct TrafficTranslationTests {
         #expect(routes.first { $0.name == "default" }?.route.retryPolicy.numRetries.value == 2)
     }
 
+
+    @Test("a fault delay or abort without percentage applies to no request (Istio: 0 %); percent and percentage still count")
+    func faultWithoutPercentage() throws {
+        let (_, resources) = try routes("""
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: web, namespace: shop}
+            spec:
+              hosts: [web]
+              http:
+              - {name: bare, match: [{uri: {prefix: /bare}}], fault: {delay: {fixedDelay: 5s}, abort: {httpStatus: 503}}, route: [{destination: {host: web}}]}
+              - {name: legacy, match: [{uri: {prefix: /legacy}}], fault: {delay: {fixedDelay: 5s, percent: 30}}, route: [{destination: {host: web}}]}
+              - {name: set, fault: {delay: {fixedDelay: 5s, percentage: {value: 100}}, abort: {httpStatus: 503, percentage: {value: 50}}}, route: [{destination: {host: web}}]}
+            """)
+        let routes = try route(resources)
+        func fault(_ name: String) throws -> Envoy_Extensions_Filters_Http_Fault_V3_HTTPFault {
+            let route = try #require(routes.first { $0.name == name })
+            return try Envoy_Extensions_Filters_Http_Fault_V3_HTTPFault(unpackingAny: try #require(route.typedPerFilterConfig["envoy.filters.http.fault"]))
+        }
+        let bare = try fault("bare")
+        #expect(bare.delay.percentage.numerator == 0 && bare.abort.percentage.numerator == 0 && bare.abort.httpStatus == 503)
+        #expect(try fault("legacy").delay.percentage.numerator == 300_000)
+        let set = try fault("set")
+        #expect(set.delay.percentage.numerator == 1_000_000 && set.abort.percentage.numerator == 500_000)
+    }
     @Test("the traffic policy fields map to Envoy's, with port and subset overrides")
     func policyMapping() throws {
         let rule = """
