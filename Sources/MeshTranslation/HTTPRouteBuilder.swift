@@ -38,6 +38,7 @@ struct HTTPRouteBuilder {
                 var route = action
                 route.name = match?.name.map { "\(name).\($0)" } ?? name
                 route.match = routeMatch(match)
+                if let prefix = match?.statPrefix, !prefix.isEmpty { route.statPrefix = prefix }
                 if let rewrite = rule.rewrite, case .route(var routeAction) = route.action {
                     applyRewrite(rewrite, match: match, to: &routeAction)
                     route.route = routeAction

@@ -37,6 +37,15 @@ struct OutboundBuilder {
         var port: UInt32
         var services: [MeshService]
         var routeName: String
+        /// The protocol the Sidecar's egress gives this port, if any.
+        var declaredProtocol: ServiceProtocol? = nil
+
+        /// The services the port's HTTP listener routes to: all of them when the Sidecar declares
+        /// the port HTTP, none when it declares it TCP, else those whose port speaks HTTP.
+        var httpServices: [MeshService] {
+            if let declaredProtocol { return declaredProtocol.isHTTP ? services : [] }
+            return services.filter { $0.port(port)!.serviceProtocol.isHTTP }
+        }
     }
 
     /// Works out which ports each egress listener binds.
@@ -61,7 +70,7 @@ struct OutboundBuilder {
                     existing.services += services.filter { !known.contains($0.hostname) }
                     byBinding[key] = existing
                 } else {
-                    byBinding[key] = PortListener(bind: egress.bind, port: port, services: services, routeName: "")
+                    byBinding[key] = PortListener(bind: egress.bind, port: port, services: services, routeName: "", declaredProtocol: egress.declaredProtocol)
                     order.append(key)
                 }
             }
@@ -86,7 +95,7 @@ struct OutboundBuilder {
         listener.address = Envoy.address(port.bind, port: port.port)
         listener.trafficDirection = .outbound
         var chain = FilterChain()
-        let httpServices = port.services.filter { $0.port(port.port)!.serviceProtocol.isHTTP }
+        let httpServices = port.httpServices
         if !httpServices.isEmpty {
             if httpServices.count < port.services.count {
                 let tcp = port.services.filter { !$0.port(port.port)!.serviceProtocol.isHTTP }.map(\.hostname)
@@ -156,7 +165,7 @@ struct OutboundBuilder {
     mutating func routeConfiguration(for port: PortListener, memo: TranslationMemo?) -> XDSResource {
         var claimed: Set<String> = []
         var hosts: [(host: RouteInputs.Host, virtualService: Configured<VirtualService>?)] = []
-        for service in port.services where service.port(port.port)!.serviceProtocol.isHTTP {
+        for service in port.httpServices {
             let policy = EffectivePolicy(rule: destinationRules.rule(for: service, proxy: scope.workload)?.spec, port: port.port)
             let host = RouteInputs.Host(
                 service: service.hostname, port: port.port,

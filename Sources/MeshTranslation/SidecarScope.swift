@@ -14,6 +14,9 @@ public struct SidecarScope: Sendable {
         public var bind: String
         /// The only port, when the Sidecar names one.
         public var port: UInt32?
+        /// The protocol the Sidecar gives that port, if any: it decides whether the port's
+        /// listener is HTTP or TCP, as in Istio.
+        public var declaredProtocol: ServiceProtocol? = nil
         /// The services reachable through this listener, sorted by host.
         public var services: [MeshService]
     }
@@ -77,7 +80,8 @@ public struct SidecarScope: Sendable {
                     services = services.filter { $0.port(port) != nil }
                 }
                 let bind = (listener.bind?.isEmpty == false ? listener.bind! : SidecarScope.defaultBind)
-                egress.append(Egress(bind: bind, port: listener.port?.number, services: SidecarScope.uniqueByHost(services)))
+                let declared = listener.port?.protocol.flatMap(ServiceProtocol.init(istioName:))
+                egress.append(Egress(bind: bind, port: listener.port?.number, declaredProtocol: declared, services: SidecarScope.uniqueByHost(services)))
             }
         } else {
             let visible = registry.services.filter { $0.exportTo.isVisible(from: namespace) }

@@ -55,7 +55,7 @@ public enum SidecarTranslator {
         for port in ports {
             let listener = outbound.listener(for: port)
             resources.insert(XDSResource(name: listener.name, message: listener))
-            if port.services.contains(where: { $0.port(port.port)!.serviceProtocol.isHTTP }) {
+            if !port.httpServices.isEmpty {
                 resources.insert(outbound.routeConfiguration(for: port, memo: memo))
             }
         }

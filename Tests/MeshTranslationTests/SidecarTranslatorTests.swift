@@ -111,6 +111,30 @@ struct SidecarTranslatorTests {
         #expect(resources.sortedResources(ofType: XDSTypeURL.listener).map(\.name) == ["127.0.3.12_5432"])
     }
 
+    @Test("a Sidecar egress port's protocol decides its listener, as in Istio: TCP for an HTTP service, HTTP for a TCP one")
+    func egressPortProtocol() throws {
+        let mesh = try snapshot(twoNamespaces + """
+
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: Sidecar
+            metadata: {name: default, namespace: web}
+            spec:
+              egress:
+              - {bind: 127.0.3.12, port: {number: 9080, protocol: TCP, name: tcp}, hosts: ["shop/*"]}
+              - {bind: 127.0.3.13, port: {number: 5432, protocol: HTTP, name: http}, hosts: ["shop/*"]}
+            """)
+        let resources = try SidecarTranslator.translate(mesh, workload: .init(namespace: "web", name: "client")).resources
+        func filter(_ name: String) throws -> String? {
+            try resources.resources(ofType: XDSTypeURL.listener)[name]?.unpack(Envoy_Config_Listener_V3_Listener.self)?.filterChains.first?.filters.first?.name
+        }
+        #expect(try filter("127.0.3.12_9080") == "envoy.filters.network.tcp_proxy")
+        #expect(try filter("127.0.3.13_5432") == "envoy.filters.network.http_connection_manager")
+        let routes = try #require(resources.resources(ofType: XDSTypeURL.route)["5432"]?.unpack(Envoy_Config_Route_V3_RouteConfiguration.self))
+        #expect(routes.virtualHosts.map(\.name) == ["db.shop.svc.cluster.local:5432", "block_all"])
+        #expect(resources.resources(ofType: XDSTypeURL.route)["9080"] == nil)
+    }
+
     @Test("an unknown workload is an error naming it")
     func unknownWorkload() throws {
         #expect(throws: TranslationError(reason: "no WorkloadEntry tai-system/nobody in the mesh configuration")) {

@@ -170,6 +170,23 @@ struct TrafficTranslationTests {
     }
 
 
+    @Test("a match's statPrefix becomes its route's stat prefix")
+    func statPrefix() throws {
+        let (_, resources) = try routes("""
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: web, namespace: shop}
+            spec:
+              hosts: [web]
+              http:
+              - {name: api, match: [{name: v1, uri: {prefix: /v1}, statPrefix: api_v1}, {name: v2, uri: {prefix: /v2}}], route: [{destination: {host: web}}]}
+            """)
+        let routes = try route(resources)
+        #expect(routes.first { $0.name == "api.v1" }?.statPrefix == "api_v1")
+        #expect(routes.first { $0.name == "api.v2" }?.statPrefix == "")
+    }
+
     @Test("a fault delay or abort without percentage applies to no request (Istio: 0 %); percent and percentage still count")
     func faultWithoutPercentage() throws {
         let (_, resources) = try routes("""

@@ -3,6 +3,9 @@ extension Checker {
         let hostsPath = root.appending("hosts")
         if entry.hosts.isEmpty { fail(hostsPath, "at least one host is required") }
         let resolution = entry.resolution ?? .NONE
+        if resolution == .DYNAMIC_DNS {
+            fail(root.appending("resolution"), "DYNAMIC_DNS is not supported by meshd yet; use DNS, DNS_ROUND_ROBIN or STATIC")
+        }
         for (index, host) in entry.hosts.enumerated() {
             add(HostName.problems(host, at: hostsPath.appending(index: index)))
             if HostName.isWildcard(host) && (resolution == .DNS || resolution == .DNS_ROUND_ROBIN) {
@@ -21,9 +24,7 @@ extension Checker {
             port(servicePort.number, at: path.appending("number"))
             port(servicePort.targetPort, at: path.appending("targetPort"), allowZero: true)
             if servicePort.name.isEmpty { fail(path.appending("name"), "port name must not be empty") }
-            if let text = servicePort.protocol, ServiceProtocol(istioName: text) == nil {
-                fail(path.appending("protocol"), "unknown protocol \"\(text)\"; expected one of \(ServiceProtocol.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
+            knownProtocol(servicePort.protocol, at: path.appending("protocol"))
         }
         if entry.workloadSelector != nil && !(entry.endpoints ?? []).isEmpty {
             fail(root.appending("workloadSelector"), "workloadSelector and endpoints cannot both be set")
@@ -72,6 +73,8 @@ extension Checker {
             let parts = gateway.split(separator: "/")
             if parts.isEmpty || parts.count > 2 || parts.contains(where: { !NameRules.isLabel($0) && !$0.contains(".") }) {
                 fail(root.appending("gateways").appending(index: index), "\"\(gateway)\" is not \"mesh\" or \"namespace/name\" of a Gateway")
+            } else {
+                meshGatewayOnly([gateway], at: root.appending("gateways"), index: index)
             }
         }
         for (index, route) in (service.http ?? []).enumerated() {
@@ -88,6 +91,7 @@ extension Checker {
             }
             for (position, match) in (route.match ?? []).enumerated() {
                 port(match.port, at: path.appending("match").appending(index: position).appending("port"))
+                meshGatewayOnly(match.gateways, at: path.appending("match").appending(index: position).appending("gateways"))
             }
         }
         for (index, route) in (service.tls ?? []).enumerated() {
@@ -120,6 +124,13 @@ extension Checker {
         }
         for (index, match) in (route.match ?? []).enumerated() {
             port(match.port, at: path.appending("match").appending(index: index).appending("port"))
+            meshGatewayOnly(match.gateways, at: path.appending("match").appending(index: index).appending("gateways"))
+        }
+        if let code = route.redirect?.redirectCode, ![301, 302, 303, 307, 308].contains(code) {
+            fail(path.appending("redirect").appending("redirectCode"), "redirect code \(code) is not one of 301, 302, 303, 307, 308")
+        }
+        if let bytes = route.directResponse?.body?.bytes, !Self.isBase64(bytes) {
+            fail(path.appending("directResponse").appending("body").appending("bytes"), "not valid base64")
         }
         if let retries = route.retries {
             nonNegative(retries.attempts, at: path.appending("retries").appending("attempts"))
@@ -179,9 +190,6 @@ extension Checker {
 
     mutating func check(_ tls: ClientTLSSettings?, at path: FieldPath) {
         guard let tls else { return }
-        if let credential = tls.credentialName, !credential.isEmpty {
-            fail(path.appending("credentialName"), "credentialName names a Kubernetes secret; without Kubernetes give the files: clientCertificate, privateKey, caCertificates")
-        }
         if tls.mode == .MUTUAL && (tls.clientCertificate ?? "").isEmpty != (tls.privateKey ?? "").isEmpty {
             fail(path, "MUTUAL needs both clientCertificate and privateKey")
         }
@@ -220,9 +228,14 @@ extension Checker {
 
     mutating func check(_ sidecar: Sidecar) {
         labels(sidecar.workloadSelector?.labels, at: root.appending("workloadSelector").appending("labels"))
+        if sidecar.outboundTrafficPolicy?.mode == .ALLOW_ANY {
+            fail(root.appending("outboundTrafficPolicy").appending("mode"), "ALLOW_ANY is not supported by meshd yet: without traffic capture an outbound listener answers hosts outside the registry with 502 (REGISTRY_ONLY)")
+        }
         for (index, listener) in (sidecar.egress ?? []).enumerated() {
             let path = root.appending("egress").appending(index: index)
             port(listener.port?.number, at: path.appending("port").appending("number"))
+            knownProtocol(listener.port?.protocol, at: path.appending("port").appending("protocol"))
+            captureMode(listener.captureMode, at: path.appending("captureMode"))
             if let bind = listener.bind, !bind.isEmpty, IPAddress(bind) == nil, !bind.hasPrefix("unix://") {
                 fail(path.appending("bind"), "\"\(bind)\" is not an IP address")
             }
@@ -245,6 +258,8 @@ extension Checker {
             let path = root.appending("ingress").appending(index: index)
             port(listener.port.number, at: path.appending("port").appending("number"))
             if listener.port.number == nil { fail(path.appending("port").appending("number"), "a port number is required") }
+            knownProtocol(listener.port.protocol, at: path.appending("port").appending("protocol"))
+            captureMode(listener.captureMode, at: path.appending("captureMode"))
             if let bind = listener.bind, !bind.isEmpty, IPAddress(bind) == nil {
                 fail(path.appending("bind"), "\"\(bind)\" is not an IP address")
             }
@@ -253,6 +268,36 @@ extension Checker {
                     fail(path.appending("defaultEndpoint"), "\"\(endpoint)\" must be IP:PORT (such as 127.0.0.1:8080) or unix:///path")
                 }
             }
+        }
+    }
+
+    /// Whether `text` is padded base64, as proto3 JSON writes `bytes`.
+    static func isBase64(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        guard bytes.count % 4 == 0 else { return false }
+        let padding = bytes.reversed().prefix { $0 == UInt8(ascii: "=") }.count
+        guard padding <= 2 else { return false }
+        return bytes.dropLast(padding).allSatisfy { byte in
+            (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "/")
+        }
+    }
+
+    mutating func knownProtocol(_ text: String?, at path: FieldPath) {
+        if let text, ServiceProtocol(istioName: text) == nil {
+            fail(path, "unknown protocol \"\(text)\"; expected one of \(ServiceProtocol.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+    }
+
+    mutating func captureMode(_ mode: CaptureMode?, at path: FieldPath) {
+        if mode == .IPTABLES { fail(path, "meshd does not capture traffic; use NONE (or DEFAULT, which is NONE in meshd)") }
+    }
+
+    /// Gateway names other than `mesh`: refused until meshd runs gateway proxies, so that a rule
+    /// meant for a gateway is never taken for working.
+    mutating func meshGatewayOnly(_ names: [String]?, at path: FieldPath, index first: Int = 0) {
+        for (offset, name) in (names ?? []).enumerated() where name != "mesh" {
+            fail(path.appending(index: first + offset), "gateway \"\(name)\": meshd does not run gateway proxies yet; only \"mesh\" (the sidecars) is supported")
         }
     }
 

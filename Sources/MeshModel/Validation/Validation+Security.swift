@@ -23,23 +23,14 @@ extension Checker {
     /// rule would open a door.
     mutating func check(_ policy: AuthorizationPolicy) {
         labels(policy.selector?.matchLabels, at: root.appending("selector").appending("matchLabels"))
-        if policy.action == .CUSTOM || policy.provider != nil {
-            fail(root.appending(policy.provider != nil ? "provider" : "action"), "CUSTOM (external authorization) is not supported by meshd yet")
-        }
-        if policy.targetRef != nil || !(policy.targetRefs ?? []).isEmpty {
-            fail(root.appending(policy.targetRef != nil ? "targetRef" : "targetRefs"), "targetRef selects Gateway API resources, which meshd does not serve; use selector")
+        if policy.action == .CUSTOM {
+            fail(root.appending("action"), "CUSTOM (external authorization) is not supported by meshd yet")
         }
         for (index, rule) in (policy.rules ?? []).enumerated() {
             let path = root.appending("rules").appending(index: index)
             for (position, from) in (rule.from ?? []).enumerated() {
                 let sourcePath = path.appending("from").appending(index: position).appending("source")
                 guard let source = from.source else { continue }
-                if !(source.requestPrincipals ?? []).isEmpty {
-                    fail(sourcePath.appending("requestPrincipals"), "request principals need RequestAuthentication (JWT), which meshd does not support yet")
-                }
-                if !(source.notRequestPrincipals ?? []).isEmpty {
-                    fail(sourcePath.appending("notRequestPrincipals"), "request principals need RequestAuthentication (JWT), which meshd does not support yet")
-                }
                 for (field, values) in [("ipBlocks", source.ipBlocks), ("notIpBlocks", source.notIpBlocks), ("remoteIpBlocks", source.remoteIpBlocks), ("notRemoteIpBlocks", source.notRemoteIpBlocks)] {
                     for (item, value) in (values ?? []).enumerated() where CIDRBlock(value) == nil {
                         fail(sourcePath.appending(field).appending(index: item), "\"\(value)\" is not an IP address or CIDR block")
@@ -86,16 +77,10 @@ extension Checker {
     /// field, never ignored.
     mutating func check(_ telemetry: Telemetry) {
         labels(telemetry.selector?.matchLabels, at: root.appending("selector").appending("matchLabels"))
-        if telemetry.targetRef != nil { fail(root.appending("targetRef"), "targetRef selects Kubernetes gateways; meshd selects workloads with selector") }
-        if !(telemetry.targetRefs ?? []).isEmpty { fail(root.appending("targetRefs"), "targetRefs select Kubernetes gateways; meshd selects workloads with selector") }
         for (index, tracing) in (telemetry.tracing ?? []).enumerated() {
             let path = root.appending("tracing").appending(index: index)
             percent(tracing.randomSamplingPercentage, at: path.appending("randomSamplingPercentage"))
             if (tracing.providers ?? []).count > 1 { fail(path.appending("providers"), "one tracing provider per entry, as in Istio") }
-            for (name, tag) in tracing.customTags ?? [:] where tag.formatter != nil {
-                fail(path.appending("customTags").appending(name).appending("formatter"), "formatter tags are not supported by meshd yet; use literal, header or environment")
-            }
-            if tracing.useRequestIdForTraceSampling != nil { fail(path.appending("useRequestIdForTraceSampling"), "not supported by meshd yet") }
             if tracing.enableIstioTags == true { fail(path.appending("enableIstioTags"), "Istio's own span tags need Istio's proxy; not supported by meshd") }
             if tracing.disableContextPropagation == true { fail(path.appending("disableContextPropagation"), "not supported by meshd yet") }
         }
@@ -110,14 +95,11 @@ extension Checker {
             for (position, provider) in (metrics.providers ?? []).enumerated() where provider.name != "prometheus" {
                 fail(path.appending("providers").appending(index: position).appending("name"), "meshd's metrics are Envoy's Prometheus stats; only the prometheus provider is supported")
             }
-            if metrics.reportingInterval != nil { fail(path.appending("reportingInterval"), "Prometheus scrapes at its own interval; not supported") }
             for (position, override) in (metrics.overrides ?? []).enumerated() {
                 let overridePath = path.appending("overrides").appending(index: position)
                 if let metric = override.match?.metric, metric != .ALL_METRICS {
                     fail(overridePath.appending("match").appending("metric"), "meshd turns metrics on or off per side (CLIENT, SERVER) for all metrics at once; \(metric.rawValue) alone is not supported")
                 }
-                if override.match?.customMetric != nil { fail(overridePath.appending("match").appending("customMetric"), "custom metrics are not supported by meshd") }
-                if !(override.tagOverrides ?? [:]).isEmpty { fail(overridePath.appending("tagOverrides"), "tag overrides need Istio's stats plugin; not supported by meshd") }
             }
         }
     }

@@ -16,6 +16,9 @@ public enum Validation {
         case .authorizationPolicy(let policy): out.check(policy)
         case .telemetry(let telemetry): out.check(telemetry)
         }
+        // Fields meshd never acts on; a check above may have refused one already, in its words.
+        let reported = Set(out.problems.map(\.path))
+        out.add(FieldSupport.refusals(in: resource.spec.configValue, of: resource.kind, at: spec).filter { !reported.contains($0.path) })
         return out.problems
     }
 }

@@ -1,0 +1,241 @@
+import Foundation
+import MeshModel
+import Testing
+
+/// The Istio field inventory the model is generated from, read as a tree of messages.
+struct FieldInventory {
+    struct Field {
+        var name: String
+        /// The message type of the field (of a map's values), fully qualified; nil for scalars,
+        /// enums, well-known types and maps of scalars.
+        var message: String?
+        var isMap: Bool
+    }
+
+    var messages: [String: [Field]] = [:]
+
+    static let specMessages: [ResourceKind: String] = [
+        .serviceEntry: "istio.networking.v1alpha3.ServiceEntry",
+        .workloadEntry: "istio.networking.v1alpha3.WorkloadEntry",
+        .virtualService: "istio.networking.v1alpha3.VirtualService",
+        .destinationRule: "istio.networking.v1alpha3.DestinationRule",
+        .sidecar: "istio.networking.v1alpha3.Sidecar",
+        .gateway: "istio.networking.v1alpha3.Gateway",
+        .peerAuthentication: "istio.security.v1beta1.PeerAuthentication",
+        .authorizationPolicy: "istio.security.v1beta1.AuthorizationPolicy",
+        .telemetry: "istio.telemetry.v1alpha1.Telemetry",
+    ]
+
+    init(path: String) throws {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        var package = ""
+        var pending: [(owner: String, name: String, type: String)] = []
+        for line in text.split(separator: "\n").map(String.init) {
+            if line.hasPrefix("=== ") {
+                package = line.components(separatedBy: " package ").last ?? ""
+                continue
+            }
+            guard line.hasPrefix("M "), let colon = line.firstIndex(of: ":") else { continue }
+            let header = line[line.index(line.startIndex, offsetBy: 2)..<colon]
+            let owner = package + "." + (header.split(separator: " ").first.map(String.init) ?? "")
+            messages[owner] = []
+            var body = String(line[line.index(after: colon)...])
+            if let brace = body.firstIndex(of: "{") { body = String(body[..<brace]) }
+            for entry in body.split(separator: ";") {
+                let words = entry.split(separator: " ").map(String.init)
+                guard words.count >= 2, let equals = words[0].firstIndex(of: "=") else { continue }
+                var name = String(words[0][..<equals])
+                if let paren = name.firstIndex(of: "(") { name = String(name[..<paren]) }
+                pending.append((owner, name, words[1]))
+            }
+            // Types are relative to the section's package unless fully qualified.
+            for index in pending.indices where !pending[index].type.contains("istio.") {
+                pending[index].type = Self.qualify(pending[index].type, package: package)
+            }
+            for (owner, name, type) in pending {
+                messages[owner, default: []].append(Field(name: name, message: type.isEmpty ? nil : type, isMap: false))
+            }
+            pending = []
+        }
+        // Keep message types only; a map keeps its value type.
+        for (owner, fields) in messages {
+            messages[owner] = fields.map { field in
+                guard var type = field.message else { return field }
+                var isMap = false
+                if type.hasPrefix("map<"), let comma = type.firstIndex(of: ","), let close = type.lastIndex(of: ">") {
+                    type = String(type[type.index(after: comma)..<close])
+                    isMap = true
+                }
+                return Field(name: field.name, message: messages[type] != nil ? type : nil, isMap: isMap)
+            }
+        }
+    }
+
+    private static func qualify(_ type: String, package: String) -> String {
+        if type.hasPrefix("map<"), let comma = type.firstIndex(of: ","), let close = type.lastIndex(of: ">") {
+            let value = String(type[type.index(after: comma)..<close])
+            return "map<" + type[type.index(type.startIndex, offsetBy: 4)..<comma] + "," + (value.contains("istio.") ? value : package + "." + value) + ">"
+        }
+        return package + "." + type
+    }
+
+    /// Every field path under `kind`'s spec, in the notation of ``FieldSupport``.
+    func paths(of kind: ResourceKind) -> [String] {
+        var out: [String] = []
+        func walk(_ message: String, prefix: String, seen: Set<String>) {
+            for field in messages[message] ?? [] {
+                let path = prefix.isEmpty ? field.name : prefix + "." + field.name
+                out.append(path)
+                guard let child = field.message, !seen.contains(child) else { continue }
+                walk(child, prefix: field.isMap ? path + ".*" : path, seen: seen.union([child]))
+            }
+        }
+        let root = Self.specMessages[kind]!
+        walk(root, prefix: "", seen: [root])
+        return out
+    }
+}
+
+@Suite("No field accepted in silence")
+struct FieldSupportTests {
+    static let inventory = Result { try FieldInventory(path: packageRoot + "/proto/istio/istio-api-fields.txt") }
+
+    static var packageRoot: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    }
+
+    /// The field itself or the nearest listed field above it.
+    static func treatment(of path: String, in kind: ResourceKind) -> (String, FieldSupport.Treatment)? {
+        var steps = path.split(separator: ".").map(String.init)
+        while !steps.isEmpty {
+            let candidate = steps.joined(separator: ".")
+            if let treatment = FieldSupport.treatment(of: candidate, in: kind) { return (candidate, treatment) }
+            steps.removeLast()
+        }
+        return nil
+    }
+
+    @Test("every field of every kind meshd serves is translated, partly translated or refused", arguments: ResourceKind.allCases)
+    func everyFieldIsClassified(kind: ResourceKind) throws {
+        let inventory = try Self.inventory.get()
+        let paths = inventory.paths(of: kind)
+        #expect(paths.count > 3, "the inventory lists \(kind.rawValue)'s fields")
+        let parents = Set(paths.flatMap { path in
+            let steps = path.split(separator: ".")
+            return (1..<max(steps.count, 1)).map { steps.prefix($0).joined(separator: ".") }
+        })
+        var unclassified: [String] = []
+        for path in paths where !parents.contains(path) {
+            // A leaf: listed itself, or under a refused field. A listed parent that is translated
+            // does not vouch for its fields.
+            if FieldSupport.treatment(of: path, in: kind) != nil { continue }
+            if let (_, treatment) = Self.treatment(of: path, in: kind), case .refused = treatment { continue }
+            unclassified.append(path)
+        }
+        #expect(unclassified.isEmpty, "\(kind.rawValue): neither translated nor refused: \(unclassified.joined(separator: ", "))")
+        let known = Set(paths)
+        let stale = FieldSupport.paths(in: kind).filter { !known.contains($0) }
+        #expect(stale.isEmpty, "\(kind.rawValue): the table lists fields the inventory does not have: \(stale)")
+    }
+}
+
+extension FieldSupportTests {
+    @Test("docs/CONFIGURATION.md lists every field meshd refuses, always or for some values")
+    func documented() throws {
+        let doc = try String(contentsOfFile: Self.packageRoot + "/docs/CONFIGURATION.md", encoding: .utf8)
+        let policies = ["subsets.trafficPolicy.portLevelSettings.", "subsets.trafficPolicy.", "trafficPolicy.portLevelSettings.", "trafficPolicy."]
+        var missing: [String] = []
+        for kind in ResourceKind.allCases {
+            for path in FieldSupport.paths(in: kind) {
+                let treatment = FieldSupport.treatment(of: path, in: kind)
+                let when: String
+                switch treatment {
+                case .refused: when = "when set"
+                case .partly: when = "some values"
+                default: continue
+                }
+                var shown = path
+                if kind == .destinationRule, let prefix = policies.first(where: { path.hasPrefix($0) }) {
+                    shown = "<policy>." + path.dropFirst(prefix.count)
+                }
+                let row = "| \(kind.rawValue) | `\(shown)` | \(when) |"
+                if !doc.contains(row) { missing.append(row) }
+            }
+        }
+        #expect(missing.isEmpty, "add to docs/CONFIGURATION.md: \(missing)")
+    }
+}
+
+@Suite("Fields meshd refuses, with their paths")
+struct FieldRefusalTests {
+    func problems(_ kind: String, _ apiVersion: String = "networking.istio.io/v1", spec: ConfigValue) -> [String] {
+        let document: ConfigValue = ["apiVersion": .string(apiVersion), "kind": .string(kind), "metadata": ["name": "x", "namespace": "ns"], "spec": spec]
+        do {
+            return Validation.problems(of: try MeshResource(document: document)).map(\.description)
+        } catch {
+            return error.problems.map(\.description)
+        }
+    }
+
+    @Test("a refused field is an error at its full path (list indices and map keys included), once, whatever its parent")
+    func refusedAtPath() {
+        let route: ConfigValue = ["route": [["destination": ["host": "a"]]]]
+        let delegate: ConfigValue = ["delegate": ["name": "inner"]]
+        let found = problems("VirtualService", spec: [
+            "hosts": ["a"], "http": [route, delegate],
+            "tls": [["match": [["sniHosts": ["a"]]], "route": [["destination": ["host": "a"]]]]],
+            "tcp": [["match": [["destinationSubnets": ["10.0.0.0/8"]]], "route": [["destination": ["host": "a"]]]]],
+        ])
+        #expect(found.contains { $0.hasPrefix("spec.http[1].delegate: delegate VirtualServices are not supported") }, "\(found)")
+        #expect(found.contains { $0.hasPrefix("spec.tls: TLS routes (by SNI)") }, "\(found)")
+        #expect(found.contains { $0.hasPrefix("spec.tcp[0].match[0].destinationSubnets: ") }, "\(found)")
+        #expect(!found.contains { $0.hasPrefix("spec.http[0]") }, "\(found)")
+
+        let locality: ConfigValue = ["loadBalancer": ["localityLbSetting": ["enabled": true]]]
+        let rule = problems("DestinationRule", spec: [
+            "host": "a", "trafficPolicy": ["portLevelSettings": [["port": ["number": 80], "loadBalancer": ["localityLbSetting": [:]]]]],
+            "subsets": [["name": "v1", "trafficPolicy": locality]],
+        ])
+        #expect(rule.contains { $0.hasPrefix("spec.trafficPolicy.portLevelSettings[0].loadBalancer.localityLbSetting: locality-aware") }, "an empty message is set: \(rule)")
+        #expect(rule.contains { $0.hasPrefix("spec.subsets[0].trafficPolicy.loadBalancer.localityLbSetting: locality-aware") }, "\(rule)")
+        #expect(rule.count == 2, "\(rule)")
+
+        let telemetry = problems("Telemetry", "telemetry.istio.io/v1", spec: ["tracing": [["customTags": ["my-tag": ["formatter": ["value": "%REQ(x)%"]]]]]])
+        #expect(telemetry == ["spec.tracing[0].customTags[\"my-tag\"].formatter: formatter tags are not supported by meshd yet; use literal, header or environment"])
+        #expect(problems("WorkloadEntry", spec: ["address": "127.0.0.2", "network": "net-1"]) == ["spec.network: meshd serves one network; multi-network meshes are not supported"])
+        #expect(problems("WorkloadEntry", spec: ["address": "127.0.0.2", "network": ""]).isEmpty, "an empty string is unset in proto3")
+    }
+
+    @Test("Gateways and VirtualServices bound to them are refused until meshd runs gateways; mesh stays accepted")
+    func gateways() {
+        let gateway = problems("Gateway", spec: ["selector": ["istio": "ingressgateway"], "servers": [["port": ["number": 80, "name": "http", "protocol": "HTTP"], "hosts": ["*"]]]])
+        #expect(gateway.contains { $0.hasPrefix("spec.selector: meshd does not run gateway proxies yet") } && gateway.contains { $0.hasPrefix("spec.servers: meshd does not run gateway proxies yet") }, "\(gateway)")
+        let route: ConfigValue = ["match": [["gateways": ["mesh", "ns/gw"]]], "route": [["destination": ["host": "a"]]]]
+        let bound = problems("VirtualService", spec: ["hosts": ["a"], "gateways": ["mesh", "bookinfo-gateway"], "http": [route]])
+        #expect(bound.count == 2, "\(bound)")
+        #expect(bound.contains { $0.hasPrefix("spec.gateways[1]: gateway \"bookinfo-gateway\": meshd does not run gateway proxies yet") }, "\(bound)")
+        #expect(bound.contains { $0.hasPrefix("spec.http[0].match[0].gateways[1]: gateway \"ns/gw\"") }, "\(bound)")
+        #expect(problems("VirtualService", spec: ["hosts": ["a"], "gateways": ["mesh"], "http": [["route": [["destination": ["host": "a"]]]]]]).isEmpty)
+    }
+
+    @Test("values meshd cannot act on are refused; the values it acts on pass")
+    func partlyRefused() {
+        #expect(problems("ServiceEntry", spec: ["hosts": ["a.example.com"], "resolution": "DYNAMIC_DNS"]).contains { $0.hasPrefix("spec.resolution: DYNAMIC_DNS is not supported") })
+        let sidecar = problems("Sidecar", spec: [
+            "outboundTrafficPolicy": ["mode": "ALLOW_ANY"],
+            "egress": [["hosts": ["./*"], "captureMode": "IPTABLES", "port": ["number": 80, "protocol": "SPDY", "name": "x"]]],
+        ])
+        #expect(sidecar.contains { $0.hasPrefix("spec.outboundTrafficPolicy.mode: ALLOW_ANY is not supported") }, "\(sidecar)")
+        #expect(sidecar.contains { $0.hasPrefix("spec.egress[0].captureMode: meshd does not capture traffic") }, "\(sidecar)")
+        #expect(sidecar.contains { $0.hasPrefix("spec.egress[0].port.protocol: unknown protocol \"SPDY\"") }, "\(sidecar)")
+        let accepted: ConfigValue = [
+            "outboundTrafficPolicy": ["mode": "REGISTRY_ONLY"],
+            "egress": [["hosts": ["./*"], "captureMode": "NONE", "port": ["number": 80, "protocol": "HTTP", "name": "http"]]],
+        ]
+        #expect(problems("Sidecar", spec: accepted).isEmpty)
+        let redirect: ConfigValue = ["redirect": ["uri": "/x", "redirectCode": 305]]
+        let body: ConfigValue = ["directResponse": ["status": 200, "body": ["bytes": "not base64!"]]]
+        let found = problems("VirtualService", spec: ["hosts": ["a"], "http": [redirect, body]])
+        #expect(found == ["spec.http[0].redirect.redirectCode: redirect code 305 is not one of 301, 302, 303, 307, 308", "spec.http[1].directResponse.body.bytes: not valid base64"])
+    }
+}
