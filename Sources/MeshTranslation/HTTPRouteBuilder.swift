@@ -16,13 +16,16 @@ struct HTTPRouteBuilder {
     let snapshot: MeshSnapshot
     let proxy: WorkloadInstance
     let destinationRules: DestinationRuleIndex
+    /// The gateway (`namespace/name`) the routes are for; nil for a sidecar (the `mesh` gateway).
+    let gateway: String?
     /// References that resolve to nothing (reported, not fatal, as in Istio).
     var unresolved: [String] = []
 
-    init(snapshot: MeshSnapshot, proxy: WorkloadInstance, destinationRules: DestinationRuleIndex) {
+    init(snapshot: MeshSnapshot, proxy: WorkloadInstance, destinationRules: DestinationRuleIndex, gateway: String? = nil) {
         self.snapshot = snapshot
         self.proxy = proxy
         self.destinationRules = destinationRules
+        self.gateway = gateway
     }
 
     /// The routes of `virtualService` for traffic to `port`.
@@ -31,7 +34,8 @@ struct HTTPRouteBuilder {
         for (index, rule) in (virtualService.spec.http ?? []).enumerated() {
             let name = rule.name ?? "\(virtualService.metadata.namespace)/\(virtualService.metadata.name)[\(index)]"
             let matches = rule.match ?? []
-            let applicable = matches.isEmpty ? [nil] : matches.filter { applies($0) && Self.portMatches($0, port) }.map(Optional.some)
+            let namespace = virtualService.metadata.namespace
+            let applicable = matches.isEmpty ? [nil] : matches.filter { applies($0, namespace: namespace) && Self.portMatches($0, port) }.map(Optional.some)
             guard !applicable.isEmpty else { continue }
             guard let action = action(for: rule, in: virtualService, port: port) else { continue }
             for match in applicable {
@@ -50,8 +54,8 @@ struct HTTPRouteBuilder {
     }
 
     /// Whether a match can apply to this sidecar at all (its port, its labels, its namespace).
-    func applies(_ match: HTTPMatchRequest) -> Bool {
-        if let gateways = match.gateways, !gateways.isEmpty, !gateways.contains("mesh") { return false }
+    func applies(_ match: HTTPMatchRequest, namespace: String) -> Bool {
+        if let gateways = match.gateways, !gateways.isEmpty, !GatewayNames.binds(gateways, namespace: namespace, to: gateway) { return false }
         if let labels = match.sourceLabels, !proxy.matches(labels) { return false }
         if let namespace = match.sourceNamespace, !namespace.isEmpty, namespace != proxy.namespace { return false }
         return true

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import MeshConfig
 import MeshModel
+import MeshTranslation
 import Testing
 import XDSTesting
 
@@ -77,11 +78,13 @@ final class MeshHarness: @unchecked Sendable {
         _ namespace: String, _ name: String, as label: String? = nil, certificateDirectory: String? = nil, xdsTrustBundlePEM: String? = nil,
         delta: Bool = MeshHarness.deltaByDefault, legacyBind: Bool = false
     ) async throws -> EnvoyProcess {
-        let workload = try #require(controlPlane.store.publisher.current.registry.workload(.init(namespace: namespace, name: name)))
+        let snapshot = controlPlane.store.publisher.current
+        let workload = try #require(snapshot.registry.workload(.init(namespace: namespace, name: name)))
+        // As meshd's bootstrap endpoint: a gateway when a Gateway selects the workload.
         let bootstrap = BootstrapBuilder(
             workload: workload, xdsAddress: xdsAddress, token: try token(workload.namespace, workload.serviceAccount),
             xdsTrustBundlePEM: controlPlane.options.xdsPlaintext ? nil : try xdsTrustBundlePEM ?? controlPlane.certificates.trustBundlePEM(),
-            certificateDirectory: certificateDirectory, delta: delta)
+            certificateDirectory: certificateDirectory, delta: delta, kind: ProxyKind.of(workload, in: snapshot))
         var config = bootstrap.configValue
         if legacyBind, case .object(var object) = config, case .object(var node)? = object["node"], case .object(var metadata)? = node["metadata"] {
             object["cluster_manager"] = nil

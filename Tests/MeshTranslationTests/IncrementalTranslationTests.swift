@@ -168,14 +168,14 @@ struct IncrementalTranslationTests {
             """
     }
 
-    /// A Gateway with no servers: meshd refuses `selector` and `servers` until it runs gateway
-    /// proxies, so only the empty form can come and go.
     static func gateway(_ slot: Int, _ random: inout Random) -> String {
         """
         apiVersion: networking.istio.io/v1
         kind: Gateway
         metadata: {name: gw\(slot), namespace: a}
-        spec: {}
+        spec:
+          selector: {app: gw}
+          servers: [{port: {number: \(random.pick([80, 8081])), name: http, protocol: HTTP}, hosts: ["*"]}]
         """
     }
 

@@ -117,7 +117,7 @@ public enum FieldSupport {
             """,
         .workloadEntry: "address ports labels locality weight serviceAccount",
         .virtualService: """
-            hosts exportTo
+            hosts exportTo gateways http.match.gateways tcp.match.gateways
             http.name http.match.name http.match.uri.exact http.match.uri.prefix http.match.uri.regex http.match.scheme.exact
             http.match.scheme.prefix http.match.scheme.regex http.match.method.exact http.match.method.prefix http.match.method.regex
             http.match.authority.exact http.match.authority.prefix http.match.authority.regex http.match.headers.*.exact
@@ -170,6 +170,12 @@ public enum FieldSupport {
             workloadSelector.labels ingress.port.number ingress.port.protocol ingress.port.name ingress.bind ingress.defaultEndpoint
             egress.port.number egress.port.protocol egress.bind egress.hosts
             """,
+        .gateway: """
+            selector servers.port.number servers.port.name servers.hosts servers.bind servers.tls.httpsRedirect
+            servers.tls.serverCertificate servers.tls.privateKey servers.tls.caCertificates servers.tls.subjectAltNames
+            servers.tls.verifyCertificateSpki servers.tls.verifyCertificateHash servers.tls.minProtocolVersion
+            servers.tls.maxProtocolVersion servers.tls.cipherSuites
+            """,
         .peerAuthentication: "selector.matchLabels mtls.mode portLevelMtls.*.mode",
         .authorizationPolicy: """
             selector.matchLabels rules.from.source.principals rules.from.source.notPrincipals rules.from.source.namespaces
@@ -192,9 +198,10 @@ public enum FieldSupport {
     /// Names that change nothing in Istio either.
     static let labels: [ResourceKind: [String]] = [
         .sidecar: ["egress.port.name"],
+        .gateway: ["servers.name"],
     ]
 
-    private static let noGateways = "meshd does not run gateway proxies yet; a Gateway would configure nothing"
+    private static let noCredentials = "credentials held by meshd (credentialName) are not supported yet; give serverCertificate, privateKey and caCertificates as files"
     private static let noLocality = "locality-aware load balancing is not supported by meshd yet (endpoints are grouped by locality, all at one priority)"
 
     /// Fields meshd refuses whenever they are set; a refused message field covers its fields.
@@ -238,8 +245,14 @@ public enum FieldSupport {
             "outboundTrafficPolicy.egressProxy": "egress proxies are not supported by meshd yet",
         ],
         .gateway: [
-            "selector": noGateways,
-            "servers": noGateways,
+            "servers.port.targetPort": "not supported by meshd; a gateway listens on the port number",
+            "servers.defaultEndpoint": "defaultEndpoint applies to sidecars; a gateway forwards to services",
+            "servers.tls.caCrl": "certificate revocation lists are not supported by meshd yet",
+            "servers.tls.credentialName": noCredentials,
+            "servers.tls.credentialNames": noCredentials,
+            "servers.tls.caCertCredentialName": noCredentials,
+            "servers.tls.tlsCertificates": "several certificates per server are not supported by meshd yet; give serverCertificate and privateKey",
+            "servers.tls.insecureSkipVerify": "not supported on a gateway server; use OPTIONAL_MUTUAL to accept clients without a certificate",
         ],
         .authorizationPolicy: [
             "targetRef": "targetRef selects Gateway API resources, which meshd does not serve; use selector",
@@ -264,10 +277,9 @@ public enum FieldSupport {
         .serviceEntry: [
             "resolution": "DYNAMIC_DNS is refused",
         ],
-        .virtualService: [
-            "gateways": "names other than mesh are refused until meshd runs gateways",
-            "http.match.gateways": "names other than mesh are refused until meshd runs gateways",
-            "tcp.match.gateways": "names other than mesh are refused until meshd runs gateways",
+        .gateway: [
+            "servers.port.protocol": "protocols other than HTTP, HTTPS, HTTP2, GRPC and TCP are refused (TLS passthrough among them)",
+            "servers.tls.mode": "PASSTHROUGH and AUTO_PASSTHROUGH are refused",
         ],
         .destinationRule: [
             "<TP>.loadBalancer.simple": "PASSTHROUGH is refused",

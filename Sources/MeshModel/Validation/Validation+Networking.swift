@@ -73,8 +73,6 @@ extension Checker {
             let parts = gateway.split(separator: "/")
             if parts.isEmpty || parts.count > 2 || parts.contains(where: { !NameRules.isLabel($0) && !$0.contains(".") }) {
                 fail(root.appending("gateways").appending(index: index), "\"\(gateway)\" is not \"mesh\" or \"namespace/name\" of a Gateway")
-            } else {
-                meshGatewayOnly([gateway], at: root.appending("gateways"), index: index)
             }
         }
         for (index, route) in (service.http ?? []).enumerated() {
@@ -91,7 +89,6 @@ extension Checker {
             }
             for (position, match) in (route.match ?? []).enumerated() {
                 port(match.port, at: path.appending("match").appending(index: position).appending("port"))
-                meshGatewayOnly(match.gateways, at: path.appending("match").appending(index: position).appending("gateways"))
             }
         }
         for (index, route) in (service.tls ?? []).enumerated() {
@@ -124,7 +121,6 @@ extension Checker {
         }
         for (index, match) in (route.match ?? []).enumerated() {
             port(match.port, at: path.appending("match").appending(index: index).appending("port"))
-            meshGatewayOnly(match.gateways, at: path.appending("match").appending(index: index).appending("gateways"))
         }
         if let code = route.redirect?.redirectCode, ![301, 302, 303, 307, 308].contains(code) {
             fail(path.appending("redirect").appending("redirectCode"), "redirect code \(code) is not one of 301, 302, 303, 307, 308")
@@ -293,19 +289,83 @@ extension Checker {
         if mode == .IPTABLES { fail(path, "meshd does not capture traffic; use NONE (or DEFAULT, which is NONE in meshd)") }
     }
 
-    /// Gateway names other than `mesh`: refused until meshd runs gateway proxies, so that a rule
-    /// meant for a gateway is never taken for working.
-    mutating func meshGatewayOnly(_ names: [String]?, at path: FieldPath, index first: Int = 0) {
-        for (offset, name) in (names ?? []).enumerated() where name != "mesh" {
-            fail(path.appending(index: first + offset), "gateway \"\(name)\": meshd does not run gateway proxies yet; only \"mesh\" (the sidecars) is supported")
+    /// A Gateway's servers: protocols meshd serves on a gateway, TLS that says where its
+    /// certificate is, and no two servers on one port that contradict each other.
+    mutating func check(_ gateway: Gateway) {
+        labels(gateway.selector, at: root.appending("selector"))
+        let servers = gateway.servers ?? []
+        for (index, server) in servers.enumerated() {
+            let path = root.appending("servers").appending(index: index)
+            port(server.port.number, at: path.appending("port").appending("number"))
+            let protocolPath = path.appending("port").appending("protocol")
+            let kind = server.port.protocol.uppercased()
+            if !Self.gatewayProtocols.contains(kind) {
+                fail(protocolPath, "meshd serves \(Self.gatewayProtocols.joined(separator: ", ")) on a gateway; \"\(server.port.protocol)\" is not one" + (kind == "TLS" ? " (TLS passthrough is not supported by meshd yet)" : ""))
+            }
+            if server.hosts.isEmpty { fail(path.appending("hosts"), "at least one host is required") }
+            for (position, host) in server.hosts.enumerated() {
+                let hostPath = path.appending("hosts").appending(index: position)
+                let parts = host.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+                if parts.count == 2, !(parts[0] == "*" || parts[0] == "." || NameRules.isLabel(parts[0])) {
+                    fail(hostPath, "\"\(parts[0])\" is not a namespace, \"*\" or \".\"")
+                }
+                add(HostName.problems(String(parts.last ?? ""), at: hostPath))
+            }
+            if let bind = server.bind, !bind.isEmpty, IPAddress(bind) == nil {
+                fail(path.appending("bind"), "\"\(bind)\" is not an IP address")
+            }
+            check(server.tls, https: kind == "HTTPS", at: path.appending("tls"))
+        }
+        // Servers sharing a port must agree on the protocol; HTTPS servers on one port are told
+        // apart by their hosts (SNI) and by their port names (route configuration names).
+        for (index, server) in servers.enumerated() {
+            let path = root.appending("servers").appending(index: index)
+            for (other, earlier) in servers.prefix(index).enumerated() where earlier.port.number == server.port.number && (earlier.bind ?? "") == (server.bind ?? "") {
+                if earlier.port.protocol.uppercased() != server.port.protocol.uppercased() {
+                    fail(path.appending("port").appending("protocol"), "port \(server.port.number) is \(earlier.port.protocol) in servers[\(other)]; servers on one port need one protocol")
+                } else if server.port.protocol.uppercased() == "HTTPS" {
+                    let shared = Set(server.hosts.map(Self.hostPart)).intersection(earlier.hosts.map(Self.hostPart))
+                    if !shared.isEmpty && server.tls != earlier.tls {
+                        fail(path.appending("tls"), "servers[\(other)] serves \(shared.sorted().joined(separator: ", ")) on port \(server.port.number) with other TLS settings; a client could not tell which applies")
+                    } else if earlier.port.name == server.port.name {
+                        fail(path.appending("port").appending("name"), "servers[\(other)] has the port name \"\(server.port.name)\" on port \(server.port.number); HTTPS servers on one port need names of their own")
+                    }
+                }
+            }
         }
     }
 
-    mutating func check(_ gateway: Gateway) {
-        for (index, server) in (gateway.servers ?? []).enumerated() {
-            let path = root.appending("servers").appending(index: index)
-            port(server.port.number, at: path.appending("port").appending("number"))
-            if server.hosts.isEmpty { fail(path.appending("hosts"), "at least one host is required") }
+    /// The protocols a gateway server may have.
+    static let gatewayProtocols = ["HTTP", "HTTPS", "HTTP2", "GRPC", "TCP"]
+
+    static func hostPart(_ host: String) -> String {
+        host.split(separator: "/", maxSplits: 1).last.map(String.init)?.lowercased() ?? host
+    }
+
+    mutating func check(_ tls: ServerTLSSettings?, https: Bool, at path: FieldPath) {
+        guard https else {
+            if let mode = tls?.mode { fail(path.appending("mode"), "TLS mode \(mode.rawValue) needs protocol HTTPS") }
+            return
+        }
+        guard let tls, let mode = tls.mode else {
+            fail(path.appending("mode"), "an HTTPS server needs tls.mode (SIMPLE, MUTUAL, OPTIONAL_MUTUAL or ISTIO_MUTUAL)")
+            return
+        }
+        if tls.httpsRedirect == true { fail(path.appending("httpsRedirect"), "httpsRedirect applies to HTTP servers, which it redirects to HTTPS") }
+        switch mode {
+        case .PASSTHROUGH, .AUTO_PASSTHROUGH:
+            fail(path.appending("mode"), "\(mode.rawValue) is not supported by meshd yet")
+        case .ISTIO_MUTUAL:
+            for (field, value) in [("serverCertificate", tls.serverCertificate), ("privateKey", tls.privateKey), ("caCertificates", tls.caCertificates)] where !(value ?? "").isEmpty {
+                fail(path.appending(field), "ISTIO_MUTUAL uses the gateway's mesh certificate; do not give \(field)")
+            }
+        case .SIMPLE, .MUTUAL, .OPTIONAL_MUTUAL:
+            for (field, value) in [("serverCertificate", tls.serverCertificate), ("privateKey", tls.privateKey)] where !(value ?? "").hasPrefix("/") {
+                fail(path.appending(field), "\(mode.rawValue) needs \(field): an absolute path to a PEM file on the gateway's machine (credentialName is not supported by meshd yet)")
+            }
+            if mode != .SIMPLE, !(tls.caCertificates ?? "").hasPrefix("/") {
+                fail(path.appending("caCertificates"), "\(mode.rawValue) needs caCertificates: an absolute path to the PEM bundle that verifies client certificates")
+            }
         }
     }
 

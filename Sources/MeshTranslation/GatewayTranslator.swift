@@ -1,0 +1,359 @@
+internal import EnvoyAPI
+public import MeshModel
+internal import SwiftProtobuf
+internal import XDSCache
+
+/// What a connecting Envoy is: a sidecar next to one workload, or a gateway (Istio's "router")
+/// that serves the `Gateway` resources selecting its workload.
+public enum ProxyKind: String, Hashable, Sendable {
+    case sidecar
+    case router
+
+    /// The kind of a workload's proxy as meshd's bootstraps declare it: a router when a Gateway
+    /// selects the workload, else a sidecar.
+    public static func of(_ workload: WorkloadInstance, in snapshot: MeshSnapshot) -> ProxyKind {
+        snapshot.gateways.contains { GatewayTranslator.selects($0.spec, workload) } ? .router : .sidecar
+    }
+}
+
+/// How VirtualServices and their matches name gateways: `mesh` (the sidecars), `namespace/name`,
+/// or a bare name in the VirtualService's namespace.
+enum GatewayNames {
+    /// Whether `names`, written in `namespace`, include `gateway` (`namespace/name`; nil is `mesh`).
+    static func binds(_ names: [String], namespace: String, to gateway: String?) -> Bool {
+        guard let gateway else { return names.contains("mesh") }
+        return names.contains { $0 != "mesh" && ($0.contains("/") ? $0 : "\(namespace)/\($0)") == gateway }
+    }
+}
+
+/// Translates the `Gateway` resources that select a workload into its Envoy configuration, as
+/// istiod does for a gateway: one listener per bound port; HTTP servers route through RDS
+/// `http.<port>` by the hosts of the VirtualServices bound to the gateway; HTTPS servers terminate
+/// TLS (files, or the workload's own mesh certificate for ISTIO_MUTUAL) in a filter chain per
+/// server, with RDS `https.<port>.<port name>.<gateway>.<namespace>`; TCP servers proxy to the
+/// first matching `tcp` route. Clusters are those a sidecar of the gateway's namespace would have.
+public enum GatewayTranslator {
+    /// Whether `gateway` applies to `workload`: its `selector` matches the workload's labels (a
+    /// Gateway without a selector selects no workload; `meshctl analyze` reports it).
+    static func selects(_ gateway: Gateway, _ workload: WorkloadInstance) -> Bool {
+        let selector = gateway.selector ?? [:]
+        return !selector.isEmpty && workload.matches(selector)
+    }
+
+    /// One server of one Gateway.
+    struct BoundServer {
+        var gateway: Configured<Gateway>
+        var index: Int
+        var server: Server
+        var key: String { "\(gateway.metadata.namespace)/\(gateway.metadata.name)" }
+        var serviceProtocol: ServiceProtocol { ServiceProtocol.of(protocol: server.port.protocol, name: server.port.name) }
+        var terminatesTLS: Bool { server.tls?.mode != nil && server.tls?.mode != .PASSTHROUGH && server.tls?.mode != .AUTO_PASSTHROUGH }
+        var isHTTPS: Bool { server.port.protocol.uppercased() == "HTTPS" }
+        var routeName: String {
+            isHTTPS ? "https.\(server.port.number).\(server.port.name).\(gateway.metadata.name).\(gateway.metadata.namespace)" : "http.\(server.port.number)"
+        }
+    }
+
+    /// The configuration of the gateway proxy of `workload`.
+    public static func translate(
+        _ snapshot: MeshSnapshot, workload: WorkloadInstance, upstreamBind: UpstreamBind = UpstreamBind(), memo: TranslationMemo? = nil
+    ) -> ProxyConfiguration {
+        var warnings: [String] = []
+        let gateways = snapshot.gateways.filter { selects($0.spec, workload) }.sorted { $0.key < $1.key }
+        if gateways.isEmpty { warnings.append("no Gateway selects this gateway workload; it serves no listeners") }
+        var ports: [String: [BoundServer]] = [:]
+        for gateway in gateways {
+            for (index, server) in (gateway.spec.servers ?? []).enumerated() {
+                let bind = server.bind?.isEmpty == false ? server.bind! : workload.address
+                ports[ResourceNames.listener(address: bind, port: server.port.number), default: []].append(BoundServer(gateway: gateway, index: index, server: server))
+            }
+        }
+        let telemetry = TelemetryPolicy(workload: workload, snapshot: snapshot)
+        var builder = GatewayBuilder(snapshot: snapshot, workload: workload, telemetry: telemetry)
+        var resources = XDSResourceSet()
+        for name in ports.keys.sorted() {
+            var servers = ports[name]!
+            // One protocol per port: the first server's (by gateway name) wins.
+            let first = servers[0]
+            let conflicting = servers.filter { ($0.serviceProtocol.isHTTP || $0.isHTTPS) != (first.serviceProtocol.isHTTP || first.isHTTPS) || $0.isHTTPS != first.isHTTPS }
+            for server in conflicting {
+                warnings.append("Gateway \(server.key) servers[\(server.index)]: port \(server.server.port.number) is already \(first.server.port.protocol) for Gateway \(first.key); this server is not served")
+            }
+            servers.removeAll { server in conflicting.contains { $0.key == server.key && $0.index == server.index } }
+            for resource in builder.resources(listener: name, servers: servers) { resources.insert(resource) }
+        }
+        let scope = SidecarScope(workload: workload, snapshot: snapshot)
+        let outbound = OutboundBuilder(scope: scope, snapshot: snapshot, inboundBindings: [], telemetry: telemetry, upstreamBind: upstreamBind)
+        let clusters = outbound.clusterResources(memo: memo)
+        for cluster in clusters.clusters { resources.insert(cluster) }
+        for assignment in clusters.loadAssignments { resources.insert(assignment) }
+        for cluster in telemetry.collectorClusters(snapshot: snapshot, bind: upstreamBind.otherCluster) {
+            resources.insert(XDSResource(name: cluster.name, message: cluster))
+        }
+        return ProxyConfiguration(resources: resources, warnings: warnings + builder.warnings)
+    }
+}
+
+/// Builds one gateway's listeners and route configurations.
+struct GatewayBuilder {
+    let snapshot: MeshSnapshot
+    let workload: WorkloadInstance
+    let telemetry: TelemetryPolicy
+    let destinationRules: DestinationRuleIndex
+    let authorization: AuthorizationBuilder
+    var warnings: [String] = []
+
+    init(snapshot: MeshSnapshot, workload: WorkloadInstance, telemetry: TelemetryPolicy) {
+        self.snapshot = snapshot
+        self.workload = workload
+        self.telemetry = telemetry
+        destinationRules = DestinationRuleIndex(snapshot: snapshot)
+        authorization = AuthorizationBuilder(workload: workload, snapshot: snapshot)
+    }
+
+    typealias BoundServer = GatewayTranslator.BoundServer
+
+    /// The listener named `name` for `servers` (all on its address and port), and the route
+    /// configurations its HTTP servers use.
+    mutating func resources(listener name: String, servers: [BoundServer]) -> [XDSResource] {
+        let first = servers[0]
+        var listener = Listener()
+        listener.name = name
+        listener.address = Envoy.address(first.server.bind?.isEmpty == false ? first.server.bind! : workload.address, port: first.server.port.number)
+        listener.trafficDirection = .outbound
+        var out: [XDSResource] = []
+        let statPrefix = telemetry.client.metrics ? "outbound_\(name)" : TelemetryPolicy.disabledStatName
+        if first.isHTTPS {
+            listener.listenerFilters = [TLSContexts.tlsInspector]
+            var chains: [FilterChain] = []
+            for server in servers {
+                var chain = FilterChain()
+                chain.name = server.routeName
+                let names = Self.sniNames(server.server.hosts)
+                if !names.isEmpty {
+                    var match = Envoy_Config_Listener_V3_FilterChainMatch()
+                    match.serverNames = names
+                    chain.filterChainMatch = match
+                }
+                if let tls = server.server.tls { chain.transportSocket = Self.serverTLS(tls, trustDomain: snapshot.settings.trustDomain) }
+                chain.filters = [Envoy.networkFilter("envoy.filters.network.http_connection_manager", hcm(statPrefix: statPrefix, routeName: server.routeName))]
+                chains.append(chain)
+                out.append(XDSResource(name: server.routeName, message: routeConfiguration(name: server.routeName, servers: [server])))
+            }
+            listener.filterChains = chains
+        } else if first.serviceProtocol.isHTTP {
+            var chain = FilterChain()
+            chain.filters = [Envoy.networkFilter("envoy.filters.network.http_connection_manager", hcm(statPrefix: statPrefix, routeName: first.routeName))]
+            listener.filterChains = [chain]
+            out.append(XDSResource(name: first.routeName, message: routeConfiguration(name: first.routeName, servers: servers)))
+        } else {
+            var chain = FilterChain()
+            var proxy = tcpProxy(servers: servers)
+            proxy.statPrefix = telemetry.client.metrics ? (proxy.cluster.isEmpty ? name : proxy.cluster) : TelemetryPolicy.disabledStatName
+            proxy.accessLog = telemetry.accessLogs(telemetry.client.accessLog, http: false)
+            chain.filters = authorization.networkFilters(statPrefix: "\(name)_") + [Envoy.networkFilter("envoy.filters.network.tcp_proxy", proxy)]
+            listener.filterChains = [chain]
+        }
+        out.insert(XDSResource(name: listener.name, message: listener), at: 0)
+        return out
+    }
+
+    /// The server names of a filter chain: the hosts without their namespace, none when any is `*`.
+    static func sniNames(_ hosts: [String]) -> [String] {
+        let names = hosts.map(Self.hostPart)
+        return names.contains("*") ? [] : Array(Set(names)).sorted()
+    }
+
+    static func hostPart(_ host: String) -> String {
+        host.split(separator: "/", maxSplits: 1).last.map(String.init)?.lowercased() ?? host
+    }
+
+    /// An edge connection manager: the gateway is where requests enter the mesh, so it sets the
+    /// client address (trusting `numTrustedProxies` hops of X-Forwarded-For, as Istio does).
+    func hcm(statPrefix: String, routeName: String) -> HCM {
+        var hcm = HCM.common(statPrefix: statPrefix)
+        hcm.useRemoteAddress = Google_Protobuf_BoolValue(true)
+        hcm.xffNumTrustedHops = snapshot.mesh.numTrustedProxies
+        hcm.pathWithEscapedSlashesAction = .unescapeAndForward
+        hcm.forwardClientCertDetails = .sanitize
+        if let tracing = telemetry.client.tracing { hcm.tracing = telemetry.hcmTracing(tracing) }
+        hcm.accessLog = (authorization.hasDryRun ? [AuthorizationBuilder.dryRunAccessLog] : []) + telemetry.accessLogs(telemetry.client.accessLog, http: true)
+        hcm.httpFilters = authorization.httpFilters() + [
+            Envoy.httpFilter("envoy.filters.http.cors", Envoy_Extensions_Filters_Http_Cors_V3_Cors()),
+            Envoy.httpFilter("envoy.filters.http.fault", Envoy_Extensions_Filters_Http_Fault_V3_HTTPFault()),
+            Envoy.routerFilter,
+        ]
+        var rds = Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_Rds()
+        rds.configSource = Envoy.adsConfigSource
+        rds.routeConfigName = routeName
+        hcm.rds = rds
+        return hcm
+    }
+
+    /// TLS termination of an HTTPS server: the files it names (SIMPLE; MUTUAL and OPTIONAL_MUTUAL
+    /// also check client certificates against `caCertificates`), or the gateway workload's own
+    /// mesh certificate and the mesh's roots (ISTIO_MUTUAL).
+    static func serverTLS(_ tls: ServerTLSSettings, trustDomain: String) -> TransportSocket {
+        var context = Envoy_Extensions_TransportSockets_Tls_V3_DownstreamTlsContext()
+        var common: CommonTLS
+        if tls.mode == .ISTIO_MUTUAL {
+            common = TLSContexts.istioCommon(sans: [TLSContexts.uriMatcher(prefix: "spiffe://\(trustDomain)/")], alpn: ["h2", "http/1.1"])
+            context.requireClientCertificate = Google_Protobuf_BoolValue(true)
+        } else {
+            common = CommonTLS()
+            common.alpnProtocols = ["h2", "http/1.1"]
+            var pair = Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate()
+            var chain = Envoy_Config_Core_V3_DataSource()
+            chain.filename = tls.serverCertificate ?? ""
+            var key = Envoy_Config_Core_V3_DataSource()
+            key.filename = tls.privateKey ?? ""
+            pair.certificateChain = chain
+            pair.privateKey = key
+            common.tlsCertificates = [pair]
+            if tls.mode == .MUTUAL || tls.mode == .OPTIONAL_MUTUAL {
+                var validation = Envoy_Extensions_TransportSockets_Tls_V3_CertificateValidationContext()
+                var trusted = Envoy_Config_Core_V3_DataSource()
+                trusted.filename = tls.caCertificates ?? ""
+                validation.trustedCa = trusted
+                validation.matchTypedSubjectAltNames = (tls.subjectAltNames ?? []).map { san in
+                    var matcher = Envoy_Extensions_TransportSockets_Tls_V3_SubjectAltNameMatcher()
+                    matcher.sanType = san.hasPrefix("spiffe://") ? .uri : .dns
+                    var string = Envoy_Type_Matcher_V3_StringMatcher()
+                    string.exact = san
+                    matcher.matcher = string
+                    return matcher
+                }
+                validation.verifyCertificateSpki = tls.verifyCertificateSpki ?? []
+                validation.verifyCertificateHash = tls.verifyCertificateHash ?? []
+                common.validationContext = validation
+                context.requireClientCertificate = Google_Protobuf_BoolValue(tls.mode == .MUTUAL)
+            }
+        }
+        var params = common.hasTlsParams ? common.tlsParams : Envoy_Extensions_TransportSockets_Tls_V3_TlsParameters()
+        if let minimum = tls.minProtocolVersion { params.tlsMinimumProtocolVersion = protocolVersion(minimum) } else if tls.mode != .ISTIO_MUTUAL { params.tlsMinimumProtocolVersion = .tlsv12 }
+        if let maximum = tls.maxProtocolVersion { params.tlsMaximumProtocolVersion = protocolVersion(maximum) }
+        params.cipherSuites = tls.cipherSuites ?? []
+        common.tlsParams = params
+        context.commonTlsContext = common
+        return TLSContexts.transportSocket(context)
+    }
+
+    static func protocolVersion(_ version: ServerTLSSettings.TLSProtocol) -> Envoy_Extensions_TransportSockets_Tls_V3_TlsParameters.TlsProtocol {
+        switch version {
+        case .TLS_AUTO: .tlsAuto
+        case .TLSV1_0: .tlsv10
+        case .TLSV1_1: .tlsv11
+        case .TLSV1_2: .tlsv12
+        case .TLSV1_3: .tlsv13
+        }
+    }
+
+    /// The VirtualServices bound to `gateway` and visible from its namespace, by key.
+    func virtualServices(boundTo gateway: String, namespace: String) -> [Configured<VirtualService>] {
+        snapshot.virtualServices.filter { service in
+            GatewayNames.binds(service.spec.gateways ?? [], namespace: service.metadata.namespace, to: gateway)
+                && ExportScope(exportTo: service.spec.exportTo, namespace: service.metadata.namespace).isVisible(from: namespace)
+        }.sorted { $0.key < $1.key }
+    }
+
+    /// The host a VirtualService host and a server host have in common, if any: the narrower one.
+    static func commonHost(_ route: String, _ server: String) -> String? {
+        if HostName.matches(route, pattern: server) { return route }
+        if HostName.matches(server, pattern: route) { return server }
+        return nil
+    }
+
+    /// Whether a server host (`namespace/host`, or `host` for any namespace) admits a
+    /// VirtualService of `namespace`.
+    static func admits(_ serverHost: String, namespace: String, gatewayNamespace: String) -> Bool {
+        let parts = serverHost.split(separator: "/", maxSplits: 1).map(String.init)
+        guard parts.count == 2 else { return true }
+        switch parts[0] {
+        case "*": return true
+        case ".": return namespace == gatewayNamespace
+        default: return parts[0] == namespace
+        }
+    }
+
+    /// The route configuration of HTTP `servers` (one port, or one HTTPS server): a virtual host per
+    /// host the bound VirtualServices and the servers share, with the VirtualServices' routes;
+    /// hosts of servers with `httpsRedirect` require TLS (a redirect to https).
+    mutating func routeConfiguration(name: String, servers: [BoundServer]) -> RouteConfiguration {
+        var config = RouteConfiguration()
+        config.name = name
+        config.validateClusters = Google_Protobuf_BoolValue(false)
+        var hosts: [String: (routes: [Route], redirect: Bool)] = [:]
+        var order: [String] = []
+        for server in servers {
+            let namespace = server.gateway.metadata.namespace
+            let redirect = server.server.tls?.httpsRedirect == true && !server.isHTTPS
+            for service in virtualServices(boundTo: server.key, namespace: namespace) {
+                let serviceNamespace = service.metadata.namespace
+                let serverHosts = server.server.hosts.filter { Self.admits($0, namespace: serviceNamespace, gatewayNamespace: namespace) }.map(Self.hostPart)
+                let routeHosts = (service.spec.hosts ?? []).map { HostName.resolve($0, in: serviceNamespace, domainSuffix: snapshot.settings.domainSuffix) }
+                let shared = routeHosts.flatMap { host in serverHosts.compactMap { Self.commonHost(host, $0) } }
+                guard !shared.isEmpty else { continue }
+                var builder = HTTPRouteBuilder(snapshot: snapshot, proxy: workload, destinationRules: destinationRules, gateway: server.key)
+                let routes = builder.routes(service, port: server.server.port.number)
+                warnings += builder.unresolved.map { "\(service.key): \($0)" }
+                for host in shared {
+                    if hosts[host] == nil {
+                        order.append(host)
+                        hosts[host] = ([], redirect)
+                    }
+                    hosts[host]!.routes += routes
+                    hosts[host]!.redirect = hosts[host]!.redirect || redirect
+                }
+            }
+        }
+        let port = servers[0].server.port.number
+        config.virtualHosts = order.sorted().map { host in
+            var virtualHost = VirtualHost()
+            virtualHost.name = "\(host):\(port)"
+            virtualHost.domains = host == "*" ? ["*"] : [host, "\(host):*"]
+            virtualHost.routes = hosts[host]!.routes
+            if hosts[host]!.redirect { virtualHost.requireTls = .all }
+            return virtualHost
+        }
+        return config
+    }
+
+    /// A TCP server's proxy: the first `tcp` rule of a bound VirtualService whose match applies to
+    /// this port; with no such rule, a cluster that does not exist (connections are refused).
+    mutating func tcpProxy(servers: [BoundServer]) -> TCPProxy {
+        var proxy = TCPProxy()
+        proxy.cluster = ResourceNames.blackHoleCluster
+        let port = servers[0].server.port.number
+        for server in servers {
+            for service in virtualServices(boundTo: server.key, namespace: server.gateway.metadata.namespace) {
+                let rule = (service.spec.tcp ?? []).first { rule in
+                    let matches = rule.match ?? []
+                    return matches.isEmpty || matches.contains { match in
+                        (match.port == nil || match.port == 0 || match.port == port)
+                            && (match.sourceLabels.map { workload.matches($0) } ?? true)
+                            && (match.gateways.map { $0.isEmpty || GatewayNames.binds($0, namespace: service.metadata.namespace, to: server.key) } ?? true)
+                    }
+                }
+                guard let rule, let destinations = rule.route, !destinations.isEmpty else { continue }
+                var builder = HTTPRouteBuilder(snapshot: snapshot, proxy: workload, destinationRules: destinationRules, gateway: server.key)
+                let clusters = destinations.map { builder.destination(for: $0.destination, namespace: service.metadata.namespace, port: port).cluster }
+                warnings += builder.unresolved.map { "\(service.key): \($0)" }
+                if clusters.count == 1 {
+                    proxy.cluster = clusters[0]
+                } else {
+                    var weighted = TCPProxy.WeightedCluster()
+                    weighted.clusters = zip(destinations, clusters).map { destination, name in
+                        var cluster = TCPProxy.WeightedCluster.ClusterWeight()
+                        cluster.name = name
+                        cluster.weight = UInt32(max(destination.weight ?? 0, 0))
+                        return cluster
+                    }.filter { $0.weight > 0 }
+                    proxy.weightedClusters = weighted
+                }
+                return proxy
+            }
+        }
+        warnings.append("TCP port \(port): no VirtualService bound to \(servers.map(\.key).joined(separator: ", ")) routes it; connections are refused")
+        return proxy
+    }
+}
