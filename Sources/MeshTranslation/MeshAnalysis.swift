@@ -11,8 +11,10 @@ public enum MeshAnalysis {
         let served = snapshot.registry.services(servedBy: workload)
         let servedHosts = Set(served.map(\.hostname))
         func name<T>(_ item: Configured<T>) -> String { "\(item.metadata.namespace)/\(item.metadata.name)" }
+        let gateways = snapshot.gateways.filter { GatewayTranslator.selects($0.spec, workload) }.map(name).sorted()
         let virtualServices = snapshot.virtualServices.filter { item in
-            (item.spec.hosts ?? []).contains { host in
+            gateways.contains { GatewayNames.binds(item.spec.gateways ?? [], namespace: item.metadata.namespace, to: $0) }
+                || (item.spec.hosts ?? []).contains { host in
                 let resolved = HostName.resolve(host, in: item.metadata.namespace, domainSuffix: suffix)
                 return servedHosts.contains { HostName.matches($0, pattern: resolved) }
             }
@@ -38,7 +40,7 @@ public enum MeshAnalysis {
         return WorkloadDescription(
             workload: "\(workload.namespace)/\(workload.name)", identity: workload.identity(trustDomain: snapshot.settings.trustDomain).uri,
             labels: workload.labels, services: served.map(\.hostname), virtualServices: virtualServices, destinationRules: destinationRules,
-            peerAuthentications: peer.applied, authorizationPolicies: authorization, sidecar: scope.sidecar.map(name),
+            peerAuthentications: peer.applied, authorizationPolicies: authorization, sidecar: scope.sidecar.map(name), gateways: gateways,
             inbound: inbound, outbound: outbound)
     }
 

@@ -59,6 +59,8 @@ public struct WorkloadDescription: Codable, Hashable, Sendable {
     public var peerAuthentications: [String]
     public var authorizationPolicies: [String]
     public var sidecar: String?
+    /// The Gateways that select the workload: its proxy is a gateway serving them (empty: a sidecar).
+    public var gateways: [String]
     /// Inbound mTLS per port.
     public var inbound: [Port]
     /// Outbound connections.
@@ -67,8 +69,9 @@ public struct WorkloadDescription: Codable, Hashable, Sendable {
     /// A description.
     public init(
         workload: String, identity: String, labels: [String: String], services: [String], virtualServices: [String], destinationRules: [String],
-        peerAuthentications: [String], authorizationPolicies: [String], sidecar: String?, inbound: [Port], outbound: [Connection]
+        peerAuthentications: [String], authorizationPolicies: [String], sidecar: String?, gateways: [String] = [], inbound: [Port], outbound: [Connection]
     ) {
+        self.gateways = gateways
         self.workload = workload
         self.identity = identity
         self.labels = labels

@@ -122,6 +122,7 @@ struct Describe: AsyncParsableCommand {
         print("Labels:                 \(description.labels.keys.sorted().map { "\($0)=\(description.labels[$0]!)" }.joined(separator: ", "))")
         print("Services:               \(list(description.services))")
         print("Sidecar:                \(description.sidecar ?? "none")")
+        if !description.gateways.isEmpty { print("Gateway of:             \(list(description.gateways))") }
         print("VirtualServices:        \(list(description.virtualServices))")
         print("DestinationRules:       \(list(description.destinationRules))")
         print("PeerAuthentications:    \(list(description.peerAuthentications))")

@@ -149,6 +149,8 @@ extension EndToEnd {
                 #expect(try await mesh.envoyHealthProblems().isEmpty)
                 let status = try await mesh.admin("/v1/proxies")
                 #expect(status.body.contains("router~\(Self.gatewayAddress)~ingressgateway.istio-system"), "proxy-status shows the gateway: \(status.body)")
+                let described = try await mesh.admin("/v1/workloads/istio-system/ingressgateway/describe")
+                #expect(described.status == 200 && described.body.contains("httpbin-gateway"), "describe names the Gateway: \(described.body)")
 
                 // Two servers on one port with the same host and different TLS: refused, nothing changes.
                 try mesh.writeConfig("bad-gateway.yaml", """

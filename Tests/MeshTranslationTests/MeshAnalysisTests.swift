@@ -76,4 +76,43 @@ struct MeshAnalysisTests {
         let empty = messages.filter { $0.code == "IST0173" }
         #expect(empty.count == 1 && empty.first?.level == "Error" && empty.first?.message.hasPrefix("spec.subsets[1] v2") == true, "\(messages)")
     }
+
+    @Test("gateways: a VirtualService naming a Gateway that does not exist and a Gateway whose selector matches no workload (IST0101); describe names a gateway's Gateways and VirtualServices")
+    func gateways() throws {
+        let mesh = try snapshot(Self.service + """
+
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: WorkloadEntry
+            metadata: {name: ingress, namespace: istio-system}
+            spec: {address: 127.0.0.10, labels: {istio: ingressgateway}}
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: Gateway
+            metadata: {name: gw, namespace: shop}
+            spec: {selector: {istio: ingressgateway}, servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]}
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: Gateway
+            metadata: {name: lonely, namespace: shop}
+            spec: {selector: {istio: egressgateway}, servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]}
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: web, namespace: shop}
+            spec:
+              hosts: [web.example.com]
+              gateways: [gw, other/missing]
+              http: [{match: [{gateways: [ghost]}], route: [{destination: {host: web}}]}]
+            """)
+        let found = MeshAnalysis.analyze(mesh).filter { $0.code == "IST0101" }.map { "\($0.resource): \($0.message)" }
+        #expect(found.sorted() == [
+            "Gateway shop/lonely: spec.selector: selector istio=egressgateway matches no workload",
+            "VirtualService shop/web: spec.gateways[1]: no Gateway other/missing",
+            "VirtualService shop/web: spec.http[0].match[0].gateways[0]: no Gateway shop/ghost",
+        ], "\(found)")
+        let gateway = try #require(mesh.registry.workload(.init(namespace: "istio-system", name: "ingress")))
+        let description = MeshAnalysis.describe(gateway, in: mesh)
+        #expect(description.gateways == ["shop/gw"] && description.virtualServices == ["shop/web"], "\(description)")
+    }
 }

@@ -15,7 +15,8 @@ public enum ReferenceCheck {
     }
 
     /// Warnings by resource: a host no service has, a subset no DestinationRule defines, a
-    /// DestinationRule for an unknown host.
+    /// DestinationRule for an unknown host, a gateway that does not exist, a Gateway that selects
+    /// no workload.
     public static func warnings(in snapshot: MeshSnapshot) -> [ResourceKey: [SchemaError]] {
         var out: [ResourceKey: [SchemaError]] = [:]
         let suffix = snapshot.settings.domainSuffix
@@ -30,6 +31,7 @@ public enum ReferenceCheck {
             }
             return names
         }
+        let gateways = Set(snapshot.gateways.map { "\($0.metadata.namespace)/\($0.metadata.name)" })
         for service in snapshot.virtualServices {
             var problems: [SchemaError] = []
             let root = FieldPath().appending("spec")
@@ -56,12 +58,43 @@ public enum ReferenceCheck {
                     check(destination.destination, at: root.appending("tcp").appending(index: index).appending("route").appending(index: position).appending("destination"))
                 }
             }
+            // Gateways named at the top and in matches.
+            func checkGateways(_ names: [String]?, at path: FieldPath) {
+                for (index, name) in (names ?? []).enumerated() where name != "mesh" {
+                    let key = name.contains("/") ? name : "\(service.metadata.namespace)/\(name)"
+                    if !gateways.contains(key) {
+                        problems.append(problem(path.appending(index: index), "no Gateway \(key)", code: "IST0101"))
+                    }
+                }
+            }
+            checkGateways(service.spec.gateways, at: root.appending("gateways"))
+            for (index, route) in (service.spec.http ?? []).enumerated() {
+                for (position, match) in (route.match ?? []).enumerated() {
+                    checkGateways(match.gateways, at: root.appending("http").appending(index: index).appending("match").appending(index: position).appending("gateways"))
+                }
+            }
+            for (index, route) in (service.spec.tcp ?? []).enumerated() {
+                for (position, match) in (route.match ?? []).enumerated() {
+                    checkGateways(match.gateways, at: root.appending("tcp").appending(index: index).appending("match").appending(index: position).appending("gateways"))
+                }
+            }
             if !problems.isEmpty { out[service.key] = problems }
         }
         for rule in snapshot.destinationRules {
             let host = HostName.resolve(rule.spec.host, in: rule.metadata.namespace, domainSuffix: suffix)
             if !known(host) {
                 out[rule.key, default: []].append(problem(FieldPath().appending("spec").appending("host"), "no service has host \(host)", code: "IST0174"))
+            }
+        }
+        // A Gateway configures the proxies of the workloads its selector matches; with none, nothing.
+        for gateway in snapshot.gateways {
+            let selector = gateway.spec.selector ?? [:]
+            let path = FieldPath().appending("spec").appending("selector")
+            if selector.isEmpty {
+                out[gateway.key, default: []].append(problem(path, "a Gateway without a selector selects no workload", code: "IST0101"))
+            } else if !snapshot.registry.workloads.values.contains(where: { $0.matches(selector) }) {
+                let text = selector.keys.sorted().map { "\($0)=\(selector[$0]!)" }.joined(separator: ",")
+                out[gateway.key, default: []].append(problem(path, "selector \(text) matches no workload", code: "IST0101"))
             }
         }
         for telemetry in snapshot.telemetries {
