@@ -30,8 +30,9 @@ enum GatewayNames {
 /// istiod does for a gateway: one listener per bound port; HTTP servers route through RDS
 /// `http.<port>` by the hosts of the VirtualServices bound to the gateway; HTTPS servers terminate
 /// TLS (files, or the workload's own mesh certificate for ISTIO_MUTUAL) in a filter chain per
-/// server, with RDS `https.<port>.<port name>.<gateway>.<namespace>`; TCP servers proxy to the
-/// first matching `tcp` route. Clusters are those a sidecar of the gateway's namespace would have.
+/// server, with RDS `https.<port>.<port name>.<gateway>.<namespace>`; PASSTHROUGH servers proxy
+/// TLS by SNI to the destinations of bound `tls` routes; TCP servers proxy to the first matching
+/// `tcp` route. Clusters are those a sidecar of the gateway's namespace would have.
 public enum GatewayTranslator {
     /// Whether `gateway` applies to `workload`: its `selector` matches the workload's labels (a
     /// Gateway without a selector selects no workload; `meshctl analyze` reports it).
@@ -47,8 +48,13 @@ public enum GatewayTranslator {
         var server: Server
         var key: String { "\(gateway.metadata.namespace)/\(gateway.metadata.name)" }
         var serviceProtocol: ServiceProtocol { ServiceProtocol.of(protocol: server.port.protocol, name: server.port.name) }
-        var terminatesTLS: Bool { server.tls?.mode != nil && server.tls?.mode != .PASSTHROUGH && server.tls?.mode != .AUTO_PASSTHROUGH }
         var isHTTPS: Bool { server.port.protocol.uppercased() == "HTTPS" }
+        /// TLS the gateway passes through by SNI (`PASSTHROUGH`), not terminates.
+        var isPassthrough: Bool { server.tls?.mode == .PASSTHROUGH }
+        /// A port whose servers are told apart by SNI: HTTPS and TLS.
+        var isTLS: Bool { isHTTPS || server.port.protocol.uppercased() == "TLS" }
+        /// What servers sharing a port must agree on: TLS (by SNI), plain HTTP, or TCP.
+        var portKind: String { isTLS ? "TLS" : serviceProtocol.isHTTP ? "HTTP" : "TCP" }
         var routeName: String {
             isHTTPS ? "https.\(server.port.number).\(server.port.name).\(gateway.metadata.name).\(gateway.metadata.namespace)" : "http.\(server.port.number)"
         }
@@ -75,7 +81,7 @@ public enum GatewayTranslator {
             var servers = ports[name]!
             // One protocol per port: the first server's (by gateway name) wins.
             let first = servers[0]
-            let conflicting = servers.filter { ($0.serviceProtocol.isHTTP || $0.isHTTPS) != (first.serviceProtocol.isHTTP || first.isHTTPS) || $0.isHTTPS != first.isHTTPS }
+            let conflicting = servers.filter { $0.portKind != first.portKind }
             for server in conflicting {
                 warnings.append("Gateway \(server.key) servers[\(server.index)]: port \(server.server.port.number) is already \(first.server.port.protocol) for Gateway \(first.key); this server is not served")
             }
@@ -123,10 +129,19 @@ struct GatewayBuilder {
         listener.trafficDirection = .outbound
         var out: [XDSResource] = []
         let statPrefix = telemetry.client.metrics ? "outbound_\(name)" : TelemetryPolicy.disabledStatName
-        if first.isHTTPS {
+        if first.isTLS {
             listener.listenerFilters = [TLSContexts.tlsInspector]
             var chains: [FilterChain] = []
+            var claimed: Set<[String]> = []
             for server in servers {
+                if server.isPassthrough {
+                    chains += passthroughChains(server, claimed: &claimed)
+                    continue
+                }
+                guard claimed.insert(Self.sniNames(server.server.hosts)).inserted else {
+                    warnings.append("Gateway \(server.key) servers[\(server.index)]: another server on port \(server.server.port.number) already serves \(server.server.hosts.joined(separator: ", ")); this one is not served")
+                    continue
+                }
                 var chain = FilterChain()
                 chain.name = server.routeName
                 let names = Self.sniNames(server.server.hosts)
@@ -166,6 +181,68 @@ struct GatewayBuilder {
 
     static func hostPart(_ host: String) -> String {
         host.split(separator: "/", maxSplits: 1).last.map(String.init)?.lowercased() ?? host
+    }
+
+    /// The filter chains of a PASSTHROUGH server: one per `tls` rule of a bound VirtualService,
+    /// chosen by the SNI hosts it matches (those the server's hosts admit), proxying the still
+    /// encrypted connection to the rule's destinations. SNI sets already `claimed` on the port are
+    /// skipped with a warning.
+    mutating func passthroughChains(_ server: BoundServer, claimed: inout Set<[String]>) -> [FilterChain] {
+        var chains: [FilterChain] = []
+        let port = server.server.port.number
+        let gatewayNamespace = server.gateway.metadata.namespace
+        for service in virtualServices(boundTo: server.key, namespace: gatewayNamespace) {
+            let serviceNamespace = service.metadata.namespace
+            let serverHosts = server.server.hosts.filter { Self.admits($0, namespace: serviceNamespace, gatewayNamespace: gatewayNamespace) }.map(Self.hostPart)
+            for (index, rule) in (service.spec.tls ?? []).enumerated() {
+                let matches = rule.match.filter { match in
+                    (match.port == nil || match.port == 0 || match.port == port)
+                        && (match.sourceLabels.map { workload.matches($0) } ?? true)
+                        && (match.sourceNamespace.map { $0.isEmpty || $0 == workload.namespace } ?? true)
+                        && (match.gateways.map { $0.isEmpty || GatewayNames.binds($0, namespace: serviceNamespace, to: server.key) } ?? true)
+                }
+                let names = Array(Set(matches.flatMap { match in
+                    match.sniHosts.map { $0.lowercased() }.flatMap { sni in serverHosts.compactMap { Self.commonHost(sni, $0) } }
+                })).sorted()
+                guard !names.isEmpty, let destinations = rule.route, !destinations.isEmpty else { continue }
+                guard claimed.insert(names).inserted else {
+                    warnings.append("\(service.key) tls[\(index)]: SNI \(names.joined(separator: ", ")) on port \(port) is already routed; this rule is not served")
+                    continue
+                }
+                var builder = HTTPRouteBuilder(snapshot: snapshot, proxy: workload, destinationRules: destinationRules, gateway: server.key)
+                let clusters = destinations.map { builder.destination(for: $0.destination, namespace: serviceNamespace, port: port).cluster }
+                warnings += builder.unresolved.map { "\(service.key): \($0)" }
+                var proxy = Self.tcpProxy(clusters: clusters, weights: destinations.map(\.weight))
+                proxy.statPrefix = telemetry.client.metrics ? (proxy.cluster.isEmpty ? "\(service.key) tls[\(index)]" : proxy.cluster) : TelemetryPolicy.disabledStatName
+                proxy.accessLog = telemetry.accessLogs(telemetry.client.accessLog, http: false)
+                var chain = FilterChain()
+                chain.name = "\(service.metadata.namespace)/\(service.metadata.name)/tls[\(index)]"
+                var match = Envoy_Config_Listener_V3_FilterChainMatch()
+                if !names.contains("*") { match.serverNames = names }
+                chain.filterChainMatch = match
+                chain.filters = authorization.networkFilters(statPrefix: "\(workload.address)_\(port)_") + [Envoy.networkFilter("envoy.filters.network.tcp_proxy", proxy)]
+                chains.append(chain)
+            }
+        }
+        return chains
+    }
+
+    /// A TCP proxy to one cluster, or to several by weight.
+    static func tcpProxy(clusters: [String], weights: [Int32?]) -> TCPProxy {
+        var proxy = TCPProxy()
+        if clusters.count == 1 {
+            proxy.cluster = clusters[0]
+        } else {
+            var weighted = TCPProxy.WeightedCluster()
+            weighted.clusters = zip(weights, clusters).map { weight, name in
+                var cluster = TCPProxy.WeightedCluster.ClusterWeight()
+                cluster.name = name
+                cluster.weight = UInt32(max(weight ?? 0, 0))
+                return cluster
+            }.filter { $0.weight > 0 }
+            proxy.weightedClusters = weighted
+        }
+        return proxy
     }
 
     /// An edge connection manager: the gateway is where requests enter the mesh, so it sets the
@@ -321,8 +398,6 @@ struct GatewayBuilder {
     /// A TCP server's proxy: the first `tcp` rule of a bound VirtualService whose match applies to
     /// this port; with no such rule, a cluster that does not exist (connections are refused).
     mutating func tcpProxy(servers: [BoundServer]) -> TCPProxy {
-        var proxy = TCPProxy()
-        proxy.cluster = ResourceNames.blackHoleCluster
         let port = servers[0].server.port.number
         for server in servers {
             for service in virtualServices(boundTo: server.key, namespace: server.gateway.metadata.namespace) {
@@ -331,6 +406,7 @@ struct GatewayBuilder {
                     return matches.isEmpty || matches.contains { match in
                         (match.port == nil || match.port == 0 || match.port == port)
                             && (match.sourceLabels.map { workload.matches($0) } ?? true)
+                            && (match.sourceNamespace.map { $0.isEmpty || $0 == workload.namespace } ?? true)
                             && (match.gateways.map { $0.isEmpty || GatewayNames.binds($0, namespace: service.metadata.namespace, to: server.key) } ?? true)
                     }
                 }
@@ -338,22 +414,10 @@ struct GatewayBuilder {
                 var builder = HTTPRouteBuilder(snapshot: snapshot, proxy: workload, destinationRules: destinationRules, gateway: server.key)
                 let clusters = destinations.map { builder.destination(for: $0.destination, namespace: service.metadata.namespace, port: port).cluster }
                 warnings += builder.unresolved.map { "\(service.key): \($0)" }
-                if clusters.count == 1 {
-                    proxy.cluster = clusters[0]
-                } else {
-                    var weighted = TCPProxy.WeightedCluster()
-                    weighted.clusters = zip(destinations, clusters).map { destination, name in
-                        var cluster = TCPProxy.WeightedCluster.ClusterWeight()
-                        cluster.name = name
-                        cluster.weight = UInt32(max(destination.weight ?? 0, 0))
-                        return cluster
-                    }.filter { $0.weight > 0 }
-                    proxy.weightedClusters = weighted
-                }
-                return proxy
+                return Self.tcpProxy(clusters: clusters, weights: destinations.map(\.weight))
             }
         }
         warnings.append("TCP port \(port): no VirtualService bound to \(servers.map(\.key).joined(separator: ", ")) routes it; connections are refused")
-        return proxy
+        return Self.tcpProxy(clusters: [ResourceNames.blackHoleCluster], weights: [nil])
     }
 }

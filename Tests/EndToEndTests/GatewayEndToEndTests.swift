@@ -48,6 +48,29 @@ extension EndToEnd {
                 tls: {mode: MUTUAL, serverCertificate: \(dir)/server.pem, privateKey: \(dir)/server.key, caCertificates: \(dir)/ca.pem}
               - port: {number: 9000, name: tcp, protocol: TCP}
                 hosts: ["*"]
+              - port: {number: 8445, name: tls-passthrough, protocol: TLS}
+                hosts: ["passthrough.example.com"]
+                tls: {mode: PASSTHROUGH}
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: ServiceEntry
+            metadata: {name: tls-backend, namespace: \(namespace)}
+            spec:
+              hosts: [passthrough.example.com]
+              location: MESH_EXTERNAL
+              resolution: STATIC
+              ports: [{number: 9443, name: tls, protocol: TLS}]
+              endpoints: [{address: 127.44.3.2}]
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: passthrough, namespace: \(namespace)}
+            spec:
+              hosts: ["passthrough.example.com"]
+              gateways: [httpbin-gateway]
+              tls:
+              - match: [{sniHosts: [passthrough.example.com]}]
+                route: [{destination: {host: passthrough.example.com, port: {number: 9443}}}]
             ---
             apiVersion: networking.istio.io/v1
             kind: VirtualService
@@ -74,7 +97,7 @@ extension EndToEnd {
         /// A CA, a server certificate for both HTTPS hosts and a client certificate, made with openssl.
         static func makeCertificates(in dir: String) async throws {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            try "subjectAltName=DNS:secure.example.com,DNS:mutual.example.com\n".write(toFile: dir + "/server.ext", atomically: true, encoding: .utf8)
+            try "subjectAltName=DNS:secure.example.com,DNS:mutual.example.com,DNS:passthrough.example.com\n".write(toFile: dir + "/server.ext", atomically: true, encoding: .utf8)
             try "subjectAltName=DNS:client.example.com\nextendedKeyUsage=clientAuth\n".write(toFile: dir + "/client.ext", atomically: true, encoding: .utf8)
             let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
             try await run("/usr/bin/openssl", ["req", "-x509"] + ec + ["-keyout", dir + "/ca.key", "-out", dir + "/ca.pem", "-days", "1", "-subj", "/CN=gateway test CA"], in: dir)
@@ -103,7 +126,7 @@ extension EndToEnd {
             return (code, result.output)
         }
 
-        @Test("HTTP by host and path, httpsRedirect, HTTPS SIMPLE, MUTUAL (refused without a client certificate), TCP; gateway names and stats; a bad Gateway changes nothing")
+        @Test("HTTP by host and path, httpsRedirect, HTTPS SIMPLE, MUTUAL (refused without a client certificate), SNI passthrough, TCP; gateway names and stats; a bad Gateway changes nothing")
         func ingress() async throws {
             try await MeshHarness("gateways", files: Self.files).run { mesh in
                 let certificates = mesh.directory + "/gateway-certs"
@@ -135,6 +158,20 @@ extension EndToEnd {
                 #expect(mutual.code == "200", "HTTPS MUTUAL with a client certificate: \(mutual.output)")
                 let refused = try await Self.curl(resolve + ["https://mutual.example.com:8443/status/200"], in: dir)
                 #expect(refused.code == "000", "MUTUAL without a client certificate gets no response: \(refused.output)")
+
+                // SNI passthrough to a server that terminates TLS itself (openssl s_server -www).
+                let backend = try ProcessHandle(
+                    executable: "/usr/bin/openssl",
+                    arguments: ["s_server", "-accept", "127.44.3.2:9443", "-cert", certificates + "/server.pem", "-key", certificates + "/server.key", "-www", "-naccept", "20"],
+                    logPath: dir + "/s_server.log")
+                var passthrough: (code: String, output: String) = ("000", "")
+                for _ in 0..<20 {
+                    passthrough = try await Self.curl(["--resolve", "passthrough.example.com:8445:\(Self.gatewayAddress)", "--cacert", certificates + "/ca.pem", "https://passthrough.example.com:8445/"], in: dir)
+                    if passthrough.code == "200" { break }
+                    try await Task.sleep(for: .milliseconds(200))
+                }
+                _ = await backend.stop()
+                #expect(passthrough.code == "200", "TLS passthrough to the backend's own certificate: \(passthrough.output) \(backend.log)")
 
                 let tcp = try await Self.curl(["-H", "Host: anything", "http://\(Self.gatewayAddress):9000/status/200"], in: dir)
                 #expect(tcp.code == "200", "TCP through the gateway: \(tcp.output)")

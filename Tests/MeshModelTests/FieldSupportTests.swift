@@ -187,7 +187,7 @@ struct FieldRefusalTests {
             "tcp": [["match": [["destinationSubnets": ["10.0.0.0/8"]]], "route": [["destination": ["host": "a"]]]]],
         ])
         #expect(found.contains { $0.hasPrefix("spec.http[1].delegate: delegate VirtualServices are not supported") }, "\(found)")
-        #expect(found.contains { $0.hasPrefix("spec.tls: TLS routes (by SNI)") }, "\(found)")
+        #expect(found.contains { $0.hasPrefix("spec.tls: TLS routes apply to gateways in meshd") }, "\(found)")
         #expect(found.contains { $0.hasPrefix("spec.tcp[0].match[0].destinationSubnets: ") }, "\(found)")
         #expect(!found.contains { $0.hasPrefix("spec.http[0]") }, "\(found)")
 
@@ -219,6 +219,8 @@ struct FieldRefusalTests {
             server(443, "https-a", "HTTPS", tls: simple),
             server(443, "https-b", "HTTPS", hosts: ["b.example.com"], tls: ["mode": "ISTIO_MUTUAL"]),
             server(9000, "tcp", "TCP", hosts: ["*"]),
+            server(443, "tls", "TLS", hosts: ["c.example.com"], tls: ["mode": "PASSTHROUGH"]),
+            server(443, "https-c", "HTTPS", hosts: ["d.example.com"], tls: ["mode": "PASSTHROUGH"]),
         ]])
         #expect(valid.isEmpty, "\(valid)")
         let found = problems("Gateway", spec: ["selector": ["istio": "ingressgateway"], "servers": [
@@ -226,8 +228,8 @@ struct FieldRefusalTests {
             server(443, "b", "HTTPS", tls: ["mode": "ISTIO_MUTUAL"]),
             server(443, "c", "HTTP"),
             server(8443, "d", "HTTPS", tls: ["mode": "MUTUAL", "serverCertificate": "/certs/a.pem", "privateKey": "/certs/a.key"]),
-            server(8444, "e", "HTTPS", tls: ["mode": "PASSTHROUGH"]),
-            server(8445, "f", "TLS", tls: ["mode": "PASSTHROUGH"]),
+            server(8444, "e", "HTTPS", tls: ["mode": "AUTO_PASSTHROUGH"]),
+            server(8445, "f", "TLS", tls: ["mode": "SIMPLE", "serverCertificate": "/a.pem", "privateKey": "/a.key"]),
             server(8446, "g", "HTTP", tls: ["mode": "SIMPLE"]),
             server(8447, "h", "HTTPS", tls: ["mode": "SIMPLE", "credentialName": "my-secret"]),
             server(8448, "i", "HTTPS", tls: ["mode": "SIMPLE", "serverCertificate": "/a.pem", "privateKey": "/a.key", "httpsRedirect": true]),
@@ -236,9 +238,9 @@ struct FieldRefusalTests {
             "spec.servers[1].tls: servers[0] serves a.example.com on port 443 with other TLS settings",
             "spec.servers[2].port.protocol: port 443 is HTTPS in servers[0]",
             "spec.servers[3].tls.caCertificates: MUTUAL needs caCertificates",
-            "spec.servers[4].tls.mode: PASSTHROUGH is not supported by meshd yet",
-            "spec.servers[5].port.protocol: meshd serves HTTP, HTTPS, HTTP2, GRPC, TCP on a gateway; \"TLS\" is not one (TLS passthrough",
-            "spec.servers[6].tls.mode: TLS mode SIMPLE needs protocol HTTPS",
+            "spec.servers[4].tls.mode: AUTO_PASSTHROUGH serves multi-network meshes",
+            "spec.servers[5].tls.mode: a TLS server passes TLS through (PASSTHROUGH)",
+            "spec.servers[6].tls.mode: TLS mode SIMPLE needs protocol HTTPS or TLS",
             "spec.servers[7].tls.credentialName: credentials held by meshd (credentialName) are not supported yet",
             "spec.servers[7].tls.serverCertificate: SIMPLE needs serverCertificate",
             "spec.servers[8].tls.httpsRedirect: httpsRedirect applies to HTTP servers",
@@ -247,6 +249,9 @@ struct FieldRefusalTests {
         }
         let route: ConfigValue = ["match": [["gateways": ["mesh", "ns/gw"]]], "route": [["destination": ["host": "a"]]]]
         #expect(problems("VirtualService", spec: ["hosts": ["a"], "gateways": ["mesh", "bookinfo-gateway", "ns/gw"], "http": [route]]).isEmpty)
+        let tls: ConfigValue = [["match": [["sniHosts": ["a.example.com"]]], "route": [["destination": ["host": "a"]]]]]
+        #expect(problems("VirtualService", spec: ["hosts": ["a.example.com"], "gateways": ["ns/gw"], "tls": tls]).isEmpty, "TLS routes on a gateway")
+        #expect(problems("VirtualService", spec: ["hosts": ["a.example.com"], "gateways": ["ns/gw", "mesh"], "tls": tls]).first?.hasPrefix("spec.tls: TLS routes apply to gateways in meshd") == true)
         #expect(problems("VirtualService", spec: ["hosts": ["a"], "gateways": ["a/b/c"], "http": [route]]) == ["spec.gateways[0]: \"a/b/c\" is not \"mesh\" or \"namespace/name\" of a Gateway"])
     }
 

@@ -150,6 +150,42 @@ struct GatewayTranslatorTests {
         #expect(hcm.httpFilters.first?.name == "envoy.filters.http.rbac")
     }
 
+    @Test("PASSTHROUGH: a filter chain per tls rule, by the SNI hosts the server admits, proxying to the rule's destinations")
+    func passthrough() throws {
+        let resources = try Self.translate("""
+
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: Gateway
+            metadata: {name: pass, namespace: web}
+            spec:
+              selector: {istio: ingressgateway}
+              servers: [{port: {number: 8443, name: tls, protocol: TLS}, hosts: ["*.pass.example.com"], tls: {mode: PASSTHROUGH}}]
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: pass, namespace: web}
+            spec:
+              hosts: ["*.pass.example.com", "elsewhere.example.com"]
+              gateways: [pass]
+              tls:
+              - match: [{sniHosts: [a.pass.example.com]}]
+                route: [{destination: {host: httpbin, port: {number: 9000}}, weight: 80}, {destination: {host: httpbin, port: {number: 8000}}, weight: 20}]
+              - match: [{sniHosts: [elsewhere.example.com]}]
+                route: [{destination: {host: httpbin, port: {number: 9000}}}]
+              - match: [{sniHosts: [b.pass.example.com], port: 9999}]
+                route: [{destination: {host: httpbin, port: {number: 9000}}}]
+            """)
+        let listener = try listener(resources, "127.0.0.10_8443")
+        #expect(listener.listenerFilters.map(\.name) == ["envoy.filters.listener.tls_inspector"])
+        #expect(listener.filterChains.map(\.filterChainMatch.serverNames) == [["a.pass.example.com"]], "a host the server does not admit and a match on another port are left out")
+        #expect(!listener.filterChains[0].hasTransportSocket, "the TLS passes through")
+        let proxy = try Envoy_Extensions_Filters_Network_TcpProxy_V3_TcpProxy(unpackingAny: try #require(listener.filterChains[0].filters.last).typedConfig)
+        #expect(proxy.weightedClusters.clusters.map(\.name) == ["outbound|9000||httpbin.web.svc.cluster.local", "outbound|8000||httpbin.web.svc.cluster.local"])
+        #expect(proxy.weightedClusters.clusters.map(\.weight) == [80, 20])
+        #expect(resources.resources(ofType: XDSTypeURL.route).keys.allSatisfy { !$0.contains("8443") })
+    }
+
     @Test("sidecars are untouched by gateway-only VirtualServices; a workload no Gateway selects is a sidecar; a router nothing selects serves no listeners")
     func sidecarsAndStrays() throws {
         let snapshot = try snapshot(Self.mesh)

@@ -58,6 +58,11 @@ public enum ReferenceCheck {
                     check(destination.destination, at: root.appending("tcp").appending(index: index).appending("route").appending(index: position).appending("destination"))
                 }
             }
+            for (index, route) in (service.spec.tls ?? []).enumerated() {
+                for (position, destination) in (route.route ?? []).enumerated() {
+                    check(destination.destination, at: root.appending("tls").appending(index: index).appending("route").appending(index: position).appending("destination"))
+                }
+            }
             // Gateways named at the top and in matches.
             func checkGateways(_ names: [String]?, at path: FieldPath) {
                 for (index, name) in (names ?? []).enumerated() where name != "mesh" {
@@ -76,6 +81,11 @@ public enum ReferenceCheck {
             for (index, route) in (service.spec.tcp ?? []).enumerated() {
                 for (position, match) in (route.match ?? []).enumerated() {
                     checkGateways(match.gateways, at: root.appending("tcp").appending(index: index).appending("match").appending(index: position).appending("gateways"))
+                }
+            }
+            for (index, route) in (service.spec.tls ?? []).enumerated() {
+                for (position, match) in route.match.enumerated() {
+                    checkGateways(match.gateways, at: root.appending("tls").appending(index: index).appending("match").appending(index: position).appending("gateways"))
                 }
             }
             if !problems.isEmpty { out[service.key] = problems }

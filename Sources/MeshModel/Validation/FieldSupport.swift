@@ -143,6 +143,8 @@ public enum FieldSupport {
             http.headers.response.set http.headers.response.add http.headers.response.remove
             tcp.match.port tcp.match.sourceLabels tcp.match.sourceNamespace
             tcp.route.destination.host tcp.route.destination.subset tcp.route.destination.port.number tcp.route.weight
+            tls.match.sniHosts tls.match.port tls.match.sourceLabels tls.match.gateways tls.match.sourceNamespace
+            tls.route.destination.host tls.route.destination.subset tls.route.destination.port.number tls.route.weight
             """,
         .destinationRule: """
             host exportTo workloadSelector.matchLabels subsets.name subsets.labels
@@ -218,7 +220,7 @@ public enum FieldSupport {
             "http.retries.retryRemoteLocalities": noLocality,
             "http.fault.delay.exponentialDelay": "exponentialDelay is not implemented by Istio's proxies either; use fixedDelay",
             "http.fault.abort.http2Error": "aborting with an HTTP/2 error is not supported by meshd yet; use httpStatus or grpcStatus",
-            "tls": "TLS routes (by SNI) need a gateway or traffic capture, which meshd does not support yet; route TLS ports with tcp",
+            "tls.match.destinationSubnets": "meshd does not capture traffic, so the original destination is not known; match by SNI",
             "tcp.match.destinationSubnets": "meshd does not capture traffic, so the original destination is not known; match by port",
             "tcp.match.sourceSubnet": "not supported by meshd; match by sourceLabels or sourceNamespace",
         ],
@@ -278,8 +280,11 @@ public enum FieldSupport {
             "resolution": "DYNAMIC_DNS is refused",
         ],
         .gateway: [
-            "servers.port.protocol": "protocols other than HTTP, HTTPS, HTTP2, GRPC and TCP are refused (TLS passthrough among them)",
-            "servers.tls.mode": "PASSTHROUGH and AUTO_PASSTHROUGH are refused",
+            "servers.port.protocol": "protocols other than HTTP, HTTPS, HTTP2, GRPC, TCP and TLS are refused; TLS takes PASSTHROUGH only",
+            "servers.tls.mode": "AUTO_PASSTHROUGH is refused",
+        ],
+        .virtualService: [
+            "tls": "refused on VirtualServices that apply to sidecars (gateways empty or mesh): TLS routes apply to gateways",
         ],
         .destinationRule: [
             "<TP>.loadBalancer.simple": "PASSTHROUGH is refused",

@@ -91,8 +91,19 @@ extension Checker {
                 port(match.port, at: path.appending("match").appending(index: position).appending("port"))
             }
         }
+        let gateways = service.gateways ?? []
+        if !(service.tls ?? []).isEmpty && (gateways.isEmpty || gateways.contains("mesh")) {
+            fail(root.appending("tls"), "TLS routes apply to gateways in meshd (sidecars do not capture traffic, so they cannot route by SNI); bind this VirtualService to a gateway only, or route TLS ports with tcp")
+        }
         for (index, route) in (service.tls ?? []).enumerated() {
             let path = root.appending("tls").appending(index: index)
+            if (route.route ?? []).isEmpty { fail(path.appending("route"), "at least one destination is required") }
+            for (position, match) in route.match.enumerated() {
+                port(match.port, at: path.appending("match").appending(index: position).appending("port"))
+                for (item, host) in match.sniHosts.enumerated() {
+                    add(HostName.problems(host, at: path.appending("match").appending(index: position).appending("sniHosts").appending(index: item)))
+                }
+            }
             for (position, destination) in (route.route ?? []).enumerated() {
                 check(destination.destination, at: path.appending("route").appending(index: position).appending("destination"))
             }
@@ -300,7 +311,7 @@ extension Checker {
             let protocolPath = path.appending("port").appending("protocol")
             let kind = server.port.protocol.uppercased()
             if !Self.gatewayProtocols.contains(kind) {
-                fail(protocolPath, "meshd serves \(Self.gatewayProtocols.joined(separator: ", ")) on a gateway; \"\(server.port.protocol)\" is not one" + (kind == "TLS" ? " (TLS passthrough is not supported by meshd yet)" : ""))
+                fail(protocolPath, "meshd serves \(Self.gatewayProtocols.joined(separator: ", ")) on a gateway; \"\(server.port.protocol)\" is not one")
             }
             if server.hosts.isEmpty { fail(path.appending("hosts"), "at least one host is required") }
             for (position, host) in server.hosts.enumerated() {
@@ -314,20 +325,20 @@ extension Checker {
             if let bind = server.bind, !bind.isEmpty, IPAddress(bind) == nil {
                 fail(path.appending("bind"), "\"\(bind)\" is not an IP address")
             }
-            check(server.tls, https: kind == "HTTPS", at: path.appending("tls"))
+            check(server.tls, protocol: kind, at: path.appending("tls"))
         }
         // Servers sharing a port must agree on the protocol; HTTPS servers on one port are told
         // apart by their hosts (SNI) and by their port names (route configuration names).
         for (index, server) in servers.enumerated() {
             let path = root.appending("servers").appending(index: index)
             for (other, earlier) in servers.prefix(index).enumerated() where earlier.port.number == server.port.number && (earlier.bind ?? "") == (server.bind ?? "") {
-                if earlier.port.protocol.uppercased() != server.port.protocol.uppercased() {
-                    fail(path.appending("port").appending("protocol"), "port \(server.port.number) is \(earlier.port.protocol) in servers[\(other)]; servers on one port need one protocol")
-                } else if server.port.protocol.uppercased() == "HTTPS" {
+                if Self.portKind(earlier.port.protocol) != Self.portKind(server.port.protocol) {
+                    fail(path.appending("port").appending("protocol"), "port \(server.port.number) is \(earlier.port.protocol) in servers[\(other)]; servers on one port must all be HTTP, all TCP, or all HTTPS and TLS (told apart by SNI)")
+                } else if Self.portKind(server.port.protocol) == "TLS" {
                     let shared = Set(server.hosts.map(Self.hostPart)).intersection(earlier.hosts.map(Self.hostPart))
                     if !shared.isEmpty && server.tls != earlier.tls {
                         fail(path.appending("tls"), "servers[\(other)] serves \(shared.sorted().joined(separator: ", ")) on port \(server.port.number) with other TLS settings; a client could not tell which applies")
-                    } else if earlier.port.name == server.port.name {
+                    } else if earlier.port.name == server.port.name && server.tls?.mode != .PASSTHROUGH && earlier.tls?.mode != .PASSTHROUGH {
                         fail(path.appending("port").appending("name"), "servers[\(other)] has the port name \"\(server.port.name)\" on port \(server.port.number); HTTPS servers on one port need names of their own")
                     }
                 }
@@ -336,25 +347,41 @@ extension Checker {
     }
 
     /// The protocols a gateway server may have.
-    static let gatewayProtocols = ["HTTP", "HTTPS", "HTTP2", "GRPC", "TCP"]
+    static let gatewayProtocols = ["HTTP", "HTTPS", "HTTP2", "GRPC", "TCP", "TLS"]
+
+    /// What servers sharing a port must agree on.
+    static func portKind(_ text: String) -> String {
+        switch text.uppercased() {
+        case "HTTPS", "TLS": "TLS"
+        case "TCP": "TCP"
+        default: "HTTP"
+        }
+    }
 
     static func hostPart(_ host: String) -> String {
         host.split(separator: "/", maxSplits: 1).last.map(String.init)?.lowercased() ?? host
     }
 
-    mutating func check(_ tls: ServerTLSSettings?, https: Bool, at path: FieldPath) {
-        guard https else {
-            if let mode = tls?.mode { fail(path.appending("mode"), "TLS mode \(mode.rawValue) needs protocol HTTPS") }
+    mutating func check(_ tls: ServerTLSSettings?, protocol kind: String, at path: FieldPath) {
+        guard kind == "HTTPS" || kind == "TLS" else {
+            if let mode = tls?.mode { fail(path.appending("mode"), "TLS mode \(mode.rawValue) needs protocol HTTPS or TLS") }
             return
         }
         guard let tls, let mode = tls.mode else {
-            fail(path.appending("mode"), "an HTTPS server needs tls.mode (SIMPLE, MUTUAL, OPTIONAL_MUTUAL or ISTIO_MUTUAL)")
+            fail(path.appending("mode"), kind == "TLS" ? "a TLS server needs tls.mode PASSTHROUGH" : "an HTTPS server needs tls.mode (SIMPLE, MUTUAL, OPTIONAL_MUTUAL, ISTIO_MUTUAL or PASSTHROUGH)")
             return
+        }
+        if kind == "TLS" && mode != .PASSTHROUGH && mode != .AUTO_PASSTHROUGH {
+            fail(path.appending("mode"), "a TLS server passes TLS through (PASSTHROUGH); terminating TLS for TCP traffic is not supported by meshd yet")
         }
         if tls.httpsRedirect == true { fail(path.appending("httpsRedirect"), "httpsRedirect applies to HTTP servers, which it redirects to HTTPS") }
         switch mode {
-        case .PASSTHROUGH, .AUTO_PASSTHROUGH:
-            fail(path.appending("mode"), "\(mode.rawValue) is not supported by meshd yet")
+        case .PASSTHROUGH:
+            for (field, value) in [("serverCertificate", tls.serverCertificate), ("privateKey", tls.privateKey), ("caCertificates", tls.caCertificates)] where !(value ?? "").isEmpty {
+                fail(path.appending(field), "PASSTHROUGH does not terminate TLS; do not give \(field)")
+            }
+        case .AUTO_PASSTHROUGH:
+            fail(path.appending("mode"), "AUTO_PASSTHROUGH serves multi-network meshes, which meshd does not support")
         case .ISTIO_MUTUAL:
             for (field, value) in [("serverCertificate", tls.serverCertificate), ("privateKey", tls.privateKey), ("caCertificates", tls.caCertificates)] where !(value ?? "").isEmpty {
                 fail(path.appending(field), "ISTIO_MUTUAL uses the gateway's mesh certificate; do not give \(field)")
