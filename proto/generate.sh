@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Regenerates Sources/EnvoyAPI/Generated/ from pinned inputs. Deterministic: running it twice
-# gives the same files. Needs Debian's protoc (apt-get install protobuf-compiler) and network
-# access to PyPI for the pinned xds-protos; builds the two protoc plugins from the Swift package
-# versions on this machine (proto/plugins/Package.swift) into .build-plugins/.
+# gives the same files. Needs Debian's protoc and protobuf's well-known protos (apt-get install
+# protobuf-compiler libprotobuf-dev) and network access to PyPI for the pinned xds-protos; builds
+# the two protoc plugins from the Swift package versions on this machine
+# (proto/plugins/Package.swift) into .build-plugins/.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
@@ -10,7 +11,8 @@ out="$top/Sources/EnvoyAPI/Generated"
 XDS_PROTOS_VERSION=1.85.0
 PROTOBUF_VERSION=7.36.2
 
-command -v protoc >/dev/null || { echo "protoc not found: apt-get install protobuf-compiler" >&2; exit 1; }
+command -v protoc >/dev/null || { echo "protoc not found: apt-get install protobuf-compiler libprotobuf-dev" >&2; exit 1; }
+[ -f /usr/include/google/protobuf/struct.proto ] || { echo "protobuf's well-known protos not found: apt-get install libprotobuf-dev" >&2; exit 1; }
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -21,8 +23,10 @@ python3 -m venv "$work/venv"
 "$work/venv/bin/python" "$here/export_descriptors.py" "$here/envoy-api-roots.txt" "$work/envoy.pb" "$work/files.txt"
 
 # 2. The plugins, built from the locally available package versions.
-(cd "$here/plugins" && swift build -c release --scratch-path "$top/.build-plugins" \
-    --product protoc-gen-swift --product protoc-gen-grpc-swift-2 >&2)
+# One product per invocation: given several --product flags, swift build builds only the last.
+for product in protoc-gen-swift protoc-gen-grpc-swift-2; do
+  (cd "$here/plugins" && swift build -c release --scratch-path "$top/.build-plugins" --product "$product" >&2)
+done
 bin=$(cd "$here/plugins" && swift build -c release --scratch-path "$top/.build-plugins" --show-bin-path)
 
 # 3. Generate into a fresh folder, then replace the committed one.

@@ -96,6 +96,9 @@ public enum GatewayTranslator {
         for cluster in telemetry.collectorClusters(snapshot: snapshot, bind: upstreamBind.otherCluster) {
             resources.insert(XDSResource(name: cluster.name, message: cluster))
         }
+        // TCP servers nothing routes proxy to the black hole.
+        let blackHole = EgressPolicy.cluster(allowAny: false, bind: upstreamBind.otherCluster)
+        resources.insert(XDSResource(name: blackHole.name, message: blackHole))
         return ProxyConfiguration(resources: resources, warnings: warnings + builder.warnings)
     }
 }

@@ -14,6 +14,8 @@ struct OutboundBuilder {
     let virtualServices: VirtualServiceIndex
     let telemetry: TelemetryPolicy
     let upstreamBind: UpstreamBind
+    /// Hosts outside the registry are forwarded (ALLOW_ANY), not refused (REGISTRY_ONLY).
+    let allowAny: Bool
     var warnings: [String] = []
 
     init(scope: SidecarScope, snapshot: MeshSnapshot, inboundBindings: Set<String>, telemetry: TelemetryPolicy, upstreamBind: UpstreamBind) {
@@ -24,6 +26,7 @@ struct OutboundBuilder {
         self.telemetry = telemetry
         destinationRules = DestinationRuleIndex(snapshot: snapshot)
         virtualServices = VirtualServiceIndex(snapshot: snapshot)
+        allowAny = EgressPolicy.allowAny(scope, snapshot)
     }
 
     /// The VirtualService that routes a service for this sidecar, if any.
@@ -104,6 +107,7 @@ struct OutboundBuilder {
             var hcm = HCM.outbound(statPrefix: telemetry.client.metrics ? "outbound_\(port.bind)_\(port.port)" : TelemetryPolicy.disabledStatName)
             if let tracing = telemetry.client.tracing { hcm.tracing = telemetry.hcmTracing(tracing) }
             hcm.accessLog = telemetry.accessLogs(telemetry.client.accessLog, http: true)
+            EgressPolicy.apply(to: &hcm, allowAny: allowAny)
             var rds = Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_Rds()
             rds.configSource = Envoy.adsConfigSource
             rds.routeConfigName = port.routeName
@@ -159,8 +163,8 @@ struct OutboundBuilder {
     }
 
     /// The route configuration of an HTTP port: a virtual host per service (its VirtualService's
-    /// routes, else Istio's default route), and a last virtual host that refuses unknown hosts
-    /// with 502 (Istio's `block_all`). When no service on the port has a VirtualService, it is
+    /// routes, else Istio's default route), and a last virtual host for every other host:
+    /// forwarded (`allow_any`) or refused with 502 (`block_all`), as ``EgressPolicy`` says. When no service on the port has a VirtualService, it is
     /// built from ``RouteInputs`` alone and comes from `memo`.
     mutating func routeConfiguration(for port: PortListener, memo: TranslationMemo?) -> XDSResource {
         var claimed: Set<String> = []
@@ -173,7 +177,7 @@ struct OutboundBuilder {
                 consistentHash: policy.loadBalancer?.consistentHash)
             hosts.append((host, virtualService(for: service)))
         }
-        let inputs = RouteInputs(name: port.routeName, hosts: hosts.map(\.host))
+        let inputs = RouteInputs(name: port.routeName, hosts: hosts.map(\.host), allowAny: allowAny)
         guard hosts.contains(where: { $0.virtualService != nil }) else {
             let build = { XDSResource(name: inputs.name, message: Self.routeConfiguration(inputs, routes: [:])) }
             return memo?.routeConfigurations.value(for: inputs, generation: snapshot.revision, compute: build) ?? build()
@@ -213,22 +217,7 @@ struct OutboundBuilder {
             }
             virtualHosts.append(host)
         }
-        var blockAll = VirtualHost()
-        blockAll.name = "block_all"
-        blockAll.domains = ["*"]
-        var refuse = Route()
-        refuse.name = "block_all"
-        var match = Envoy_Config_Route_V3_RouteMatch()
-        match.prefix = "/"
-        refuse.match = match
-        var direct = Envoy_Config_Route_V3_DirectResponseAction()
-        direct.status = 502
-        var body = Envoy_Config_Core_V3_DataSource()
-        body.inlineString = "no service in the mesh matches this host\n"
-        direct.body = body
-        refuse.directResponse = direct
-        blockAll.routes = [refuse]
-        virtualHosts.append(blockAll)
+        virtualHosts.append(EgressPolicy.catchAllHost(allowAny: inputs.allowAny))
         config.virtualHosts = virtualHosts
         return config
     }
@@ -504,6 +493,8 @@ struct RouteInputs: Hashable, Sendable {
 
     var name: String
     var hosts: [Host]
+    /// The last virtual host forwards unknown hosts (ALLOW_ANY) or refuses them.
+    var allowAny: Bool
 }
 
 /// Everything a cluster's load assignment is built from (``OutboundBuilder/loadAssignment(_:)``):

@@ -69,6 +69,10 @@ public enum SidecarTranslator {
         for cluster in telemetry.collectorClusters(snapshot: snapshot, bind: upstreamBind.otherCluster) {
             resources.insert(XDSResource(name: cluster.name, message: cluster))
         }
+        if ports.contains(where: { !$0.httpServices.isEmpty }) {
+            let egress = EgressPolicy.cluster(allowAny: outbound.allowAny, bind: upstreamBind.otherCluster)
+            resources.insert(XDSResource(name: egress.name, message: egress))
+        }
         for assignment in outboundClusters.loadAssignments {
             resources.insert(assignment)
         }

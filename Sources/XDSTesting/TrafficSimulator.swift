@@ -135,7 +135,7 @@ public struct TrafficSimulator {
         default:
             throw Failure(description: "route \(route.name) has no action")
         }
-        for cluster in outcome.clusters where clusters[cluster.name] == nil && cluster.name != "BlackHoleCluster" {
+        for cluster in outcome.clusters where clusters[cluster.name] == nil {
             throw Failure(description: "route \(route.name) sends to cluster \(cluster.name), which was not generated")
         }
         if outcome.clusters.count == 1 { outcome.endpoints = try endpoints(of: outcome.clusters[0].name) }
@@ -156,6 +156,10 @@ public struct TrafficSimulator {
     /// The endpoints (`ip:port`) of a cluster.
     public func endpoints(of clusterName: String) throws(Failure) -> [String] {
         guard let cluster = clusters[clusterName] else { throw Failure(description: "no cluster \(clusterName)") }
+        // A cluster of its own type (the dynamic forward proxy) finds its endpoints itself; a
+        // STATIC cluster without a load assignment has none.
+        if case .clusterType? = cluster.clusterDiscoveryType { return [] }
+        if cluster.type == .static && !cluster.hasLoadAssignment { return [] }
         let assignment: Envoy_Config_Endpoint_V3_ClusterLoadAssignment
         if cluster.hasLoadAssignment {
             assignment = cluster.loadAssignment

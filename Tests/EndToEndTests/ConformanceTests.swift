@@ -19,7 +19,8 @@ extension EndToEnd {
                     "token": try token(account),
                     "sds": ["ROOTCA", "default"],
                     "node": ["id": "sidecar~127.0.0.\(host)~\(name).tai-system~tai-system.svc.cluster.local"],
-                    "cds": services + ["inbound|8080||", "outbound|8080|stable|coordinator.tai-system.svc.cluster.local", "outbound|8080|canary|coordinator.tai-system.svc.cluster.local", "tracing|jaeger"],
+                    "cds": services + ["inbound|8080||", "outbound|8080|stable|coordinator.tai-system.svc.cluster.local", "outbound|8080|canary|coordinator.tai-system.svc.cluster.local", "tracing|jaeger",
+                            "PassthroughCluster"],
                     "eds": services + ["outbound|8080|stable|coordinator.tai-system.svc.cluster.local", "outbound|8080|canary|coordinator.tai-system.svc.cluster.local"],
                     "lds": ["127.0.0.\(host)_8080", "127.0.1.\(host)_8080"],
                     "rds": ["8080"],
@@ -55,7 +56,7 @@ extension EndToEnd {
             for entry in parsed {
                 #expect((entry["problems"] as? [String]) == [], "\(entry["node"] ?? "?"): \(entry["problems"] ?? "")")
                 let counts = entry["counts"] as? [String: Int] ?? [:]
-                #expect(counts["cds"] == 7 && counts["eds"] == 5 && counts["lds"] == 2 && counts["rds"] == 1 && counts["sds"] == 2, "\(counts)")
+                #expect(counts["cds"] == 8 && counts["eds"] == 5 && counts["lds"] == 2 && counts["rds"] == 1 && counts["sds"] == 2, "\(counts)")
             }
             }
         }

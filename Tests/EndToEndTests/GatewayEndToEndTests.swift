@@ -94,10 +94,10 @@ extension EndToEnd {
             """
         }
 
-        /// A CA, a server certificate for both HTTPS hosts and a client certificate, made with openssl.
-        static func makeCertificates(in dir: String) async throws {
+        /// A CA, a server certificate for `names` and a client certificate, made with openssl.
+        static func makeCertificates(in dir: String, names: [String] = ["secure.example.com", "mutual.example.com", "passthrough.example.com"]) async throws {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            try "subjectAltName=DNS:secure.example.com,DNS:mutual.example.com,DNS:passthrough.example.com\n".write(toFile: dir + "/server.ext", atomically: true, encoding: .utf8)
+            try "subjectAltName=\(names.map { "DNS:\($0)" }.joined(separator: ","))\n".write(toFile: dir + "/server.ext", atomically: true, encoding: .utf8)
             try "subjectAltName=DNS:client.example.com\nextendedKeyUsage=clientAuth\n".write(toFile: dir + "/client.ext", atomically: true, encoding: .utf8)
             let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
             try await run("/usr/bin/openssl", ["req", "-x509"] + ec + ["-keyout", dir + "/ca.key", "-out", dir + "/ca.pem", "-days", "1", "-subj", "/CN=gateway test CA"], in: dir)

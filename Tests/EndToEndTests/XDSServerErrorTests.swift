@@ -85,7 +85,7 @@ extension EndToEnd {
                     conversation.request(XDSTypeURL.cluster, node: Self.goodNode)
                     return try await conversation.receive().resources.count
                 }
-                #expect(clusters == 2)
+                #expect(clusters == 3, "inbound, the service and PassthroughCluster")
                 #expect(try await mesh.admin("/metrics").body.contains("meshd_xds_refused_streams_total 2"))
             }
         }
@@ -144,7 +144,7 @@ extension EndToEnd {
                     conversation.request(XDSTypeURL.cluster, node: Self.goodNode)
                     return try await conversation.receive().resources.count
                 }
-                #expect(clusters == 2)
+                #expect(clusters == 3, "inbound, the service and PassthroughCluster")
             }
             var options = ControlPlaneOptions(dataDirectory: try TestTools.temporaryDirectory("plaintext-external"), xdsAddress: HostPort(host: "10.0.0.1", port: 0), allowExternalListeners: true, xdsPlaintext: true)
             options.configDirectory = TestTools.packageRoot + "/examples/tai-system"

@@ -259,10 +259,10 @@ struct FieldRefusalTests {
     func partlyRefused() {
         #expect(problems("ServiceEntry", spec: ["hosts": ["a.example.com"], "resolution": "DYNAMIC_DNS"]).contains { $0.hasPrefix("spec.resolution: DYNAMIC_DNS is not supported") })
         let sidecar = problems("Sidecar", spec: [
-            "outboundTrafficPolicy": ["mode": "ALLOW_ANY"],
+            "outboundTrafficPolicy": ["egressProxy": ["host": "egress.example.com"]],
             "egress": [["hosts": ["./*"], "captureMode": "IPTABLES", "port": ["number": 80, "protocol": "SPDY", "name": "x"]]],
         ])
-        #expect(sidecar.contains { $0.hasPrefix("spec.outboundTrafficPolicy.mode: ALLOW_ANY is not supported") }, "\(sidecar)")
+        #expect(sidecar.contains { $0.hasPrefix("spec.outboundTrafficPolicy.egressProxy: egress proxies are not supported") }, "\(sidecar)")
         #expect(sidecar.contains { $0.hasPrefix("spec.egress[0].captureMode: meshd does not capture traffic") }, "\(sidecar)")
         #expect(sidecar.contains { $0.hasPrefix("spec.egress[0].port.protocol: unknown protocol \"SPDY\"") }, "\(sidecar)")
         let accepted: ConfigValue = [

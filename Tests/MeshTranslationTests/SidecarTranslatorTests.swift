@@ -1,5 +1,6 @@
 import EnvoyAPI
 import Foundation
+import MeshConfig
 import MeshModel
 import MeshTranslation
 import SwiftProtobuf
@@ -43,12 +44,34 @@ struct SidecarTranslatorTests {
         #expect(try governor.http(.init(address: "127.0.1.2", port: 8080, authority: authority)).virtualHost == "coordinator.tai-system.svc.cluster.local:8080")
     }
 
-    @Test("a host no service has is refused with 502")
+    @Test("a host no service has: forwarded to it (ALLOW_ANY, Istio's default), or to BlackHoleCluster (REGISTRY_ONLY, from mesh.yaml or the Sidecar)")
     func unknownHost() throws {
-        let governor = try simulator(try exampleSnapshot(), "tai-system", "governor-v1")
-        let outcome = try governor.http(.init(address: "127.0.1.2", port: 8080, authority: "unknown.example.com"))
-        #expect(outcome.virtualHost == "block_all")
-        #expect(outcome.directResponse == 502)
+        let request = TrafficSimulator.HTTPRequest(address: "127.0.1.2", port: 8080, authority: "unknown.example.com")
+        let example = try exampleSnapshot()
+        let allowed = try simulator(example, "tai-system", "governor-v1").http(request)
+        #expect(allowed.virtualHost == "allow_any" && allowed.clusters.map(\.name) == ["PassthroughCluster"])
+        var mesh = example.mesh
+        mesh.outboundTrafficMode = .REGISTRY_ONLY
+        let strict = MeshSnapshot(revision: 2, mesh: mesh, resources: Array(example.resources.values))
+        let resources = try SidecarTranslator.translate(strict, workload: .init(namespace: "tai-system", name: "governor-v1")).resources
+        let blocked = try TrafficSimulator(resources).http(request)
+        #expect(blocked.virtualHost == "block_all" && blocked.clusters.map(\.name) == ["BlackHoleCluster"] && blocked.endpoints.isEmpty)
+        #expect(resources.resources(ofType: XDSTypeURL.cluster)["PassthroughCluster"] == nil)
+        let listener = try #require(resources.resources(ofType: XDSTypeURL.listener)["127.0.1.2_8080"]?.unpack(Envoy_Config_Listener_V3_Listener.self))
+        let hcm = try Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_HttpConnectionManager(unpackingAny: listener.filterChains[0].filters[0].typedConfig)
+        #expect(hcm.localReplyConfig.mappers.first?.statusCode.value == 502, "no healthy upstream in BlackHoleCluster becomes Istio's 502")
+        // The Sidecar's policy wins over mesh.yaml's.
+        let sidecarAllows = MeshSnapshot(revision: 3, mesh: mesh, resources: Array(example.resources.values) + (try ResourceDocuments.decode("""
+            apiVersion: networking.istio.io/v1
+            kind: Sidecar
+            metadata: {name: governor-egress, namespace: tai-system}
+            spec:
+              workloadSelector: {labels: {app: governor}}
+              outboundTrafficPolicy: {mode: ALLOW_ANY}
+              egress: [{bind: 127.0.1.2, hosts: ["./*"]}]
+            """, source: "test.yaml").map(\.resource)))
+        let forwarded = try simulator(sidecarAllows, "tai-system", "governor-v1").http(request)
+        #expect(forwarded.clusters.map(\.name) == ["PassthroughCluster"])
     }
 
     @Test("inbound: the mesh address forwards to the app at the Sidecar's defaultEndpoint")
@@ -77,7 +100,7 @@ struct SidecarTranslatorTests {
         let ratings = try client.http(.init(address: "127.0.0.1", port: 9080, authority: "ratings.shop"))
         #expect(ratings.endpoints == ["127.0.0.10:9080"])
         // Short names only resolve for services of the caller's own namespace.
-        #expect(try client.http(.init(address: "127.0.0.1", port: 9080, authority: "ratings")).virtualHost == "block_all")
+        #expect(try client.http(.init(address: "127.0.0.1", port: 9080, authority: "ratings")).virtualHost == "allow_any")
 
         let server = try simulator(mesh, "shop", "db-1")
         let inbound = try server.tcp(address: "127.0.0.11", port: 15432)
@@ -131,7 +154,7 @@ struct SidecarTranslatorTests {
         #expect(try filter("127.0.3.12_9080") == "envoy.filters.network.tcp_proxy")
         #expect(try filter("127.0.3.13_5432") == "envoy.filters.network.http_connection_manager")
         let routes = try #require(resources.resources(ofType: XDSTypeURL.route)["5432"]?.unpack(Envoy_Config_Route_V3_RouteConfiguration.self))
-        #expect(routes.virtualHosts.map(\.name) == ["db.shop.svc.cluster.local:5432", "block_all"])
+        #expect(routes.virtualHosts.map(\.name) == ["db.shop.svc.cluster.local:5432", "allow_any"])
         #expect(resources.resources(ofType: XDSTypeURL.route)["9080"] == nil)
     }
 

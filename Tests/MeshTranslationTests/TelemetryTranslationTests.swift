@@ -189,6 +189,11 @@ struct TelemetryTranslationTests {
             "\(error)".contains("extensionProviders[0]")
         }
         #expect { try Self.mesh("tracingg: {}") } throws: { error in "\(error)".contains("tracingg") }
+        // outboundTrafficPolicy: Istio's default ALLOW_ANY, REGISTRY_ONLY, nothing else.
+        #expect(try Self.mesh().outboundTrafficMode == .ALLOW_ANY)
+        #expect(try Self.mesh("outboundTrafficPolicy: {mode: REGISTRY_ONLY}").outboundTrafficMode == .REGISTRY_ONLY)
+        #expect { try Self.mesh("outboundTrafficPolicy: {mode: BLOCK}") } throws: { error in "\(error)".contains("outboundTrafficPolicy.mode") }
+        #expect { try Self.mesh("outboundTrafficPolicy: {mode: REGISTRY_ONLY, egressProxy: {host: x}}") } throws: { error in "\(error)".contains("outboundTrafficPolicy") }
         // What meshd cannot translate is refused when the resource is decoded, naming the field.
         for (body, field) in [
             ("  tracing: [{customTags: {x: {formatter: {value: \"%X%\"}}}}]\n", "spec.tracing[0].customTags.x.formatter"),

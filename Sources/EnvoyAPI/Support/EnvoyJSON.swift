@@ -21,6 +21,8 @@ public enum EnvoyJSON {
         Envoy_Extensions_Filters_Http_Cors_V3_Cors.self,
         Envoy_Extensions_Filters_Http_Cors_V3_CorsPolicy.self,
         Envoy_Extensions_Filters_Http_Fault_V3_HTTPFault.self,
+        Envoy_Extensions_Filters_Http_DynamicForwardProxy_V3_FilterConfig.self,
+        Envoy_Extensions_Clusters_DynamicForwardProxy_V3_ClusterConfig.self,
         Envoy_Extensions_Upstreams_Http_V3_HttpProtocolOptions.self,
         Envoy_Extensions_Retry_Host_PreviousHosts_V3_PreviousHostsPredicate.self,
         Envoy_Extensions_AccessLoggers_File_V3_FileAccessLog.self,

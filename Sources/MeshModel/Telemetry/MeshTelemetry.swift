@@ -1,7 +1,8 @@
 /// The telemetry part of Istio's MeshConfig, read from `mesh.yaml` in the config directory:
 /// `enableTracing`, `defaultConfig.tracing.sampling`, `extensionProviders`, `defaultProviders`,
-/// `defaultConfig.gatewayTopology.numTrustedProxies` (the one field here that is not telemetry),
-/// and the access-log settings `accessLogFile`, `accessLogEncoding`, `accessLogFormat`.
+/// `defaultConfig.gatewayTopology.numTrustedProxies` and `outboundTrafficPolicy` (the fields here
+/// that are not telemetry), and the access-log settings `accessLogFile`, `accessLogEncoding`,
+/// `accessLogFormat`.
 public struct MeshTelemetry: Hashable, Sendable {
     /// How access log lines are written.
     public enum AccessLogEncoding: String, Hashable, Sendable {
@@ -18,6 +19,9 @@ public struct MeshTelemetry: Hashable, Sendable {
     public var accessLogEncoding: AccessLogEncoding
     /// A custom format (text, or for JSON a JSON object of Envoy format strings).
     public var accessLogFormat: String?
+    /// What sidecars do with a host outside the registry unless their Sidecar says otherwise
+    /// (`outboundTrafficPolicy.mode`; Istio's default ALLOW_ANY).
+    public var outboundTrafficMode: OutboundTrafficPolicy.Mode = .ALLOW_ANY
 
     /// Istio's defaults: tracing on at 1 % with no provider, no access log.
     public static let `default` = MeshTelemetry(config: MeshConfig(), accessLogFile: nil, accessLogEncoding: .TEXT, accessLogFormat: nil)
@@ -54,7 +58,20 @@ public struct MeshTelemetry: Hashable, Sendable {
         }
         let file = try string("accessLogFile")
         let format = try string("accessLogFormat")
-        for key in ["accessLogEncoding", "accessLogFile", "accessLogFormat"] { object[key] = nil }
+        var outbound = OutboundTrafficPolicy.Mode.ALLOW_ANY
+        if let value = object["outboundTrafficPolicy"] {
+            let path = root.appending("outboundTrafficPolicy")
+            guard case .object(let policy) = value, policy.keys.allSatisfy({ $0 == "mode" }) else {
+                throw SchemaError(path: path, reason: "must be {mode: ALLOW_ANY} or {mode: REGISTRY_ONLY}")
+            }
+            if let mode = policy["mode"] {
+                guard case .string(let text) = mode, let parsed = OutboundTrafficPolicy.Mode(rawValue: text) else {
+                    throw SchemaError(path: path.appending("mode"), reason: "must be ALLOW_ANY or REGISTRY_ONLY")
+                }
+                outbound = parsed
+            }
+        }
+        for key in ["accessLogEncoding", "accessLogFile", "accessLogFormat", "outboundTrafficPolicy"] { object[key] = nil }
         let config = try MeshConfig(config: .object(object), at: root)
         var seen: Set<String> = []
         for (index, provider) in (config.extensionProviders ?? []).enumerated() {
@@ -78,6 +95,7 @@ public struct MeshTelemetry: Hashable, Sendable {
             throw SchemaError(path: root.appending("defaultConfig").appending("tracing").appending("sampling"), reason: "must be between 0 and 100")
         }
         self.init(config: config, accessLogFile: file, accessLogEncoding: encoding, accessLogFormat: format)
+        outboundTrafficMode = outbound
     }
 
     /// The type key set on a provider (`zipkin`, `opentelemetry`, ...).

@@ -170,7 +170,7 @@ public enum FieldSupport {
             """,
         .sidecar: """
             workloadSelector.labels ingress.port.number ingress.port.protocol ingress.port.name ingress.bind ingress.defaultEndpoint
-            egress.port.number egress.port.protocol egress.bind egress.hosts
+            egress.port.number egress.port.protocol egress.bind egress.hosts outboundTrafficPolicy.mode
             """,
         .gateway: """
             selector servers.port.number servers.port.name servers.hosts servers.bind servers.tls.httpsRedirect
@@ -292,7 +292,6 @@ public enum FieldSupport {
         .sidecar: [
             "ingress.captureMode": "IPTABLES is refused: meshd does not capture traffic",
             "egress.captureMode": "IPTABLES is refused: meshd does not capture traffic",
-            "outboundTrafficPolicy.mode": "ALLOW_ANY is refused: meshd answers unknown hosts with 502 (REGISTRY_ONLY)",
         ],
         .authorizationPolicy: [
             "action": "CUSTOM is refused",

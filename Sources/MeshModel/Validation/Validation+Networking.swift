@@ -235,9 +235,6 @@ extension Checker {
 
     mutating func check(_ sidecar: Sidecar) {
         labels(sidecar.workloadSelector?.labels, at: root.appending("workloadSelector").appending("labels"))
-        if sidecar.outboundTrafficPolicy?.mode == .ALLOW_ANY {
-            fail(root.appending("outboundTrafficPolicy").appending("mode"), "ALLOW_ANY is not supported by meshd yet: without traffic capture an outbound listener answers hosts outside the registry with 502 (REGISTRY_ONLY)")
-        }
         for (index, listener) in (sidecar.egress ?? []).enumerated() {
             let path = root.appending("egress").appending(index: index)
             port(listener.port?.number, at: path.appending("port").appending("number"))
