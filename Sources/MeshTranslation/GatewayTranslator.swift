@@ -215,7 +215,7 @@ struct GatewayBuilder {
                 var builder = HTTPRouteBuilder(snapshot: snapshot, proxy: workload, destinationRules: destinationRules, gateway: server.key)
                 let clusters = destinations.map { builder.destination(for: $0.destination, namespace: serviceNamespace, port: port).cluster }
                 warnings += builder.unresolved.map { "\(service.key): \($0)" }
-                var proxy = Self.tcpProxy(clusters: clusters, weights: destinations.map(\.weight))
+                var proxy = TCPProxy.to(clusters: clusters, weights: destinations.map(\.weight))
                 proxy.statPrefix = telemetry.client.metrics ? (proxy.cluster.isEmpty ? "\(service.key) tls[\(index)]" : proxy.cluster) : TelemetryPolicy.disabledStatName
                 proxy.accessLog = telemetry.accessLogs(telemetry.client.accessLog, http: false)
                 var chain = FilterChain()
@@ -228,24 +228,6 @@ struct GatewayBuilder {
             }
         }
         return chains
-    }
-
-    /// A TCP proxy to one cluster, or to several by weight.
-    static func tcpProxy(clusters: [String], weights: [Int32?]) -> TCPProxy {
-        var proxy = TCPProxy()
-        if clusters.count == 1 {
-            proxy.cluster = clusters[0]
-        } else {
-            var weighted = TCPProxy.WeightedCluster()
-            weighted.clusters = zip(weights, clusters).map { weight, name in
-                var cluster = TCPProxy.WeightedCluster.ClusterWeight()
-                cluster.name = name
-                cluster.weight = UInt32(max(weight ?? 0, 0))
-                return cluster
-            }.filter { $0.weight > 0 }
-            proxy.weightedClusters = weighted
-        }
-        return proxy
     }
 
     /// An edge connection manager: the gateway is where requests enter the mesh, so it sets the
@@ -295,14 +277,7 @@ struct GatewayBuilder {
                 var trusted = Envoy_Config_Core_V3_DataSource()
                 trusted.filename = tls.caCertificates ?? ""
                 validation.trustedCa = trusted
-                validation.matchTypedSubjectAltNames = (tls.subjectAltNames ?? []).map { san in
-                    var matcher = Envoy_Extensions_TransportSockets_Tls_V3_SubjectAltNameMatcher()
-                    matcher.sanType = san.hasPrefix("spiffe://") ? .uri : .dns
-                    var string = Envoy_Type_Matcher_V3_StringMatcher()
-                    string.exact = san
-                    matcher.matcher = string
-                    return matcher
-                }
+                validation.matchTypedSubjectAltNames = TLSContexts.sanMatchers(tls.subjectAltNames ?? [])
                 validation.verifyCertificateSpki = tls.verifyCertificateSpki ?? []
                 validation.verifyCertificateHash = tls.verifyCertificateHash ?? []
                 common.validationContext = validation
@@ -417,10 +392,10 @@ struct GatewayBuilder {
                 var builder = HTTPRouteBuilder(snapshot: snapshot, proxy: workload, destinationRules: destinationRules, gateway: server.key)
                 let clusters = destinations.map { builder.destination(for: $0.destination, namespace: service.metadata.namespace, port: port).cluster }
                 warnings += builder.unresolved.map { "\(service.key): \($0)" }
-                return Self.tcpProxy(clusters: clusters, weights: destinations.map(\.weight))
+                return TCPProxy.to(clusters: clusters, weights: destinations.map(\.weight))
             }
         }
         warnings.append("TCP port \(port): no VirtualService bound to \(servers.map(\.key).joined(separator: ", ")) routes it; connections are refused")
-        return Self.tcpProxy(clusters: [ResourceNames.blackHoleCluster], weights: [nil])
+        return TCPProxy.to(clusters: [ResourceNames.blackHoleCluster], weights: [nil])
     }
 }

@@ -147,18 +147,7 @@ struct OutboundBuilder {
         var builder = HTTPRouteBuilder(snapshot: snapshot, proxy: scope.workload, destinationRules: destinationRules)
         let clusters = destinations.map { builder.destination(for: $0.destination, namespace: virtualService.metadata.namespace, port: port).cluster }
         warnings += builder.unresolved.map { "\(virtualService.key): \($0)" }
-        if clusters.count == 1 {
-            proxy.cluster = clusters[0]
-        } else {
-            var weighted = TCPProxy.WeightedCluster()
-            weighted.clusters = zip(destinations, clusters).map { destination, name in
-                var cluster = TCPProxy.WeightedCluster.ClusterWeight()
-                cluster.name = name
-                cluster.weight = UInt32(max(destination.weight ?? 0, 0))
-                return cluster
-            }.filter { $0.weight > 0 }
-            proxy.weightedClusters = weighted
-        }
+        proxy.clusterSpecifier = TCPProxy.to(clusters: clusters, weights: destinations.map(\.weight)).clusterSpecifier
         return proxy
     }
 
@@ -506,6 +495,26 @@ struct LoadAssignmentInputs: Hashable, Sendable {
     /// The subset's labels (`nil`: not a subset cluster).
     var subsetLabels: [String: String]?
     var endpoints: ClusterInputs.Endpoints
+}
+
+extension TCPProxy {
+    /// A TCP proxy to one cluster, or to several by weight (destinations of weight 0 left out).
+    static func to(clusters: [String], weights: [Int32?]) -> TCPProxy {
+        var proxy = TCPProxy()
+        if clusters.count == 1 {
+            proxy.cluster = clusters[0]
+        } else {
+            var weighted = TCPProxy.WeightedCluster()
+            weighted.clusters = zip(weights, clusters).map { weight, name in
+                var cluster = TCPProxy.WeightedCluster.ClusterWeight()
+                cluster.name = name
+                cluster.weight = UInt32(max(weight ?? 0, 0))
+                return cluster
+            }.filter { $0.weight > 0 }
+            proxy.weightedClusters = weighted
+        }
+        return proxy
+    }
 }
 
 extension HCM {

@@ -84,18 +84,24 @@ enum TLSContexts {
             var trusted = Envoy_Config_Core_V3_DataSource()
             trusted.filename = authority
             validation.trustedCa = trusted
-            validation.matchTypedSubjectAltNames = (settings.subjectAltNames ?? []).map { san in
-                var matcher = Envoy_Extensions_TransportSockets_Tls_V3_SubjectAltNameMatcher()
-                matcher.sanType = san.hasPrefix("spiffe://") ? .uri : .dns
-                var string = Envoy_Type_Matcher_V3_StringMatcher()
-                string.exact = san
-                matcher.matcher = string
-                return matcher
-            }
+            validation.matchTypedSubjectAltNames = sanMatchers(settings.subjectAltNames ?? [])
             common.validationContext = validation
         }
         context.commonTlsContext = common
         return transportSocket(context)
+    }
+
+    /// Exact matchers for names a DestinationRule or Gateway lists: SPIFFE IDs as URI SANs, the
+    /// rest as DNS SANs.
+    static func sanMatchers(_ names: [String]) -> [Envoy_Extensions_TransportSockets_Tls_V3_SubjectAltNameMatcher] {
+        names.map { san in
+            var matcher = Envoy_Extensions_TransportSockets_Tls_V3_SubjectAltNameMatcher()
+            matcher.sanType = san.hasPrefix("spiffe://") ? .uri : .dns
+            var string = Envoy_Type_Matcher_V3_StringMatcher()
+            string.exact = san
+            matcher.matcher = string
+            return matcher
+        }
     }
 
     static var rawBuffer: TransportSocket {

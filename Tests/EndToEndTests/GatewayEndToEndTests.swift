@@ -186,6 +186,8 @@ extension EndToEnd {
                 #expect(try await mesh.envoyHealthProblems().isEmpty)
                 let status = try await mesh.admin("/v1/proxies")
                 #expect(status.body.contains("router~\(Self.gatewayAddress)~ingressgateway.istio-system"), "proxy-status shows the gateway: \(status.body)")
+                let config = try await mesh.admin("/v1/proxies/router~\(Self.gatewayAddress)~ingressgateway.istio-system~istio-system.svc.cluster.local/config")
+                #expect(config.status == 200 && config.body.contains("https.8443.https-mutual.httpbin-gateway.web"), "proxy-config shows the gateway's routes: \(config.body.prefix(300))")
                 let described = try await mesh.admin("/v1/workloads/istio-system/ingressgateway/describe")
                 #expect(described.status == 200 && described.body.contains("httpbin-gateway"), "describe names the Gateway: \(described.body)")
 
