@@ -10,6 +10,11 @@ internal import SwiftProtobuf
 /// (Envoy's dynamic forward proxy, as the cluster `PassthroughCluster`); REGISTRY_ONLY routes it to
 /// `BlackHoleCluster`, which has no endpoints, and answers 502, as Istio's `block_all` does. Both
 /// clusters' stats count the requests in each sidecar, so per source workload.
+///
+/// The forward proxy goes wherever `Host` says, so ALLOW_ANY applies only to listeners on
+/// loopback addresses, which only the machine's own processes reach; a listener on any other
+/// address refuses unknown hosts whatever the mode (a Sidecar that asks for ALLOW_ANY there is
+/// refused when it is loaded).
 enum EgressPolicy {
     static let passthroughCluster = "PassthroughCluster"
     static let blackHoleCluster = ResourceNames.blackHoleCluster
@@ -17,9 +22,16 @@ enum EgressPolicy {
     static let blockedHeader = "x-meshd-egress"
     static let blockedBody = "no service in the mesh matches this host\n"
 
-    /// The mode of `scope`'s sidecar.
+    /// Whether `scope`'s sidecar forwards unknown hosts: its Sidecar's mode (an
+    /// `outboundTrafficPolicy` without a mode is Istio's REGISTRY_ONLY), else mesh.yaml's.
     static func allowAny(_ scope: SidecarScope, _ snapshot: MeshSnapshot) -> Bool {
-        (scope.sidecar?.spec.outboundTrafficPolicy?.mode ?? snapshot.mesh.outboundTrafficMode) == .ALLOW_ANY
+        let mode = scope.sidecar?.spec.outboundTrafficPolicy.map { $0.mode ?? .REGISTRY_ONLY } ?? snapshot.mesh.outboundTrafficMode
+        return mode == .ALLOW_ANY
+    }
+
+    /// Whether an outbound listener on `bind` forwards unknown hosts.
+    static func allowAny(_ mode: Bool, bind: String) -> Bool {
+        mode && IPAddress(bind)?.isLoopback == true
     }
 
     /// The last virtual host of an outbound route configuration: every host no service claims.

@@ -56,7 +56,12 @@ public enum GatewayTranslator {
         /// What servers sharing a port must agree on: TLS (by SNI), plain HTTP, or TCP.
         var portKind: String { isTLS ? "TLS" : serviceProtocol.isHTTP ? "HTTP" : "TCP" }
         var routeName: String {
-            isHTTPS ? "https.\(server.port.number).\(server.port.name).\(gateway.metadata.name).\(gateway.metadata.namespace)" : "http.\(server.port.number)"
+            // Istio's names; a server with its own `bind` adds it, so that one port on two
+            // addresses has two route configurations.
+            let bind = server.bind.flatMap { $0.isEmpty ? nil : ".\($0)" } ?? ""
+            return isHTTPS
+                ? "https.\(server.port.number).\(server.port.name).\(gateway.metadata.name).\(gateway.metadata.namespace)\(bind)"
+                : "http.\(server.port.number)\(bind)"
         }
     }
 
@@ -67,11 +72,11 @@ public enum GatewayTranslator {
         var warnings: [String] = []
         let gateways = snapshot.gateways.filter { selects($0.spec, workload) }.sorted { $0.key < $1.key }
         if gateways.isEmpty { warnings.append("no Gateway selects this gateway workload; it serves no listeners") }
+        func bind(_ server: Server) -> String { server.bind?.isEmpty == false ? server.bind! : workload.address }
         var ports: [String: [BoundServer]] = [:]
         for gateway in gateways {
             for (index, server) in (gateway.spec.servers ?? []).enumerated() {
-                let bind = server.bind?.isEmpty == false ? server.bind! : workload.address
-                ports[ResourceNames.listener(address: bind, port: server.port.number), default: []].append(BoundServer(gateway: gateway, index: index, server: server))
+                ports[ResourceNames.listener(address: bind(server), port: server.port.number), default: []].append(BoundServer(gateway: gateway, index: index, server: server))
             }
         }
         let telemetry = TelemetryPolicy(workload: workload, snapshot: snapshot)
@@ -135,19 +140,18 @@ struct GatewayBuilder {
         if first.isTLS {
             listener.listenerFilters = [TLSContexts.tlsInspector]
             var chains: [FilterChain] = []
-            var claimed: Set<[String]> = []
+            var claimed: Set<String> = []
             for server in servers {
                 if server.isPassthrough {
                     chains += passthroughChains(server, claimed: &claimed)
                     continue
                 }
-                guard claimed.insert(Self.sniNames(server.server.hosts)).inserted else {
+                guard let names = Self.claim(server.server.hosts.map(Self.hostPart), &claimed) else {
                     warnings.append("Gateway \(server.key) servers[\(server.index)]: another server on port \(server.server.port.number) already serves \(server.server.hosts.joined(separator: ", ")); this one is not served")
                     continue
                 }
                 var chain = FilterChain()
                 chain.name = server.routeName
-                let names = Self.sniNames(server.server.hosts)
                 if !names.isEmpty {
                     var match = Envoy_Config_Listener_V3_FilterChainMatch()
                     match.serverNames = names
@@ -157,6 +161,12 @@ struct GatewayBuilder {
                 chain.filters = [Envoy.networkFilter("envoy.filters.network.http_connection_manager", hcm(statPrefix: statPrefix, routeName: server.routeName))]
                 chains.append(chain)
                 out.append(XDSResource(name: server.routeName, message: routeConfiguration(name: server.routeName, servers: [server])))
+            }
+            guard !chains.isEmpty else {
+                // Envoy refuses a listener without filter chains: a passthrough port nothing routes
+                // is not opened.
+                warnings.append("port \(first.server.port.number): no VirtualService tls rule routes \(servers.map(\.key).joined(separator: ", ")) here; the port is not opened")
+                return out
             }
             listener.filterChains = chains
         } else if first.serviceProtocol.isHTTP {
@@ -176,10 +186,16 @@ struct GatewayBuilder {
         return out
     }
 
-    /// The server names of a filter chain: the hosts without their namespace, none when any is `*`.
-    static func sniNames(_ hosts: [String]) -> [String] {
-        let names = hosts.map(Self.hostPart)
-        return names.contains("*") ? [] : Array(Set(names)).sorted()
+    /// The server names a filter chain on a port can still take: `names` (hosts without their
+    /// namespace) less those earlier chains took, `*` standing for the chain without server
+    /// names; empty for that chain, nil when nothing is left (Envoy refuses two chains that match
+    /// the same name).
+    static func claim(_ names: [String], _ claimed: inout Set<String>) -> [String]? {
+        let wanted = names.contains("*") ? ["*"] : Array(Set(names)).sorted()
+        let free = wanted.filter { !claimed.contains($0) }
+        guard !free.isEmpty else { return nil }
+        claimed.formUnion(free)
+        return free == ["*"] ? [] : free
     }
 
     static func hostPart(_ host: String) -> String {
@@ -190,11 +206,11 @@ struct GatewayBuilder {
     /// chosen by the SNI hosts it matches (those the server's hosts admit), proxying the still
     /// encrypted connection to the rule's destinations. SNI sets already `claimed` on the port are
     /// skipped with a warning.
-    mutating func passthroughChains(_ server: BoundServer, claimed: inout Set<[String]>) -> [FilterChain] {
+    mutating func passthroughChains(_ server: BoundServer, claimed: inout Set<String>) -> [FilterChain] {
         var chains: [FilterChain] = []
         let port = server.server.port.number
         let gatewayNamespace = server.gateway.metadata.namespace
-        for service in virtualServices(boundTo: server.key, namespace: gatewayNamespace) {
+        for service in virtualServices(boundTo: server.key) {
             let serviceNamespace = service.metadata.namespace
             let serverHosts = server.server.hosts.filter { Self.admits($0, namespace: serviceNamespace, gatewayNamespace: gatewayNamespace) }.map(Self.hostPart)
             for (index, rule) in (service.spec.tls ?? []).enumerated() {
@@ -204,24 +220,24 @@ struct GatewayBuilder {
                         && (match.sourceNamespace.map { $0.isEmpty || $0 == workload.namespace } ?? true)
                         && (match.gateways.map { $0.isEmpty || GatewayNames.binds($0, namespace: serviceNamespace, to: server.key) } ?? true)
                 }
-                let names = Array(Set(matches.flatMap { match in
+                let wanted = matches.flatMap { match in
                     match.sniHosts.map { $0.lowercased() }.flatMap { sni in serverHosts.compactMap { Self.commonHost(sni, $0) } }
-                })).sorted()
-                guard !names.isEmpty, let destinations = rule.route, !destinations.isEmpty else { continue }
-                guard claimed.insert(names).inserted else {
-                    warnings.append("\(service.key) tls[\(index)]: SNI \(names.joined(separator: ", ")) on port \(port) is already routed; this rule is not served")
+                }
+                guard !wanted.isEmpty, let destinations = rule.route, !destinations.isEmpty else { continue }
+                guard let names = Self.claim(wanted, &claimed) else {
+                    warnings.append("\(service.key) tls[\(index)]: SNI \(Set(wanted).sorted().joined(separator: ", ")) on port \(port) is already routed; this rule is not served")
                     continue
                 }
                 var builder = HTTPRouteBuilder(snapshot: snapshot, proxy: workload, destinationRules: destinationRules, gateway: server.key)
                 let clusters = destinations.map { builder.destination(for: $0.destination, namespace: serviceNamespace, port: port).cluster }
                 warnings += builder.unresolved.map { "\(service.key): \($0)" }
                 var proxy = TCPProxy.to(clusters: clusters, weights: destinations.map(\.weight))
-                proxy.statPrefix = telemetry.client.metrics ? (proxy.cluster.isEmpty ? "\(service.key) tls[\(index)]" : proxy.cluster) : TelemetryPolicy.disabledStatName
+                proxy.statPrefix = telemetry.client.metrics ? (proxy.cluster.isEmpty ? "\(serviceNamespace)_\(service.metadata.name)_tls_\(index)" : proxy.cluster) : TelemetryPolicy.disabledStatName
                 proxy.accessLog = telemetry.accessLogs(telemetry.client.accessLog, http: false)
                 var chain = FilterChain()
                 chain.name = "\(service.metadata.namespace)/\(service.metadata.name)/tls[\(index)]"
                 var match = Envoy_Config_Listener_V3_FilterChainMatch()
-                if !names.contains("*") { match.serverNames = names }
+                match.serverNames = names
                 chain.filterChainMatch = match
                 chain.filters = authorization.networkFilters(statPrefix: "\(workload.address)_\(port)_") + [Envoy.networkFilter("envoy.filters.network.tcp_proxy", proxy)]
                 chains.append(chain)
@@ -259,7 +275,12 @@ struct GatewayBuilder {
         var context = Envoy_Extensions_TransportSockets_Tls_V3_DownstreamTlsContext()
         var common: CommonTLS
         if tls.mode == .ISTIO_MUTUAL {
-            common = TLSContexts.istioCommon(sans: [TLSContexts.uriMatcher(prefix: "spiffe://\(trustDomain)/")], alpn: ["h2", "http/1.1"])
+            // Any workload of the trust domain, unless the server names the clients it admits.
+            let sans = tls.subjectAltNames ?? []
+            common = TLSContexts.istioCommon(
+                sans: sans.isEmpty ? [TLSContexts.uriMatcher(prefix: "spiffe://\(trustDomain)/")] : TLSContexts.sanMatchers(sans), alpn: ["h2", "http/1.1"])
+            common.combinedValidationContext.defaultValidationContext.verifyCertificateSpki = tls.verifyCertificateSpki ?? []
+            common.combinedValidationContext.defaultValidationContext.verifyCertificateHash = tls.verifyCertificateHash ?? []
             context.requireClientCertificate = Google_Protobuf_BoolValue(true)
         } else {
             common = CommonTLS()
@@ -303,11 +324,12 @@ struct GatewayBuilder {
         }
     }
 
-    /// The VirtualServices bound to `gateway` and visible from its namespace, by key.
-    func virtualServices(boundTo gateway: String, namespace: String) -> [Configured<VirtualService>] {
+    /// The VirtualServices bound to `gateway` and exported to the gateway proxy's namespace, as
+    /// Istio decides visibility, by key.
+    func virtualServices(boundTo gateway: String) -> [Configured<VirtualService>] {
         snapshot.virtualServices.filter { service in
             GatewayNames.binds(service.spec.gateways ?? [], namespace: service.metadata.namespace, to: gateway)
-                && ExportScope(exportTo: service.spec.exportTo, namespace: service.metadata.namespace).isVisible(from: namespace)
+                && ExportScope(exportTo: service.spec.exportTo, namespace: service.metadata.namespace).isVisible(from: workload.namespace)
         }.sorted { $0.key < $1.key }
     }
 
@@ -342,7 +364,14 @@ struct GatewayBuilder {
         for server in servers {
             let namespace = server.gateway.metadata.namespace
             let redirect = server.server.tls?.httpsRedirect == true && !server.isHTTPS
-            for service in virtualServices(boundTo: server.key, namespace: namespace) {
+            if redirect {
+                // Istio redirects every host of the server, routed or not.
+                for host in server.server.hosts.map(Self.hostPart) where hosts[host] == nil {
+                    order.append(host)
+                    hosts[host] = ([], true)
+                }
+            }
+            for service in virtualServices(boundTo: server.key) {
                 let serviceNamespace = service.metadata.namespace
                 let serverHosts = server.server.hosts.filter { Self.admits($0, namespace: serviceNamespace, gatewayNamespace: namespace) }.map(Self.hostPart)
                 let routeHosts = (service.spec.hosts ?? []).map { HostName.resolve($0, in: serviceNamespace, domainSuffix: snapshot.settings.domainSuffix) }
@@ -378,7 +407,12 @@ struct GatewayBuilder {
     mutating func tcpProxy(servers: [BoundServer]) -> TCPProxy {
         let port = servers[0].server.port.number
         for server in servers {
-            for service in virtualServices(boundTo: server.key, namespace: server.gateway.metadata.namespace) {
+            let gatewayNamespace = server.gateway.metadata.namespace
+            for service in virtualServices(boundTo: server.key) {
+                // Only VirtualServices whose hosts the server admits, as for HTTP.
+                let serverHosts = server.server.hosts.filter { Self.admits($0, namespace: service.metadata.namespace, gatewayNamespace: gatewayNamespace) }.map(Self.hostPart)
+                let routeHosts = (service.spec.hosts ?? []).map { HostName.resolve($0, in: service.metadata.namespace, domainSuffix: snapshot.settings.domainSuffix) }
+                guard routeHosts.contains(where: { host in serverHosts.contains { Self.commonHost(host, $0) != nil } }) else { continue }
                 let rule = (service.spec.tcp ?? []).first { rule in
                     let matches = rule.match ?? []
                     return matches.isEmpty || matches.contains { match in

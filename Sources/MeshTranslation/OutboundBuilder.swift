@@ -14,7 +14,8 @@ struct OutboundBuilder {
     let virtualServices: VirtualServiceIndex
     let telemetry: TelemetryPolicy
     let upstreamBind: UpstreamBind
-    /// Hosts outside the registry are forwarded (ALLOW_ANY), not refused (REGISTRY_ONLY).
+    /// The sidecar's mode is ALLOW_ANY (each loopback listener forwards hosts outside the
+    /// registry; others refuse them, ``EgressPolicy``).
     let allowAny: Bool
     var warnings: [String] = []
 
@@ -107,7 +108,7 @@ struct OutboundBuilder {
             var hcm = HCM.outbound(statPrefix: telemetry.client.metrics ? "outbound_\(port.bind)_\(port.port)" : TelemetryPolicy.disabledStatName)
             if let tracing = telemetry.client.tracing { hcm.tracing = telemetry.hcmTracing(tracing) }
             hcm.accessLog = telemetry.accessLogs(telemetry.client.accessLog, http: true)
-            EgressPolicy.apply(to: &hcm, allowAny: allowAny)
+            EgressPolicy.apply(to: &hcm, allowAny: EgressPolicy.allowAny(allowAny, bind: port.bind))
             var rds = Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_Rds()
             rds.configSource = Envoy.adsConfigSource
             rds.routeConfigName = port.routeName
@@ -166,7 +167,7 @@ struct OutboundBuilder {
                 consistentHash: policy.loadBalancer?.consistentHash)
             hosts.append((host, virtualService(for: service)))
         }
-        let inputs = RouteInputs(name: port.routeName, hosts: hosts.map(\.host), allowAny: allowAny)
+        let inputs = RouteInputs(name: port.routeName, hosts: hosts.map(\.host), allowAny: EgressPolicy.allowAny(allowAny, bind: port.bind))
         guard hosts.contains(where: { $0.virtualService != nil }) else {
             let build = { XDSResource(name: inputs.name, message: Self.routeConfiguration(inputs, routes: [:])) }
             return memo?.routeConfigurations.value(for: inputs, generation: snapshot.revision, compute: build) ?? build()

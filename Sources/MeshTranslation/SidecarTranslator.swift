@@ -69,8 +69,9 @@ public enum SidecarTranslator {
         for cluster in telemetry.collectorClusters(snapshot: snapshot, bind: upstreamBind.otherCluster) {
             resources.insert(XDSResource(name: cluster.name, message: cluster))
         }
-        if ports.contains(where: { !$0.httpServices.isEmpty }) {
-            let egress = EgressPolicy.cluster(allowAny: outbound.allowAny, bind: upstreamBind.otherCluster)
+        // The clusters the last virtual host of each HTTP port names.
+        for allowAny in Set(ports.filter { !$0.httpServices.isEmpty }.map { EgressPolicy.allowAny(outbound.allowAny, bind: $0.bind) }) {
+            let egress = EgressPolicy.cluster(allowAny: allowAny, bind: upstreamBind.otherCluster)
             resources.insert(XDSResource(name: egress.name, message: egress))
         }
         for assignment in outboundClusters.loadAssignments {

@@ -204,6 +204,8 @@ struct FieldRefusalTests {
         #expect(telemetry == ["spec.tracing[0].customTags[\"my-tag\"].formatter: formatter tags are not supported by meshd yet; use literal, header or environment"])
         #expect(problems("WorkloadEntry", spec: ["address": "127.0.0.2", "network": "net-1"]) == ["spec.network: meshd serves one network; multi-network meshes are not supported"])
         #expect(problems("WorkloadEntry", spec: ["address": "127.0.0.2", "network": ""]).isEmpty, "an empty string is unset in proto3")
+        // A BoolValue's false is a setting (Envoy's default for this one is true): refused too.
+        #expect(problems("Telemetry", "telemetry.istio.io/v1", spec: ["tracing": [["useRequestIdForTraceSampling": false]]]) == ["spec.tracing[0].useRequestIdForTraceSampling: not supported by meshd yet"])
     }
 
     @Test("Gateway servers: protocols, TLS that names its files, no contradicting servers on one port; VirtualServices may bind gateways")
@@ -214,6 +216,25 @@ struct FieldRefusalTests {
             return .object(object)
         }
         let simple: ConfigValue = ["mode": "SIMPLE", "serverCertificate": "/certs/a.pem", "privateKey": "/certs/a.key"]
+        // What each TLS mode does not read is refused.
+        let unread = problems("Gateway", spec: ["selector": ["istio": "ingressgateway"], "servers": [
+            server(443, "simple", "HTTPS", tls: ["mode": "SIMPLE", "serverCertificate": "/a.pem", "privateKey": "/a.key", "caCertificates": "/ca.pem", "subjectAltNames": ["x"]]),
+            server(444, "pass", "TLS", tls: ["mode": "PASSTHROUGH", "minProtocolVersion": "TLSV1_3"]),
+            server(445, "mesh", "HTTPS", tls: ["mode": "ISTIO_MUTUAL", "privateKey": "/a.key"]),
+            server(80, "http", "HTTP", tls: ["cipherSuites": ["ECDHE-ECDSA-AES128-GCM-SHA256"]]),
+            server(9000, "tcp", "TCP", tls: ["httpsRedirect": true]),
+        ]])
+        for expected in [
+            "spec.servers[0].tls.caCertificates: SIMPLE checks no client certificate",
+            "spec.servers[0].tls.subjectAltNames: SIMPLE checks no client certificate",
+            "spec.servers[1].tls.minProtocolVersion: PASSTHROUGH does not terminate TLS",
+            "spec.servers[2].tls.privateKey: ISTIO_MUTUAL uses the gateway's mesh certificate",
+            "spec.servers[3].tls.cipherSuites: cipherSuites applies to HTTPS and TLS servers",
+            "spec.servers[4].tls.httpsRedirect: httpsRedirect applies to HTTP servers",
+        ] {
+            #expect(unread.contains { $0.hasPrefix(expected) }, "\(expected) in \(unread)")
+        }
+        #expect(unread.count == 6, "\(unread)")
         let valid = problems("Gateway", spec: ["selector": ["istio": "ingressgateway"], "servers": [
             server(80, "http", "HTTP", hosts: ["./a.example.com", "*/b.example.com"], tls: ["httpsRedirect": true]),
             server(443, "https-a", "HTTPS", tls: simple),
@@ -270,6 +291,8 @@ struct FieldRefusalTests {
             "egress": [["hosts": ["./*"], "captureMode": "NONE", "port": ["number": 80, "protocol": "HTTP", "name": "http"]]],
         ]
         #expect(problems("Sidecar", spec: accepted).isEmpty)
+        let open: ConfigValue = ["outboundTrafficPolicy": ["mode": "ALLOW_ANY"], "egress": [["hosts": ["./*"], "bind": "10.1.2.3"], ["hosts": ["./*"], "bind": "127.0.1.2"]]]
+        #expect(problems("Sidecar", spec: open).map { $0.components(separatedBy: ":").first ?? "" } == ["spec.egress[0].bind"], "ALLOW_ANY only on loopback binds")
         let redirect: ConfigValue = ["redirect": ["uri": "/x", "redirectCode": 305]]
         let body: ConfigValue = ["directResponse": ["status": 200, "body": ["bytes": "not base64!"]]]
         let found = problems("VirtualService", spec: ["hosts": ["a"], "http": [redirect, body]])

@@ -186,6 +186,73 @@ struct GatewayTranslatorTests {
         #expect(resources.resources(ofType: XDSTypeURL.route).keys.allSatisfy { !$0.contains("8443") })
     }
 
+    @Test("one port, several Gateways: a server name goes to the first chain that claims it (Envoy refuses two); a passthrough port nothing routes is not opened; a port on two addresses gets a route configuration per address")
+    func sharedPorts() throws {
+        let snapshot = try snapshot(Self.mesh + """
+
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: Gateway
+            metadata: {name: later, namespace: web}
+            spec:
+              selector: {istio: ingressgateway}
+              servers:
+              - {port: {number: 443, name: other, protocol: HTTPS}, hosts: ["secure.example.com", "new.example.com"], tls: {mode: SIMPLE, serverCertificate: /c/n.pem, privateKey: /c/n.key}}
+              - {port: {number: 9443, name: idle, protocol: TLS}, hosts: ["idle.example.com"], tls: {mode: PASSTHROUGH}}
+              - {port: {number: 80, name: http-other, protocol: HTTP}, bind: 127.0.0.11, hosts: ["httpbin.example.com"]}
+            """)
+        let workload = try #require(snapshot.registry.workload(.init(namespace: "istio-system", name: "ingress")))
+        let configuration = GatewayTranslator.translate(snapshot, workload: workload)
+        let https = try listener(configuration.resources, "127.0.0.10_443")
+        #expect(https.filterChains.map(\.filterChainMatch.serverNames) == [["secure.example.com"], [], ["new.example.com"]])
+        #expect(configuration.resources.resources(ofType: XDSTypeURL.listener)["127.0.0.10_9443"] == nil)
+        // Port 80 on two addresses: a route configuration each, Istio's names (the bind added when given).
+        #expect(configuration.resources.sortedResources(ofType: XDSTypeURL.route).map(\.name).filter { $0 == "http.80" || $0.hasPrefix("http.80.") } == ["http.80", "http.80.127.0.0.11"])
+        let other = try listener(configuration.resources, "127.0.0.11_80")
+        let hcm = try Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_HttpConnectionManager(unpackingAny: other.filterChains[0].filters[0].typedConfig)
+        #expect(hcm.rds.routeConfigName == "http.80.127.0.0.11")
+        #expect(configuration.warnings.contains { $0.contains("port 9443") && $0.contains("not opened") }, "\(configuration.warnings)")
+    }
+
+    @Test("ISTIO_MUTUAL admits the clients subjectAltNames names (else the whole trust domain), with SPKI pins; TCP servers take only VirtualServices whose hosts they admit; httpsRedirect covers unrouted hosts")
+    func reviewFixes() throws {
+        let resources = try Self.translate("""
+
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: Gateway
+            metadata: {name: narrow, namespace: web}
+            spec:
+              selector: {istio: ingressgateway}
+              servers:
+              - port: {number: 8444, name: pinned, protocol: HTTPS}
+                hosts: ["*"]
+                tls: {mode: ISTIO_MUTUAL, subjectAltNames: ["spiffe://cluster.local/ns/web/sa/client"], verifyCertificateSpki: ["abc="]}
+              - {port: {number: 9001, name: tcp, protocol: TCP}, hosts: ["other/*"]}
+              - {port: {number: 8082, name: redirect, protocol: HTTP}, hosts: ["unrouted.example.com"], tls: {httpsRedirect: true}}
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: tcp-narrow, namespace: web}
+            spec:
+              hosts: ["*"]
+              gateways: [narrow]
+              tcp: [{route: [{destination: {host: httpbin, port: {number: 9000}}}]}]
+            """)
+        let pinned = try listener(resources, "127.0.0.10_8444")
+        let context = try Envoy_Extensions_TransportSockets_Tls_V3_DownstreamTlsContext(unpackingAny: pinned.filterChains[0].transportSocket.typedConfig)
+        let validation = context.commonTlsContext.combinedValidationContext.defaultValidationContext
+        #expect(validation.matchTypedSubjectAltNames.map(\.matcher.exact) == ["spiffe://cluster.local/ns/web/sa/client"])
+        #expect(validation.verifyCertificateSpki == ["abc="])
+        // The TCP server admits VirtualServices of namespace other only: this one (web) does not get it.
+        let tcp = try listener(resources, "127.0.0.10_9001")
+        let proxy = try Envoy_Extensions_Filters_Network_TcpProxy_V3_TcpProxy(unpackingAny: try #require(tcp.filterChains[0].filters.last).typedConfig)
+        #expect(proxy.cluster == "BlackHoleCluster")
+        #expect(resources.resources(ofType: XDSTypeURL.cluster)["BlackHoleCluster"] != nil)
+        // No VirtualService routes unrouted.example.com; the redirect still applies.
+        #expect(try routes(resources, "http.8082").host("unrouted.example.com:8082")?.requireTls == .all)
+    }
+
     @Test("sidecars are untouched by gateway-only VirtualServices; a workload no Gateway selects is a sidecar; a router nothing selects serves no listeners")
     func sidecarsAndStrays() throws {
         let snapshot = try snapshot(Self.mesh)

@@ -72,6 +72,21 @@ struct SidecarTranslatorTests {
             """, source: "test.yaml").map(\.resource)))
         let forwarded = try simulator(sidecarAllows, "tai-system", "governor-v1").http(request)
         #expect(forwarded.clusters.map(\.name) == ["PassthroughCluster"])
+        // A Sidecar policy without a mode is Istio's REGISTRY_ONLY; a non-loopback bind never forwards.
+        func sidecar(_ policy: String, bind: String) throws -> MeshSnapshot {
+            MeshSnapshot(revision: 4, mesh: example.mesh, resources: Array(example.resources.values) + (try ResourceDocuments.decode("""
+                apiVersion: networking.istio.io/v1
+                kind: Sidecar
+                metadata: {name: governor-egress, namespace: tai-system}
+                spec:
+                  workloadSelector: {labels: {app: governor}}
+                  \(policy)
+                  egress: [{bind: \(bind), hosts: ["./*"]}]
+                """, source: "test.yaml").map(\.resource)))
+        }
+        #expect(try simulator(try sidecar("outboundTrafficPolicy: {}", bind: "127.0.1.2"), "tai-system", "governor-v1").http(request).virtualHost == "block_all")
+        let external = TrafficSimulator.HTTPRequest(address: "10.9.9.9", port: 8080, authority: "unknown.example.com")
+        #expect(try simulator(try sidecar("", bind: "10.9.9.9"), "tai-system", "governor-v1").http(external).virtualHost == "block_all", "mesh default ALLOW_ANY, but not on a non-loopback bind")
     }
 
     @Test("inbound: the mesh address forwards to the app at the Sidecar's defaultEndpoint")

@@ -64,6 +64,8 @@ public struct MeshTelemetry: Hashable, Sendable {
             guard case .object(let policy) = value, policy.keys.allSatisfy({ $0 == "mode" }) else {
                 throw SchemaError(path: path, reason: "must be {mode: ALLOW_ANY} or {mode: REGISTRY_ONLY}")
             }
+            // As in Istio's MeshConfig: a policy without a mode is REGISTRY_ONLY (the enum's zero).
+            outbound = .REGISTRY_ONLY
             if let mode = policy["mode"] {
                 guard case .string(let text) = mode, let parsed = OutboundTrafficPolicy.Mode(rawValue: text) else {
                     throw SchemaError(path: path.appending("mode"), reason: "must be ALLOW_ANY or REGISTRY_ONLY")

@@ -25,6 +25,12 @@ public enum FieldSupport {
         table[kind]?[path]
     }
 
+    /// Whether the table refuses `path` of `kind` whenever it is set.
+    public static func isRefused(_ path: String, in kind: ResourceKind) -> Bool {
+        if case .refused = table[kind]?[path] { return true }
+        return false
+    }
+
     /// The paths the table lists for `kind`.
     public static func paths(in kind: ResourceKind) -> [String] {
         (table[kind] ?? [:]).keys.sorted()
@@ -173,10 +179,7 @@ public enum FieldSupport {
             egress.port.number egress.port.protocol egress.bind egress.hosts outboundTrafficPolicy.mode
             """,
         .gateway: """
-            selector servers.port.number servers.port.name servers.hosts servers.bind servers.tls.httpsRedirect
-            servers.tls.serverCertificate servers.tls.privateKey servers.tls.caCertificates servers.tls.subjectAltNames
-            servers.tls.verifyCertificateSpki servers.tls.verifyCertificateHash servers.tls.minProtocolVersion
-            servers.tls.maxProtocolVersion servers.tls.cipherSuites
+            selector servers.port.number servers.port.name servers.hosts servers.bind
             """,
         .peerAuthentication: "selector.matchLabels mtls.mode portLevelMtls.*.mode",
         .authorizationPolicy: """
@@ -282,6 +285,16 @@ public enum FieldSupport {
         .gateway: [
             "servers.port.protocol": "protocols other than HTTP, HTTPS, HTTP2, GRPC, TCP and TLS are refused; TLS takes PASSTHROUGH only",
             "servers.tls.mode": "AUTO_PASSTHROUGH is refused",
+            "servers.tls.httpsRedirect": "refused on HTTPS, TLS and TCP servers",
+            "servers.tls.caCertificates": "refused where the mode checks no client certificate against it (SIMPLE, ISTIO_MUTUAL, PASSTHROUGH)",
+            "servers.tls.serverCertificate": "refused in ISTIO_MUTUAL and PASSTHROUGH",
+            "servers.tls.privateKey": "refused in ISTIO_MUTUAL and PASSTHROUGH",
+            "servers.tls.subjectAltNames": "refused in SIMPLE and PASSTHROUGH",
+            "servers.tls.verifyCertificateSpki": "refused in SIMPLE and PASSTHROUGH",
+            "servers.tls.verifyCertificateHash": "refused in SIMPLE and PASSTHROUGH",
+            "servers.tls.minProtocolVersion": "refused in PASSTHROUGH",
+            "servers.tls.maxProtocolVersion": "refused in PASSTHROUGH",
+            "servers.tls.cipherSuites": "refused in PASSTHROUGH",
         ],
         .virtualService: [
             "tls": "refused on VirtualServices that apply to sidecars (gateways empty or mesh): TLS routes apply to gateways",

@@ -237,6 +237,9 @@ extension Checker {
         labels(sidecar.workloadSelector?.labels, at: root.appending("workloadSelector").appending("labels"))
         for (index, listener) in (sidecar.egress ?? []).enumerated() {
             let path = root.appending("egress").appending(index: index)
+            if sidecar.outboundTrafficPolicy?.mode == .ALLOW_ANY, let bind = listener.bind, let address = IPAddress(bind), !address.isLoopback {
+                fail(path.appending("bind"), "outboundTrafficPolicy ALLOW_ANY forwards to any host a request names, so meshd allows it only on loopback binds; \(bind) is reachable from other machines (use REGISTRY_ONLY, or a 127.x address)")
+            }
             port(listener.port?.number, at: path.appending("port").appending("number"))
             knownProtocol(listener.port?.protocol, at: path.appending("port").appending("protocol"))
             captureMode(listener.captureMode, at: path.appending("captureMode"))
@@ -359,9 +362,14 @@ extension Checker {
         host.split(separator: "/", maxSplits: 1).last.map(String.init)?.lowercased() ?? host
     }
 
+    /// A server's `tls`: what its protocol and mode can act on, and nothing else.
     mutating func check(_ tls: ServerTLSSettings?, protocol kind: String, at path: FieldPath) {
+        let set = Self.setFields(tls)
         guard kind == "HTTPS" || kind == "TLS" else {
             if let mode = tls?.mode { fail(path.appending("mode"), "TLS mode \(mode.rawValue) needs protocol HTTPS or TLS") }
+            for field in set where field != "mode" && !(field == "httpsRedirect" && kind != "TCP") {
+                fail(path.appending(field), field == "httpsRedirect" ? "httpsRedirect applies to HTTP servers" : "\(field) applies to HTTPS and TLS servers")
+            }
             return
         }
         guard let tls, let mode = tls.mode else {
@@ -372,25 +380,53 @@ extension Checker {
             fail(path.appending("mode"), "a TLS server passes TLS through (PASSTHROUGH); terminating TLS for TCP traffic is not supported by meshd yet")
         }
         if tls.httpsRedirect == true { fail(path.appending("httpsRedirect"), "httpsRedirect applies to HTTP servers, which it redirects to HTTPS") }
+        // What each mode reads; any other field set is refused.
+        let files: Set<String> = ["serverCertificate", "privateKey"]
+        let clientChecks: Set<String> = ["subjectAltNames", "verifyCertificateSpki", "verifyCertificateHash"]
+        let parameters: Set<String> = ["minProtocolVersion", "maxProtocolVersion", "cipherSuites"]
+        let reads: Set<String>
+        let why: String
         switch mode {
         case .PASSTHROUGH:
-            for (field, value) in [("serverCertificate", tls.serverCertificate), ("privateKey", tls.privateKey), ("caCertificates", tls.caCertificates)] where !(value ?? "").isEmpty {
-                fail(path.appending(field), "PASSTHROUGH does not terminate TLS; do not give \(field)")
-            }
+            reads = []
+            why = "PASSTHROUGH does not terminate TLS"
         case .AUTO_PASSTHROUGH:
             fail(path.appending("mode"), "AUTO_PASSTHROUGH serves multi-network meshes, which meshd does not support")
+            return
+        case .SIMPLE:
+            reads = files.union(parameters)
+            why = "SIMPLE checks no client certificate (use MUTUAL or OPTIONAL_MUTUAL)"
+        case .MUTUAL, .OPTIONAL_MUTUAL:
+            reads = files.union(parameters).union(clientChecks).union(["caCertificates"])
+            why = "not read in \(mode.rawValue)"
         case .ISTIO_MUTUAL:
-            for (field, value) in [("serverCertificate", tls.serverCertificate), ("privateKey", tls.privateKey), ("caCertificates", tls.caCertificates)] where !(value ?? "").isEmpty {
-                fail(path.appending(field), "ISTIO_MUTUAL uses the gateway's mesh certificate; do not give \(field)")
-            }
-        case .SIMPLE, .MUTUAL, .OPTIONAL_MUTUAL:
-            for (field, value) in [("serverCertificate", tls.serverCertificate), ("privateKey", tls.privateKey)] where !(value ?? "").hasPrefix("/") {
+            reads = parameters.union(clientChecks)
+            why = "ISTIO_MUTUAL uses the gateway's mesh certificate and the mesh's roots"
+        }
+        for field in set.subtracting(reads).subtracting(["mode", "httpsRedirect"]).sorted() where !FieldSupport.isRefused("servers.tls.\(field)", in: .gateway) {
+            fail(path.appending(field), "\(why); do not give \(field)")
+        }
+        if mode == .SIMPLE || mode == .MUTUAL || mode == .OPTIONAL_MUTUAL {
+            for field in files.sorted() where !((field == "serverCertificate" ? tls.serverCertificate : tls.privateKey) ?? "").hasPrefix("/") {
                 fail(path.appending(field), "\(mode.rawValue) needs \(field): an absolute path to a PEM file on the gateway's machine (credentialName is not supported by meshd yet)")
             }
-            if mode != .SIMPLE, !(tls.caCertificates ?? "").hasPrefix("/") {
-                fail(path.appending("caCertificates"), "\(mode.rawValue) needs caCertificates: an absolute path to the PEM bundle that verifies client certificates")
-            }
         }
+        if mode == .MUTUAL || mode == .OPTIONAL_MUTUAL, !(tls.caCertificates ?? "").hasPrefix("/") {
+            fail(path.appending("caCertificates"), "\(mode.rawValue) needs caCertificates: an absolute path to the PEM bundle that verifies client certificates")
+        }
+    }
+
+    /// The fields set in a server's `tls`, by their YAML names (proto3: empty is unset).
+    static func setFields(_ tls: ServerTLSSettings?) -> Set<String> {
+        guard case .object(let object)? = tls?.configValue else { return [] }
+        return Set(object.pairs.filter { pair in
+            switch pair.value {
+            case .null, .bool(false): false
+            case .string(let text): !text.isEmpty
+            case .array(let items): !items.isEmpty
+            default: true
+            }
+        }.map(\.key))
     }
 
     mutating func exportTo(_ values: [String]?) {

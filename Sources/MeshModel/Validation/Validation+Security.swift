@@ -81,6 +81,8 @@ extension Checker {
             let path = root.appending("tracing").appending(index: index)
             percent(tracing.randomSamplingPercentage, at: path.appending("randomSamplingPercentage"))
             if (tracing.providers ?? []).count > 1 { fail(path.appending("providers"), "one tracing provider per entry, as in Istio") }
+            // A BoolValue: false is a setting too (Envoy's default is true), so any value is refused.
+            if tracing.useRequestIdForTraceSampling != nil { fail(path.appending("useRequestIdForTraceSampling"), "not supported by meshd yet") }
             if tracing.enableIstioTags == true { fail(path.appending("enableIstioTags"), "Istio's own span tags need Istio's proxy; not supported by meshd") }
             if tracing.disableContextPropagation == true { fail(path.appending("disableContextPropagation"), "not supported by meshd yet") }
         }
