@@ -62,6 +62,8 @@ struct ValidationTests {
         #expect(problems("PeerAuthentication", "security.istio.io/v1", spec: ["portLevelMtls": ["8080": ["mode": "DISABLE"]]]) == ["spec.portLevelMtls: portLevelMtls requires a workload selector"])
         let ok: ConfigValue = ["selector": ["matchLabels": ["app": "a"]], "portLevelMtls": ["8080": ["mode": "DISABLE"]]]
         #expect(problems("PeerAuthentication", "security.istio.io/v1", spec: ok).isEmpty)
+        let padded: ConfigValue = ["selector": ["matchLabels": ["app": "a"]], "portLevelMtls": ["080": ["mode": "DISABLE"]]]
+        #expect(problems("PeerAuthentication", "security.istio.io/v1", spec: padded) == ["spec.portLevelMtls[\"080\"]: \"080\" is not a port number (1-65535, no leading zeros)"])
     }
 
     @Test("DestinationRule: subset names unique, outlier percentages in range")

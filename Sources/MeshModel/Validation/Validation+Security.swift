@@ -6,8 +6,9 @@ extension Checker {
             fail(root.appending("portLevelMtls"), "portLevelMtls requires a workload selector")
         }
         for key in portLevel.keys.sorted() {
-            guard let number = UInt32(key), number > 0, number <= 65535 else {
-                fail(root.appending("portLevelMtls").appending(key), "\"\(key)\" is not a port number")
+            // Written as the port is looked up: "080" would parse but never match port 80.
+            guard let number = UInt32(key), number > 0, number <= 65535, String(number) == key else {
+                fail(root.appending("portLevelMtls").appending(key), "\"\(key)\" is not a port number (1-65535, no leading zeros)")
                 continue
             }
         }
