@@ -17,7 +17,6 @@ internal import SwiftProtobuf
 /// refused when it is loaded).
 enum EgressPolicy {
     static let passthroughCluster = "PassthroughCluster"
-    static let blackHoleCluster = ResourceNames.blackHoleCluster
     /// The request header that marks a refused request, so that only those become 502.
     static let blockedHeader = "x-meshd-egress"
     static let blockedBody = "no service in the mesh matches this host\n"
@@ -29,10 +28,6 @@ enum EgressPolicy {
         return mode == .ALLOW_ANY
     }
 
-    /// Whether an outbound listener on `bind` forwards unknown hosts.
-    static func allowAny(_ mode: Bool, bind: String) -> Bool {
-        mode && IPAddress(bind)?.isLoopback == true
-    }
 
     /// The last virtual host of an outbound route configuration: every host no service claims.
     static func catchAllHost(allowAny: Bool) -> VirtualHost {
@@ -45,7 +40,7 @@ enum EgressPolicy {
         match.prefix = "/"
         route.match = match
         var action = RouteAction()
-        action.cluster = allowAny ? passthroughCluster : blackHoleCluster
+        action.cluster = allowAny ? passthroughCluster : ResourceNames.blackHoleCluster
         action.timeout = Envoy.duration(seconds: 0)
         route.route = action
         if !allowAny {
@@ -119,7 +114,7 @@ enum EgressPolicy {
             cluster.clusterType = type
             bind.apply(to: &cluster)
         } else {
-            cluster.name = blackHoleCluster
+            cluster.name = ResourceNames.blackHoleCluster
             cluster.type = .static
         }
         return cluster

@@ -24,6 +24,20 @@ enum GatewayNames {
         guard let gateway else { return names.contains("mesh") }
         return names.contains { $0 != "mesh" && ($0.contains("/") ? $0 : "\(namespace)/\($0)") == gateway }
     }
+
+    /// Whether the conditions a VirtualService match (HTTP, TCP or TLS) puts on where traffic comes
+    /// from hold for `proxy`, serving `gateway` (nil: a sidecar) on `port`: the match's port, source
+    /// labels and namespace, and gateways (written in the VirtualService's `namespace`).
+    static func matchApplies(
+        port wanted: UInt32?, sourceLabels: [String: String]?, sourceNamespace: String?, gateways: [String]?,
+        namespace: String, proxy: WorkloadInstance, gateway: String?, port: UInt32
+    ) -> Bool {
+        if let wanted, wanted != 0, wanted != port { return false }
+        if let sourceLabels, !proxy.matches(sourceLabels) { return false }
+        if let sourceNamespace, !sourceNamespace.isEmpty, sourceNamespace != proxy.namespace { return false }
+        if let gateways, !gateways.isEmpty, !binds(gateways, namespace: namespace, to: gateway) { return false }
+        return true
+    }
 }
 
 /// Translates the `Gateway` resources that select a workload into its Envoy configuration, as
@@ -47,14 +61,9 @@ public enum GatewayTranslator {
         var index: Int
         var server: Server
         var key: String { "\(gateway.metadata.namespace)/\(gateway.metadata.name)" }
-        var serviceProtocol: ServiceProtocol { ServiceProtocol.of(protocol: server.port.protocol, name: server.port.name) }
         var isHTTPS: Bool { server.port.protocol.uppercased() == "HTTPS" }
         /// TLS the gateway passes through by SNI (`PASSTHROUGH`), not terminates.
         var isPassthrough: Bool { server.tls?.mode == .PASSTHROUGH }
-        /// A port whose servers are told apart by SNI: HTTPS and TLS.
-        var isTLS: Bool { isHTTPS || server.port.protocol.uppercased() == "TLS" }
-        /// What servers sharing a port must agree on: TLS (by SNI), plain HTTP, or TCP.
-        var portKind: String { isTLS ? "TLS" : serviceProtocol.isHTTP ? "HTTP" : "TCP" }
         var routeName: String {
             // Istio's names; a server with its own `bind` adds it, so that one port on two
             // addresses has two route configurations.
@@ -86,7 +95,7 @@ public enum GatewayTranslator {
             var servers = ports[name]!
             // One protocol per port: the first server's (by gateway name) wins.
             let first = servers[0]
-            let conflicting = servers.filter { $0.portKind != first.portKind }
+            let conflicting = servers.filter { $0.server.portKind != first.server.portKind }
             for server in conflicting {
                 warnings.append("Gateway \(server.key) servers[\(server.index)]: port \(server.server.port.number) is already \(first.server.port.protocol) for Gateway \(first.key); this server is not served")
             }
@@ -137,7 +146,8 @@ struct GatewayBuilder {
         listener.trafficDirection = .outbound
         var out: [XDSResource] = []
         let statPrefix = telemetry.client.metrics ? "outbound_\(name)" : TelemetryPolicy.disabledStatName
-        if first.isTLS {
+        switch first.server.portKind {
+        case .tls:
             listener.listenerFilters = [TLSContexts.tlsInspector]
             var chains: [FilterChain] = []
             var claimed: Set<String> = []
@@ -146,7 +156,7 @@ struct GatewayBuilder {
                     chains += passthroughChains(server, claimed: &claimed)
                     continue
                 }
-                guard let names = Self.claim(server.server.hosts.map(Self.hostPart), &claimed) else {
+                guard let names = Self.claim(server.server.hostNames, &claimed) else {
                     warnings.append("Gateway \(server.key) servers[\(server.index)]: another server on port \(server.server.port.number) already serves \(server.server.hosts.joined(separator: ", ")); this one is not served")
                     continue
                 }
@@ -169,12 +179,12 @@ struct GatewayBuilder {
                 return out
             }
             listener.filterChains = chains
-        } else if first.serviceProtocol.isHTTP {
+        case .http:
             var chain = FilterChain()
             chain.filters = [Envoy.networkFilter("envoy.filters.network.http_connection_manager", hcm(statPrefix: statPrefix, routeName: first.routeName))]
             listener.filterChains = [chain]
             out.append(XDSResource(name: first.routeName, message: routeConfiguration(name: first.routeName, servers: servers)))
-        } else {
+        case .tcp:
             var chain = FilterChain()
             var proxy = tcpProxy(servers: servers)
             proxy.statPrefix = telemetry.client.metrics ? (proxy.cluster.isEmpty ? name : proxy.cluster) : TelemetryPolicy.disabledStatName
@@ -198,10 +208,6 @@ struct GatewayBuilder {
         return free == ["*"] ? [] : free
     }
 
-    static func hostPart(_ host: String) -> String {
-        host.split(separator: "/", maxSplits: 1).last.map(String.init)?.lowercased() ?? host
-    }
-
     /// The filter chains of a PASSTHROUGH server: one per `tls` rule of a bound VirtualService,
     /// chosen by the SNI hosts it matches (those the server's hosts admit), proxying the still
     /// encrypted connection to the rule's destinations. SNI sets already `claimed` on the port are
@@ -209,16 +215,14 @@ struct GatewayBuilder {
     mutating func passthroughChains(_ server: BoundServer, claimed: inout Set<String>) -> [FilterChain] {
         var chains: [FilterChain] = []
         let port = server.server.port.number
-        let gatewayNamespace = server.gateway.metadata.namespace
         for service in virtualServices(boundTo: server.key) {
             let serviceNamespace = service.metadata.namespace
-            let serverHosts = server.server.hosts.filter { Self.admits($0, namespace: serviceNamespace, gatewayNamespace: gatewayNamespace) }.map(Self.hostPart)
+            let serverHosts = Self.admittedHosts(server, for: service)
             for (index, rule) in (service.spec.tls ?? []).enumerated() {
                 let matches = rule.match.filter { match in
-                    (match.port == nil || match.port == 0 || match.port == port)
-                        && (match.sourceLabels.map { workload.matches($0) } ?? true)
-                        && (match.sourceNamespace.map { $0.isEmpty || $0 == workload.namespace } ?? true)
-                        && (match.gateways.map { $0.isEmpty || GatewayNames.binds($0, namespace: serviceNamespace, to: server.key) } ?? true)
+                    GatewayNames.matchApplies(
+                        port: match.port, sourceLabels: match.sourceLabels, sourceNamespace: match.sourceNamespace, gateways: match.gateways,
+                        namespace: serviceNamespace, proxy: workload, gateway: server.key, port: port)
                 }
                 let wanted = matches.flatMap { match in
                     match.sniHosts.map { $0.lowercased() }.flatMap { sni in serverHosts.compactMap { Self.commonHost(sni, $0) } }
@@ -249,18 +253,14 @@ struct GatewayBuilder {
     /// An edge connection manager: the gateway is where requests enter the mesh, so it sets the
     /// client address (trusting `numTrustedProxies` hops of X-Forwarded-For, as Istio does).
     func hcm(statPrefix: String, routeName: String) -> HCM {
-        var hcm = HCM.common(statPrefix: statPrefix)
+        var hcm = HCM.outbound(statPrefix: statPrefix)
         hcm.useRemoteAddress = Google_Protobuf_BoolValue(true)
         hcm.xffNumTrustedHops = snapshot.mesh.numTrustedProxies
         hcm.pathWithEscapedSlashesAction = .unescapeAndForward
         hcm.forwardClientCertDetails = .sanitize
         if let tracing = telemetry.client.tracing { hcm.tracing = telemetry.hcmTracing(tracing) }
         hcm.accessLog = (authorization.hasDryRun ? [AuthorizationBuilder.dryRunAccessLog] : []) + telemetry.accessLogs(telemetry.client.accessLog, http: true)
-        hcm.httpFilters = authorization.httpFilters() + [
-            Envoy.httpFilter("envoy.filters.http.cors", Envoy_Extensions_Filters_Http_Cors_V3_Cors()),
-            Envoy.httpFilter("envoy.filters.http.fault", Envoy_Extensions_Filters_Http_Fault_V3_HTTPFault()),
-            Envoy.routerFilter,
-        ]
+        hcm.httpFilters = authorization.httpFilters() + hcm.httpFilters
         var rds = Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_Rds()
         rds.configSource = Envoy.adsConfigSource
         rds.routeConfigName = routeName
@@ -340,16 +340,26 @@ struct GatewayBuilder {
         return nil
     }
 
-    /// Whether a server host (`namespace/host`, or `host` for any namespace) admits a
-    /// VirtualService of `namespace`.
-    static func admits(_ serverHost: String, namespace: String, gatewayNamespace: String) -> Bool {
-        let parts = serverHost.split(separator: "/", maxSplits: 1).map(String.init)
-        guard parts.count == 2 else { return true }
-        switch parts[0] {
-        case "*": return true
-        case ".": return namespace == gatewayNamespace
-        default: return parts[0] == namespace
+    /// The hosts of `server` (without their namespace part) that admit `service`: a server host
+    /// `namespace/host` admits VirtualServices of that namespace, `./host` those of the Gateway's,
+    /// `*/host` and a bare host any.
+    static func admittedHosts(_ server: BoundServer, for service: Configured<VirtualService>) -> [String] {
+        zip(server.server.hosts, server.server.hostNames).compactMap { written, host in
+            let parts = written.split(separator: "/", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { return host }
+            switch parts[0] {
+            case "*": return host
+            case ".": return service.metadata.namespace == server.gateway.metadata.namespace ? host : nil
+            default: return parts[0] == service.metadata.namespace ? host : nil
+            }
         }
+    }
+
+    /// The hosts `service` and `server` have in common (each the narrower of a pair).
+    func sharedHosts(_ server: BoundServer, _ service: Configured<VirtualService>) -> [String] {
+        let serverHosts = Self.admittedHosts(server, for: service)
+        let routeHosts = (service.spec.hosts ?? []).map { HostName.resolve($0, in: service.metadata.namespace, domainSuffix: snapshot.settings.domainSuffix) }
+        return routeHosts.flatMap { host in serverHosts.compactMap { Self.commonHost(host, $0) } }
     }
 
     /// The route configuration of HTTP `servers` (one port, or one HTTPS server): a virtual host per
@@ -362,20 +372,16 @@ struct GatewayBuilder {
         var hosts: [String: (routes: [Route], redirect: Bool)] = [:]
         var order: [String] = []
         for server in servers {
-            let namespace = server.gateway.metadata.namespace
             let redirect = server.server.tls?.httpsRedirect == true && !server.isHTTPS
             if redirect {
                 // Istio redirects every host of the server, routed or not.
-                for host in server.server.hosts.map(Self.hostPart) where hosts[host] == nil {
+                for host in server.server.hostNames where hosts[host] == nil {
                     order.append(host)
                     hosts[host] = ([], true)
                 }
             }
             for service in virtualServices(boundTo: server.key) {
-                let serviceNamespace = service.metadata.namespace
-                let serverHosts = server.server.hosts.filter { Self.admits($0, namespace: serviceNamespace, gatewayNamespace: namespace) }.map(Self.hostPart)
-                let routeHosts = (service.spec.hosts ?? []).map { HostName.resolve($0, in: serviceNamespace, domainSuffix: snapshot.settings.domainSuffix) }
-                let shared = routeHosts.flatMap { host in serverHosts.compactMap { Self.commonHost(host, $0) } }
+                let shared = sharedHosts(server, service)
                 guard !shared.isEmpty else { continue }
                 var builder = HTTPRouteBuilder(snapshot: snapshot, proxy: workload, destinationRules: destinationRules, gateway: server.key)
                 let routes = builder.routes(service, port: server.server.port.number)
@@ -407,19 +413,14 @@ struct GatewayBuilder {
     mutating func tcpProxy(servers: [BoundServer]) -> TCPProxy {
         let port = servers[0].server.port.number
         for server in servers {
-            let gatewayNamespace = server.gateway.metadata.namespace
-            for service in virtualServices(boundTo: server.key) {
-                // Only VirtualServices whose hosts the server admits, as for HTTP.
-                let serverHosts = server.server.hosts.filter { Self.admits($0, namespace: service.metadata.namespace, gatewayNamespace: gatewayNamespace) }.map(Self.hostPart)
-                let routeHosts = (service.spec.hosts ?? []).map { HostName.resolve($0, in: service.metadata.namespace, domainSuffix: snapshot.settings.domainSuffix) }
-                guard routeHosts.contains(where: { host in serverHosts.contains { Self.commonHost(host, $0) != nil } }) else { continue }
+            // Only VirtualServices whose hosts the server admits, as for HTTP.
+            for service in virtualServices(boundTo: server.key) where !sharedHosts(server, service).isEmpty {
                 let rule = (service.spec.tcp ?? []).first { rule in
                     let matches = rule.match ?? []
                     return matches.isEmpty || matches.contains { match in
-                        (match.port == nil || match.port == 0 || match.port == port)
-                            && (match.sourceLabels.map { workload.matches($0) } ?? true)
-                            && (match.sourceNamespace.map { $0.isEmpty || $0 == workload.namespace } ?? true)
-                            && (match.gateways.map { $0.isEmpty || GatewayNames.binds($0, namespace: service.metadata.namespace, to: server.key) } ?? true)
+                        GatewayNames.matchApplies(
+                            port: match.port, sourceLabels: match.sourceLabels, sourceNamespace: match.sourceNamespace, gateways: match.gateways,
+                            namespace: service.metadata.namespace, proxy: workload, gateway: server.key, port: port)
                     }
                 }
                 guard let rule, let destinations = rule.route, !destinations.isEmpty else { continue }

@@ -35,7 +35,11 @@ struct HTTPRouteBuilder {
             let name = rule.name ?? "\(virtualService.metadata.namespace)/\(virtualService.metadata.name)[\(index)]"
             let matches = rule.match ?? []
             let namespace = virtualService.metadata.namespace
-            let applicable = matches.isEmpty ? [nil] : matches.filter { applies($0, namespace: namespace) && Self.portMatches($0, port) }.map(Optional.some)
+            let applicable = matches.isEmpty ? [nil] : matches.filter { match in
+                GatewayNames.matchApplies(
+                    port: match.port, sourceLabels: match.sourceLabels, sourceNamespace: match.sourceNamespace, gateways: match.gateways,
+                    namespace: namespace, proxy: proxy, gateway: gateway, port: port)
+            }.map(Optional.some)
             guard !applicable.isEmpty else { continue }
             guard let action = action(for: rule, in: virtualService, port: port) else { continue }
             for match in applicable {
@@ -51,20 +55,6 @@ struct HTTPRouteBuilder {
             }
         }
         return routes
-    }
-
-    /// Whether a match can apply to this sidecar at all (its port, its labels, its namespace).
-    func applies(_ match: HTTPMatchRequest, namespace: String) -> Bool {
-        if let gateways = match.gateways, !gateways.isEmpty, !GatewayNames.binds(gateways, namespace: namespace, to: gateway) { return false }
-        if let labels = match.sourceLabels, !proxy.matches(labels) { return false }
-        if let namespace = match.sourceNamespace, !namespace.isEmpty, namespace != proxy.namespace { return false }
-        return true
-    }
-
-    /// Whether a match's `port` selects traffic to `port`.
-    static func portMatches(_ match: HTTPMatchRequest?, _ port: UInt32) -> Bool {
-        guard let wanted = match?.port, wanted != 0 else { return true }
-        return wanted == port
     }
 
     func routeMatch(_ match: HTTPMatchRequest?) -> RouteMatch {

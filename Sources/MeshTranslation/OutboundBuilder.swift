@@ -16,7 +16,7 @@ struct OutboundBuilder {
     let upstreamBind: UpstreamBind
     /// The sidecar's mode is ALLOW_ANY (each loopback listener forwards hosts outside the
     /// registry; others refuse them, ``EgressPolicy``).
-    let allowAny: Bool
+    private let allowAny: Bool
     var warnings: [String] = []
 
     init(scope: SidecarScope, snapshot: MeshSnapshot, inboundBindings: Set<String>, telemetry: TelemetryPolicy, upstreamBind: UpstreamBind) {
@@ -43,13 +43,11 @@ struct OutboundBuilder {
         var routeName: String
         /// The protocol the Sidecar's egress gives this port, if any.
         var declaredProtocol: ServiceProtocol? = nil
-
         /// The services the port's HTTP listener routes to: all of them when the Sidecar declares
         /// the port HTTP, none when it declares it TCP, else those whose port speaks HTTP.
-        var httpServices: [MeshService] {
-            if let declaredProtocol { return declaredProtocol.isHTTP ? services : [] }
-            return services.filter { $0.port(port)!.serviceProtocol.isHTTP }
-        }
+        var httpServices: [MeshService] = []
+        /// Whether its last virtual host forwards hosts outside the registry (``EgressPolicy``).
+        var forwardsUnknownHosts = false
     }
 
     /// Works out which ports each egress listener binds.
@@ -87,6 +85,12 @@ struct OutboundBuilder {
             var listener = byBinding[key]!
             listener.services.sort { $0.hostname < $1.hostname }
             listener.routeName = portCount[listener.port]! > 1 ? ResourceNames.listener(address: listener.bind, port: listener.port) : String(listener.port)
+            if let declared = listener.declaredProtocol {
+                listener.httpServices = declared.isHTTP ? listener.services : []
+            } else {
+                listener.httpServices = listener.services.filter { $0.port(listener.port)!.serviceProtocol.isHTTP }
+            }
+            listener.forwardsUnknownHosts = allowAny && IPAddress(listener.bind)?.isLoopback == true
             return listener
         }
     }
@@ -108,7 +112,7 @@ struct OutboundBuilder {
             var hcm = HCM.outbound(statPrefix: telemetry.client.metrics ? "outbound_\(port.bind)_\(port.port)" : TelemetryPolicy.disabledStatName)
             if let tracing = telemetry.client.tracing { hcm.tracing = telemetry.hcmTracing(tracing) }
             hcm.accessLog = telemetry.accessLogs(telemetry.client.accessLog, http: true)
-            EgressPolicy.apply(to: &hcm, allowAny: EgressPolicy.allowAny(allowAny, bind: port.bind))
+            EgressPolicy.apply(to: &hcm, allowAny: port.forwardsUnknownHosts)
             var rds = Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_Rds()
             rds.configSource = Envoy.adsConfigSource
             rds.routeConfigName = port.routeName
@@ -138,10 +142,9 @@ struct OutboundBuilder {
         let rule = (virtualService.spec.tcp ?? []).first { rule in
             let matches = rule.match ?? []
             return matches.isEmpty || matches.contains { match in
-                (match.port == nil || match.port == 0 || match.port == port)
-                    && (match.sourceLabels.map { scope.workload.matches($0) } ?? true)
-                    && (match.sourceNamespace.map { $0.isEmpty || $0 == scope.workload.namespace } ?? true)
-                    && (match.gateways.map { $0.isEmpty || $0.contains("mesh") } ?? true)
+                GatewayNames.matchApplies(
+                    port: match.port, sourceLabels: match.sourceLabels, sourceNamespace: match.sourceNamespace, gateways: match.gateways,
+                    namespace: virtualService.metadata.namespace, proxy: scope.workload, gateway: nil, port: port)
             }
         }
         guard let rule, let destinations = rule.route, !destinations.isEmpty else { return proxy }
@@ -154,8 +157,9 @@ struct OutboundBuilder {
 
     /// The route configuration of an HTTP port: a virtual host per service (its VirtualService's
     /// routes, else Istio's default route), and a last virtual host for every other host:
-    /// forwarded (`allow_any`) or refused with 502 (`block_all`), as ``EgressPolicy`` says. When no service on the port has a VirtualService, it is
-    /// built from ``RouteInputs`` alone and comes from `memo`.
+    /// forwarded (`allow_any`) or refused with 502 (`block_all`), as ``EgressPolicy`` says. When
+    /// no service on the port has a VirtualService, it is built from ``RouteInputs`` alone and
+    /// comes from `memo`.
     mutating func routeConfiguration(for port: PortListener, memo: TranslationMemo?) -> XDSResource {
         var claimed: Set<String> = []
         var hosts: [(host: RouteInputs.Host, virtualService: Configured<VirtualService>?)] = []
@@ -167,7 +171,7 @@ struct OutboundBuilder {
                 consistentHash: policy.loadBalancer?.consistentHash)
             hosts.append((host, virtualService(for: service)))
         }
-        let inputs = RouteInputs(name: port.routeName, hosts: hosts.map(\.host), allowAny: EgressPolicy.allowAny(allowAny, bind: port.bind))
+        let inputs = RouteInputs(name: port.routeName, hosts: hosts.map(\.host), allowAny: port.forwardsUnknownHosts)
         guard hosts.contains(where: { $0.virtualService != nil }) else {
             let build = { XDSResource(name: inputs.name, message: Self.routeConfiguration(inputs, routes: [:])) }
             return memo?.routeConfigurations.value(for: inputs, generation: snapshot.revision, compute: build) ?? build()

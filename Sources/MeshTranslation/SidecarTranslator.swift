@@ -70,7 +70,7 @@ public enum SidecarTranslator {
             resources.insert(XDSResource(name: cluster.name, message: cluster))
         }
         // The clusters the last virtual host of each HTTP port names.
-        for allowAny in Set(ports.filter { !$0.httpServices.isEmpty }.map { EgressPolicy.allowAny(outbound.allowAny, bind: $0.bind) }) {
+        for allowAny in Set(ports.filter { !$0.httpServices.isEmpty }.map(\.forwardsUnknownHosts)) {
             let egress = EgressPolicy.cluster(allowAny: allowAny, bind: upstreamBind.otherCluster)
             resources.insert(XDSResource(name: egress.name, message: egress))
         }

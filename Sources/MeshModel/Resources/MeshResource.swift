@@ -69,6 +69,8 @@ extension MeshResource {
         var failure = ResourceDecodeError(
             kind: kindText, namespace: metadata?["namespace"]?.stringValue ?? (metadata?["name"] == nil ? nil : "default"),
             name: metadata?["name"]?.stringValue, problems: [])
+        // Validation walks the spec as written, not encoded again.
+        var writtenSpec: ConfigValue? = nil
         do throws(SchemaError) {
             let reader = try ObjectReader(document, at: .root, type: "resource", fields: ["apiVersion", "kind", "metadata", "spec", "status"])
             let apiVersion: String = try reader.required("apiVersion")
@@ -90,11 +92,12 @@ extension MeshResource {
             }
             let spec = try ResourceSpec(kind: kind, config: specValue, at: FieldPath().appending("spec"))
             self.init(apiVersion: apiVersion, metadata: meta, spec: spec)
+            writtenSpec = specValue
         } catch {
             failure.problems = [error]
             throw failure
         }
-        let problems = Validation.problems(of: self)
+        let problems = Validation.problems(of: self, written: writtenSpec)
         if !problems.isEmpty {
             failure.problems = problems
             throw failure

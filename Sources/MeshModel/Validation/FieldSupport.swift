@@ -39,14 +39,20 @@ public enum FieldSupport {
     /// The refusals of one spec: every refused field that is set (not null), at its full path.
     public static func refusals(in spec: ConfigValue, of kind: ResourceKind, at root: FieldPath) -> [SchemaError] {
         var found: [SchemaError] = []
-        for (path, treatment) in (table[kind] ?? [:]).sorted(by: { $0.key < $1.key }) {
-            guard case .refused(let reason) = treatment else { continue }
-            let steps = path.split(separator: ".").map(String.init)
+        for (steps, reason) in refusedSteps[kind] ?? [] {
             visit(spec, steps: steps[...], at: root) { location in
                 found.append(SchemaError(path: location, reason: reason))
             }
         }
         return found.sorted { $0.path.description < $1.path.description }
+    }
+
+    /// The refused paths of each kind, split into steps once.
+    private static let refusedSteps: [ResourceKind: [(steps: [String], reason: String)]] = table.mapValues { entries in
+        entries.keys.sorted().compactMap { path in
+            guard case .refused(let reason) = entries[path]! else { return nil }
+            return (path.split(separator: ".").map(String.init), reason)
+        }
     }
 
     /// Calls `found` for every value under `value` that `steps` lead to and that is set. Lists are
@@ -73,7 +79,7 @@ public enum FieldSupport {
 
     /// proto3's unset values: null, and the defaults of scalars and lists. An empty object is a
     /// message that is set.
-    private static func isUnset(_ value: ConfigValue) -> Bool {
+    static func isUnset(_ value: ConfigValue) -> Bool {
         switch value {
         case .null: true
         case .bool(let flag): !flag

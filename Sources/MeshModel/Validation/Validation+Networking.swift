@@ -332,10 +332,10 @@ extension Checker {
         for (index, server) in servers.enumerated() {
             let path = root.appending("servers").appending(index: index)
             for (other, earlier) in servers.prefix(index).enumerated() where earlier.port.number == server.port.number && (earlier.bind ?? "") == (server.bind ?? "") {
-                if Self.portKind(earlier.port.protocol) != Self.portKind(server.port.protocol) {
+                if earlier.portKind != server.portKind {
                     fail(path.appending("port").appending("protocol"), "port \(server.port.number) is \(earlier.port.protocol) in servers[\(other)]; servers on one port must all be HTTP, all TCP, or all HTTPS and TLS (told apart by SNI)")
-                } else if Self.portKind(server.port.protocol) == "TLS" {
-                    let shared = Set(server.hosts.map(Self.hostPart)).intersection(earlier.hosts.map(Self.hostPart))
+                } else if server.portKind == .tls {
+                    let shared = Set(server.hostNames).intersection(earlier.hostNames)
                     if !shared.isEmpty && server.tls != earlier.tls {
                         fail(path.appending("tls"), "servers[\(other)] serves \(shared.sorted().joined(separator: ", ")) on port \(server.port.number) with other TLS settings; a client could not tell which applies")
                     } else if earlier.port.name == server.port.name && server.tls?.mode != .PASSTHROUGH && earlier.tls?.mode != .PASSTHROUGH {
@@ -348,19 +348,6 @@ extension Checker {
 
     /// The protocols a gateway server may have.
     static let gatewayProtocols = ["HTTP", "HTTPS", "HTTP2", "GRPC", "TCP", "TLS"]
-
-    /// What servers sharing a port must agree on.
-    static func portKind(_ text: String) -> String {
-        switch text.uppercased() {
-        case "HTTPS", "TLS": "TLS"
-        case "TCP": "TCP"
-        default: "HTTP"
-        }
-    }
-
-    static func hostPart(_ host: String) -> String {
-        host.split(separator: "/", maxSplits: 1).last.map(String.init)?.lowercased() ?? host
-    }
 
     /// A server's `tls`: what its protocol and mode can act on, and nothing else.
     mutating func check(_ tls: ServerTLSSettings?, protocol kind: String, at path: FieldPath) {
@@ -419,14 +406,7 @@ extension Checker {
     /// The fields set in a server's `tls`, by their YAML names (proto3: empty is unset).
     static func setFields(_ tls: ServerTLSSettings?) -> Set<String> {
         guard case .object(let object)? = tls?.configValue else { return [] }
-        return Set(object.pairs.filter { pair in
-            switch pair.value {
-            case .null, .bool(false): false
-            case .string(let text): !text.isEmpty
-            case .array(let items): !items.isEmpty
-            default: true
-            }
-        }.map(\.key))
+        return Set(object.pairs.filter { !FieldSupport.isUnset($0.value) }.map(\.key))
     }
 
     mutating func exportTo(_ values: [String]?) {

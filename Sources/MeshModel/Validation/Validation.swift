@@ -1,8 +1,9 @@
 /// Checks beyond the schema: what Istio's validating webhook refuses, plus what meshd needs to
 /// run without Kubernetes. Every problem names its field path.
 public enum Validation {
-    /// The problems of one resource, in field order; empty when it is valid.
-    public static func problems(of resource: MeshResource) -> [SchemaError] {
+    /// The problems of one resource, in field order; empty when it is valid. `written` is the spec
+    /// as the document had it, when at hand (else the spec is encoded again).
+    public static func problems(of resource: MeshResource, written: ConfigValue? = nil) -> [SchemaError] {
         let spec = FieldPath().appending("spec")
         var out = Checker(root: spec)
         switch resource.spec {
@@ -18,7 +19,7 @@ public enum Validation {
         }
         // Fields meshd never acts on; a check above may have refused one already, in its words.
         let reported = Set(out.problems.map(\.path))
-        out.add(FieldSupport.refusals(in: resource.spec.configValue, of: resource.kind, at: spec).filter { !reported.contains($0.path) })
+        out.add(FieldSupport.refusals(in: written ?? resource.spec.configValue, of: resource.kind, at: spec).filter { !reported.contains($0.path) })
         return out.problems
     }
 }
