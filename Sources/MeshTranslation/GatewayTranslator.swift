@@ -22,7 +22,7 @@ enum GatewayNames {
     /// Whether `names`, written in `namespace`, include `gateway` (`namespace/name`; nil is `mesh`).
     static func binds(_ names: [String], namespace: String, to gateway: String?) -> Bool {
         guard let gateway else { return names.contains("mesh") }
-        return names.contains { $0 != "mesh" && ($0.contains("/") ? $0 : "\(namespace)/\($0)") == gateway }
+        return names.contains { $0 != "mesh" && HostName.gateway($0, in: namespace) == gateway }
     }
 
     /// Whether the conditions a VirtualService match (HTTP, TCP or TLS) puts on where traffic comes

@@ -22,3 +22,11 @@ extension Server {
         hosts.map { $0.split(separator: "/", maxSplits: 1).last.map(String.init)?.lowercased() ?? $0 }
     }
 }
+
+extension HostName {
+    /// The `namespace/name` of a gateway that a VirtualService in `namespace` names: as written
+    /// when it has a namespace, else in the VirtualService's (`mesh` is not a gateway resource).
+    public static func gateway(_ name: String, in namespace: String) -> String {
+        name.contains("/") ? name : "\(namespace)/\(name)"
+    }
+}

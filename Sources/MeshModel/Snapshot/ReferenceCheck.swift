@@ -66,7 +66,7 @@ public enum ReferenceCheck {
             // Gateways named at the top and in matches.
             func checkGateways(_ names: [String]?, at path: FieldPath) {
                 for (index, name) in (names ?? []).enumerated() where name != "mesh" {
-                    let key = name.contains("/") ? name : "\(service.metadata.namespace)/\(name)"
+                    let key = HostName.gateway(name, in: service.metadata.namespace)
                     if !gateways.contains(key) {
                         problems.append(problem(path.appending(index: index), "no Gateway \(key)", code: "IST0101"))
                     }
