@@ -54,39 +54,54 @@ public enum AdminRoutes {
 
     // MARK: Resources
 
+    /// Istio's kinds under `/apis/{group}/{version}`, the core Secret under `/api/v1`, as
+    /// Kubernetes lays them out. Secrets are answered without their data (the annotation
+    /// ``redactedAnnotation`` lists the keys) unless an admin asks for one with `?reveal=true`,
+    /// which is audited.
     private static func routeResources(_ router: Router<BasicRequestContext>, _ api: API) {
+        for prefix in ["/apis/:group/:version", "/api/:version"] {
+            routeResources(router, api, prefix: prefix)
+        }
+    }
+
+    private static func routeResources(_ router: Router<BasicRequestContext>, _ api: API, prefix: String) {
         let backend = api.backend
-        router.get("/apis/:group/:version/:plural") { request, context in
+        router.get("\(prefix)/:plural") { request, context in
             _ = try api.reader(request)
             let kind = try resolveKind(context)
             return try api.list(backend.snapshot.allResources.filter { $0.kind == kind })
         }
-        router.get("/apis/:group/:version/namespaces/:namespace/:plural") { request, context in
+        router.get("\(prefix)/namespaces/:namespace/:plural") { request, context in
             _ = try api.reader(request)
             let kind = try resolveKind(context)
             let namespace = try context.parameters.require("namespace")
             return try api.list(backend.snapshot.allResources.filter { $0.kind == kind && $0.metadata.namespace == namespace })
         }
-        router.get("/apis/:group/:version/namespaces/:namespace/:plural/:name") { request, context in
-            _ = try api.reader(request)
+        router.get("\(prefix)/namespaces/:namespace/:plural/:name") { request, context in
+            let reveal = request.uri.queryParameters["reveal"].map { $0 == "true" } ?? false
+            let principal = reveal ? try api.admin(request) : try api.reader(request)
             let key = try resolveKey(context)
             guard let resource = backend.snapshot.resources[key] else { throw APIError(.notFound, "\(key) not found") }
-            return try api.resource(resource)
+            guard reveal else { return try api.resource(resource) }
+            guard key.kind == .secret else { throw APIError(.badRequest, "reveal applies to Secrets; \(key.kind.rawValue) has nothing hidden", field: "reveal") }
+            try api.limit(principal, request)
+            backend.audit(who: principal.description, action: "secret.reveal", target: key.description, result: "ok")
+            return try api.resource(resource, reveal: true)
         }
-        router.post("/apis/:group/:version/namespaces/:namespace/:plural") { request, context -> Response in
+        router.post("\(prefix)/namespaces/:namespace/:plural") { request, context -> Response in
             let principal = try api.admin(request)
             let kind = try resolveKind(context)
             let namespace = try context.parameters.require("namespace")
             let resource = try await api.decodeBody(request, context: context, kind: kind, namespace: namespace, name: nil)
             return try api.change(.create(resource), request: request, principal: principal, action: "resource.create", success: .created)
         }
-        router.put("/apis/:group/:version/namespaces/:namespace/:plural/:name") { request, context -> Response in
+        router.put("\(prefix)/namespaces/:namespace/:plural/:name") { request, context -> Response in
             let principal = try api.admin(request)
             let key = try resolveKey(context)
             let resource = try await api.decodeBody(request, context: context, kind: key.kind, namespace: key.namespace, name: key.name)
             return try api.change(.replace(resource, expectedVersion: resource.metadata.resourceVersion), request: request, principal: principal, action: "resource.replace", success: .ok)
         }
-        router.delete("/apis/:group/:version/namespaces/:namespace/:plural/:name") { request, context -> Response in
+        router.delete("\(prefix)/namespaces/:namespace/:plural/:name") { request, context -> Response in
             let principal = try api.admin(request)
             let key = try resolveKey(context)
             let expected = request.uri.queryParameters["resourceVersion"].map(String.init)
@@ -257,11 +272,11 @@ public enum AdminRoutes {
     }
 
     private static func resolveKind(_ context: BasicRequestContext) throws -> ResourceKind {
-        let group = try context.parameters.require("group")
+        let group = context.parameters.get("group") ?? ""
         let version = try context.parameters.require("version")
         let plural = try context.parameters.require("plural")
         guard let kind = ResourceKind(plural: plural), kind.group == group else {
-            throw APIError(.notFound, "no resource type \(plural) in \(group)")
+            throw APIError(.notFound, "no resource type \(plural) in \(group.isEmpty ? "the core group (/api)" : group)")
         }
         guard kind.versions.contains(version) else {
             throw APIError(.notFound, "\(kind.rawValue) is not served as \(group)/\(version)")
@@ -293,6 +308,9 @@ public enum AdminRoutes {
 /// The annotation responses carry to say where a resource comes from (`api`, or the file);
 /// ignored when a resource is written back.
 public let sourceAnnotation = "meshd.io/source"
+
+/// The annotation a Secret answered without its data carries: the keys it holds, comma-separated.
+public let redactedAnnotation = "meshd.io/redacted"
 
 /// The shared pieces of the route handlers: authentication, limits, bodies, changes.
 struct API: Sendable {
@@ -348,18 +366,24 @@ struct API: Sendable {
 
     func list(_ items: [MeshResource]) throws -> Response {
         AdminRoutes.resourceJSON(.object(ConfigObject([
-            ("apiVersion", .string("v1")), ("kind", .string("List")), ("items", .array(items.map(annotated))),
+            ("apiVersion", .string("v1")), ("kind", .string("List")), ("items", .array(items.map { annotated($0) })),
         ])))
     }
 
-    func resource(_ resource: MeshResource, status: HTTPResponse.Status = .ok) throws -> Response {
-        AdminRoutes.resourceJSON(annotated(resource), status: status)
+    func resource(_ resource: MeshResource, status: HTTPResponse.Status = .ok, reveal: Bool = false) throws -> Response {
+        AdminRoutes.resourceJSON(annotated(resource, reveal: reveal), status: status)
     }
 
-    private func annotated(_ resource: MeshResource) -> ConfigValue {
+    /// The resource as answered: with where it comes from, and a Secret without its data unless
+    /// `reveal`.
+    private func annotated(_ resource: MeshResource, reveal: Bool = false) -> ConfigValue {
         var copy = resource
         if let source = backend.source(of: resource.key) { copy.metadata.annotations[sourceAnnotation] = source }
-        return copy.configValue
+        guard case .secret(let secret) = resource.spec, !reveal else { return copy.configValue }
+        copy.metadata.annotations[redactedAnnotation] = secret.data.keys.sorted().joined(separator: ",")
+        guard case .object(var object) = copy.configValue else { return copy.configValue }
+        object["data"] = nil
+        return .object(object)
     }
 
     /// The body as one resource of `kind`, its namespace (and name) checked against the path.
@@ -380,6 +404,7 @@ struct API: Sendable {
             if metadata["namespace"] == nil { metadata["namespace"] = .string(namespace) }
             if case .object(var annotations)? = metadata["annotations"] {
                 annotations[sourceAnnotation] = nil
+                annotations[redactedAnnotation] = nil
                 metadata["annotations"] = .object(annotations)
             }
             object["metadata"] = .object(metadata)
@@ -415,6 +440,7 @@ struct API: Sendable {
             case .conflict(let message): throw APIError(.conflict, message)
             case .notFound(let message): throw APIError(.notFound, message)
             case .storage(let message): throw APIError(.serviceUnavailable, "nothing changed: \(message)")
+            case .invalid(let message, let field): throw APIError(.badRequest, message, field: field)
             }
         }
         if !dryRun { backend.audit(who: principal.description, action: action, target: change.key.description, result: "ok") }

@@ -115,7 +115,8 @@ public final class ControlPlane: Sendable {
         } catch {
             throw StartupError(message: error.description)
         }
-        store = ConfigStore(settings: options.settings, resourceStore: resourceStore, logger: logger, metrics: metricsFactory)
+        store = ConfigStore(
+            settings: options.settings, resourceStore: resourceStore, credentialCheck: CredentialMaterial.problems(of:), logger: logger, metrics: metricsFactory)
         do throws(ResourceChangeError) {
             try store.loadStoredResources()
         } catch {

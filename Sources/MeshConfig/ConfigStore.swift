@@ -30,12 +30,19 @@ public final class ConfigStore: Sendable {
     private let rejected: Counter
     private let accepted: Counter
     private let unresolved: Gauge
+    private let credentialCheck: CredentialCheck?
+
+    /// Checks a Secret's material with cryptography (the PEM blocks parse, the key matches the
+    /// certificate), returning its problems by field path. Injected: this module parses no
+    /// certificates.
+    public typealias CredentialCheck = @Sendable (CredentialSecret) -> [SchemaError]
 
     /// A store publishing to `publisher`.
     public init(
         settings: MeshSettings = MeshSettings(), publisher: SnapshotPublisher = SnapshotPublisher(), resourceStore: (any ResourceStore)? = nil,
-        logger: Logger, metrics: any MetricsFactory
+        credentialCheck: CredentialCheck? = nil, logger: Logger, metrics: any MetricsFactory
     ) {
+        self.credentialCheck = credentialCheck
         self.settings = settings
         self.resourceStore = resourceStore
         self.publisher = publisher
@@ -106,11 +113,17 @@ public final class ConfigStore: Sendable {
         if case .file(let origin)? = source(of: change.key) {
             throw .conflict("\(change.key) comes from the config directory (\(origin)) and is read-only through the API; edit the file instead")
         }
+        if case .create(let resource) = change { try checkMaterial(resource) }
+        if case .replace(let resource, _) = change { try checkMaterial(resource) }
         if dryRun {
-            let current = state.withLock { $0.apiResources[change.key] }
+            let current = try state.withLock { state throws(ResourceChangeError) -> MeshResource? in
+                try Self.checkCredentials(change, in: state)
+                return state.apiResources[change.key]
+            }
             return try change.checked(against: current, version: Int64(current?.metadata.resourceVersion ?? "0").map { $0 + 1 } ?? 1)
         }
         let (next, stored) = try state.withLock { state throws(ResourceChangeError) -> (MeshSnapshot, MeshResource?) in
+            try Self.checkCredentials(change, in: state)
             let stored = try resourceStore.apply(change)
             state.apiResources[change.key] = stored
             state.revision += 1
@@ -119,6 +132,57 @@ public final class ConfigStore: Sendable {
         logger.info("configuration changed through the API", metadata: ["resource": "\(change.key)", "revision": "\(next.revision)"])
         publish(next)
         return stored
+    }
+
+    /// A Secret's material, checked with cryptography.
+    private func checkMaterial(_ resource: MeshResource) throws(ResourceChangeError) {
+        guard case .secret(let secret) = resource.spec, let problem = credentialCheck?(secret).first else { return }
+        throw .invalid("\(resource.key): \(problem)", field: problem.path.description)
+    }
+
+    /// Refuses an API change that leaves a Gateway naming a credential no Secret holds: the
+    /// Gateway itself (invalid), or a Secret it needs, or a gateway workload in a namespace
+    /// without the Secret (conflict).
+    private static func checkCredentials(_ change: ResourceChange, in state: State) throws(ResourceChangeError) {
+        guard [.gateway, .secret, .workloadEntry].contains(change.key.kind) else { return }
+        var resources = served(state)
+        let before = GatewayCredentials.problems(in: resources)
+        switch change {
+        case .create(let resource), .replace(let resource, _): resources[resource.key] = resource
+        case .delete(let key, _): resources[key] = nil
+        }
+        guard let (key, problem) = newProblem(GatewayCredentials.problems(in: resources), since: before) else { return }
+        if key == change.key { throw .invalid("\(key): \(problem)", field: problem.path.description) }
+        throw .conflict("\(change.key): this change would leave \(key) without its credential: \(problem)")
+    }
+
+    /// The first problem in `after` that `before` did not have.
+    private static func newProblem(_ after: [ResourceKey: [SchemaError]], since before: [ResourceKey: [SchemaError]]) -> (ResourceKey, SchemaError)? {
+        for key in after.keys.sorted() {
+            if let problem = after[key]!.first(where: { !(before[key] ?? []).contains($0) }) { return (key, problem) }
+        }
+        return nil
+    }
+
+    private static func served(_ state: State, files: [SourcedResource]? = nil) -> [ResourceKey: MeshResource] {
+        var resources = state.apiResources
+        for file in files ?? state.fileResources { resources[file.resource.key] = file.resource }
+        return resources
+    }
+
+    /// Why `files` cannot be served: a Secret whose material is wrong, or a Gateway left naming
+    /// a credential no Secret holds.
+    private func credentialProblem(files: [SourcedResource], state: State) -> ConfigLoadError? {
+        for file in files {
+            guard case .secret(let secret) = file.resource.spec, let problem = credentialCheck?(secret).first else { continue }
+            return ConfigLoadError(source: file.source, document: file.document, resource: file.resource.key.description, path: problem.path.description, reason: problem.reason)
+        }
+        let before = GatewayCredentials.problems(in: Self.served(state))
+        guard let (key, problem) = Self.newProblem(GatewayCredentials.problems(in: Self.served(state, files: files)), since: before) else { return nil }
+        if let file = files.first(where: { $0.resource.key == key }) {
+            return ConfigLoadError(source: file.source, document: file.document, resource: key.description, path: problem.path.description, reason: problem.reason)
+        }
+        return ConfigLoadError(source: "config directory", resource: key.description, path: problem.path.description, reason: "\(problem.reason) (this Gateway was applied through the API; the files no longer hold the Secret it needs)")
     }
 
     /// Replaces the file-based resources with the result of loading the config directory.
@@ -137,6 +201,7 @@ public final class ConfigStore: Sendable {
                         source: clash.source, document: clash.document, resource: clash.resource.key.description,
                         reason: "also applied through the API; delete it there (meshctl delete) before defining it in a file"))
                 }
+                if let problem = self.credentialProblem(files: resources, state: state) { return .failure(problem) }
                 let unchanged = state.fileResources.map(\.resource) == resources.map(\.resource) && state.mesh == mesh
                 state.fileResources = resources
                 state.mesh = mesh

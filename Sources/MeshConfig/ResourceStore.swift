@@ -30,10 +30,13 @@ public enum ResourceChangeError: Error, Hashable, Sendable, CustomStringConverti
     case notFound(String)
     /// The store could not be read or written; nothing changed.
     case storage(String)
+    /// The resource is not valid with the rest of the configuration (a Gateway naming a
+    /// credential no Secret holds, a Secret whose key does not match its certificate), at `field`.
+    case invalid(String, field: String?)
 
     public var description: String {
         switch self {
-        case .conflict(let text), .notFound(let text), .storage(let text): text
+        case .conflict(let text), .notFound(let text), .storage(let text), .invalid(let text, _): text
         }
     }
 }

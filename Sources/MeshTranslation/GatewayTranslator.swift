@@ -2,6 +2,7 @@ internal import EnvoyAPI
 public import MeshModel
 internal import SwiftProtobuf
 internal import XDSCache
+internal import Foundation
 
 /// What a connecting Envoy is: a sidecar next to one workload, or a gateway (Istio's "router")
 /// that serves the `Gateway` resources selecting its workload.
@@ -162,6 +163,10 @@ struct GatewayBuilder {
                 }
                 var chain = FilterChain()
                 chain.name = server.routeName
+                if let tls = server.server.tls {
+                    guard let secrets = credentialSecrets(tls, server: server) else { continue }
+                    out += secrets
+                }
                 if !names.isEmpty {
                     var match = Envoy_Config_Listener_V3_FilterChainMatch()
                     match.serverNames = names
@@ -268,9 +273,52 @@ struct GatewayBuilder {
         return hcm
     }
 
-    /// TLS termination of an HTTPS server: the files it names (SIMPLE; MUTUAL and OPTIONAL_MUTUAL
-    /// also check client certificates against `caCertificates`), or the gateway workload's own
-    /// mesh certificate and the mesh's roots (ISTIO_MUTUAL).
+    /// The SDS secrets of the credentials `tls` names, from the Secrets of the gateway
+    /// workload's namespace (never another's); nil, with a warning, when one is missing (the
+    /// server is then not served: Envoy would wait for the secret forever).
+    mutating func credentialSecrets(_ tls: ServerTLSSettings, server: BoundServer) -> [XDSResource]? {
+        let namespace = workload.namespace
+        let snapshot = snapshot
+        let lookup = { (name: String) in snapshot.credential(name, in: namespace) }
+        var out: [XDSResource] = []
+        for name in GatewayCredentials.names(tls) {
+            guard let secret = lookup(name), let chain = secret.certificateChain, let key = secret.privateKey else {
+                warnings.append("Gateway \(server.key) servers[\(server.index)]: no Secret \(namespace)/\(name) with a certificate and key in the gateway's namespace; this server is not served")
+                return nil
+            }
+            var pair = Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate()
+            pair.certificateChain = Self.inline(chain)
+            pair.privateKey = Self.inline(key)
+            var message = Envoy_Extensions_TransportSockets_Tls_V3_Secret()
+            message.name = GatewayCredentials.certificateResource(name)
+            message.tlsCertificate = pair
+            out.append(XDSResource(name: message.name, message: message))
+        }
+        if let name = GatewayCredentials.caName(tls) {
+            guard let ca = GatewayCredentials.caCertificates(name, lookup: lookup) else {
+                warnings.append("Gateway \(server.key) servers[\(server.index)]: no CA certificates for credential \(namespace)/\(name) (its ca.crt, or Secret \(name)-cacert); this server is not served")
+                return nil
+            }
+            var validation = Envoy_Extensions_TransportSockets_Tls_V3_CertificateValidationContext()
+            validation.trustedCa = Self.inline(ca)
+            var message = Envoy_Extensions_TransportSockets_Tls_V3_Secret()
+            message.name = GatewayCredentials.caResource(name)
+            message.validationContext = validation
+            out.append(XDSResource(name: message.name, message: message))
+        }
+        return out
+    }
+
+    static func inline(_ bytes: [UInt8]) -> Envoy_Config_Core_V3_DataSource {
+        var source = Envoy_Config_Core_V3_DataSource()
+        source.inlineBytes = Data(bytes)
+        return source
+    }
+
+    /// TLS termination of an HTTPS server: the credentials it names, over SDS (SIMPLE; MUTUAL
+    /// and OPTIONAL_MUTUAL also check client certificates against the credential's CA), or the
+    /// files it names (the same, with `caCertificates`), or the gateway workload's own mesh
+    /// certificate and the mesh's roots (ISTIO_MUTUAL).
     static func serverTLS(_ tls: ServerTLSSettings, trustDomain: String) -> TransportSocket {
         var context = Envoy_Extensions_TransportSockets_Tls_V3_DownstreamTlsContext()
         var common: CommonTLS
@@ -285,23 +333,36 @@ struct GatewayBuilder {
         } else {
             common = CommonTLS()
             common.alpnProtocols = ["h2", "http/1.1"]
-            var pair = Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate()
-            var chain = Envoy_Config_Core_V3_DataSource()
-            chain.filename = tls.serverCertificate ?? ""
-            var key = Envoy_Config_Core_V3_DataSource()
-            key.filename = tls.privateKey ?? ""
-            pair.certificateChain = chain
-            pair.privateKey = key
-            common.tlsCertificates = [pair]
+            let credentials = GatewayCredentials.names(tls)
+            if credentials.isEmpty {
+                var pair = Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate()
+                var chain = Envoy_Config_Core_V3_DataSource()
+                chain.filename = tls.serverCertificate ?? ""
+                var key = Envoy_Config_Core_V3_DataSource()
+                key.filename = tls.privateKey ?? ""
+                pair.certificateChain = chain
+                pair.privateKey = key
+                common.tlsCertificates = [pair]
+            } else {
+                common.tlsCertificateSdsSecretConfigs = credentials.map { TLSContexts.sdsSecret(GatewayCredentials.certificateResource($0)) }
+            }
             if tls.mode == .MUTUAL || tls.mode == .OPTIONAL_MUTUAL {
                 var validation = Envoy_Extensions_TransportSockets_Tls_V3_CertificateValidationContext()
-                var trusted = Envoy_Config_Core_V3_DataSource()
-                trusted.filename = tls.caCertificates ?? ""
-                validation.trustedCa = trusted
                 validation.matchTypedSubjectAltNames = TLSContexts.sanMatchers(tls.subjectAltNames ?? [])
                 validation.verifyCertificateSpki = tls.verifyCertificateSpki ?? []
                 validation.verifyCertificateHash = tls.verifyCertificateHash ?? []
-                common.validationContext = validation
+                if let ca = GatewayCredentials.caName(tls) {
+                    // The checks here; the CA over SDS, so a rotated CA reaches open listeners.
+                    var combined = Envoy_Extensions_TransportSockets_Tls_V3_CommonTlsContext.CombinedCertificateValidationContext()
+                    combined.defaultValidationContext = validation
+                    combined.validationContextSdsSecretConfig = TLSContexts.sdsSecret(GatewayCredentials.caResource(ca))
+                    common.combinedValidationContext = combined
+                } else {
+                    var trusted = Envoy_Config_Core_V3_DataSource()
+                    trusted.filename = tls.caCertificates ?? ""
+                    validation.trustedCa = trusted
+                    common.validationContext = validation
+                }
                 context.requireClientCertificate = Google_Protobuf_BoolValue(tls.mode == .MUTUAL)
             }
         }

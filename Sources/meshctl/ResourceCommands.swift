@@ -16,7 +16,7 @@ func resolveKind(_ text: String) throws -> ResourceKind {
 
 /// The REST path of a kind in a namespace (and of one resource).
 func resourcePath(_ kind: ResourceKind, namespace: String?, name: String? = nil) -> String {
-    let base = "/apis/\(kind.group)/\(kind.versions[0])"
+    let base = kind.restPrefix
     guard let namespace else { return "\(base)/\(kind.plural)" }
     return "\(base)/namespaces/\(namespace)/\(kind.plural)" + (name.map { "/\($0)" } ?? "")
 }
@@ -116,11 +116,14 @@ struct Get: AsyncParsableCommand {
     @Option(name: .shortAndLong, help: "The namespace.") var namespace = "default"
     @Flag(name: [.customShort("A"), .customLong("all-namespaces")], help: "Every namespace.") var allNamespaces = false
     @Option(name: .shortAndLong, help: "table (default), wide, yaml or json.") var output = "table"
+    @Flag(help: "Show a Secret's data (admin token only; audited). Without it Secrets are shown without their data.") var reveal = false
 
     func run() async throws {
         let kind = try resolveKind(self.kind)
+        if reveal && (kind != .secret || name == nil) { throw ValidationError("--reveal shows one Secret: meshctl get secret NAME --reveal") }
         let client = server.client
-        let path = name.map { resourcePath(kind, namespace: namespace, name: $0) } ?? resourcePath(kind, namespace: allNamespaces ? nil : namespace)
+        let path = name.map { resourcePath(kind, namespace: namespace, name: $0) + (reveal ? "?reveal=true" : "") }
+            ?? resourcePath(kind, namespace: allNamespaces ? nil : namespace)
         let data = try await client.get(path)
         let object = try JSONSerialization.jsonObject(with: data)
         switch output {

@@ -209,5 +209,141 @@ extension EndToEnd {
                 #expect(try await Self.curl(["-H", "Host: httpbin.example.com", plain], in: dir).code == "200")
             }
         }
+
+        /// A Secret of the gateway's namespace, its values read from files.
+        static func secret(_ name: String, type: String = "kubernetes.io/tls", files: [String: String]) throws -> String {
+            let data = try files.keys.sorted().map { key in
+                "\(JSONString.quote(key)): \(JSONString.quote(try String(contentsOfFile: files[key]!, encoding: .utf8)))"
+            }
+            return #"{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "\#(name)", "namespace": "istio-system"}, "type": "\#(type)", "stringData": {\#(data.joined(separator: ", "))}}"#
+        }
+
+        static let secretsPath = "/api/v1/namespaces/istio-system/secrets"
+
+        @Test("credentials held by meshd: Secrets applied through the API serve HTTPS SIMPLE and MUTUAL (CA from <name>-cacert) in the gateway's namespace; answered without data (reveal: admin only, audited); a mismatched key and a missing Secret are refused with their fields; replacing the Secret rotates the certificate without dropping an open request")
+        func credentials() async throws {
+            let address = "127.46.0.10"
+            let files = [
+                "service.yaml": serviceYAML("httpbin", namespace: Self.namespace, port: 8000),
+                "httpbin.yaml": workloadYAML("httpbin", namespace: Self.namespace, block: 46, host: 2, labels: ["app": "httpbin"], serviceAccount: "httpbin", ports: [8000]),
+                "gateway-workload.yaml": """
+                    apiVersion: networking.istio.io/v1
+                    kind: WorkloadEntry
+                    metadata: {name: ingressgateway, namespace: istio-system}
+                    spec: {address: \(address), serviceAccount: istio-ingressgateway, labels: {istio: ingressgateway}}
+                    """,
+            ]
+            // Istio's secure-gateway task: the Gateway in the app's namespace, the Secret where the gateway runs.
+            let gateway = """
+                apiVersion: networking.istio.io/v1
+                kind: Gateway
+                metadata: {name: secure-gateway, namespace: \(Self.namespace)}
+                spec:
+                  selector: {istio: ingressgateway}
+                  servers:
+                  - port: {number: 8443, name: https, protocol: HTTPS}
+                    hosts: ["secure.example.com"]
+                    tls: {mode: SIMPLE, credentialName: httpbin-credential}
+                  - port: {number: 8443, name: https-mutual, protocol: HTTPS}
+                    hosts: ["mutual.example.com"]
+                    tls: {mode: MUTUAL, credentialName: httpbin-credential}
+                """
+            let virtualService = """
+                apiVersion: networking.istio.io/v1
+                kind: VirtualService
+                metadata: {name: secure, namespace: \(Self.namespace)}
+                spec:
+                  hosts: ["secure.example.com", "mutual.example.com"]
+                  gateways: [secure-gateway]
+                  http:
+                  - route: [{destination: {host: httpbin, port: {number: 8000}}}]
+                """
+            let gateways = "/apis/networking.istio.io/v1/namespaces/\(Self.namespace)/gateways"
+            try await MeshHarness("gateway-credentials", files: files).run { mesh in
+                let dir = mesh.directory
+                let first = dir + "/first", second = dir + "/second"
+                try await Self.makeCertificates(in: first, names: ["secure.example.com", "mutual.example.com"])
+                try await Self.makeCertificates(in: second, names: ["secure.example.com", "mutual.example.com"])
+                let credential = { (certificates: String) in
+                    try Self.secret("httpbin-credential", files: ["tls.crt": certificates + "/server.pem", "tls.key": certificates + "/server.key"])
+                }
+
+                // Refused with their fields; nothing is served.
+                let early = try await mesh.admin(gateways, method: "POST", body: gateway)
+                #expect(early.status == 400 && early.body.contains("spec.servers[0].tls.credentialName") && early.body.contains("no Secret istio-system/httpbin-credential"), "\(early.body)")
+                let mismatched = try await mesh.admin(Self.secretsPath, method: "POST", body: try Self.secret(
+                    "httpbin-credential", files: ["tls.crt": first + "/server.pem", "tls.key": first + "/client.key"]))
+                #expect(mismatched.status == 400 && mismatched.body.contains("does not match the certificate"), "\(mismatched.body)")
+                #expect(mismatched.body.contains(#"data[\"tls.key\"]"#), "\(mismatched.body)")
+                #expect(mesh.controlPlane.store.publisher.current.gateways.isEmpty)
+
+                #expect(try await mesh.admin(Self.secretsPath, method: "POST", body: try credential(first)).status == 201)
+                #expect(try await mesh.admin(Self.secretsPath, method: "POST", body: try Self.secret(
+                    "httpbin-credential-cacert", type: "Opaque", files: ["ca.crt": first + "/ca.pem"])).status == 201)
+                #expect(try await mesh.admin(gateways, method: "POST", body: gateway).status == 201)
+                #expect(try await mesh.admin("/apis/networking.istio.io/v1/namespaces/\(Self.namespace)/virtualservices", method: "POST", body: virtualService).status == 201)
+
+                // Answered without data; revealed to an admin only, with an audit line.
+                let key = try String(contentsOfFile: first + "/server.key", encoding: .utf8)
+                let keyLine = key.split(separator: "\n")[1]
+                let shown = try await mesh.admin(Self.secretsPath + "/httpbin-credential")
+                #expect(shown.status == 200 && shown.body.contains("meshd.io/redacted") && shown.body.contains("tls.crt,tls.key"), "\(shown.body)")
+                #expect(!shown.body.contains("\"data\"") && !shown.body.contains(keyLine))
+                let listed = try await mesh.admin(Self.secretsPath)
+                #expect(listed.status == 200 && listed.body.contains("httpbin-credential-cacert") && !listed.body.contains("\"data\""))
+                let minted = try await mesh.admin("/v1/tokens", method: "POST", body: #"{"role": "reader"}"#)
+                let reader = try #require((try? JSONSerialization.jsonObject(with: Data(minted.body.utf8)) as? [String: Any])?["token"] as? String)
+                #expect(try await mesh.admin(Self.secretsPath + "/httpbin-credential?reveal=true", token: reader).status == 403)
+                let revealed = try await mesh.admin(Self.secretsPath + "/httpbin-credential?reveal=true")
+                #expect(revealed.status == 200 && revealed.body.contains(Data(key.utf8).base64EncodedString()), "\(revealed.body.prefix(200))")
+                let audit = try await mesh.admin("/v1/audit").body
+                #expect(audit.contains("secret.reveal") && audit.contains("Secret istio-system/httpbin-credential"), "\(audit.suffix(600))")
+                #expect(!audit.contains(keyLine))
+
+                let app = try await mesh.startApp("httpbin", host: "127.46.2.2", port: 8000)
+                app.setBehaviour { request, _ in
+                    TestHTTPApp.Reply(body: "httpbin\n", delay: request.path.hasPrefix("/slow") ? .seconds(3) : .zero)
+                }
+                try await mesh.startSidecar(Self.namespace, "httpbin")
+                let proxy = try await mesh.startSidecar("istio-system", "ingressgateway", as: "ingressgateway")
+                let resolve = ["--resolve", "secure.example.com:8443:\(address)", "--resolve", "mutual.example.com:8443:\(address)"]
+                let secure = "https://secure.example.com:8443/status/200"
+                try await Eventually.wait(timeout: .seconds(10), what: "HTTPS with the credential") {
+                    (try? await Self.curl(resolve + ["--cacert", first + "/ca.pem", secure], in: dir).code) == "200"
+                }
+                let client = ["--cert", first + "/client.pem", "--key", first + "/client.key"]
+                let mutual = try await Self.curl(resolve + ["--cacert", first + "/ca.pem"] + client + ["https://mutual.example.com:8443/status/200"], in: dir)
+                #expect(mutual.code == "200", "MUTUAL with a client certificate the cacert Secret trusts: \(mutual.output)")
+                let anonymous = try await Self.curl(resolve + ["--cacert", first + "/ca.pem", "https://mutual.example.com:8443/status/200"], in: dir)
+                #expect(anonymous.code == "000", "MUTUAL without a client certificate: \(anonymous.output)")
+                #expect(try await Self.curl(resolve + ["--cacert", second + "/ca.pem", secure], in: dir).code == "000", "the new CA does not trust the first certificate")
+
+                // Rotation: a request open on the first certificate finishes; new handshakes get the second.
+                let modified = try await proxy.stats(filter: "listener_manager.listener_modified")["listener_manager.listener_modified"] ?? 0
+                let slow = try ProcessHandle(
+                    executable: "/usr/bin/curl",
+                    arguments: ["-sS", "--max-time", "15", "-o", "/dev/null", "-w", "code=%{http_code}\n"] + resolve + ["--cacert", first + "/ca.pem", "https://secure.example.com:8443/slow"],
+                    logPath: dir + "/slow-request.log")
+                try await Eventually.wait(timeout: .seconds(5), what: "the slow request to reach the app") {
+                    app.requests.contains { $0.path == "/slow" }
+                }
+                let current = try await mesh.admin(Self.secretsPath + "/httpbin-credential")
+                let version = try #require((try? JSONSerialization.jsonObject(with: Data(current.body.utf8)) as? [String: Any]).flatMap { ($0["metadata"] as? [String: Any])?["resourceVersion"] as? String })
+                let rotated = try credential(second).replacingOccurrences(of: #""namespace": "istio-system"}"#, with: #""namespace": "istio-system", "resourceVersion": "\#(version)"}"#)
+                let replaced = try await mesh.admin(Self.secretsPath + "/httpbin-credential", method: "PUT", body: rotated)
+                #expect(replaced.status == 200, "\(replaced.body)")
+                try await Eventually.wait(timeout: .seconds(10), what: "new handshakes to present the second certificate") {
+                    (try? await Self.curl(resolve + ["--cacert", second + "/ca.pem", secure], in: dir).code) == "200"
+                }
+                #expect(await slow.waitForExit(timeout: .seconds(15)))
+                #expect(slow.log.contains("code=200"), "the request open during the rotation finished: \(slow.log)")
+                #expect((try await proxy.stats(filter: "listener_manager.listener_modified")["listener_manager.listener_modified"] ?? 0) == modified, "no listener was replaced (no drain)")
+
+                // A Secret in use cannot be deleted.
+                let deleted = try await mesh.admin(Self.secretsPath + "/httpbin-credential", method: "DELETE")
+                #expect(deleted.status == 409 && deleted.body.contains("Gateway web/secure-gateway"), "\(deleted.body)")
+                #expect(try await mesh.envoyHealthProblems().isEmpty)
+            }
+        }
     }
 }

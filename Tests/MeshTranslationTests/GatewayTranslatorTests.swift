@@ -1,4 +1,5 @@
 import EnvoyAPI
+import Foundation
 import MeshModel
 import MeshTranslation
 import SwiftProtobuf
@@ -264,5 +265,70 @@ struct GatewayTranslatorTests {
         let stray = GatewayTranslator.translate(snapshot, workload: client)
         #expect(stray.resources.sortedResources(ofType: XDSTypeURL.listener).isEmpty)
         #expect(stray.warnings.contains { $0.contains("no Gateway selects") })
+    }
+
+    static func credentialSecret(_ name: String, namespace: String, keys: [String: String]) -> String {
+        """
+
+        ---
+        apiVersion: v1
+        kind: Secret
+        metadata: {name: \(name), namespace: \(namespace)}
+        type: \(keys["tls.crt"] == nil ? "Opaque" : "kubernetes.io/tls")
+        stringData: {\(keys.keys.sorted().map { "\($0): \(JSONString.quote(keys[$0]!))" }.joined(separator: ", "))}
+
+        """
+    }
+
+    @Test("credentials over SDS: kubernetes://<name> with the Secret of the gateway's own namespace inline, kubernetes://<name>-cacert for MUTUAL; a Secret elsewhere is never used")
+    func credentials() throws {
+        let certificate = "-----BEGIN CERTIFICATE-----\nSERVERCERT\n-----END CERTIFICATE-----\n"
+        let key = "-----BEGIN PRIVATE KEY-----\nSERVERKEY\n-----END PRIVATE KEY-----\n"
+        let ca = "-----BEGIN CERTIFICATE-----\nCLIENTCA\n-----END CERTIFICATE-----\n"
+        let gateway = """
+
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: Gateway
+            metadata: {name: creds, namespace: web}
+            spec:
+              selector: {istio: ingressgateway}
+              servers:
+              - {port: {number: 8443, name: simple, protocol: HTTPS}, hosts: ["a.example.com"], tls: {mode: SIMPLE, credentialName: cred}}
+              - {port: {number: 8443, name: mutual, protocol: HTTPS}, hosts: ["b.example.com"], tls: {mode: MUTUAL, credentialName: cred, subjectAltNames: [client.example.com]}}
+
+            """
+        let resources = try Self.translate(gateway
+            + Self.credentialSecret("cred", namespace: "istio-system", keys: ["tls.crt": certificate, "tls.key": key])
+            + Self.credentialSecret("cred-cacert", namespace: "istio-system", keys: ["ca.crt": ca])
+            + Self.credentialSecret("cred", namespace: "web", keys: ["tls.crt": certificate.replacingOccurrences(of: "SERVERCERT", with: "WRONGNAMESPACE"), "tls.key": key]))
+        let listener = try listener(resources, "127.0.0.10_8443")
+        #expect(listener.filterChains.map(\.filterChainMatch.serverNames) == [["a.example.com"], ["b.example.com"]])
+        let simple = try Envoy_Extensions_TransportSockets_Tls_V3_DownstreamTlsContext(unpackingAny: listener.filterChains[0].transportSocket.typedConfig)
+        #expect(simple.commonTlsContext.tlsCertificateSdsSecretConfigs.map(\.name) == ["kubernetes://cred"])
+        #expect(simple.commonTlsContext.tlsCertificates.isEmpty && !simple.requireClientCertificate.value)
+        let mutual = try Envoy_Extensions_TransportSockets_Tls_V3_DownstreamTlsContext(unpackingAny: listener.filterChains[1].transportSocket.typedConfig)
+        #expect(mutual.requireClientCertificate.value)
+        let combined = mutual.commonTlsContext.combinedValidationContext
+        #expect(combined.validationContextSdsSecretConfig.name == "kubernetes://cred-cacert")
+        #expect(combined.defaultValidationContext.matchTypedSubjectAltNames.map(\.matcher.exact) == ["client.example.com"])
+        let secrets = resources.resources(ofType: XDSTypeURL.secret)
+        #expect(secrets.keys.sorted() == ["kubernetes://cred", "kubernetes://cred-cacert"])
+        let served = try #require(secrets["kubernetes://cred"]?.unpack(Envoy_Extensions_TransportSockets_Tls_V3_Secret.self))
+        #expect(String(decoding: served.tlsCertificate.certificateChain.inlineBytes, as: UTF8.self) == certificate, "the gateway's namespace, not the Gateway's")
+        #expect(String(decoding: served.tlsCertificate.privateKey.inlineBytes, as: UTF8.self) == key)
+        let trusted = try #require(secrets["kubernetes://cred-cacert"]?.unpack(Envoy_Extensions_TransportSockets_Tls_V3_Secret.self))
+        #expect(String(decoding: trusted.validationContext.trustedCa.inlineBytes, as: UTF8.self) == ca)
+
+        // Only the Gateway's namespace holds the Secret: the server is not served, nothing leaks.
+        let snapshot = try snapshot(Self.mesh + gateway + Self.credentialSecret("cred", namespace: "web", keys: ["tls.crt": certificate, "tls.key": key]))
+        let workload = try #require(snapshot.registry.workload(.init(namespace: "istio-system", name: "ingress")))
+        let stray = GatewayTranslator.translate(snapshot, workload: workload)
+        #expect(stray.resources.resources(ofType: XDSTypeURL.secret).isEmpty)
+        #expect(stray.resources.resources(ofType: XDSTypeURL.listener)["127.0.0.10_8443"] == nil)
+        #expect(stray.warnings.contains { $0.contains("no Secret istio-system/cred") })
+        // Sidecars never get credentials.
+        let client = try #require(snapshot.registry.workload(.init(namespace: "web", name: "client")))
+        #expect(try SidecarTranslator.translate(snapshot, workload: client).resources.resources(ofType: XDSTypeURL.secret).isEmpty)
     }
 }

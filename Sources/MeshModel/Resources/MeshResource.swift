@@ -24,12 +24,17 @@ public struct MeshResource: Hashable, Sendable {
 
     /// The whole document in its YAML/JSON shape.
     public var configValue: ConfigValue {
-        .object(ConfigObject([
+        var object = ConfigObject([
             ("apiVersion", .string(apiVersion)),
             ("kind", .string(kind.rawValue)),
             ("metadata", metadata.configValue),
-            ("spec", spec.configValue),
-        ]))
+        ])
+        if case .secret = spec, case .object(let body) = spec.configValue {
+            for (key, value) in body.pairs { object[key] = value }
+        } else {
+            object["spec"] = spec.configValue
+        }
+        return .object(object)
     }
 }
 
@@ -72,25 +77,32 @@ extension MeshResource {
         // Validation walks the spec as written, not encoded again.
         var writtenSpec: ConfigValue? = nil
         do throws(SchemaError) {
-            let reader = try ObjectReader(document, at: .root, type: "resource", fields: ["apiVersion", "kind", "metadata", "spec", "status"])
+            let kindName = kindText ?? ""
+            // A Secret's body sits beside its metadata.
+            let body = ["type", "data", "stringData", "immutable"]
+            let reader = try ObjectReader(
+                document, at: .root, type: kindName == ResourceKind.secret.rawValue ? "Secret" : "resource",
+                fields: ["apiVersion", "kind", "metadata"] + (kindName == ResourceKind.secret.rawValue ? body : ["spec", "status"]))
             let apiVersion: String = try reader.required("apiVersion")
-            let kindName: String = try reader.required("kind")
+            let _: String = try reader.required("kind")
             guard let kind = ResourceKind(rawValue: kindName) else {
                 let known = ResourceKind.allCases.map(\.rawValue).joined(separator: ", ")
                 throw SchemaError(path: FieldPath().appending("kind"), reason: "unsupported kind \"\(kindName)\"; meshd accepts \(known)")
             }
             guard kind.accepts(apiVersion: apiVersion) else {
-                let served = kind.versions.map { "\(kind.group)/\($0)" }.joined(separator: ", ")
+                let served = kind.apiVersions.joined(separator: ", ")
                 throw SchemaError(path: FieldPath().appending("apiVersion"), reason: "\(kind.rawValue) is not served as \"\(apiVersion)\"; use one of \(served)")
             }
             let meta: ObjectMeta = try reader.required("metadata")
             let specValue: ConfigValue
-            if kind == .serviceEntry || kind == .workloadEntry {
+            if kind == .secret {
+                specValue = .object(ConfigObject((object ?? ConfigObject()).pairs.filter { body.contains($0.key) }.map { ($0.key, $0.value) }))
+            } else if kind == .serviceEntry || kind == .workloadEntry {
                 specValue = try reader.required("spec")
             } else {
                 specValue = try reader.optional("spec") ?? .object(ConfigObject())
             }
-            let spec = try ResourceSpec(kind: kind, config: specValue, at: FieldPath().appending("spec"))
+            let spec = try ResourceSpec(kind: kind, config: specValue, at: kind == .secret ? .root : FieldPath().appending("spec"))
             self.init(apiVersion: apiVersion, metadata: meta, spec: spec)
             writtenSpec = specValue
         } catch {

@@ -1,4 +1,5 @@
-/// The Istio kinds meshd accepts, with the API groups and versions Istio serves them under.
+/// The kinds meshd accepts: Istio's, with the API groups and versions Istio serves them under,
+/// and the core `v1` Secret that holds gateway credentials.
 public enum ResourceKind: String, CaseIterable, Hashable, Sendable, Comparable {
     case serviceEntry = "ServiceEntry"
     case workloadEntry = "WorkloadEntry"
@@ -9,6 +10,7 @@ public enum ResourceKind: String, CaseIterable, Hashable, Sendable, Comparable {
     case peerAuthentication = "PeerAuthentication"
     case authorizationPolicy = "AuthorizationPolicy"
     case telemetry = "Telemetry"
+    case secret = "Secret"
 
     /// The API group (`networking.istio.io`, `security.istio.io`, `telemetry.istio.io`).
     public var group: String {
@@ -19,12 +21,15 @@ public enum ResourceKind: String, CaseIterable, Hashable, Sendable, Comparable {
             "security.istio.io"
         case .telemetry:
             "telemetry.istio.io"
+        case .secret:
+            ""
         }
     }
 
     /// The versions served for the kind, newest first.
     public var versions: [String] {
         switch group {
+        case "": ["v1"]
         case "networking.istio.io": ["v1", "v1beta1", "v1alpha3"]
         case "security.istio.io": ["v1", "v1beta1"]
         default: ["v1", "v1alpha1"]
@@ -32,7 +37,14 @@ public enum ResourceKind: String, CaseIterable, Hashable, Sendable, Comparable {
     }
 
     /// The `apiVersion` meshd writes: the group's newest version.
-    public var preferredAPIVersion: String { "\(group)/\(versions[0])" }
+    public var preferredAPIVersion: String { apiVersions[0] }
+
+    /// Every `apiVersion` the kind is served under, newest first (`v1` alone for the core group).
+    public var apiVersions: [String] { versions.map { group.isEmpty ? $0 : "\(group)/\($0)" } }
+
+    /// The REST path of the kind's newest version, as Kubernetes lays it out: `/api/v1` for the
+    /// core group, `/apis/{group}/{version}` for the others.
+    public var restPrefix: String { group.isEmpty ? "/api/\(versions[0])" : "/apis/\(group)/\(versions[0])" }
 
     /// The lower-case plural used in REST paths (`virtualservices`).
     public var plural: String {
@@ -46,12 +58,13 @@ public enum ResourceKind: String, CaseIterable, Hashable, Sendable, Comparable {
         case .peerAuthentication: "peerauthentications"
         case .authorizationPolicy: "authorizationpolicies"
         case .telemetry: "telemetries"
+        case .secret: "secrets"
         }
     }
 
     /// Whether `apiVersion` is one under which Istio serves this kind.
     public func accepts(apiVersion: String) -> Bool {
-        versions.contains { "\(group)/\($0)" == apiVersion }
+        apiVersions.contains(apiVersion)
     }
 
     /// The kind for a REST plural, if any.

@@ -9,6 +9,8 @@ public enum ResourceSpec: Hashable, Sendable {
     case peerAuthentication(PeerAuthentication)
     case authorizationPolicy(AuthorizationPolicy)
     case telemetry(Telemetry)
+    /// A Secret's body (it has no `spec`: `type`, `data` and `stringData` sit beside `metadata`).
+    case secret(CredentialSecret)
 
     /// The kind this spec belongs to.
     public var kind: ResourceKind {
@@ -22,6 +24,7 @@ public enum ResourceSpec: Hashable, Sendable {
         case .peerAuthentication: .peerAuthentication
         case .authorizationPolicy: .authorizationPolicy
         case .telemetry: .telemetry
+        case .secret: .secret
         }
     }
 
@@ -37,6 +40,7 @@ public enum ResourceSpec: Hashable, Sendable {
         case .peerAuthentication: self = .peerAuthentication(try PeerAuthentication(config: source, at: path))
         case .authorizationPolicy: self = .authorizationPolicy(try AuthorizationPolicy(config: source, at: path))
         case .telemetry: self = .telemetry(try Telemetry(config: source, at: path))
+        case .secret: self = .secret(try CredentialSecret(config: source, at: path))
         }
     }
 
@@ -52,6 +56,7 @@ public enum ResourceSpec: Hashable, Sendable {
         case .peerAuthentication(let spec): spec.configValue
         case .authorizationPolicy(let spec): spec.configValue
         case .telemetry(let spec): spec.configValue
+        case .secret(let secret): secret.configValue
         }
     }
 }

@@ -69,6 +69,7 @@ public struct MeshSnapshot: Sendable {
             case .peerAuthentication(let spec): peerAuthentications.append(Configured(metadata: meta, spec: spec, kind: .peerAuthentication))
             case .authorizationPolicy(let spec): authorizationPolicies.append(Configured(metadata: meta, spec: spec, kind: .authorizationPolicy))
             case .telemetry(let spec): telemetries.append(Configured(metadata: meta, spec: spec, kind: .telemetry))
+            case .secret: break
             }
         }
         self.serviceEntries = serviceEntries
@@ -82,6 +83,12 @@ public struct MeshSnapshot: Sendable {
         self.authorizationPolicies = authorizationPolicies
         self.telemetries = telemetries
         self.registry = ServiceRegistry(serviceEntries: serviceEntries, workloadEntries: workloadEntries, domainSuffix: settings.domainSuffix)
+    }
+
+    /// The Secret `name` of `namespace`, if there is one.
+    public func credential(_ name: String, in namespace: String) -> CredentialSecret? {
+        guard case .secret(let secret)? = resources[ResourceKey(kind: .secret, namespace: namespace, name: name)]?.spec else { return nil }
+        return secret
     }
 
     /// An empty mesh.

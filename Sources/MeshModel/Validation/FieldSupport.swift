@@ -212,7 +212,6 @@ public enum FieldSupport {
         .gateway: ["servers.name"],
     ]
 
-    private static let noCredentials = "credentials held by meshd (credentialName) are not supported yet; give serverCertificate, privateKey and caCertificates as files"
     private static let noLocality = "locality-aware load balancing is not supported by meshd yet (endpoints are grouped by locality, all at one priority)"
 
     /// Fields meshd refuses whenever they are set; a refused message field covers its fields.
@@ -241,7 +240,7 @@ public enum FieldSupport {
             "<TP>.loadBalancer.warmup": "slow start (warmup) is not supported by meshd yet",
             "<TP>.connectionPool.http.http2KeepAlive": "HTTP/2 keepalive pings are not supported by meshd yet; tcpKeepalive is",
             "<TP>.outlierDetection.outlierDetectionHttpErrorCodes": "custom error codes for outlier detection are not supported by meshd yet",
-            "<TP>.tls.credentialName": "credentialName names a Kubernetes secret; without Kubernetes give the files: clientCertificate, privateKey, caCertificates",
+            "<TP>.tls.credentialName": "credentials held by meshd serve gateway servers only so far; give the files: clientCertificate, privateKey, caCertificates",
             "<TP>.tls.caCrl": "certificate revocation lists are not supported by meshd yet",
             "<TP2>.tunnel": "HTTP CONNECT tunnels are not supported by meshd yet",
             "<TP2>.proxyProtocol": "the PROXY protocol is not supported by meshd yet",
@@ -259,10 +258,7 @@ public enum FieldSupport {
             "servers.port.targetPort": "not supported by meshd; a gateway listens on the port number",
             "servers.defaultEndpoint": "defaultEndpoint applies to sidecars; a gateway forwards to services",
             "servers.tls.caCrl": "certificate revocation lists are not supported by meshd yet",
-            "servers.tls.credentialName": noCredentials,
-            "servers.tls.credentialNames": noCredentials,
-            "servers.tls.caCertCredentialName": noCredentials,
-            "servers.tls.tlsCertificates": "several certificates per server are not supported by meshd yet; give serverCertificate and privateKey",
+            "servers.tls.tlsCertificates": "several certificate files per server are not supported by meshd yet; give credentialNames (an RSA and an ECDSA credential) instead",
             "servers.tls.insecureSkipVerify": "not supported on a gateway server; use OPTIONAL_MUTUAL to accept clients without a certificate",
         ],
         .authorizationPolicy: [
@@ -301,6 +297,9 @@ public enum FieldSupport {
             "servers.tls.minProtocolVersion": "refused in PASSTHROUGH",
             "servers.tls.maxProtocolVersion": "refused in PASSTHROUGH",
             "servers.tls.cipherSuites": "refused in PASSTHROUGH",
+            "servers.tls.credentialName": "refused in ISTIO_MUTUAL and PASSTHROUGH, beside certificate files, and when it names no Secret of the Gateway's namespace",
+            "servers.tls.credentialNames": "as credentialName; at most two (an RSA and an ECDSA credential), not together with credentialName",
+            "servers.tls.caCertCredentialName": "refused outside MUTUAL and OPTIONAL_MUTUAL, without credentials, and when its Secret has no ca.crt",
         ],
         .virtualService: [
             "tls": "refused on VirtualServices that apply to sidecars (gateways empty or mesh): TLS routes apply to gateways",

@@ -369,6 +369,7 @@ extension Checker {
         if tls.httpsRedirect == true { fail(path.appending("httpsRedirect"), "httpsRedirect applies to HTTP servers, which it redirects to HTTPS") }
         // What each mode reads; any other field set is refused.
         let files: Set<String> = ["serverCertificate", "privateKey"]
+        let credentials: Set<String> = ["credentialName", "credentialNames"]
         let clientChecks: Set<String> = ["subjectAltNames", "verifyCertificateSpki", "verifyCertificateHash"]
         let parameters: Set<String> = ["minProtocolVersion", "maxProtocolVersion", "cipherSuites"]
         let reads: Set<String>
@@ -381,10 +382,10 @@ extension Checker {
             fail(path.appending("mode"), "AUTO_PASSTHROUGH serves multi-network meshes, which meshd does not support")
             return
         case .SIMPLE:
-            reads = files.union(parameters)
+            reads = files.union(parameters).union(credentials)
             why = "SIMPLE checks no client certificate (use MUTUAL or OPTIONAL_MUTUAL)"
         case .MUTUAL, .OPTIONAL_MUTUAL:
-            reads = files.union(parameters).union(clientChecks).union(["caCertificates"])
+            reads = files.union(parameters).union(clientChecks).union(credentials).union(["caCertificates", "caCertCredentialName"])
             why = "not read in \(mode.rawValue)"
         case .ISTIO_MUTUAL:
             reads = parameters.union(clientChecks)
@@ -393,13 +394,40 @@ extension Checker {
         for field in set.subtracting(reads).subtracting(["mode", "httpsRedirect"]).sorted() where !FieldSupport.isRefused("servers.tls.\(field)", in: .gateway) {
             fail(path.appending(field), "\(why); do not give \(field)")
         }
-        if mode == .SIMPLE || mode == .MUTUAL || mode == .OPTIONAL_MUTUAL {
-            for field in files.sorted() where !((field == "serverCertificate" ? tls.serverCertificate : tls.privateKey) ?? "").hasPrefix("/") {
-                fail(path.appending(field), "\(mode.rawValue) needs \(field): an absolute path to a PEM file on the gateway's machine (credentialName is not supported by meshd yet)")
-            }
+        guard mode == .SIMPLE || mode == .MUTUAL || mode == .OPTIONAL_MUTUAL else { return }
+        if !set.isDisjoint(with: credentials) {
+            credentialNames(tls, mode: mode, set: set, at: path)
+            return
+        }
+        if set.contains("caCertCredentialName") {
+            fail(path.appending("caCertCredentialName"), "caCertCredentialName goes with credentialName; with certificate files give caCertificates")
+        }
+        for field in files.sorted() where !((field == "serverCertificate" ? tls.serverCertificate : tls.privateKey) ?? "").hasPrefix("/") {
+            fail(path.appending(field), "\(mode.rawValue) needs credentialName (a Secret held by meshd) or \(field): an absolute path to a PEM file on the gateway's machine")
         }
         if mode == .MUTUAL || mode == .OPTIONAL_MUTUAL, !(tls.caCertificates ?? "").hasPrefix("/") {
             fail(path.appending("caCertificates"), "\(mode.rawValue) needs caCertificates: an absolute path to the PEM bundle that verifies client certificates")
+        }
+    }
+
+    /// A server that presents credentials held by meshd: names of Secrets, one or two, and no
+    /// files beside them (whether the Secrets exist is checked against the whole configuration:
+    /// ``GatewayCredentials``).
+    private mutating func credentialNames(_ tls: ServerTLSSettings, mode: ServerTLSSettings.TLSmode, set: Set<String>, at path: FieldPath) {
+        for field in ["serverCertificate", "privateKey", "caCertificates"] where set.contains(field) {
+            fail(path.appending(field), "give either credentialName (a Secret held by meshd) or certificate files, not both")
+        }
+        if set.contains("credentialName") && set.contains("credentialNames") {
+            fail(path.appending("credentialNames"), "credentialName and credentialNames are exclusive; list every credential in credentialNames")
+        }
+        let names = GatewayCredentials.names(tls)
+        if names.count > 2 {
+            fail(path.appending("credentialNames"), "at most two credentials (an RSA and an ECDSA one); found \(names.count)")
+        }
+        let secretName = tls.credentialNames?.isEmpty == false ? path.appending("credentialNames") : path.appending("credentialName")
+        for (index, name) in (names + [tls.caCertCredentialName].compactMap { $0 }).enumerated() {
+            let field = index < names.count ? (tls.credentialNames?.isEmpty == false ? secretName.appending(index: index) : secretName) : path.appending("caCertCredentialName")
+            add(NameRules.problems(name: name, at: field))
         }
     }
 

@@ -118,3 +118,38 @@ extension Checker {
         return false
     }
 }
+
+extension Checker {
+    /// The problems of a Secret's body that need no cryptography: the keys its type requires,
+    /// each role given once, and PEM where PEM belongs. (That the key matches the certificate is
+    /// checked where certificates can be parsed: `ConfigStore`'s credential check.)
+    static func problems(of secret: CredentialSecret) -> [SchemaError] {
+        var out = Checker(root: .root)
+        func path(_ key: String) -> FieldPath { FieldPath().appending("data").appending(key) }
+        let roles = [
+            ("certificate chain", CredentialSecret.certificateKeys, "-----BEGIN CERTIFICATE-----"),
+            ("private key", CredentialSecret.privateKeyKeys, "PRIVATE KEY-----"),
+            ("CA certificates", CredentialSecret.caKeys, "-----BEGIN CERTIFICATE-----"),
+        ]
+        for (role, keys, marker) in roles {
+            let present = keys.filter { secret.data[$0] != nil }
+            if present.count > 1 {
+                out.fail(path(present[1]), "\(present[0]) and \(present[1]) both give the \(role); keep one")
+            }
+            for key in present where !String(decoding: secret.data[key]!, as: UTF8.self).contains(marker) {
+                out.fail(path(key), "the \(role) must be PEM (a block containing \"\(marker)\")")
+            }
+        }
+        if secret.type == "kubernetes.io/tls" {
+            for key in ["tls.crt", "tls.key"] where secret.data[key] == nil {
+                out.fail(path(key), "a kubernetes.io/tls Secret needs tls.crt and tls.key")
+            }
+        } else if (secret.certificateChain == nil) != (secret.privateKey == nil) {
+            let missing = secret.certificateChain == nil ? "cert" : "key"
+            out.fail(path(missing), "a certificate needs its private key and the key its certificate: add \(missing)")
+        } else if secret.certificateChain == nil && secret.caCertificates == nil {
+            out.fail(FieldPath().appending("data"), "holds neither a certificate with its key nor CA certificates")
+        }
+        return out.problems
+    }
+}

@@ -16,6 +16,7 @@ public enum Validation {
         case .peerAuthentication(let policy): out.check(policy)
         case .authorizationPolicy(let policy): out.check(policy)
         case .telemetry(let telemetry): out.check(telemetry)
+        case .secret(let secret): return Checker.problems(of: secret)
         }
         // Fields meshd never acts on; a check above may have refused one already, in its words.
         let reported = Set(out.problems.map(\.path))
