@@ -29,6 +29,9 @@ resourceBody = {"required": True, "content": {
 kp = [p("group", "API group, e.g. networking.istio.io"), p("version", "API version, e.g. v1"), p("plural", "lower-case plural kind, e.g. virtualservices")]
 nsp = kp[:2] + [p("namespace", "namespace")] + kp[2:]
 named = nsp + [p("name", "resource name")]
+corekp = [p("version", "API version: v1"), p("plural", "lower-case plural kind: secrets")]
+corensp = corekp[:1] + [p("namespace", "namespace")] + corekp[1:]
+corenamed = corensp + [p("name", "resource name")]
 paths = {
  "/healthz": {"get": op("Liveness", {**ok({"type": "string"}, "text/plain")}, security=False, opid="healthz")},
  "/readyz": {"get": op("Readiness: 200 once a configuration is loaded", {**ok({"type": "string"}, "text/plain"), "503": {"description": "not ready", "content": {"text/plain": {"schema": {"type": "string"}}}}}, security=False, opid="readyz")},
@@ -42,9 +45,17 @@ paths = {
    "get": op("List resources of a kind in a namespace (reader)", {**ok(ref("ResourceList")), **errs(401, 403, 404)}, params=nsp, opid="list"),
    "post": op("Create a resource (admin); ?dryRun=All only checks", {**ok(ref("Resource"), desc="created", code="201"), **ok(ref("Resource"), desc="dry run: what would be stored"), **errs(400, 401, 403, 404, 409, 429, 503)}, params=nsp + [q("dryRun", "All: check only")], body=resourceBody, opid="create")},
  "/apis/{group}/{version}/namespaces/{namespace}/{plural}/{name}": {
-   "get": op("Get a resource (reader)", {**ok(ref("Resource")), **errs(401, 403, 404)}, params=named, opid="get"),
+   "get": op("Get a resource (reader)", {**ok(ref("Resource")), **errs(400, 401, 403, 404, 429, 503)}, params=named + [q("reveal", "true: a Secret's data (admin only); other kinds answer 400")], opid="get"),
    "put": op("Replace a resource (admin); metadata.resourceVersion, when given, must be current", {**ok(ref("Resource")), **errs(400, 401, 403, 404, 409, 429, 503)}, params=named + [q("dryRun", "All: check only")], body=resourceBody, opid="replace"),
    "delete": op("Delete a resource (admin)", {**ok({"type": "object", "properties": {"deleted": {"type": "string"}}, "required": ["deleted"]}), **errs(401, 403, 404, 409, 429, 503)}, params=named + [q("resourceVersion", "delete only if still this version"), q("dryRun", "All: check only")], opid="delete")},
+ "/api/{version}/{plural}": {"get": op("List core resources (Secrets) in every namespace, without their data (reader)", {**ok(ref("ResourceList")), **errs(401, 403, 404)}, params=corekp, opid="listAllCore")},
+ "/api/{version}/namespaces/{namespace}/{plural}": {
+   "get": op("List core resources (Secrets) in a namespace, without their data (reader)", {**ok(ref("ResourceList")), **errs(401, 403, 404)}, params=corensp, opid="listCore"),
+   "post": op("Create a Secret (admin); ?dryRun=All only checks", {**ok(ref("Resource"), desc="created", code="201"), **ok(ref("Resource"), desc="dry run: what would be stored"), **errs(400, 401, 403, 404, 409, 429, 503)}, params=corensp + [q("dryRun", "All: check only")], body=resourceBody, opid="createCore")},
+ "/api/{version}/namespaces/{namespace}/{plural}/{name}": {
+   "get": op("Get a Secret without its data (reader), or with it (?reveal=true: admin, audited)", {**ok(ref("Resource")), **errs(400, 401, 403, 404, 429, 503)}, params=corenamed + [q("reveal", "true: include the data (admin only; audited)")], opid="getCore"),
+   "put": op("Replace a Secret (admin); metadata.resourceVersion, when given, must be current", {**ok(ref("Resource")), **errs(400, 401, 403, 404, 409, 429, 503)}, params=corenamed + [q("dryRun", "All: check only")], body=resourceBody, opid="replaceCore"),
+   "delete": op("Delete a Secret (admin); refused while a Gateway uses it", {**ok({"type": "object", "properties": {"deleted": {"type": "string"}}, "required": ["deleted"]}), **errs(401, 403, 404, 409, 429, 503)}, params=corenamed + [q("resourceVersion", "delete only if still this version"), q("dryRun", "All: check only")], opid="deleteCore")},
  "/v1/proxies": {"get": op("Connected proxies and their xDS status (reader)", {**ok(arr(ref("ProxyStatus"))), **errs(401, 403)}, opid="proxies")},
  "/v1/proxies/{id}/config": {"get": op("What meshd last sent a proxy, as Envoy JSON (reader; secrets without keys)", {**ok(obj), **errs(401, 403, 404)}, params=[p("id", "node id")], opid="proxyConfig")},
  "/v1/workloads/{namespace}/{name}/describe": {"get": op("What applies to a workload, and whether its connections use mTLS (reader)", {**ok(ref("WorkloadDescription")), **errs(400, 401, 403, 404)}, params=[p("namespace", "namespace"), p("name", "WorkloadEntry name")], opid="describe")},

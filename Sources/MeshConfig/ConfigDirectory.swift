@@ -99,6 +99,17 @@ public struct ConfigDirectory: Sendable {
         }
     }
 
+    /// A file holding a Secret is kept as the CA's keys are: readable by its owner only.
+    static func checkPermissions(_ file: String, holding resources: [SourcedResource]) throws(ConfigLoadError) {
+        guard let secret = resources.first(where: { $0.resource.kind == .secret }),
+              let mode = (try? FileManager.default.attributesOfItem(atPath: file)[.posixPermissions] as? NSNumber)?.intValue,
+              mode & 0o077 != 0
+        else { return }
+        throw ConfigLoadError(
+            source: file, document: secret.document, resource: secret.resource.key.description,
+            reason: "holds a Secret and is readable by other users (mode \(String(mode & 0o777, radix: 8))); chmod 600 it")
+    }
+
     /// Reads and decodes every file; the first problem anywhere is thrown, so that a change is
     /// taken whole or not at all. `mesh.yaml` is not a resource: see ``loadMesh()``.
     public func load() throws(ConfigLoadError) -> [SourcedResource] {
@@ -112,12 +123,14 @@ public struct ConfigDirectory: Sendable {
             } catch {
                 throw ConfigLoadError(source: file, reason: "cannot read the file: \(error.localizedDescription)")
             }
+            let resources: [SourcedResource]
             if let cached = decoded.files.withLock({ $0[file] }), cached.text == text {
-                out += cached.resources
-                continue
+                resources = cached.resources
+            } else {
+                resources = try ResourceDocuments.decode(text, source: file)
+                decoded.files.withLock { $0[file] = (text, resources) }
             }
-            let resources = try ResourceDocuments.decode(text, source: file)
-            decoded.files.withLock { $0[file] = (text, resources) }
+            try Self.checkPermissions(file, holding: resources)
             out += resources
         }
         try ResourceDocuments.checkUnique(out)

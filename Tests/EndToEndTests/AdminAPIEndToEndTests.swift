@@ -77,6 +77,27 @@ extension EndToEnd {
                 let dryRun = try await meshctl(["apply", "--dry-run", "-f", directory + "/broken.yaml"] + server, in: directory)
                 #expect(dryRun.status == 1)
 
+                // A Secret: applied as Kubernetes writes it, kept in the 0600 store, shown
+                // without its data unless an admin reveals it.
+                let credentials = directory + "/credentials"
+                try await EndToEnd.Gateways.makeCertificates(in: credentials, names: ["coordinator.example.com"])
+                let serverKey = try String(contentsOfFile: credentials + "/server.key", encoding: .utf8)
+                let keyLine = String(serverKey.split(separator: "\n")[1])
+                let secretYAML = try ["tls.crt": "server.pem", "tls.key": "server.key"].sorted { $0.key < $1.key }.map { key, file in
+                    "  \(key): \(Data(try String(contentsOfFile: credentials + "/" + file, encoding: .utf8).utf8).base64EncodedString())"
+                }.joined(separator: "\n")
+                try "apiVersion: v1\nkind: Secret\nmetadata: {name: coordinator-credential, namespace: tai-system}\ntype: kubernetes.io/tls\ndata:\n\(secretYAML)\n"
+                    .write(toFile: directory + "/secret.yaml", atomically: true, encoding: .utf8)
+                let secretApplied = try await meshctl(["apply", "-f", directory + "/secret.yaml"] + server, in: directory)
+                #expect(secretApplied.status == 0 && secretApplied.output.contains("Secret tai-system/coordinator-credential created"), "\(secretApplied.output)")
+                let hidden = try await meshctl(["get", "secret", "coordinator-credential", "-n", "tai-system", "-o", "yaml"] + server, in: directory)
+                #expect(hidden.status == 0 && hidden.output.contains("meshd.io/redacted: tls.crt,tls.key") && !hidden.output.contains("\ndata:"), "\(hidden.output)")
+                let revealed = try await meshctl(["get", "secret", "coordinator-credential", "-n", "tai-system", "--reveal", "-o", "yaml"] + server, in: directory)
+                #expect(revealed.status == 0 && revealed.output.contains(Data(serverKey.utf8).base64EncodedString()), "\(revealed.output)")
+                let mode = (try FileManager.default.attributesOfItem(atPath: data + "/config.db")[.posixPermissions] as? NSNumber)?.intValue ?? 0
+                #expect(mode & 0o077 == 0, "the store holding Secrets is 0600: \(String(mode, radix: 8))")
+                #expect(!meshd.log.contains(keyLine), "no key material in meshd's log")
+
                 for (name, host) in [("coordinator-v1", 4), ("coordinator-v2", 5)] {
                     apps.append(try await TestHTTPApp.start(name: name, host: "127.0.2.\(host)", port: 8080))
                 }
@@ -139,6 +160,8 @@ extension EndToEnd {
                 meshd = try await startMeshd()
                 let after = try await meshctl(["get", "virtualservices", "-n", "tai-system", "-o", "json"] + server, in: directory)
                 #expect(after.output == before.output, "the applied config survives the restart")
+                let secrets = try await meshctl(["get", "secrets", "-n", "tai-system"] + server, in: directory)
+                #expect(secrets.output.contains("coordinator-credential"), "the Secret survives the restart: \(secrets.output)")
                 let listed = try await meshctl(["get", "pa", "-A", "-o", "wide"] + server, in: directory)
                 #expect(listed.output.contains("tai-system  default") && listed.output.contains("api"), "\(listed.output)")
                 try await Eventually.wait(timeout: .seconds(30), interval: .milliseconds(250), what: "the sidecars to reconnect") {

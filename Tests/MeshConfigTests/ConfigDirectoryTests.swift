@@ -101,4 +101,19 @@ struct ConfigDirectoryTests {
         let files = try ConfigDirectory(path: directory, excluding: [directory + "/./data/", "/elsewhere"]).files()
         #expect(files == [directory + "/a.yaml", directory + "/database/b.yaml"])
     }
+
+    @Test("a file holding a Secret must be readable by its owner only, as the CA's keys")
+    func secretPermissions() throws {
+        let directory = try temporaryDirectory()
+        let file = directory + "/credential.yaml"
+        let pem = "-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----\\n"
+        try "apiVersion: v1\nkind: Secret\nmetadata: {name: cred-cacert, namespace: istio-system}\nstringData: {ca.crt: \"\(pem)\"}\n"
+            .write(toFile: file, atomically: true, encoding: .utf8)
+        chmod(file, 0o644)
+        #expect { try ConfigDirectory(path: directory).load() } throws: { error in
+            "\(error)".contains("holds a Secret and is readable by other users (mode 644); chmod 600 it")
+        }
+        chmod(file, 0o600)
+        #expect(try ConfigDirectory(path: directory).load().map(\.resource.kind) == [.secret])
+    }
 }
