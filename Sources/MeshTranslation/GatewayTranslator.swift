@@ -238,9 +238,8 @@ struct GatewayBuilder {
                     continue
                 }
                 var builder = HTTPRouteBuilder(snapshot: snapshot, proxy: workload, destinationRules: destinationRules, gateway: server.key)
-                let clusters = destinations.map { builder.destination(for: $0.destination, namespace: serviceNamespace, port: port).cluster }
+                var proxy = TCPProxy.to(destinations, namespace: serviceNamespace, port: port, builder: &builder)
                 warnings += builder.unresolved.map { "\(service.key): \($0)" }
-                var proxy = TCPProxy.to(clusters: clusters, weights: destinations.map(\.weight))
                 proxy.statPrefix = telemetry.client.metrics ? (proxy.cluster.isEmpty ? "\(serviceNamespace)_\(service.metadata.name)_tls_\(index)" : proxy.cluster) : TelemetryPolicy.disabledStatName
                 proxy.accessLog = telemetry.accessLogs(telemetry.client.accessLog, http: false)
                 var chain = FilterChain()
@@ -486,9 +485,9 @@ struct GatewayBuilder {
                 }
                 guard let rule, let destinations = rule.route, !destinations.isEmpty else { continue }
                 var builder = HTTPRouteBuilder(snapshot: snapshot, proxy: workload, destinationRules: destinationRules, gateway: server.key)
-                let clusters = destinations.map { builder.destination(for: $0.destination, namespace: service.metadata.namespace, port: port).cluster }
+                let proxy = TCPProxy.to(destinations, namespace: service.metadata.namespace, port: port, builder: &builder)
                 warnings += builder.unresolved.map { "\(service.key): \($0)" }
-                return TCPProxy.to(clusters: clusters, weights: destinations.map(\.weight))
+                return proxy
             }
         }
         warnings.append("TCP port \(port): no VirtualService bound to \(servers.map(\.key).joined(separator: ", ")) routes it; connections are refused")

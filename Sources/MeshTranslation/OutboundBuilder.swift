@@ -138,7 +138,10 @@ struct OutboundBuilder {
         var proxy = TCPProxy()
         proxy.statPrefix = ResourceNames.outboundCluster(port: port, host: service.hostname)
         proxy.cluster = ResourceNames.outboundCluster(port: port, host: service.hostname)
-        guard let virtualService = virtualService(for: service) else { return proxy }
+        guard let virtualService = virtualService(for: service) else {
+            proxy.apply(EffectivePolicy(rule: destinationRules.rule(for: service, proxy: scope.workload)?.spec, port: port).connectionPool?.tcp)
+            return proxy
+        }
         let rule = (virtualService.spec.tcp ?? []).first { rule in
             let matches = rule.match ?? []
             return matches.isEmpty || matches.contains { match in
@@ -149,9 +152,11 @@ struct OutboundBuilder {
         }
         guard let rule, let destinations = rule.route, !destinations.isEmpty else { return proxy }
         var builder = HTTPRouteBuilder(snapshot: snapshot, proxy: scope.workload, destinationRules: destinationRules)
-        let clusters = destinations.map { builder.destination(for: $0.destination, namespace: virtualService.metadata.namespace, port: port).cluster }
+        let routed = TCPProxy.to(destinations, namespace: virtualService.metadata.namespace, port: port, builder: &builder)
         warnings += builder.unresolved.map { "\(virtualService.key): \($0)" }
-        proxy.clusterSpecifier = TCPProxy.to(clusters: clusters, weights: destinations.map(\.weight)).clusterSpecifier
+        proxy.clusterSpecifier = routed.clusterSpecifier
+        proxy.idleTimeout = routed.idleTimeout
+        proxy.maxDownstreamConnectionDuration = routed.maxDownstreamConnectionDuration
         return proxy
     }
 
@@ -503,6 +508,25 @@ struct LoadAssignmentInputs: Hashable, Sendable {
 }
 
 extension TCPProxy {
+    /// A DestinationRule's TCP settings that act on the proxied connection, as in Istio (the
+    /// first destination's, for weighted routes): `idleTimeout` (Envoy's default otherwise:
+    /// 1 h; `0s` disables it) and `maxConnectionDuration`, which closes the client's connection
+    /// when reached. (Both also set the cluster's HTTP options, for HTTP ports.)
+    mutating func apply(_ tcp: ConnectionPoolSettings.TCPSettings?) {
+        guard let tcp else { return }
+        if let idle = tcp.idleTimeout { idleTimeout = Envoy.duration(milliseconds: idle.nanoseconds / 1_000_000) }
+        if let duration = tcp.maxConnectionDuration { maxDownstreamConnectionDuration = Envoy.duration(milliseconds: duration.nanoseconds / 1_000_000) }
+    }
+
+    /// A TCP proxy to a rule's destinations, resolved by `builder`, with the first one's TCP
+    /// settings.
+    static func to(_ destinations: [RouteDestination], namespace: String, port: UInt32, builder: inout HTTPRouteBuilder) -> TCPProxy {
+        let resolved = destinations.map { builder.destination(for: $0.destination, namespace: namespace, port: port) }
+        var proxy = to(clusters: resolved.map(\.cluster), weights: destinations.map(\.weight))
+        proxy.apply(resolved[0].policy.connectionPool?.tcp)
+        return proxy
+    }
+
     /// A TCP proxy to one cluster, or to several by weight (destinations of weight 0 left out).
     static func to(clusters: [String], weights: [Int32?]) -> TCPProxy {
         var proxy = TCPProxy()

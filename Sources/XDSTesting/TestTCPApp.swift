@@ -70,6 +70,30 @@ public final class TestTCPApp: Sendable {
         }
     }
 
+    /// Connects to `address`, sends nothing, and returns how long until the other side closed
+    /// the connection, or `nil` if it was still open after `limit`.
+    public static func idleLifetime(_ address: HostPort, limit: Duration) async throws -> Duration? {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(.seconds(2))
+            .connect(host: address.host, port: Int(address.port)) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
+        let timer = Task {
+            try await Task.sleep(for: limit)
+            try? await channel.channel.close()
+        }
+        try? await channel.executeThenClose { inbound, _ in
+            for try await _ in inbound {}
+        }
+        timer.cancel()
+        let elapsed = clock.now - start
+        return elapsed < limit ? elapsed : nil
+    }
+
     /// Connects to `address`, says hello, and returns what the server writes before closing.
     public static func read(_ address: HostPort, timeout: Duration = .seconds(3)) async throws -> String {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)

@@ -416,6 +416,36 @@ extension EndToEnd {
             }
         }
 
+        @Test("DestinationRule connectionPool.tcp on a TCP port: idleTimeout closes an idle connection, maxConnectionDuration closes one even when the idle timeout is far off (Envoy's tcp_proxy)")
+        func tcpTimeouts() async throws {
+            try await MeshHarness("tcp-timeouts", files: Self.files()).run { mesh in
+                let a = try await TestTCPApp.start(name: "echo-a", host: "127.25.2.6", port: 9000)
+                let b = try await TestTCPApp.start(name: "echo-b", host: "127.25.2.7", port: 9000)
+                defer { Task { await a.stop(); await b.stop() } }
+                for name in ["echo-a", "echo-b"] { try await mesh.startSidecar(Self.namespace, name) }
+                let client = try await mesh.startSidecar(Self.namespace, "client")
+                let egress = HostPort(host: "127.25.1.2", port: 9000)
+                #expect(try await TestTCPApp.read(egress) != "", "the TCP route works")
+                #expect(try await TestTCPApp.idleLifetime(egress, limit: .seconds(3)) == nil, "without a DestinationRule an idle connection stays open (Envoy's default: 1 h)")
+
+                for (tcp, field) in [("{idleTimeout: 1s}", "\"idle_timeout\": \"1s\""), ("{idleTimeout: 1h, maxConnectionDuration: 1s}", "\"max_downstream_connection_duration\": \"1s\"")] {
+                    try mesh.writeConfig("dr.yaml", """
+                        apiVersion: networking.istio.io/v1
+                        kind: DestinationRule
+                        metadata: {name: echo, namespace: \(Self.namespace)}
+                        spec:
+                          host: echo
+                          trafficPolicy: {connectionPool: {tcp: \(tcp)}}
+                        """)
+                    try await Eventually.wait(timeout: .seconds(10), what: "the client's TCP proxy to take \(tcp)") {
+                        (try? await client.admin("/config_dump?resource=dynamic_listeners").body.contains(field)) == true
+                    }
+                    let lifetime = try await TestTCPApp.idleLifetime(egress, limit: .seconds(4))
+                    #expect(lifetime.map { $0 >= .milliseconds(800) && $0 < .seconds(3) } == true, "\(tcp): the connection closed after \(String(describing: lifetime))")
+                }
+            }
+        }
+
         @Test("a MESH_EXTERNAL ServiceEntry (DNS) reaches an app outside the mesh")
         func meshExternal() async throws {
             let external = """
