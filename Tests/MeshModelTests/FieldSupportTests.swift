@@ -282,6 +282,13 @@ struct FieldRefusalTests {
     @Test("values meshd cannot act on are refused; the values it acts on pass")
     func partlyRefused() {
         #expect(problems("ServiceEntry", spec: ["hosts": ["a.example.com"], "resolution": "DYNAMIC_DNS"]).contains { $0.hasPrefix("spec.resolution: DYNAMIC_DNS is not supported") })
+        let entry = problems("ServiceEntry", spec: [
+            "hosts": ["a.example.com"], "addresses": ["10.0.0.7", "10.0.0.0/16"],
+            "ports": [["number": 53, "name": "dns", "protocol": "UDP"], ["number": 54, "name": "udp-dns"], ["number": 80, "name": "http"]],
+        ])
+        #expect(entry.map { $0.components(separatedBy: ":").first ?? "" } == ["spec.addresses[1]", "spec.ports[0].protocol", "spec.ports[1].name"], "\(entry)")
+        #expect(entry.first?.contains("a CIDR block selects traffic by its destination address") == true, "\(entry)")
+        #expect(entry.last?.contains("UDP is not proxied") == true, "\(entry)")
         let sidecar = problems("Sidecar", spec: [
             "outboundTrafficPolicy": ["egressProxy": ["host": "egress.example.com"]],
             "egress": [["hosts": ["./*"], "captureMode": "IPTABLES", "port": ["number": 80, "protocol": "SPDY", "name": "x"]]],

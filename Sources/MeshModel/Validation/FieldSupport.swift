@@ -283,6 +283,8 @@ public enum FieldSupport {
     static let partly: [ResourceKind: [String: String]] = [
         .serviceEntry: [
             "resolution": "DYNAMIC_DNS is refused",
+            "addresses": "CIDR blocks are refused (without traffic capture no destination address selects a service); IP addresses are host names of the service",
+            "ports.protocol": "UDP is refused (also when a port's name says udp)",
         ],
         .gateway: [
             "servers.port.protocol": "protocols other than HTTP, HTTPS, HTTP2, GRPC, TCP and TLS are refused; TLS takes PASSTHROUGH only",
@@ -297,7 +299,7 @@ public enum FieldSupport {
             "servers.tls.minProtocolVersion": "refused in PASSTHROUGH",
             "servers.tls.maxProtocolVersion": "refused in PASSTHROUGH",
             "servers.tls.cipherSuites": "refused in PASSTHROUGH",
-            "servers.tls.credentialName": "refused in ISTIO_MUTUAL and PASSTHROUGH, beside certificate files, and when it names no Secret of the Gateway's namespace",
+            "servers.tls.credentialName": "refused in ISTIO_MUTUAL and PASSTHROUGH, beside certificate files, and when no Secret of that name is in the namespace of a gateway workload the Gateway selects",
             "servers.tls.credentialNames": "as credentialName; at most two (an RSA and an ECDSA credential), not together with credentialName",
             "servers.tls.caCertCredentialName": "refused outside MUTUAL and OPTIONAL_MUTUAL, without credentials, and when its Secret has no ca.crt",
         ],
@@ -308,6 +310,8 @@ public enum FieldSupport {
             "<TP>.loadBalancer.simple": "PASSTHROUGH is refused",
         ],
         .sidecar: [
+            "ingress.port.protocol": "UDP is refused",
+            "egress.port.protocol": "UDP is refused",
             "ingress.captureMode": "IPTABLES is refused: meshd does not capture traffic",
             "egress.captureMode": "IPTABLES is refused: meshd does not capture traffic",
         ],

@@ -12,8 +12,12 @@ extension Checker {
                 fail(hostsPath.appending(index: index), "wildcard host \"\(host)\" cannot use resolution \(resolution.rawValue)")
             }
         }
-        for (index, address) in (entry.addresses ?? []).enumerated() where CIDRBlock(address) == nil {
-            fail(root.appending("addresses").appending(index: index), "\"\(address)\" is not an IP address or CIDR block")
+        for (index, address) in (entry.addresses ?? []).enumerated() {
+            if CIDRBlock(address) == nil {
+                fail(root.appending("addresses").appending(index: index), "\"\(address)\" is not an IP address or CIDR block")
+            } else if address.contains("/") {
+                fail(root.appending("addresses").appending(index: index), "a CIDR block selects traffic by its destination address, which meshd's sidecars do not see (they capture nothing); give the service's IP addresses, which requests may name as their host")
+            }
         }
         let portsPath = root.appending("ports")
         let ports = entry.ports ?? []
@@ -24,7 +28,7 @@ extension Checker {
             port(servicePort.number, at: path.appending("number"))
             port(servicePort.targetPort, at: path.appending("targetPort"), allowZero: true)
             if servicePort.name.isEmpty { fail(path.appending("name"), "port name must not be empty") }
-            knownProtocol(servicePort.protocol, at: path.appending("protocol"))
+            knownProtocol(servicePort.protocol, name: servicePort.name, at: path)
         }
         if entry.workloadSelector != nil && !(entry.endpoints ?? []).isEmpty {
             fail(root.appending("workloadSelector"), "workloadSelector and endpoints cannot both be set")
@@ -241,7 +245,7 @@ extension Checker {
                 fail(path.appending("bind"), "outboundTrafficPolicy ALLOW_ANY forwards to any host a request names, so meshd allows it only on loopback binds; \(bind) is reachable from other machines (use REGISTRY_ONLY, or a 127.x address)")
             }
             port(listener.port?.number, at: path.appending("port").appending("number"))
-            knownProtocol(listener.port?.protocol, at: path.appending("port").appending("protocol"))
+            knownProtocol(listener.port?.protocol, at: path.appending("port"))
             captureMode(listener.captureMode, at: path.appending("captureMode"))
             if let bind = listener.bind, !bind.isEmpty, IPAddress(bind) == nil, !bind.hasPrefix("unix://") {
                 fail(path.appending("bind"), "\"\(bind)\" is not an IP address")
@@ -265,7 +269,7 @@ extension Checker {
             let path = root.appending("ingress").appending(index: index)
             port(listener.port.number, at: path.appending("port").appending("number"))
             if listener.port.number == nil { fail(path.appending("port").appending("number"), "a port number is required") }
-            knownProtocol(listener.port.protocol, at: path.appending("port").appending("protocol"))
+            knownProtocol(listener.port.protocol, at: path.appending("port"))
             captureMode(listener.captureMode, at: path.appending("captureMode"))
             if let bind = listener.bind, !bind.isEmpty, IPAddress(bind) == nil {
                 fail(path.appending("bind"), "\"\(bind)\" is not an IP address")
@@ -290,9 +294,13 @@ extension Checker {
         }
     }
 
-    mutating func knownProtocol(_ text: String?, at path: FieldPath) {
+    /// A port's protocol (at `port.protocol`, or taken from its `name`'s prefix): one Istio
+    /// names, and not UDP, which neither Istio's sidecars nor meshd's proxy.
+    mutating func knownProtocol(_ text: String?, name: String? = nil, at port: FieldPath) {
         if let text, ServiceProtocol(istioName: text) == nil {
-            fail(path, "unknown protocol \"\(text)\"; expected one of \(ServiceProtocol.allCases.map(\.rawValue).joined(separator: ", "))")
+            fail(port.appending("protocol"), "unknown protocol \"\(text)\"; expected one of \(ServiceProtocol.allCases.map(\.rawValue).joined(separator: ", "))")
+        } else if ServiceProtocol.of(protocol: text, name: name) == .udp {
+            fail(port.appending(text == nil ? "name" : "protocol"), "UDP is not proxied (by Istio's sidecars either); leave the port out, its traffic goes directly")
         }
     }
 
