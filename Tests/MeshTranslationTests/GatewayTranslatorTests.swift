@@ -52,10 +52,10 @@ struct GatewayTranslatorTests {
         metadata: {name: httpbin, namespace: web}
         spec:
           hosts: ["httpbin.example.com", "secure.example.com", "*.other.example.com"]
-          gateways: [gw]
+          gateways: [gw, edge]
           http:
           - name: status
-            match: [{uri: {prefix: /status}}, {uri: {prefix: /mesh-only}, gateways: [mesh]}]
+            match: [{uri: {prefix: /status}}, {uri: {prefix: /edge-only}, gateways: [edge]}]
             route: [{destination: {host: httpbin, port: {number: 8000}}}]
           tcp:
           - route: [{destination: {host: httpbin, port: {number: 9000}}}]
@@ -101,7 +101,7 @@ struct GatewayTranslatorTests {
         #expect(http.hosts == ["httpbin.example.com:80"])
         let host = try #require(http.host("httpbin.example.com:80"))
         #expect(host.domains == ["httpbin.example.com", "httpbin.example.com:*"])
-        #expect(host.routes.map(\.name) == ["status"], "the match bound to mesh only is left out")
+        #expect(host.routes.map(\.name) == ["status"], "the match bound to another gateway only is left out")
         #expect(host.routes.first?.route.cluster == "outbound|8000||httpbin.web.svc.cluster.local")
         let redirect = try #require(try routes(resources, "http.8081").host("secure.example.com:8081"))
         #expect(redirect.requireTls == .all)

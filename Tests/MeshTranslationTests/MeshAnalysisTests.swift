@@ -102,13 +102,14 @@ struct MeshAnalysisTests {
             metadata: {name: web, namespace: shop}
             spec:
               hosts: [web.example.com]
-              gateways: [gw, other/missing]
+              gateways: [gw, other/missing, ghost]
               http: [{match: [{gateways: [ghost]}], route: [{destination: {host: web}}]}]
             """)
         let found = MeshAnalysis.analyze(mesh).filter { $0.code == "IST0101" }.map { "\($0.resource): \($0.message)" }
         #expect(found.sorted() == [
             "Gateway shop/lonely: spec.selector: selector istio=egressgateway matches no workload",
             "VirtualService shop/web: spec.gateways[1]: no Gateway other/missing",
+            "VirtualService shop/web: spec.gateways[2]: no Gateway shop/ghost",
             "VirtualService shop/web: spec.http[0].match[0].gateways[0]: no Gateway shop/ghost",
         ], "\(found)")
         let gateway = try #require(mesh.registry.workload(.init(namespace: "istio-system", name: "ingress")))

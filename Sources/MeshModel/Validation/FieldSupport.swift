@@ -305,6 +305,9 @@ public enum FieldSupport {
         ],
         .virtualService: [
             "tls": "refused on VirtualServices that apply to sidecars (gateways empty or mesh): TLS routes apply to gateways",
+            "http.match.gateways": "a gateway (or mesh) the VirtualService's gateways do not list is refused: the match would never apply",
+            "tcp.match.gateways": "as http.match.gateways",
+            "tls.match.gateways": "as http.match.gateways",
         ],
         .destinationRule: [
             "<TP>.loadBalancer.simple": "PASSTHROUGH is refused",

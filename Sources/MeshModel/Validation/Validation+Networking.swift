@@ -96,6 +96,7 @@ extension Checker {
             }
         }
         let gateways = service.gateways ?? []
+        matchGateways(service, bound: gateways)
         if !(service.tls ?? []).isEmpty && (gateways.isEmpty || gateways.contains("mesh")) {
             fail(root.appending("tls"), "TLS routes apply to gateways in meshd (sidecars do not capture traffic, so they cannot route by SNI); bind this VirtualService to a gateway only, or route TLS ports with tcp")
         }
@@ -113,6 +114,28 @@ extension Checker {
             }
         }
         exportTo(service.exportTo)
+    }
+
+    /// A match's `gateways` narrows where its rule applies to some of the gateways the
+    /// VirtualService is bound to (`gateways`, `mesh` when empty); one it is not bound to would
+    /// never see the rule (in Istio neither), so naming it is refused.
+    mutating func matchGateways(_ service: VirtualService, bound: [String]) {
+        let boundNames = Set((bound.isEmpty ? ["mesh"] : bound).map { $0 == "mesh" ? $0 : HostName.gateway($0, in: namespace) })
+        var matches: [(FieldPath, [String]?)] = []
+        for (index, route) in (service.http ?? []).enumerated() {
+            for (position, match) in (route.match ?? []).enumerated() { matches.append((root.appending("http").appending(index: index).appending("match").appending(index: position), match.gateways)) }
+        }
+        for (index, route) in (service.tcp ?? []).enumerated() {
+            for (position, match) in (route.match ?? []).enumerated() { matches.append((root.appending("tcp").appending(index: index).appending("match").appending(index: position), match.gateways)) }
+        }
+        for (index, route) in (service.tls ?? []).enumerated() {
+            for (position, match) in route.match.enumerated() { matches.append((root.appending("tls").appending(index: index).appending("match").appending(index: position), match.gateways)) }
+        }
+        for (path, names) in matches {
+            for (index, name) in (names ?? []).enumerated() where !boundNames.contains(name == "mesh" ? name : HostName.gateway(name, in: namespace)) {
+                fail(path.appending("gateways").appending(index: index), "\"\(name)\" is not among the VirtualService's gateways (\(bound.isEmpty ? "mesh, by default" : bound.joined(separator: ", "))), so this match would never apply; add it to spec.gateways")
+            }
+        }
     }
 
     mutating func check(_ route: HTTPRoute, at path: FieldPath) {

@@ -5,7 +5,7 @@ public enum Validation {
     /// as the document had it, when at hand (else the spec is encoded again).
     public static func problems(of resource: MeshResource, written: ConfigValue? = nil) -> [SchemaError] {
         let spec = FieldPath().appending("spec")
-        var out = Checker(root: spec)
+        var out = Checker(root: spec, namespace: resource.metadata.namespace)
         switch resource.spec {
         case .serviceEntry(let entry): out.check(entry)
         case .workloadEntry(let entry): out.check(entry, at: spec)
@@ -28,10 +28,13 @@ public enum Validation {
 /// Collects problems while walking a spec.
 struct Checker {
     let root: FieldPath
+    /// The namespace of the resource being checked.
+    let namespace: String
     private(set) var problems: [SchemaError] = []
 
-    init(root: FieldPath) {
+    init(root: FieldPath, namespace: String = "default") {
         self.root = root
+        self.namespace = namespace
     }
 
     mutating func fail(_ path: FieldPath, _ reason: String) {
