@@ -50,7 +50,7 @@ enum GatewayNames {
 /// `tcp` route. Clusters are those a sidecar of the gateway's namespace would have.
 public enum GatewayTranslator {
     /// Whether `gateway` applies to `workload`: its `selector` matches the workload's labels (a
-    /// Gateway without a selector selects no workload; `meshctl analyze` reports it).
+    /// Gateway without a selector is refused; one seen anyway selects nothing).
     static func selects(_ gateway: Gateway, _ workload: WorkloadInstance) -> Bool {
         let selector = gateway.selector ?? [:]
         return !selector.isEmpty && workload.matches(selector)

@@ -277,6 +277,7 @@ struct FieldRefusalTests {
         #expect(problems("VirtualService", spec: ["hosts": ["a.example.com"], "gateways": ["ns/gw"], "tls": tls]).isEmpty, "TLS routes on a gateway")
         #expect(problems("VirtualService", spec: ["hosts": ["a.example.com"], "gateways": ["ns/gw", "mesh"], "tls": tls]).first?.hasPrefix("spec.tls: TLS routes apply to gateways in meshd") == true)
         #expect(problems("VirtualService", spec: ["hosts": ["a"], "gateways": ["a/b/c"]]) == ["spec.gateways[0]: \"a/b/c\" is not \"mesh\" or \"namespace/name\" of a Gateway"])
+        #expect(problems("Gateway", spec: ["servers": [server(80, "http", "HTTP")]]).first?.hasPrefix("spec.selector: a Gateway needs a selector") == true)
         // A match narrows to gateways the VirtualService is bound to; others would never apply.
         let narrowed = problems("VirtualService", spec: ["hosts": ["a"], "gateways": ["gw"], "http": [route], "tcp": [["match": [["gateways": ["default/gw"]]], "route": [["destination": ["host": "a"]]]]]])
         #expect(narrowed.map { $0.components(separatedBy: ":").first ?? "" } == ["spec.http[0].match[0].gateways[0]", "spec.tcp[0].match[0].gateways[0]"], "ns/gw is gw in ns: \(narrowed)")

@@ -96,13 +96,11 @@ public enum ReferenceCheck {
                 out[rule.key, default: []].append(problem(FieldPath().appending("spec").appending("host"), "no service has host \(host)", code: "IST0174"))
             }
         }
-        // A Gateway configures the proxies of the workloads its selector matches; with none, nothing.
+        // A Gateway configures the proxies of the workloads its selector (required) matches.
         for gateway in snapshot.gateways {
             let selector = gateway.spec.selector ?? [:]
             let path = FieldPath().appending("spec").appending("selector")
-            if selector.isEmpty {
-                out[gateway.key, default: []].append(problem(path, "a Gateway without a selector selects no workload", code: "IST0101"))
-            } else if !snapshot.registry.workloads.values.contains(where: { $0.matches(selector) }) {
+            if !snapshot.registry.workloads.values.contains(where: { $0.matches(selector) }) {
                 let text = selector.keys.sorted().map { "\($0)=\(selector[$0]!)" }.joined(separator: ",")
                 out[gateway.key, default: []].append(problem(path, "selector \(text) matches no workload", code: "IST0101"))
             }

@@ -287,6 +287,7 @@ public enum FieldSupport {
             "ports.protocol": "UDP is refused (also when a port's name says udp)",
         ],
         .gateway: [
+            "selector": "an empty or missing selector is refused (Istio would apply the Gateway to every gateway)",
             "servers.port.protocol": "protocols other than HTTP, HTTPS, HTTP2, GRPC, TCP and TLS are refused; TLS takes PASSTHROUGH only",
             "servers.tls.mode": "AUTO_PASSTHROUGH is refused",
             "servers.tls.httpsRedirect": "refused on HTTPS, TLS and TCP servers",

@@ -335,6 +335,9 @@ extension Checker {
     /// certificate is, and no two servers on one port that contradict each other.
     mutating func check(_ gateway: Gateway) {
         labels(gateway.selector, at: root.appending("selector"))
+        if gateway.selector?.isEmpty ?? true {
+            fail(root.appending("selector"), "a Gateway needs a selector naming the labels of its gateway workloads (without one Istio applies it to every gateway; meshd decides which workloads are gateways by it)")
+        }
         let servers = gateway.servers ?? []
         for (index, server) in servers.enumerated() {
             let path = root.appending("servers").appending(index: index)
