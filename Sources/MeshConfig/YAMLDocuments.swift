@@ -122,6 +122,7 @@ extension YamlError {
         }
     }
 
+    /// The problem and where, without quoting the input.
     var shortDescription: String {
         switch self {
         case .scanner(let context, let problem, _, _), .parser(let context, let problem, _, _), .composer(let context, let problem, _, _):
@@ -129,6 +130,9 @@ extension YamlError {
             return problem
         case .duplicatedKeysInMapping(let duplicates, _):
             return "duplicate keys \(duplicates.joined(separator: ", "))"
+        case .reader(let problem, let offset, _, _):
+            // Never the offending line: it may be part of a private key.
+            return offset.map { "\(problem) at byte \($0)" } ?? problem
         default:
             return String(describing: self)
         }

@@ -138,10 +138,8 @@ struct OutboundBuilder {
         var proxy = TCPProxy()
         proxy.statPrefix = ResourceNames.outboundCluster(port: port, host: service.hostname)
         proxy.cluster = ResourceNames.outboundCluster(port: port, host: service.hostname)
-        guard let virtualService = virtualService(for: service) else {
-            proxy.apply(EffectivePolicy(rule: destinationRules.rule(for: service, proxy: scope.workload)?.spec, port: port).connectionPool?.tcp)
-            return proxy
-        }
+        proxy.apply(EffectivePolicy(rule: destinationRules.rule(for: service, proxy: scope.workload)?.spec, port: port).connectionPool?.tcp)
+        guard let virtualService = virtualService(for: service) else { return proxy }
         let rule = (virtualService.spec.tcp ?? []).first { rule in
             let matches = rule.match ?? []
             return matches.isEmpty || matches.contains { match in
@@ -152,12 +150,10 @@ struct OutboundBuilder {
         }
         guard let rule, let destinations = rule.route, !destinations.isEmpty else { return proxy }
         var builder = HTTPRouteBuilder(snapshot: snapshot, proxy: scope.workload, destinationRules: destinationRules)
-        let routed = TCPProxy.to(destinations, namespace: virtualService.metadata.namespace, port: port, builder: &builder)
+        var routed = TCPProxy.to(destinations, namespace: virtualService.metadata.namespace, port: port, builder: &builder)
         warnings += builder.unresolved.map { "\(virtualService.key): \($0)" }
-        proxy.clusterSpecifier = routed.clusterSpecifier
-        proxy.idleTimeout = routed.idleTimeout
-        proxy.maxDownstreamConnectionDuration = routed.maxDownstreamConnectionDuration
-        return proxy
+        routed.statPrefix = proxy.statPrefix
+        return routed
     }
 
     /// The route configuration of an HTTP port: a virtual host per service (its VirtualService's

@@ -67,4 +67,17 @@ struct YAMLDocumentsTests {
         #expect(ConfigJSON.encode(value) == #"{"a":[1,"two",{"b":null}],"c":false}"#)
         #expect(ConfigJSON.quote("a\"b\n\u{1}") == #""a\"b\n\u0001""#)
     }
+
+    @Test("a YAML error never quotes the input: a broken Secret's key stays out of errors and logs")
+    func errorsQuoteNothing() {
+        let text = "apiVersion: v1\nkind: Secret\nstringData:\n  tls.key: MIIEvTOPSECRET\u{1}KEY\n"
+        #expect { try YAMLDocuments.parse(text, source: "secret.yaml") } throws: { error in
+            let description = "\(error)"
+            return description.contains("invalid YAML") && !description.contains("TOPSECRET")
+        }
+        let scanner = "a: b\nkey: [TOPSECRET, \n  : x\n"
+        #expect { try YAMLDocuments.parse(scanner, source: "secret.yaml") } throws: { error in
+            "\(error)".contains("invalid YAML") && !"\(error)".contains("TOPSECRET")
+        }
+    }
 }

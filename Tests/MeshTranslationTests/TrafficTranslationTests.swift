@@ -212,6 +212,44 @@ struct TrafficTranslationTests {
         let set = try fault("set")
         #expect(set.delay.percentage.numerator == 1_000_000 && set.abort.percentage.numerator == 500_000)
     }
+    @Test("TCP ports: connectionPool.tcp idleTimeout and maxConnectionDuration reach the TCP proxy (routed or not); unset, neither is set")
+    func tcpProxyTimeouts() throws {
+        let db = """
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: ServiceEntry
+            metadata: {name: db, namespace: shop}
+            spec:
+              hosts: [db.shop.svc.cluster.local]
+              location: MESH_INTERNAL
+              resolution: STATIC
+              ports: [{number: 5432, name: tcp-pg}, {number: 5433, name: tcp-replica}]
+              workloadSelector: {labels: {app: web}}
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: db, namespace: shop}
+            spec:
+              hosts: [db]
+              tcp: [{match: [{port: 5433}], route: [{destination: {host: db, port: {number: 5433}}}]}]
+
+            """
+        func proxies(_ yaml: String) throws -> [Envoy_Extensions_Filters_Network_TcpProxy_V3_TcpProxy] {
+            let (_, resources) = try routes(yaml)
+            return try [5432, 5433].map { port in
+                let listener = try #require(resources.sortedResources(ofType: XDSTypeURL.listener).first { $0.name.hasSuffix("_\(port)") }?.unpack(Envoy_Config_Listener_V3_Listener.self))
+                return try Envoy_Extensions_Filters_Network_TcpProxy_V3_TcpProxy(unpackingAny: try #require(listener.filterChains.first?.filters.last).typedConfig)
+            }
+        }
+        for proxy in try proxies(db) {
+            #expect(!proxy.hasIdleTimeout && !proxy.hasMaxDownstreamConnectionDuration, "\(proxy.statPrefix): Envoy's defaults")
+        }
+        let pool = "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: db, namespace: shop}\nspec: {host: db, trafficPolicy: {connectionPool: {tcp: {idleTimeout: 5s, maxConnectionDuration: 1m}}}}\n"
+        for proxy in try proxies(db + pool) {
+            #expect(proxy.idleTimeout.seconds == 5 && proxy.maxDownstreamConnectionDuration.seconds == 60, "\(proxy.statPrefix)")
+        }
+    }
+
     @Test("the traffic policy fields map to Envoy's, with port and subset overrides")
     func policyMapping() throws {
         let rule = """
