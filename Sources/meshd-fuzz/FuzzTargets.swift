@@ -26,7 +26,9 @@ enum FuzzTargets {
     /// YAML/JSON into the Istio model: documents, strict decoding, validation, and mesh.yaml.
     static func config(_ bytes: [UInt8]) {
         let text = String(decoding: bytes, as: UTF8.self)
-        _ = try? ResourceDocuments.decode(text, source: "fuzz.yaml")
+        if let resources = try? ResourceDocuments.decode(text, source: "fuzz.yaml") {
+            _ = GatewayCredentials.problems(in: Dictionary(resources.map { ($0.resource.key, $0.resource) }, uniquingKeysWith: { $1 }))
+        }
         if let documents = try? YAMLDocuments.parse(text, source: "mesh.yaml") {
             for document in documents { _ = try? MeshTelemetry(document: document.value) }
         }
