@@ -75,7 +75,7 @@ let package = Package(
         .target(name: "XDSCache", dependencies: ["EnvoyAPI", protobuf], swiftSettings: strict),
         .target(
             name: "XDSServer",
-            dependencies: ["XDSCache", "EnvoyAPI", protobuf, grpcCore, grpcProtobuf, logging, metrics],
+            dependencies: ["EnvoyAPI", protobuf, grpcCore, grpcProtobuf, logging, metrics],
             swiftSettings: strict
         ),
         .target(
@@ -85,7 +85,7 @@ let package = Package(
         ),
         .target(
             name: "AdminAPI",
-            dependencies: ["MeshModel", "MeshConfig", "MeshTranslation", "XDSServer", "CertificateAuthority", hummingbird, logging],
+            dependencies: ["MeshModel", "MeshConfig", "MeshTranslation", "CertificateAuthority", hummingbird, logging],
             resources: [.embedInCode("openapi.json")],
             swiftSettings: strict
         ),
@@ -129,7 +129,7 @@ let package = Package(
         .target(
             name: "XDSTesting",
             dependencies: [
-                "EnvoyAPI", "XDSServer", "MeshModel", "MeshTranslation", "CertificateAuthority", "ProxyAgent", protobuf, grpcCore, grpcHTTP2,
+                "EnvoyAPI", "MeshModel", "CertificateAuthority", "ProxyAgent", protobuf, grpcCore, grpcHTTP2,
                 nioCore, nioPosix, nioHTTP1, nioSSL, logging, x509,
             ],
             swiftSettings: strict

@@ -404,7 +404,7 @@ public final class CALifecycle: Sendable {
         failures.increment()
         let delay = state.withLock { state -> TimeInterval in
             state.failures += 1
-            let delay = min(pow(2, Double(state.failures - 1)), 300)
+            let delay = RetryBackoff.delay(afterFailures: state.failures)
             state.retryAt = clock().addingTimeInterval(delay)
             return delay
         }

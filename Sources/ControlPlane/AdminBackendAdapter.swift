@@ -148,7 +148,7 @@ struct AdminBackendAdapter: AdminBackend {
     func issuedCertificates() -> [IssuanceLedger.Entry] { controlPlane.certificates.ledger.entries() }
 
     func signCSR(_ csr: String, ttlSeconds: Int64, token: String?) throws(CAError) -> [String] {
-        try CertificateRequests(service: controlPlane.certificates, tokens: controlPlane.tokens)
+        try CertificateRequests(service: controlPlane.certificates, tokens: controlPlane.tokens, clock: controlPlane.options.clock)
             .sign(csr: csr, ttlSeconds: ttlSeconds, token: token, clientCertificate: nil, path: "rest-csr")
     }
 

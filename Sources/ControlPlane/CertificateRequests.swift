@@ -1,18 +1,21 @@
 public import CertificateAuthority
 public import MeshModel
 public import X509
-internal import Foundation
+public import Foundation
 
 /// Who asks for a certificate, and with what proof: the identity a CSR is signed for is always
 /// the caller's, from a token or from a client certificate of this CA.
 public struct CertificateRequests: Sendable {
     let service: CertificateService
     let tokens: TokenAuthority
+    let clock: @Sendable () -> Date
 
-    /// Requests checked against `tokens` and signed by `service`.
-    public init(service: CertificateService, tokens: TokenAuthority) {
+    /// Requests checked against `tokens` and signed by `service`; `clock` decides whether a
+    /// client certificate has expired.
+    public init(service: CertificateService, tokens: TokenAuthority, clock: @escaping @Sendable () -> Date = Date.init) {
         self.service = service
         self.tokens = tokens
+        self.clock = clock
     }
 
     /// The generic answer every refused caller gets; the reason goes to the log and a counter.
@@ -41,7 +44,7 @@ public struct CertificateRequests: Sendable {
                 return nil
             } ?? []
             if uris.count == 1, let identity = SpiffeID(uri: uris[0]), identity.trustDomain == service.options.trustDomain,
-               clientCertificate.notValidAfter > Date() {
+               clientCertificate.notValidAfter > clock() {
                 return (identity, "certificate:\(identity.uri)")
             }
             let error = CAError("unauthenticated", "client certificate without exactly one SPIFFE ID of this trust domain, or expired")

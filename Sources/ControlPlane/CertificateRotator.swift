@@ -37,7 +37,7 @@ struct CertificateHolding: Sendable {
     /// 1, 2, 4 … seconds, at most ``maximumBackoff``. Returns the wait.
     mutating func failed(now: Date) -> TimeInterval {
         failures += 1
-        let delay = min(pow(2, Double(failures - 1)), Self.maximumBackoff)
+        let delay = RetryBackoff.delay(afterFailures: failures, maximum: Self.maximumBackoff)
         retryAt = now.addingTimeInterval(delay)
         return delay
     }

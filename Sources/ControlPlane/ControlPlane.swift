@@ -201,7 +201,7 @@ public final class ControlPlane: Sendable {
             throw error
         }
         let ads = AggregatedDiscoveryService(provider: provider, logger: logger, metrics: metricsFactory)
-        let csr = IstioCertificateGRPCService(requests: CertificateRequests(service: certificates, tokens: tokens), peers: peers)
+        let csr = IstioCertificateGRPCService(requests: CertificateRequests(service: certificates, tokens: tokens, clock: options.clock), peers: peers)
         // The transport resets streams whose messages are over its limit without a status; keep its
         // limit above the services' own (AggregatedDiscoveryService.maximumRequestBytes), which
         // answer RESOURCE_EXHAUSTED with the reason.

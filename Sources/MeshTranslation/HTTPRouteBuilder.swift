@@ -155,12 +155,13 @@ struct HTTPRouteBuilder {
                 action.cluster = resolved[0].cluster
             } else {
                 var weighted = Envoy_Config_Route_V3_WeightedCluster()
-                weighted.clusters = zip(destinations, resolved).compactMap { destination, resolved in
-                    let weight = UInt32(max(destination.weight ?? 0, 0))
-                    guard weight > 0 || destinations.allSatisfy({ ($0.weight ?? 0) == 0 }) else { return nil }
+                let weights = WeightedSplit.weights(destinations.map(\.weight))
+                weighted.clusters = destinations.indices.compactMap { index in
+                    guard let weight = weights[index] else { return nil }
+                    let destination = destinations[index]
                     var cluster = Envoy_Config_Route_V3_WeightedCluster.ClusterWeight()
-                    cluster.name = resolved.cluster
-                    cluster.weight = Envoy.uint32(weight == 0 ? 1 : weight)
+                    cluster.name = resolved[index].cluster
+                    cluster.weight = Envoy.uint32(weight)
                     if let headers = destination.headers {
                         cluster.requestHeadersToAdd = Self.headerOptions(headers.request)
                         cluster.requestHeadersToRemove = headers.request?.remove ?? []

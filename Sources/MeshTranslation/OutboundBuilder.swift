@@ -523,19 +523,20 @@ extension TCPProxy {
         return proxy
     }
 
-    /// A TCP proxy to one cluster, or to several by weight (destinations of weight 0 left out).
+    /// A TCP proxy to one cluster, or to several by weight (``WeightedSplit``).
     static func to(clusters: [String], weights: [Int32?]) -> TCPProxy {
         var proxy = TCPProxy()
         if clusters.count == 1 {
             proxy.cluster = clusters[0]
         } else {
             var weighted = TCPProxy.WeightedCluster()
-            weighted.clusters = zip(weights, clusters).map { weight, name in
+            weighted.clusters = zip(WeightedSplit.weights(weights), clusters).compactMap { weight, name in
+                guard let weight else { return nil }
                 var cluster = TCPProxy.WeightedCluster.ClusterWeight()
                 cluster.name = name
-                cluster.weight = UInt32(max(weight ?? 0, 0))
+                cluster.weight = weight
                 return cluster
-            }.filter { $0.weight > 0 }
+            }
             proxy.weightedClusters = weighted
         }
         return proxy

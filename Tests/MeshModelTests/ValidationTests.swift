@@ -26,6 +26,17 @@ struct ValidationTests {
         #expect(problems("ServiceEntry", "networking.istio.io/v1", spec: ["hosts": ["bad host!"]]) == ["spec.hosts[0]: \"bad host!\" is not a valid host name"])
     }
 
+    @Test("tcp and tls rules with several destinations need weights (Istio: total destination weight = 0); one destination or HTTP rules do not")
+    func routeWeights() {
+        let two: ConfigValue = [["destination": ["host": "a", "subset": "v1"]], ["destination": ["host": "a", "subset": "v2"]]]
+        #expect(problems("VirtualService", "networking.istio.io/v1", spec: ["hosts": ["a"], "tcp": [["route": two]]]) == ["spec.tcp[0].route: total destination weight = 0: give the destinations weights"])
+        #expect(problems("VirtualService", "networking.istio.io/v1", spec: ["hosts": ["a"], "gateways": ["gw"], "tls": [["match": [["sniHosts": ["a"]]], "route": two]]]) == ["spec.tls[0].route: total destination weight = 0: give the destinations weights"])
+        let weighted: ConfigValue = [["destination": ["host": "a", "subset": "v1"], "weight": 90], ["destination": ["host": "a", "subset": "v2"]]]
+        #expect(problems("VirtualService", "networking.istio.io/v1", spec: ["hosts": ["a"], "tcp": [["route": weighted]]]).isEmpty)
+        #expect(problems("VirtualService", "networking.istio.io/v1", spec: ["hosts": ["a"], "tcp": [["route": [["destination": ["host": "a"]]]]]]).isEmpty)
+        #expect(problems("VirtualService", "networking.istio.io/v1", spec: ["hosts": ["a"], "http": [["route": two]]]).isEmpty, "HTTP keeps meshd's equal split")
+    }
+
     @Test("WorkloadEntry: an IP address is required")
     func workloadEntry() {
         #expect(problems("WorkloadEntry", "networking.istio.io/v1", spec: ["labels": ["app": "a"]]) == ["spec.address: an address is required: meshd sends traffic for this workload to it"])

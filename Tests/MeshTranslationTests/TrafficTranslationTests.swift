@@ -1,7 +1,7 @@
 import EnvoyAPI
 import Foundation
 import MeshModel
-import MeshTranslation
+@testable import MeshTranslation
 import SwiftProtobuf
 import Testing
 import XDSTesting
@@ -212,6 +212,17 @@ struct TrafficTranslationTests {
         let set = try fault("set")
         #expect(set.delay.percentage.numerator == 1_000_000 && set.abort.percentage.numerator == 500_000)
     }
+    @Test("one weighted split for HTTP routes and TCP proxies: by weight, zero left out; all unset is an equal split")
+    func weightedSplit() {
+        #expect(WeightedSplit.weights([90, 10]) == [90, 10])
+        #expect(WeightedSplit.weights([100, 0, nil]) == [100, nil, nil])
+        #expect(WeightedSplit.weights([nil, nil]) == [1, 1])
+        #expect(WeightedSplit.weights([0, -5]) == [1, 1])
+        let tcp = TCPProxy.to(clusters: ["a", "b", "c"], weights: [80, 20, 0])
+        #expect(tcp.weightedClusters.clusters.map(\.name) == ["a", "b"] && tcp.weightedClusters.clusters.map(\.weight) == [80, 20])
+        #expect(TCPProxy.to(clusters: ["a", "b"], weights: [nil, nil]).weightedClusters.clusters.map(\.weight) == [1, 1], "never an empty split")
+    }
+
     @Test("TCP ports: connectionPool.tcp idleTimeout and maxConnectionDuration reach the TCP proxy (routed or not); unset, neither is set")
     func tcpProxyTimeouts() throws {
         let db = """

@@ -86,6 +86,7 @@ extension Checker {
             let path = root.appending("tcp").appending(index: index)
             let destinations = route.route ?? []
             if destinations.isEmpty { fail(path.appending("route"), "at least one destination is required") }
+            totalWeight(destinations, at: path.appending("route"))
             for (position, destination) in destinations.enumerated() {
                 let destinationPath = path.appending("route").appending(index: position)
                 check(destination.destination, at: destinationPath.appending("destination"))
@@ -103,6 +104,7 @@ extension Checker {
         for (index, route) in (service.tls ?? []).enumerated() {
             let path = root.appending("tls").appending(index: index)
             if (route.route ?? []).isEmpty { fail(path.appending("route"), "at least one destination is required") }
+            totalWeight(route.route ?? [], at: path.appending("route"))
             for (position, match) in route.match.enumerated() {
                 port(match.port, at: path.appending("match").appending(index: position).appending("port"))
                 for (item, host) in match.sniHosts.enumerated() {
@@ -114,6 +116,14 @@ extension Checker {
             }
         }
         exportTo(service.exportTo)
+    }
+
+    /// Several destinations of a `tcp` or `tls` rule need weights, as Istio's validation says
+    /// (all zero would leave a TCP proxy nothing to send to).
+    mutating func totalWeight(_ destinations: [RouteDestination], at path: FieldPath) {
+        if destinations.count > 1 && destinations.allSatisfy({ ($0.weight ?? 0) <= 0 }) {
+            fail(path, "total destination weight = 0: give the destinations weights")
+        }
     }
 
     /// A match's `gateways` narrows where its rule applies to some of the gateways the
