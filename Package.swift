@@ -90,9 +90,14 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "MeshClient",
+            dependencies: ["MeshModel", "EnvoyAPI", "CertificateAuthority", x509, asn1, grpcCore, grpcHTTP2],
+            swiftSettings: strict
+        ),
+        .target(
             name: "ControlPlane",
             dependencies: [
-                "MeshModel", "MeshConfig", "MeshTranslation", "XDSCache", "XDSServer", "AdminAPI", "EnvoyAPI",
+                "MeshModel", "MeshConfig", "MeshTranslation", "XDSCache", "XDSServer", "AdminAPI", "EnvoyAPI", "MeshClient",
                 "CertificateAuthority", x509, asn1, crypto, nioCore, nioPosix, nioSSL, nioTLS,
                 grpcCore, grpcHTTP2, logging, metrics, prometheus, lifecycle, unixSignals, hummingbird, protobuf,
             ],
@@ -105,7 +110,7 @@ let package = Package(
         .executableTarget(
             name: "meshctl",
             dependencies: [
-                "ControlPlane", "MeshModel", "MeshConfig", "MeshTranslation", "CertificateAuthority", "AdminAPI", "ProxyAgent", argumentParser, yams,
+                "MeshClient", "MeshModel", "MeshConfig", "MeshTranslation", "CertificateAuthority", "AdminAPI", "ProxyAgent", argumentParser, yams,
             ],
             swiftSettings: strict
         ),

@@ -3,6 +3,7 @@ public import X509
 public import Logging
 public import Metrics
 internal import Synchronization
+internal import MeshModel
 
 /// The CA over time: loads it at start (resuming a rotation a restart interrupted), rotates the
 /// root in phases (``RootRotation``), renews a self-signed root that nears its end, and picks up
@@ -465,12 +466,9 @@ public final class CALifecycle: Sendable {
 
     /// Identifies the state of the plug-in files (inode, size, modification time of each).
     static func pluginFingerprint(_ directory: String) -> String {
-        ["ca-cert.pem", "ca-key.pem", "root-cert.pem", "cert-chain.pem"].map { name in
-            guard let attributes = try? FileManager.default.attributesOfItem(atPath: directory + "/" + name) else { return "\(name):missing" }
-            let inode = attributes[.systemFileNumber].map { "\($0)" } ?? ""
-            let size = attributes[.size].map { "\($0)" } ?? ""
-            let modified = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-            return "\(name):\(inode):\(size):\(modified)"
+        ["ca-cert.pem", "ca-key.pem", "root-cert.pem", "cert-chain.pem"].map { (name: String) -> String in
+            guard let stamp = FileStamp.of(directory + "/" + name) else { return "\(name):missing" }
+            return "\(name):" + stamp.map { String($0) }.joined(separator: ":")
         }.joined(separator: ",")
     }
 }

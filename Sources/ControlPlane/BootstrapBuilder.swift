@@ -1,5 +1,6 @@
 public import MeshModel
 public import MeshTranslation
+internal import MeshClient
 
 /// Builds the Envoy bootstrap of a sidecar: who it is (node id and metadata that identify its
 /// WorkloadEntry), where its admin interface listens, and the ADS cluster (gRPC over HTTP/2)
@@ -25,7 +26,7 @@ public struct BootstrapBuilder: Sendable {
     public var kind: ProxyKind
 
     /// The name meshd's serving certificate carries and bootstraps verify.
-    public static let xdsServerName = "meshd.istio-system.svc"
+    public static let xdsServerName = MeshEndpoints.xdsServerName
 
     /// A builder for `workload`.
     public init(

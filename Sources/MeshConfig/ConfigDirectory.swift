@@ -62,13 +62,7 @@ public struct ConfigDirectory: Sendable {
     public func fingerprint() throws(ConfigLoadError) -> Fingerprint {
         var entries: [String: [Int64]] = [:]
         for file in try files() {
-            var info = stat()
-            guard stat(file, &info) == 0 else { continue }
-            entries[file] = [
-                Int64(info.st_ino), Int64(info.st_size),
-                Int64(info.st_mtim.tv_sec), Int64(info.st_mtim.tv_nsec),
-                Int64(info.st_ctim.tv_sec), Int64(info.st_ctim.tv_nsec),
-            ]
+            entries[file] = FileStamp.of(file)
         }
         return Fingerprint(entries: entries)
     }

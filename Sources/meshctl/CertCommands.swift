@@ -1,6 +1,6 @@
 import ArgumentParser
 import CertificateAuthority
-import ControlPlane
+import MeshClient
 import MeshModel
 import Foundation
 

@@ -178,7 +178,7 @@ public struct CertificateRenewal: Sendable {
         }
         let transport = try HTTP2ClientTransport.Posix(
             target: target, transportSecurity: security,
-            config: .defaults { $0.http2.authority = BootstrapBuilder.xdsServerName })
+            config: .defaults { $0.http2.authority = MeshEndpoints.xdsServerName })
         return try await withGRPCClient(transport: transport) { client in
             let service = Istio_V1_Auth_IstioCertificateService.Client(wrapping: client)
             var request = Istio_V1_Auth_IstioCertificateRequest()
