@@ -71,6 +71,7 @@ public final class CALifecycle: Sendable {
     private let directory: String
     private let source: Source
     private let clock: @Sendable () -> Date
+    private let random: RandomSource
     private let logger: Logger
     private let state: Mutex<State>
     private let phaseGauge: Gauge
@@ -81,11 +82,12 @@ public final class CALifecycle: Sendable {
     /// Loads the CA (making a self-signed root on first start) and resumes an interrupted rotation.
     public init(
         dataDirectory: String, source: Source, rootRenewalRatio: Double = 0.2, clock: @escaping @Sendable () -> Date = Date.init,
-        logger: Logger, metrics: any MetricsFactory
+        random: RandomSource = .system, logger: Logger, metrics: any MetricsFactory
     ) throws(CAError) {
         directory = dataDirectory + "/ca"
         self.source = source
         self.clock = clock
+        self.random = random
         self.logger = logger
         self.rootRenewalRatio = rootRenewalRatio
         phaseGauge = Gauge(label: "meshd_ca_root_rotation_phase", dimensions: [], factory: metrics)
@@ -95,7 +97,7 @@ public final class CALifecycle: Sendable {
         } catch {
             throw CAError("storage", "cannot create \(directory): \(error.localizedDescription)")
         }
-        state = Mutex(try Self.load(directory: directory, source: source, now: clock(), logger: logger))
+        state = Mutex(try Self.load(directory: directory, source: source, now: clock(), random: random, logger: logger))
         let current = state.withLock { $0 }
         phaseGauge.record(Self.phaseNumber(current.rotation))
         if let rotation = current.rotation {
@@ -127,7 +129,7 @@ public final class CALifecycle: Sendable {
 
     // MARK: Start
 
-    private static func load(directory: String, source: Source, now: Date, logger: Logger) throws(CAError) -> State {
+    private static func load(directory: String, source: Source, now: Date, random: RandomSource, logger: Logger) throws(CAError) -> State {
         let rotationDirectory = directory + "/rotation"
         var rotation = try readRotation(rotationDirectory + "/state.json")
         switch source {
@@ -139,7 +141,7 @@ public final class CALifecycle: Sendable {
                 // A rotation that crashed before its state was written never took effect.
                 try? FileManager.default.removeItem(atPath: rotationDirectory)
             }
-            var generator = SystemRandomNumberGenerator()
+            var generator = random
             let loaded = try CAStore.loadOrCreateSelfSigned(
                 .init(dataDirectory: (directory as NSString).deletingLastPathComponent), algorithm: algorithm, trustDomain: trustDomain,
                 now: now, generator: &generator)
@@ -246,7 +248,7 @@ public final class CALifecycle: Sendable {
             let new: SigningAuthority
             let cross: Certificate
             do {
-                var generator = SystemRandomNumberGenerator()
+                var generator = random
                 let made = try SigningAuthority.makeSelfSignedRoot(
                     algorithm: algorithm, trustDomain: trustDomain, now: now,
                     name: "meshd root CA \(ISO8601DateFormatter().string(from: now))", generator: &generator)
@@ -342,7 +344,7 @@ public final class CALifecycle: Sendable {
         let lifetime = root.notValidAfter.timeIntervalSince(root.notValidBefore)
         guard authority.mode == .selfSigned, now >= root.notValidAfter.addingTimeInterval(-lifetime * rootRenewalRatio) else { return nil }
         do {
-            var generator = SystemRandomNumberGenerator()
+            var generator = random
             let renewed = try authority.renewedRoot(now: now, validity: lifetime, generator: &generator)
             try CAStore.writeCertificates([renewed], to: directory + "/root-cert.pem")
             let next = authority.replacingCertificate(renewed, roots: [renewed])

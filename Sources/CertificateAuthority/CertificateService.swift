@@ -76,6 +76,7 @@ public final class CertificateService: Sendable {
     /// The issuance ledger.
     public let ledger: IssuanceLedger
     private let clock: @Sendable () -> Date
+    private let random: RandomSource
     private let logger: Logger
     private let csrCount: Counter
     private let issued: Counter
@@ -84,7 +85,11 @@ public final class CertificateService: Sendable {
     private let chainExpiry: Gauge
 
     /// A service signing with `authority`.
-    public init(authority: SigningAuthority, options: Options, ledger: IssuanceLedger, clock: @escaping @Sendable () -> Date = Date.init, logger: Logger, metrics: any MetricsFactory) {
+    public init(
+        authority: SigningAuthority, options: Options, ledger: IssuanceLedger, clock: @escaping @Sendable () -> Date = Date.init, random: RandomSource = .system,
+        logger: Logger, metrics: any MetricsFactory
+    ) {
+        self.random = random
         self.authority = Mutex(authority)
         self.options = options
         self.ledger = ledger
@@ -158,7 +163,7 @@ public final class CertificateService: Sendable {
     /// A TLS server certificate for meshd's own endpoints, with a fresh key.
     public func serverCertificate(dnsNames: [String], ipAddresses: [String], ttl: TimeInterval) throws -> (chainPEM: String, keyPEM: String) {
         let key = try KeyAlgorithm.ecdsaP256.generate()
-        var generator = SystemRandomNumberGenerator()
+        var generator = random
         let signer = signingAuthority
         let certificate = try signer.issueServerCertificate(
             publicKey: key.publicKey, dnsNames: dnsNames, ipAddresses: ipAddresses, ttl: ttl, now: clock(), generator: &generator)
@@ -194,7 +199,7 @@ public final class CertificateService: Sendable {
     }
 
     private func issue(publicKey: Certificate.PublicKey, identity: SpiffeID, ttl: TimeInterval, caller: String, path: String) throws(CAError) -> IssuedCertificate {
-        var generator = SystemRandomNumberGenerator()
+        var generator = random
         let signer = signingAuthority
         let certificate = try signer.issueWorkloadCertificate(publicKey: publicKey, identity: identity, ttl: ttl, now: clock(), generator: &generator)
         do {

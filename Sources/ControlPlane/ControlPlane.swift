@@ -89,7 +89,8 @@ public final class ControlPlane: Sendable {
         do throws(CAError) {
             let source: CALifecycle.Source = options.caDirectory.map { .pluggedIn(directory: $0) }
                 ?? .selfSigned(algorithm: options.caKeyAlgorithm, trustDomain: options.settings.trustDomain)
-            lifecycle = try CALifecycle(dataDirectory: options.dataDirectory, source: source, clock: options.clock, logger: logger, metrics: metricsFactory)
+            lifecycle = try CALifecycle(
+                dataDirectory: options.dataDirectory, source: source, clock: options.clock, random: options.random, logger: logger, metrics: metricsFactory)
         } catch {
             throw StartupError(message: "the CA cannot be used: \(error.message)")
         }
@@ -102,7 +103,8 @@ public final class ControlPlane: Sendable {
             options: .init(
                 defaultTTL: options.workloadCertificateTTL, maximumTTL: options.maximumWorkloadCertificateTTL,
                 trustDomain: options.settings.trustDomain, copiesDirectory: options.issuedCertificateCopies),
-            ledger: IssuanceLedger(path: options.dataDirectory + "/ca/issued.jsonl"), clock: options.clock, logger: logger, metrics: metricsFactory)
+            ledger: IssuanceLedger(path: options.dataDirectory + "/ca/issued.jsonl"), clock: options.clock, random: options.random,
+            logger: logger, metrics: metricsFactory)
         certificates.replace(authority, crossSigned: lifecycle.crossSigned)
         tokens = try TokenAuthority(dataDirectory: options.dataDirectory, clock: options.clock)
         proxyCertificates = try ProxyCertificates(

@@ -35,6 +35,8 @@ public struct ControlPlaneOptions: Sendable {
     public var allowUnauthenticatedProxies: Bool
     /// The clock (injected in tests).
     public var clock: @Sendable () -> Date
+    /// The CA's randomness for serials and signatures (injected in tests; the system's otherwise).
+    public var random: RandomSource = .system
     /// Keep a PEM copy of every issued certificate chain in this directory (`--keep-issued-certificates`).
     public var issuedCertificateCopies: String?
     /// The share of a workload certificate's lifetime left when it is replaced (0.5, as Istio).
