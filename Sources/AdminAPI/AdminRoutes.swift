@@ -224,7 +224,7 @@ public enum AdminRoutes {
             do throws(CAError) {
                 chain = try backend.signCSR(body.csr, ttlSeconds: body.ttlSeconds ?? 0, token: bearer(request))
             } catch {
-                throw APIError(error.code == "unauthenticated" ? .unauthorized : .badRequest, "certificate request refused")
+                throw APIError(error.code == .unauthenticated ? .unauthorized : .badRequest, "certificate request refused")
             }
             return try json(["certChain": chain])
         }

@@ -95,7 +95,7 @@ public final class CALifecycle: Sendable {
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch {
-            throw CAError("storage", "cannot create \(directory): \(error.localizedDescription)")
+            throw CAError(.storage, "cannot create \(directory): \(error.localizedDescription)", cause: error)
         }
         state = Mutex(try Self.load(directory: directory, source: source, now: clock(), random: random, logger: logger))
         let current = state.withLock { $0 }
@@ -188,7 +188,7 @@ public final class CALifecycle: Sendable {
         do {
             return try decoder.decode(RootRotation.self, from: data)
         } catch {
-            throw CAError("storage", "\(path) is unreadable (\(error)); restore it or remove the rotation directory to abandon the rotation")
+            throw CAError(.storage, "\(path) is unreadable (\(error)); restore it or remove the rotation directory to abandon the rotation", cause: error)
         }
     }
 
@@ -199,9 +199,9 @@ public final class CALifecycle: Sendable {
         do {
             try AtomicFile.write(Array(try encoder.encode(rotation)), to: statePath, mode: 0o600)
         } catch let error as AtomicFile.WriteError {
-            throw CAError("storage", error.description)
+            throw CAError(.storage, error.description)
         } catch {
-            throw CAError("storage", "cannot encode the rotation state: \(error)")
+            throw CAError(.storage, "cannot encode the rotation state: \(error)", cause: error)
         }
     }
 
@@ -221,9 +221,9 @@ public final class CALifecycle: Sendable {
         do {
             try AtomicFile.write(try new.privateKeyPEM(), to: directory + "/root-key.pem", mode: 0o600)
         } catch let error as AtomicFile.WriteError {
-            throw CAError("storage", error.description)
+            throw CAError(.storage, error.description)
         } catch {
-            throw CAError("storage", "cannot write the new root key: \(error)")
+            throw CAError(.storage, "cannot write the new root key: \(error)", cause: error)
         }
         try CAStore.writeCertificates([new.certificate], to: directory + "/root-cert.pem")
         // Remove the state last: until then a restart repeats this step.
@@ -237,11 +237,11 @@ public final class CALifecycle: Sendable {
     /// its files change instead.
     public func startRootRotation(reason: String = "meshctl ca rotate-root") throws(CAError) -> Update {
         guard case .selfSigned(let algorithm, let trustDomain) = source else {
-            throw CAError("plugged_in", "the CA is plugged in: put the new CA's files in the --ca-dir directory and meshd rotates to them in the same phases")
+            throw CAError(.pluggedIn, "the CA is plugged in: put the new CA's files in the --ca-dir directory and meshd rotates to them in the same phases")
         }
         return try state.withLock { state throws(CAError) -> Update in
             if let rotation = state.rotation {
-                throw CAError("in_progress", "a root rotation is already in progress (phase \(rotation.phase.rawValue), since \(ISO8601DateFormatter().string(from: rotation.startedAt)))")
+                throw CAError(.inProgress, "a root rotation is already in progress (phase \(rotation.phase.rawValue), since \(ISO8601DateFormatter().string(from: rotation.startedAt)))")
             }
             let now = clock()
             let old = state.authority
@@ -255,7 +255,7 @@ public final class CALifecycle: Sendable {
                 new = try SigningAuthority(certificate: made.certificate, privateKey: made.key, chain: [], roots: [made.certificate], mode: .selfSigned)
                 cross = try old.crossSign(made.certificate, now: now, generator: &generator)
             } catch {
-                throw CAError("create_failed", "cannot make the new root: \(error)")
+                throw CAError(.createFailed, "cannot make the new root: \(error)", cause: error)
             }
             try? FileManager.default.removeItem(atPath: rotationDirectory)
             try CAStore.writeIstioLayout(new, to: rotationDirectory + "/next")
@@ -357,7 +357,7 @@ public final class CALifecycle: Sendable {
         } catch let error as CAError {
             fail(error, "cannot renew the root; retrying at the next check")
         } catch {
-            fail(CAError("renew_failed", "\(error)"), "cannot renew the root; retrying at the next check")
+            fail(CAError(.renewFailed, "\(error)", cause: error), "cannot renew the root; retrying at the next check")
         }
         return nil
     }

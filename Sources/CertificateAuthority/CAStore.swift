@@ -32,14 +32,14 @@ public enum CAStore {
         do {
             try manager.createDirectory(atPath: layout.directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch {
-            throw CAError("storage", "cannot create \(layout.directory): \(error.localizedDescription)")
+            throw CAError(.storage, "cannot create \(layout.directory): \(error.localizedDescription)", cause: error)
         }
         AtomicFile.removeLeftovers(in: layout.directory)
         let hasCertificate = manager.fileExists(atPath: layout.certificatePath)
         let hasKey = manager.fileExists(atPath: layout.keyPath)
         if hasCertificate {
             guard hasKey else {
-                throw CAError("storage", "\(layout.certificatePath) exists but its key \(layout.keyPath) is missing; restore the key or move the CA directory away to start a new CA")
+                throw CAError(.storage, "\(layout.certificatePath) exists but its key \(layout.keyPath) is missing; restore the key or move the CA directory away to start a new CA")
             }
             let certificate = try readCertificates(layout.certificatePath).first!
             let key = try readKey(layout.keyPath)
@@ -53,9 +53,9 @@ public enum CAStore {
             try AtomicFile.write(try made.key.serializeAsPEM().pemString + "\n", to: layout.keyPath, mode: 0o600)
             try AtomicFile.write(try made.certificate.serializeAsPEM().pemString + "\n", to: layout.certificatePath, mode: 0o644)
         } catch let error as AtomicFile.WriteError {
-            throw CAError("storage", error.description)
+            throw CAError(.storage, error.description)
         } catch {
-            throw CAError("create_failed", "cannot make the root CA: \(error)")
+            throw CAError(.createFailed, "cannot make the root CA: \(error)", cause: error)
         }
         return (try SigningAuthority(certificate: made.certificate, privateKey: made.key, chain: [], roots: [made.certificate], mode: .selfSigned), true)
     }
@@ -71,14 +71,14 @@ public enum CAStore {
         if chain.first == signer { chain.removeFirst() }
         if let top = chain.last ?? Optional(signer), !roots.contains(top) {
             guard let root = roots.first(where: { $0.subject == top.issuer && $0.publicKey.isValidSignature(top.signature, for: top) }) else {
-                throw CAError("chain", "\(directory): cert-chain.pem does not lead to a certificate in root-cert.pem")
+                throw CAError(.chain, "\(directory): cert-chain.pem does not lead to a certificate in root-cert.pem")
             }
             chain.append(root)
         }
         var child = signer
         for parent in chain {
             guard parent.subject == child.issuer, parent.publicKey.isValidSignature(child.signature, for: child) else {
-                throw CAError("chain", "\(directory): \(child.subject) is not signed by \(parent.subject) in cert-chain.pem")
+                throw CAError(.chain, "\(directory): \(child.subject) is not signed by \(parent.subject) in cert-chain.pem")
             }
             child = parent
         }
@@ -98,9 +98,9 @@ public enum CAStore {
             try AtomicFile.write(try pem([authority.certificate] + authority.chain), to: directory + "/cert-chain.pem", mode: 0o644)
             try AtomicFile.write(try pem(authority.roots), to: directory + "/root-cert.pem", mode: 0o644)
         } catch let error as AtomicFile.WriteError {
-            throw CAError("storage", error.description)
+            throw CAError(.storage, error.description)
         } catch {
-            throw CAError("storage", "cannot write the CA to \(directory): \(error)")
+            throw CAError(.storage, "cannot write the CA to \(directory): \(error)", cause: error)
         }
     }
 
@@ -109,9 +109,9 @@ public enum CAStore {
         do {
             try AtomicFile.write(try certificates.map { try $0.serializeAsPEM().pemString + "\n" }.joined(), to: path, mode: 0o644)
         } catch let error as AtomicFile.WriteError {
-            throw CAError("storage", error.description)
+            throw CAError(.storage, error.description)
         } catch {
-            throw CAError("storage", "cannot write \(path): \(error)")
+            throw CAError(.storage, "cannot write \(path): \(error)", cause: error)
         }
     }
 
@@ -121,16 +121,16 @@ public enum CAStore {
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
         } catch {
-            throw CAError("storage", "cannot read \(path): \(error.localizedDescription)")
+            throw CAError(.storage, "cannot read \(path): \(error.localizedDescription)", cause: error)
         }
         do {
             let certificates = try PEMDocument.parseMultiple(pemString: text).map { try Certificate(pemDocument: $0) }
-            guard !certificates.isEmpty else { throw CAError("storage", "\(path) holds no certificate") }
+            guard !certificates.isEmpty else { throw CAError(.storage, "\(path) holds no certificate") }
             return certificates
         } catch let error as CAError {
             throw error
         } catch {
-            throw CAError("storage", "\(path) is not a PEM certificate file: \(error)")
+            throw CAError(.storage, "\(path) is not a PEM certificate file: \(error)", cause: error)
         }
     }
 
@@ -138,14 +138,14 @@ public enum CAStore {
         do {
             return try Certificate.PrivateKey(pemEncoded: try String(contentsOfFile: path, encoding: .utf8))
         } catch {
-            throw CAError("storage", "cannot read the CA key \(path): \(error)")
+            throw CAError(.storage, "cannot read the CA key \(path): \(error)", cause: error)
         }
     }
 
     static func checkKeyPermissions(_ path: String) throws(CAError) {
         guard let mode = (try? FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber)?.intValue else { return }
         if mode & 0o077 != 0 {
-            throw CAError("storage", "\(path) is readable by other users (mode \(String(mode & 0o777, radix: 8))); chmod 600 it")
+            throw CAError(.storage, "\(path) is readable by other users (mode \(String(mode & 0o777, radix: 8))); chmod 600 it")
         }
     }
 }

@@ -11,13 +11,13 @@ public enum CSRPolicy {
     /// The public key to certify, or why the CSR is refused (the error code is the counter label).
     public static func check(pem: String, caller: SpiffeID) throws(CAError) -> Certificate.PublicKey {
         guard pem.utf8.count <= maximumPEMBytes else {
-            throw CAError("too_large", "CSR PEM of \(pem.utf8.count) bytes is over the \(maximumPEMBytes)-byte limit")
+            throw CAError(.tooLarge, "CSR PEM of \(pem.utf8.count) bytes is over the \(maximumPEMBytes)-byte limit")
         }
         let request: CertificateSigningRequest
         do {
             let document = try LenientPEM(pem)
             guard document.discriminator == "CERTIFICATE REQUEST" || document.discriminator == "NEW CERTIFICATE REQUEST" else {
-                throw CAError("bad_pem", "PEM block is \(document.discriminator), not CERTIFICATE REQUEST")
+                throw CAError(.badPEM, "PEM block is \(document.discriminator), not CERTIFICATE REQUEST")
             }
             request = try CertificateSigningRequest(derEncoded: document.derBytes)
         } catch let error as CAError {
@@ -25,12 +25,12 @@ public enum CSRPolicy {
         } catch {
             // swift-crypto will not even load RSA keys below 2048 bits; name that case precisely.
             if let bits = weakRSABits(pem) {
-                throw CAError("weak_key", "RSA key of \(bits) bits; at least 2048 are required")
+                throw CAError(.weakKey, "RSA key of \(bits) bits; at least 2048 are required")
             }
-            throw CAError("bad_pem", "not a PEM certificate signing request: \(error)")
+            throw CAError(.badPEM, "not a PEM certificate signing request: \(error)", cause: error)
         }
         guard request.publicKey.isValidSignature(request.signature, for: request) else {
-            throw CAError("bad_signature", "the CSR's signature does not verify with its own public key")
+            throw CAError(.badSignature, "the CSR's signature does not verify with its own public key")
         }
         switch PublicKeyKind(request.publicKey) {
         case .ecdsaP256, .ecdsaP384:
@@ -38,37 +38,37 @@ public enum CSRPolicy {
         case .rsa(let bits) where bits >= 2048:
             break
         case .rsa(let bits):
-            throw CAError("weak_key", "RSA key of \(bits) bits; at least 2048 are required")
+            throw CAError(.weakKey, "RSA key of \(bits) bits; at least 2048 are required")
         case .unsupported(let description):
-            throw CAError("unsupported_key", "unsupported key \(description); use ECDSA P-256/P-384 or RSA >= 2048")
+            throw CAError(.unsupportedKey, "unsupported key \(description); use ECDSA P-256/P-384 or RSA >= 2048")
         }
         let extensions: Certificate.Extensions
         do {
             extensions = try request.attributes.extensionRequest?.extensions ?? Certificate.Extensions()
         } catch {
-            throw CAError("bad_pem", "unreadable extension request: \(error)")
+            throw CAError(.badPEM, "unreadable extension request: \(error)", cause: error)
         }
         do {
             if let constraints = try extensions.basicConstraints, case .isCertificateAuthority = constraints {
-                throw CAError("ca_requested", "the CSR asks for CA:true")
+                throw CAError(.caRequested, "the CSR asks for CA:true")
             }
             if let names = try extensions.subjectAlternativeNames {
                 var uris: [String] = []
                 for name in names {
                     switch name {
                     case .uniformResourceIdentifier(let uri): uris.append(uri)
-                    default: throw CAError("forbidden_san", "the CSR asks for a non-URI SAN (\(name)); only the caller's SPIFFE ID is allowed")
+                    default: throw CAError(.forbiddenSAN, "the CSR asks for a non-URI SAN (\(name)); only the caller's SPIFFE ID is allowed")
                     }
                 }
-                if uris.count > 1 { throw CAError("multiple_uri_sans", "the CSR asks for \(uris.count) URI SANs: \(uris.joined(separator: ", "))") }
+                if uris.count > 1 { throw CAError(.multipleURISANs, "the CSR asks for \(uris.count) URI SANs: \(uris.joined(separator: ", "))") }
                 if let uri = uris.first, uri != caller.uri {
-                    throw CAError("identity_mismatch", "the CSR asks for \(uri) but the caller is \(caller.uri)")
+                    throw CAError(.identityMismatch, "the CSR asks for \(uri) but the caller is \(caller.uri)")
                 }
             }
         } catch let error as CAError {
             throw error
         } catch {
-            throw CAError("bad_pem", "unreadable CSR extension: \(error)")
+            throw CAError(.badPEM, "unreadable CSR extension: \(error)", cause: error)
         }
         return request.publicKey
     }

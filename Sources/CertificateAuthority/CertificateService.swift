@@ -128,7 +128,7 @@ public final class CertificateService: Sendable {
             key = try options.workloadKeyAlgorithm.generate()
             keyPEM = try key.serializeAsPEM().pemString
         } catch {
-            throw CAError("key_failed", "cannot make a workload key: \(error)")
+            throw CAError(.keyFailed, "cannot make a workload key: \(error)", cause: error)
         }
         let certificate = try issue(publicKey: key.publicKey, identity: identity, ttl: options.defaultTTL, caller: caller, path: "sds")
         return (certificate, keyPEM)
@@ -142,7 +142,7 @@ public final class CertificateService: Sendable {
         do throws(CAError) {
             let ttl = requestedTTL <= 0 ? options.defaultTTL : TimeInterval(requestedTTL)
             guard ttl <= options.maximumTTL else {
-                throw CAError("ttl_too_long", "requested \(requestedTTL) s; the maximum is \(Int(options.maximumTTL)) s")
+                throw CAError(.ttlTooLong, "requested \(requestedTTL) s; the maximum is \(Int(options.maximumTTL)) s")
             }
             let publicKey = try CSRPolicy.check(pem: csrPEM, caller: caller)
             return try issue(publicKey: publicKey, identity: caller, ttl: ttl, caller: callerDescription, path: path)
@@ -154,7 +154,7 @@ public final class CertificateService: Sendable {
 
     /// Counts and logs a refusal decided outside the CSR checks (authentication, rate limits).
     public func refuse(_ error: CAError, caller: String, path: String) {
-        refused.increment(error.code)
+        refused.increment(error.code.rawValue)
         logger.warning("certificate request refused", metadata: [
             "reason": "\(error.code)", "detail": "\(error.message)", "caller": "\(caller)", "path": "\(path)",
         ])
@@ -207,7 +207,7 @@ public final class CertificateService: Sendable {
                 serial: certificate.serialHex, identity: identity.uri, notBefore: certificate.leaf.notValidBefore,
                 notAfter: certificate.leaf.notValidAfter, caller: caller, path: path, issuerKey: signer.keyID))
         } catch {
-            throw CAError("ledger", "cannot record the issuance in \(ledger.path): \(error)")
+            throw CAError(.ledger, "cannot record the issuance in \(ledger.path): \(error)", cause: error)
         }
         issued.increment()
         keepCopy(certificate.chain, serial: certificate.serialHex)

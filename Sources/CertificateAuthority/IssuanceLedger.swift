@@ -48,10 +48,10 @@ public final class IssuanceLedger: Sendable {
         // Opened for each entry, so that a moved or replaced ledger file is noticed at once.
         try lock.withLock { _ in
             let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
-            guard fd >= 0 else { throw CAError("ledger", "cannot open \(path): \(String(cString: strerror(errno)))") }
+            guard fd >= 0 else { throw CAError(.ledger, "cannot open \(path): \(String(cString: strerror(errno)))") }
             defer { close(fd) }
             let written = line.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            guard written == line.count else { throw CAError("ledger", "short write to \(path)") }
+            guard written == line.count else { throw CAError(.ledger, "short write to \(path)") }
         }
     }
 

@@ -55,9 +55,9 @@ public struct RenewalDirectory: Sendable {
     public func exclusively<T>(_ body: () async throws -> T) async throws -> T {
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let fd = open(path + "/.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw CAError("storage", "cannot open \(path)/.lock: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw CAError(.storage, "cannot open \(path)/.lock: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
-        guard flock(fd, LOCK_EX) == 0 else { throw CAError("storage", "cannot lock \(path)/.lock: \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX) == 0 else { throw CAError(.storage, "cannot lock \(path)/.lock: \(String(cString: strerror(errno)))") }
         defer { flock(fd, LOCK_UN) }
         return try await body()
     }
@@ -76,7 +76,7 @@ public struct RenewalDirectory: Sendable {
         do {
             try manager.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch {
-            throw CAError("storage", "cannot create \(path): \(error.localizedDescription)")
+            throw CAError(.storage, "cannot create \(path): \(error.localizedDescription)", cause: error)
         }
         removeLeftovers()
         try adoptPlainFiles(now: now)
@@ -92,12 +92,12 @@ public struct RenewalDirectory: Sendable {
         let stamp = ISO8601DateFormatter().string(from: now).replacingOccurrences(of: ":", with: ".")
         let name = "..\(stamp)-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
         let directory = path + "/" + name
-        guard mkdir(directory, 0o700) == 0 else { throw CAError("storage", "cannot create \(directory): \(String(cString: strerror(errno)))") }
+        guard mkdir(directory, 0o700) == 0 else { throw CAError(.storage, "cannot create \(directory): \(String(cString: strerror(errno)))") }
         for (file, text) in files.sorted(by: { $0.key < $1.key }) {
             do {
                 try AtomicFile.write(text, to: directory + "/" + file, mode: file == Self.keyFile ? 0o600 : 0o644)
             } catch {
-                throw CAError("storage", error.description)
+                throw CAError(.storage, error.description)
             }
         }
         return name
@@ -107,11 +107,11 @@ public struct RenewalDirectory: Sendable {
     private func swap(to version: String) throws(CAError) {
         let temporary = path + "/..data_tmp"
         unlink(temporary)
-        guard symlink(version, temporary) == 0 else { throw CAError("storage", "cannot link \(temporary): \(String(cString: strerror(errno)))") }
+        guard symlink(version, temporary) == 0 else { throw CAError(.storage, "cannot link \(temporary): \(String(cString: strerror(errno)))") }
         guard rename(temporary, path + "/" + Self.dataLink) == 0 else {
             let reason = String(cString: strerror(errno))
             unlink(temporary)
-            throw CAError("storage", "cannot replace \(path)/\(Self.dataLink): \(reason)")
+            throw CAError(.storage, "cannot replace \(path)/\(Self.dataLink): \(reason)")
         }
         syncDirectory()
     }
@@ -125,7 +125,7 @@ public struct RenewalDirectory: Sendable {
             let temporary = link + ".link-tmp"
             unlink(temporary)
             guard symlink(target, temporary) == 0, rename(temporary, link) == 0 else {
-                throw CAError("storage", "cannot link \(link): \(String(cString: strerror(errno)))")
+                throw CAError(.storage, "cannot link \(link): \(String(cString: strerror(errno)))")
             }
         }
         syncDirectory()

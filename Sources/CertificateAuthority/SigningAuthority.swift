@@ -32,7 +32,7 @@ public struct SigningAuthority: Sendable {
     /// A signing authority from its parts; checks that the key matches the certificate.
     public init(certificate: Certificate, privateKey: Certificate.PrivateKey, chain: [Certificate], roots: [Certificate], mode: Mode) throws(CAError) {
         guard privateKey.publicKey == certificate.publicKey else {
-            throw CAError("key_mismatch", "the CA private key does not belong to the CA certificate \(certificate.subject)")
+            throw CAError(.keyMismatch, "the CA private key does not belong to the CA certificate \(certificate.subject)")
         }
         self.init(unchecked: certificate, privateKey: privateKey, chain: chain, roots: roots, mode: mode)
     }
@@ -154,7 +154,7 @@ public struct SigningAuthority: Sendable {
     ) throws(CAError) -> IssuedCertificate {
         let notAfter = min(now.addingTimeInterval(ttl), certificate.notValidAfter)
         guard notAfter > now else {
-            throw CAError("issuer_expired", "the signing certificate \(certificate.subject) is not valid after \(certificate.notValidAfter)")
+            throw CAError(.issuerExpired, "the signing certificate \(certificate.subject) is not valid after \(certificate.notValidAfter)")
         }
         let isRSA = PublicKeyKind(publicKey).isRSA
         do {
@@ -177,7 +177,7 @@ public struct SigningAuthority: Sendable {
         } catch let error as CAError {
             throw error
         } catch {
-            throw CAError("sign_failed", "signing a certificate for \(identity) failed: \(error)")
+            throw CAError(.signFailed, "signing a certificate for \(identity) failed: \(error)", cause: error)
         }
     }
 

@@ -27,13 +27,13 @@ public struct CertificateRequests: Sendable {
         if let token {
             switch tokens.authenticate(token) {
             case .success(let record) where !record.isWorkload:
-                let error = CAError("unauthenticated", "a \(record.effectiveRole) token (\(record.id)) is not a workload's")
+                let error = CAError(.unauthenticated, "a \(record.effectiveRole) token (\(record.id)) is not a workload's")
                 service.refuse(error, caller: "token:\(record.id)", path: path)
                 throw error
             case .success(let record):
                 return (SpiffeID(trustDomain: service.options.trustDomain, namespace: record.namespace, serviceAccount: record.serviceAccount), "token:\(record.id)")
             case .failure(let rejection):
-                let error = CAError("unauthenticated", "token refused: \(rejection)")
+                let error = CAError(.unauthenticated, "token refused: \(rejection)")
                 service.refuse(error, caller: "token", path: path)
                 throw error
             }
@@ -47,11 +47,11 @@ public struct CertificateRequests: Sendable {
                clientCertificate.notValidAfter > clock() {
                 return (identity, "certificate:\(identity.uri)")
             }
-            let error = CAError("unauthenticated", "client certificate without exactly one SPIFFE ID of this trust domain, or expired")
+            let error = CAError(.unauthenticated, "client certificate without exactly one SPIFFE ID of this trust domain, or expired")
             service.refuse(error, caller: "certificate", path: path)
             throw error
         }
-        let error = CAError("unauthenticated", "neither a token nor a client certificate")
+        let error = CAError(.unauthenticated, "neither a token nor a client certificate")
         service.refuse(error, caller: "anonymous", path: path)
         throw error
     }
@@ -63,7 +63,7 @@ public struct CertificateRequests: Sendable {
         do {
             return try issued.chainPEM()
         } catch {
-            throw CAError("encode", "\(error)")
+            throw CAError(.encode, "\(error)", cause: error)
         }
     }
 }

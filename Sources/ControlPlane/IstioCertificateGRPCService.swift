@@ -22,7 +22,7 @@ struct IstioCertificateGRPCService: Istio_V1_Auth_IstioCertificateService.Servic
             response.certChain = chain
             return ServerResponse(message: response)
         } catch {
-            let code: RPCError.Code = error.code == "unauthenticated" ? .unauthenticated : .invalidArgument
+            let code: RPCError.Code = error.code == .unauthenticated ? .unauthenticated : .invalidArgument
             return ServerResponse(error: RPCError(code: code, message: CertificateRequests.refusal))
         }
     }

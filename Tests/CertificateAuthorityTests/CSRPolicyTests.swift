@@ -20,7 +20,7 @@ struct CSRPolicyTests {
             _ = try fixture.service.sign(csrPEM: pem, requestedTTL: ttl, caller: governor, callerDescription: "test", path: "test")
             return nil
         } catch {
-            return error.code
+            return error.code.rawValue
         }
     }
 

@@ -39,7 +39,7 @@ struct CertificateServiceTests {
         #expect(throws: CAError.self) { try CAStore.loadOrCreateSelfSigned(layout, algorithm: .ecdsaP256, trustDomain: "cluster.local", now: Date(), generator: &generator) }
         try AtomicFile.write(try P256.Signing.PrivateKey().pemRepresentation, to: layout.keyPath)
         #expect { try CAStore.loadOrCreateSelfSigned(layout, algorithm: .ecdsaP256, trustDomain: "cluster.local", now: Date(), generator: &generator) } throws: { error in
-            (error as? CAError)?.code == "key_mismatch"
+            (error as? CAError)?.code == .keyMismatch
         }
         try FileManager.default.removeItem(atPath: layout.keyPath)
         #expect { try CAStore.loadOrCreateSelfSigned(layout, algorithm: .ecdsaP256, trustDomain: "cluster.local", now: Date(), generator: &generator) } throws: { error in
@@ -88,7 +88,7 @@ struct CertificateServiceTests {
         let defaulted = try fixture.service.sign(csrPEM: try csr(key: key), requestedTTL: 0, caller: governor, callerDescription: "t", path: "t")
         #expect(abs(defaulted.leaf.notValidAfter.timeIntervalSince(now) - 86400) < 2)
         #expect { try fixture.service.sign(csrPEM: try csr(key: key), requestedTTL: 91 * 86400, caller: governor, callerDescription: "t", path: "t") } throws: { error in
-            (error as? CAError)?.code == "ttl_too_long"
+            (error as? CAError)?.code == .ttlTooLong
         }
         #expect(fixture.refusals("ttl_too_long") == 1)
         // A root near its end: the leaf is clamped to the root's validity.
