@@ -72,3 +72,19 @@ extension ADSStreamMachine {
     }
 
 }
+
+/// The push order both stream machines follow, in one place: types in ``XDSTypeURL/pushOrder``
+/// (clusters, endpoints, listeners, routes, secrets), and listeners and routes held back while
+/// clusters or their endpoints are still on their way to the proxy (Envoy's make-before-break:
+/// a route must not name a cluster the proxy does not have yet). Whether the cluster side is busy
+/// is asked once, after clusters and endpoints had their turn.
+struct PushGate {
+    private var clustersBusy: Bool?
+
+    /// Whether `typeURL` may be pushed now; `clusterSideBusy` is asked at most once per pass.
+    mutating func allows(_ typeURL: String, clusterSideBusy: () -> Bool) -> Bool {
+        guard typeURL == XDSTypeURL.listener || typeURL == XDSTypeURL.route else { return true }
+        if clustersBusy == nil { clustersBusy = clusterSideBusy() }
+        return clustersBusy == false
+    }
+}

@@ -129,13 +129,9 @@ public struct DeltaStreamStateMachine: ADSStreamMachine {
     private mutating func pushPending() -> [Action] {
         guard resources != nil else { return [] }
         var actions: [Action] = []
-        // Decided once CDS and EDS had their turn; listeners and routes do not change it.
-        var clustersBusy: Bool?
+        var gate = PushGate()
         for typeURL in XDSTypeURL.pushOrder {
-            if typeURL == XDSTypeURL.listener || typeURL == XDSTypeURL.route {
-                if clustersBusy == nil { clustersBusy = clusterSideBusy() }
-                if clustersBusy == true { continue }
-            }
+            guard gate.allows(typeURL, clusterSideBusy: { clusterSideBusy() }) else { continue }
             if let response = responseIfDue(typeURL) {
                 types[typeURL]?.reconnected = false
                 actions.append(.send(response))
