@@ -140,6 +140,10 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "MeshModelTests", dependencies: ["MeshModel"], swiftSettings: strict),
+        .testTarget(
+            name: "AdminAPITests",
+            dependencies: ["AdminAPI", "MeshModel", "MeshConfig", "MeshTranslation", "CertificateAuthority", hummingbird, .product(name: "HummingbirdTesting", package: "hummingbird")],
+            swiftSettings: strict),
         .testTarget(name: "ProxyAgentTests", dependencies: ["ProxyAgent"], swiftSettings: strict),
         .testTarget(
             name: "MeshConfigTests", dependencies: ["MeshConfig", "MeshModel", logging, metrics, metricsTestKit],
