@@ -134,7 +134,7 @@ let package = Package(
         .target(
             name: "XDSTesting",
             dependencies: [
-                "EnvoyAPI", "MeshModel", "CertificateAuthority", "ProxyAgent", protobuf, grpcCore, grpcHTTP2,
+                "EnvoyAPI", "MeshModel", "MeshClient", "CertificateAuthority", "ProxyAgent", protobuf, grpcCore, grpcHTTP2,
                 nioCore, nioPosix, nioHTTP1, nioSSL, logging, x509,
             ],
             swiftSettings: strict

@@ -2,7 +2,7 @@ public import CertificateAuthority
 public import MeshModel
 public import Foundation
 internal import EnvoyAPI
-internal import GRPCCore
+public import GRPCCore
 internal import GRPCNIOTransportHTTP2
 internal import GRPCNIOTransportCore
 internal import X509
@@ -180,12 +180,18 @@ public struct CertificateRenewal: Sendable {
             target: target, transportSecurity: security,
             config: .defaults { $0.http2.authority = MeshEndpoints.xdsServerName })
         return try await withGRPCClient(transport: transport) { client in
-            let service = Istio_V1_Auth_IstioCertificateService.Client(wrapping: client)
-            var request = Istio_V1_Auth_IstioCertificateRequest()
-            request.csr = csr
-            request.validityDuration = ttl
-            let metadata: Metadata = token.map { ["authorization": "Bearer \($0)"] } ?? [:]
-            return try await service.createCertificate(request: ClientRequest(message: request, metadata: metadata)).certChain
+            try await createCertificate(on: client, csrPEM: csr, ttlSeconds: ttl, token: token)
         }
+    }
+
+    /// One `IstioCertificateService/CreateCertificate` call on `client`, with the workload's
+    /// bearer token when given; the chain, leaf first.
+    public static func createCertificate(on client: GRPCClient<some ClientTransport>, csrPEM: String, ttlSeconds: Int64, token: String?) async throws -> [String] {
+        let service = Istio_V1_Auth_IstioCertificateService.Client(wrapping: client)
+        var request = Istio_V1_Auth_IstioCertificateRequest()
+        request.csr = csrPEM
+        request.validityDuration = ttlSeconds
+        let metadata: Metadata = token.map { ["authorization": "Bearer \($0)"] } ?? [:]
+        return try await service.createCertificate(request: ClientRequest(message: request, metadata: metadata)).certChain
     }
 }

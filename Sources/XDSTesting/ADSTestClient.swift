@@ -2,6 +2,7 @@ public import EnvoyAPI
 public import GRPCCore
 public import MeshModel
 internal import Synchronization
+internal import MeshClient
 internal import GRPCNIOTransportHTTP2
 
 /// An in-process ADS client for tests, benchmarks and the load generator: it sends the requests
@@ -208,12 +209,7 @@ public enum CertificateServiceClient {
         at address: HostPort, security: XDSClientSecurity, token: String?, csrPEM: String, ttlSeconds: Int64 = 0
     ) async throws -> [String] {
         try await security.withClient(address) { client in
-            let service = Istio_V1_Auth_IstioCertificateService.Client(wrapping: client)
-            var request = Istio_V1_Auth_IstioCertificateRequest()
-            request.csr = csrPEM
-            request.validityDuration = ttlSeconds
-            let metadata: Metadata = token.map { ["authorization": "Bearer \($0)"] } ?? [:]
-            return try await service.createCertificate(request: ClientRequest(message: request, metadata: metadata)).certChain
+            try await CertificateRenewal.createCertificate(on: client, csrPEM: csrPEM, ttlSeconds: ttlSeconds, token: token)
         }
     }
 }
