@@ -85,7 +85,7 @@ let package = Package(
         ),
         .target(
             name: "AdminAPI",
-            dependencies: ["MeshModel", "MeshConfig", "MeshTranslation", "CertificateAuthority", hummingbird, logging],
+            dependencies: ["MeshModel", "MeshConfig", "MeshTranslation", "CertificateAuthority", "MeshClient", hummingbird, logging],
             resources: [.embedInCode("openapi.json")],
             swiftSettings: strict
         ),
@@ -110,7 +110,7 @@ let package = Package(
         .executableTarget(
             name: "meshctl",
             dependencies: [
-                "MeshClient", "MeshModel", "MeshConfig", "MeshTranslation", "CertificateAuthority", "AdminAPI", "ProxyAgent", argumentParser, yams,
+                "MeshClient", "MeshModel", "MeshConfig", "MeshTranslation", "CertificateAuthority", "ProxyAgent", argumentParser, yams,
             ],
             swiftSettings: strict
         ),
@@ -142,7 +142,7 @@ let package = Package(
         .testTarget(name: "MeshModelTests", dependencies: ["MeshModel"], swiftSettings: strict),
         .testTarget(
             name: "AdminAPITests",
-            dependencies: ["AdminAPI", "MeshModel", "MeshConfig", "MeshTranslation", "CertificateAuthority", hummingbird, .product(name: "HummingbirdTesting", package: "hummingbird")],
+            dependencies: ["AdminAPI", "MeshClient", "MeshModel", "MeshConfig", "MeshTranslation", "CertificateAuthority", hummingbird, .product(name: "HummingbirdTesting", package: "hummingbird")],
             swiftSettings: strict),
         .testTarget(name: "ProxyAgentTests", dependencies: ["ProxyAgent"], swiftSettings: strict),
         .testTarget(

@@ -1,6 +1,7 @@
 public import Hummingbird
 internal import MeshModel
 internal import MeshConfig
+internal import MeshClient
 internal import CertificateAuthority
 internal import Foundation
 internal import Logging
@@ -305,12 +306,6 @@ public enum AdminRoutes {
     }
 }
 
-/// The annotation responses carry to say where a resource comes from (`api`, or the file);
-/// ignored when a resource is written back.
-public let sourceAnnotation = "meshd.io/source"
-
-/// The annotation a Secret answered without its data carries: the keys it holds, comma-separated.
-public let redactedAnnotation = "meshd.io/redacted"
 
 /// The shared pieces of the route handlers: authentication, limits, bodies, changes.
 struct API: Sendable {

@@ -1,4 +1,5 @@
 internal import Logging
+internal import MeshClient
 internal import AdminAPI
 internal import MeshModel
 internal import MeshConfig

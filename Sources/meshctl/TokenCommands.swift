@@ -1,4 +1,4 @@
-import AdminAPI
+import MeshClient
 import ArgumentParser
 import Foundation
 

@@ -1,4 +1,5 @@
 import AdminAPI
+import MeshClient
 import CertificateAuthority
 import Foundation
 import Hummingbird
