@@ -33,78 +33,83 @@ public enum Principal: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-/// What the admin API reads from and asks of the running control plane.
-public protocol AdminBackend: Sendable {
-    /// The mesh snapshot being served.
-    var snapshot: MeshSnapshot { get }
-    /// The state of the configuration source.
-    var configStatus: ConfigStatus { get }
-    /// Every connected proxy and its per-type xDS status, as JSON-encodable values.
-    var proxies: [ProxyStatus] { get }
-    /// Prometheus text exposition of every metric.
-    func metricsText() -> String
+// Each route collection reads from and asks of the control plane through its own protocol;
+// `AdminBackend` is all of them, what the running control plane provides.
 
+/// Who a token belongs to, and the audit log every change and every refused change is written to.
+public protocol CallerBackend: Sendable {
     /// Who a bearer token belongs to; `nil` for none, an unknown, a revoked or an expired token.
     func authenticate(_ token: String?) -> Principal?
     /// Records an administrative action in the audit log.
     func audit(who: String, action: String, target: String, result: String)
     /// Why the audit log cannot be written now, or `nil` when it can (checked before a change).
     func auditProblem() -> String?
-    /// The audit log, oldest first.
-    func auditRecords() -> [AuditRecord]
+}
 
+/// The served resources (``ResourceRoutes``).
+public protocol ResourceBackend: Sendable {
+    /// The mesh snapshot being served.
+    var snapshot: MeshSnapshot { get }
     /// Where a served resource comes from (`api`, or `file <path>, document <n>`).
     func source(of key: ResourceKey) -> String?
     /// Applies a change through the resource store; with `dryRun`, only checks it.
     func apply(_ change: ResourceChange, dryRun: Bool) throws(ResourceChangeError) -> MeshResource?
+}
 
+/// The connected proxies and what applies to workloads (``ProxyRoutes``).
+public protocol ProxyBackend: Sendable {
+    /// Every connected proxy and its per-type xDS status.
+    var proxies: [ProxyStatus] { get }
+    /// What meshd last sent a proxy, by type short name, as Envoy JSON (secrets without keys);
+    /// `nil` when no such proxy is connected.
+    func proxyConfig(proxyID: String) -> String?
+    /// What applies to a workload and whether its connections use mTLS; throws ``APIError``
+    /// (not found, invalid).
+    func describe(workload: String) throws -> WorkloadDescription
+    /// Problems in the served configuration.
+    func analyze() -> [AnalysisMessage]
+}
+
+/// Tokens and the bootstraps that carry them (``TokenRoutes``).
+public protocol TokenBackend: Sendable {
     /// Mints a token: a workload token for a namespace and service account, or a reader or admin token.
     func mintToken(role: String, namespace: String?, serviceAccount: String?, ttl: TimeInterval?) throws -> MintedToken
     /// Every token record (never the tokens themselves).
     func tokens() -> [TokenInfo]
     /// Revokes a token; `false` if there is no such token.
     func revokeToken(id: String) throws -> Bool
+    /// An Envoy bootstrap for a workload (JSON), with a freshly minted token; throws
+    /// ``APIError`` (not found, invalid).
+    func bootstrap(_ request: BootstrapRequest) throws -> String
+}
 
+/// The CA itself (``CARoutes``).
+public protocol CABackend: Sendable {
     /// The CA's status.
     func caStatus() -> CertificateService.Status
     /// The trust bundle (PEM).
     func trustBundlePEM() throws -> String
     /// Starts a root rotation; the error says why not (one in progress, plugged-in CA).
     func rotateRoot() throws(CAError) -> CertificateService.Status
+}
+
+/// Certificates issued and asked for (``CertificateRoutes``).
+public protocol CertificateBackend: Sendable {
     /// Every issued certificate, oldest first.
     func issuedCertificates() -> [IssuanceLedger.Entry]
     /// Signs a CSR for the token's identity; the error carries the refusal (already counted and logged).
     func signCSR(_ csr: String, ttlSeconds: Int64, token: String?) throws(CAError) -> [String]
-
-    /// An Envoy bootstrap for a workload (JSON), with a freshly minted token.
-    func bootstrap(_ request: BootstrapRequest) throws -> String
-
-    /// What meshd last sent a proxy, by type short name, as Envoy JSON (secrets without keys);
-    /// `nil` when no such proxy is connected.
-    func proxyConfig(proxyID: String) -> String?
-    /// What applies to a workload and whether its connections use mTLS.
-    func describe(workload: String) throws -> WorkloadDescription
-    /// Problems in the served configuration.
-    func analyze() -> [AnalysisMessage]
 }
 
-/// A request the backend refuses: the admin API answers 404 or 400 with the message.
-public struct AdminRequestError: Error, CustomStringConvertible, Sendable {
-    /// Not found (404) or invalid (400).
-    public enum Kind: Sendable {
-        case notFound
-        case invalid
-    }
-
-
-    /// Which.
-    public var kind: Kind
-    /// Why.
-    public var description: String
-
-    /// A refusal.
-    public init(_ kind: Kind, _ description: String) {
-        self.kind = kind
-        self.description = description
-    }
+/// Health, metrics, the configuration source's state and the audit log (``DebugRoutes``).
+public protocol DebugBackend: Sendable {
+    /// The state of the configuration source.
+    var configStatus: ConfigStatus { get }
+    /// Prometheus text exposition of every metric.
+    func metricsText() -> String
+    /// The audit log, oldest first.
+    func auditRecords() -> [AuditRecord]
 }
+
+/// What the admin API reads from and asks of the running control plane.
+public typealias AdminBackend = CallerBackend & ResourceBackend & ProxyBackend & TokenBackend & CABackend & CertificateBackend & DebugBackend

@@ -119,10 +119,10 @@ struct AdminBackendAdapter: AdminBackend {
 
     func describe(workload: String) throws -> WorkloadDescription {
         let parts = workload.split(separator: "/")
-        guard parts.count == 2 else { throw AdminRequestError(.invalid, "workload must be namespace/name, got \(workload)") }
+        guard parts.count == 2 else { throw APIError.invalid("workload must be namespace/name, got \(workload)") }
         let snapshot = self.snapshot
         guard let instance = snapshot.registry.workload(.init(namespace: String(parts[0]), name: String(parts[1]))) else {
-            throw AdminRequestError(.notFound, "no WorkloadEntry \(workload)")
+            throw APIError.notFound("no WorkloadEntry \(workload)")
         }
         return MeshAnalysis.describe(instance, in: snapshot)
     }
@@ -155,26 +155,26 @@ struct AdminBackendAdapter: AdminBackend {
 
     func bootstrap(_ request: BootstrapRequest) throws -> String {
         let parts = request.workload.split(separator: "/")
-        guard parts.count == 2 else { throw AdminRequestError(.invalid, "workload must be namespace/name, got \(request.workload)") }
+        guard parts.count == 2 else { throw APIError.invalid("workload must be namespace/name, got \(request.workload)") }
         guard let workload = snapshot.registry.workload(.init(namespace: String(parts[0]), name: String(parts[1]))) else {
-            throw AdminRequestError(.notFound, "no WorkloadEntry \(request.workload)")
+            throw APIError.notFound("no WorkloadEntry \(request.workload)")
         }
         var xds = controlPlane.options.xdsAddress
         if let text = request.xdsAddress {
-            guard let parsed = HostPort(text) else { throw AdminRequestError(.invalid, "xdsAddress must be host:port") }
+            guard let parsed = HostPort(text) else { throw APIError.invalid("xdsAddress must be host:port") }
             xds = parsed
         } else if xds.port == 0 {
             xds.port = UInt32(controlPlane.boundXDSPortNow)
         }
         if let directory = request.certificateDirectory, !directory.hasPrefix("/") {
-            throw AdminRequestError(.invalid, "certificateDirectory must be an absolute path, got \(directory)")
+            throw APIError.invalid("certificateDirectory must be an absolute path, got \(directory)")
         }
         if let ttl = request.tokenTTLSeconds, ttl <= 0 || ttl > 10 * 365 * 86400 {
-            throw AdminRequestError(.invalid, "tokenTTLSeconds must be between 1 and \(10 * 365 * 86400) (10 years)")
+            throw APIError.invalid("tokenTTLSeconds must be between 1 and \(10 * 365 * 86400) (10 years)")
         }
         var admin: HostPort? = nil
         if let text = request.adminAddress {
-            guard let parsed = HostPort(text) else { throw AdminRequestError(.invalid, "adminAddress must be host:port") }
+            guard let parsed = HostPort(text) else { throw APIError.invalid("adminAddress must be host:port") }
             admin = parsed
         }
         let minted = try controlPlane.tokens.mint(namespace: workload.namespace, serviceAccount: workload.serviceAccount, ttl: request.tokenTTLSeconds.map(TimeInterval.init))

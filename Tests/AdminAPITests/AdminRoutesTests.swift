@@ -14,10 +14,13 @@ import Testing
 final class FakeBackend: AdminBackend {
     let audits = Mutex<[AuditRecord]>([])
     let applied = Mutex<[ResourceKey]>([])
+    let dryRuns = Mutex<[Bool]>([])
     let resources: [MeshResource]
+    let auditBroken: Bool
 
-    init(resources: [MeshResource] = []) {
+    init(resources: [MeshResource] = [], auditBroken: Bool = false) {
         self.resources = resources
+        self.auditBroken = auditBroken
     }
 
     var snapshot: MeshSnapshot { MeshSnapshot(revision: 1, resources: resources) }
@@ -35,11 +38,12 @@ final class FakeBackend: AdminBackend {
     func audit(who: String, action: String, target: String, result: String) {
         audits.withLock { $0.append(AuditRecord(time: Date(), who: who, action: action, target: target, result: result)) }
     }
-    func auditProblem() -> String? { nil }
+    func auditProblem() -> String? { auditBroken ? "disk full" : nil }
     func auditRecords() -> [AuditRecord] { audits.withLock { $0 } }
     func source(of key: ResourceKey) -> String? { "api" }
     func apply(_ change: ResourceChange, dryRun: Bool) throws(ResourceChangeError) -> MeshResource? {
         applied.withLock { $0.append(change.key) }
+        dryRuns.withLock { $0.append(dryRun) }
         if case .create(let resource) = change { return resource }
         if case .replace(let resource, _) = change { return resource }
         return nil
@@ -66,12 +70,10 @@ final class FakeBackend: AdminBackend {
     func bootstrap(_ request: BootstrapRequest) throws -> String { "{}" }
     func proxyConfig(proxyID: String) -> String? { proxyID == "known" ? "{}" : nil }
     func describe(workload: String) throws -> WorkloadDescription {
-        throw AdminAPIError.notFound("no workload \(workload)")
+        throw APIError.notFound("no workload \(workload)")
     }
     func analyze() -> [AnalysisMessage] { [] }
 }
-
-enum AdminAPIError: Error { case notFound(String) }
 
 @Suite("Admin API routes in process: every role against every route")
 struct AdminRoutesTests {
@@ -114,6 +116,8 @@ struct AdminRoutesTests {
         Route(method: .get, path: "/v1/proxies", access: .reader),
         Route(method: .get, path: "/v1/proxies/known/config", access: .reader),
         Route(method: .get, path: "/v1/analyze", access: .reader),
+        Route(method: .get, path: "/v1/workloads/web/x/describe", access: .reader, allowed: .notFound),
+        Route(method: .get, path: "/v1/proxies/unknown/config", access: .reader, allowed: .notFound),
         Route(method: .get, path: "/v1/audit", access: .admin),
         Route(method: .get, path: "/v1/tokens", access: .admin),
         Route(method: .post, path: "/v1/tokens", access: .admin, body: #"{"role": "reader"}"#, allowed: .created),
@@ -177,5 +181,32 @@ struct AdminRoutesTests {
             #expect(other.status == .notFound || other.status == .badRequest)
         }
         #expect(backend.auditRecords().contains { $0.action == "secret.reveal" && $0.target == "Secret istio-system/cred" })
+    }
+
+    @Test("changes over the caller's rate get 429 with Retry-After and an audit line; a dry run is not audited; no audit log, no change (503)")
+    func limitsAndAudit() async throws {
+        let headers: HTTPFields = [.authorization: "Bearer admin", .contentType: "application/json"]
+        let path = "/apis/networking.istio.io/v1/namespaces/web/virtualservices"
+        let backend = FakeBackend()
+        let app = Application(router: AdminRoutes.router(backend: backend, limiter: RateLimiter(ratePerSecond: 0.001, burst: 2)))
+        try await app.test(.router) { client in
+            let dry = try await client.execute(uri: path + "?dryRun=All", method: .post, headers: headers, body: ByteBuffer(string: Self.vs))
+            #expect(dry.status == .ok)
+            let real = try await client.execute(uri: path, method: .post, headers: headers, body: ByteBuffer(string: Self.vs))
+            #expect(real.status == .created)
+            let limited = try await client.execute(uri: path, method: .post, headers: headers, body: ByteBuffer(string: Self.vs))
+            #expect(limited.status == .tooManyRequests && Int(limited.headers[.retryAfter] ?? "") ?? 0 >= 1, "\(limited.status)")
+        }
+        #expect(backend.dryRuns.withLock { $0 } == [true, false])
+        let actions = backend.auditRecords().map { "\($0.action) \($0.result)" }
+        #expect(actions == ["resource.create ok", "POST \(path) rate limited"], "\(actions)")
+
+        let broken = FakeBackend(auditBroken: true)
+        let brokenApp = Application(router: AdminRoutes.router(backend: broken))
+        try await brokenApp.test(.router) { client in
+            let refused = try await client.execute(uri: path, method: .post, headers: headers, body: ByteBuffer(string: Self.vs))
+            #expect(refused.status == .serviceUnavailable && String(buffer: refused.body).contains("audit log cannot be written"))
+        }
+        #expect(broken.applied.withLock { $0 }.isEmpty)
     }
 }

@@ -1,0 +1,27 @@
+public import Hummingbird
+
+/// The connected proxies, what meshd sent them, what applies to a workload and the analysis of
+/// the served configuration; for readers and admins.
+struct ProxyRoutes {
+    let backend: any ProxyBackend
+    let access: Access
+
+    var collection: RouteCollection<AdminRequestContext> {
+        let routes = RouteCollection(context: AdminRequestContext.self)
+        let readers = access.group(routes, .reader)
+        for path in ["/v1/proxies", "/debug/proxies"] {
+            readers.get(RouterPath(path)) { _, _ in try AdminResponse.json(backend.proxies) }
+        }
+        readers.get("/v1/proxies/:id/config") { _, context -> Response in
+            let id = try context.parameters.require("id")
+            guard let config = backend.proxyConfig(proxyID: id) else { throw APIError.notFound("no connected proxy \(id)") }
+            return AdminResponse.json(text: config)
+        }
+        readers.get("/v1/workloads/:namespace/:name/describe") { _, context -> Response in
+            let workload = "\(try context.parameters.require("namespace"))/\(try context.parameters.require("name"))"
+            return try AdminResponse.json(try backend.describe(workload: workload))
+        }
+        readers.get("/v1/analyze") { _, _ in try AdminResponse.json(backend.analyze()) }
+        return routes
+    }
+}
