@@ -5,15 +5,13 @@ public import Metrics
 internal import Synchronization
 internal import MeshModel
 
-/// The CA over time: loads it at start (resuming a rotation a restart interrupted), rotates the
-/// root in phases (``RootRotation``), renews a self-signed root that nears its end, and picks up
-/// changed plug-in files.
+/// The CA over time, a coordinator: loads it at start (resuming a rotation a restart
+/// interrupted), rotates the root in phases (the pure ``RootRotation`` steps, stored by
+/// ``RotationStore``), renews a self-signed root that nears its end, picks up changed plug-in
+/// files (``PluginDirectoryWatch``) and warns of coming expiry (the pure ``ExpiryWarnings``).
 ///
 /// State under `<data>/ca/`: `root-cert.pem`, `root-key.pem` (self-signed), `cross-signed.pem`
-/// (each former root's successor signed by it, newest first), and while rotating `rotation/`
-/// with `state.json`, `next/` (a self-signed rotation's new root, in Istio's layout) or
-/// `previous/` (a plug-in rotation's old CA). `state.json` is written last when a rotation starts
-/// and removed last when it ends, so a crash anywhere leaves a state the next start completes.
+/// and, while rotating, `rotation/` (see ``RotationStore``).
 public final class CALifecycle: Sendable {
     /// Where the CA comes from.
     public enum Source: Sendable {
@@ -61,14 +59,13 @@ public final class CALifecycle: Sendable {
         /// The old (A) and new (B) authorities while rotating.
         var old: SigningAuthority?
         var new: SigningAuthority?
-        var pluginFingerprint: String?
-        var warned: [String: Int] = [:]
-        /// Failed attempts in a row, and when to try again.
-        var failures = 0
-        var retryAt = Date.distantPast
+        var plugin: PluginDirectoryWatch?
+        var warnings = ExpiryWarnings()
+        var failures = FailureStreak()
     }
 
     private let directory: String
+    private let store: RotationStore
     private let source: Source
     private let clock: @Sendable () -> Date
     private let random: RandomSource
@@ -85,6 +82,7 @@ public final class CALifecycle: Sendable {
         random: RandomSource = .system, logger: Logger, metrics: any MetricsFactory
     ) throws(CAError) {
         directory = dataDirectory + "/ca"
+        store = RotationStore(directory: directory)
         self.source = source
         self.clock = clock
         self.random = random
@@ -97,7 +95,7 @@ public final class CALifecycle: Sendable {
         } catch {
             throw CAError(.storage, "cannot create \(directory): \(error.localizedDescription)", cause: error)
         }
-        state = Mutex(try Self.load(directory: directory, source: source, now: clock(), random: random, logger: logger))
+        state = Mutex(try Self.load(store: store, source: source, now: clock(), random: random, logger: logger))
         let current = state.withLock { $0 }
         phaseGauge.record(Self.phaseNumber(current.rotation))
         if let rotation = current.rotation {
@@ -124,46 +122,37 @@ public final class CALifecycle: Sendable {
     /// The rotation in progress (for observers that need the key ids).
     public var currentRotation: RootRotation? { state.withLock { $0.rotation } }
 
-    private var rotationDirectory: String { directory + "/rotation" }
-    private var statePath: String { rotationDirectory + "/state.json" }
-
     // MARK: Start
 
-    private static func load(directory: String, source: Source, now: Date, random: RandomSource, logger: Logger) throws(CAError) -> State {
-        let rotationDirectory = directory + "/rotation"
-        var rotation = try readRotation(rotationDirectory + "/state.json")
+    private static func load(store: RotationStore, source: Source, now: Date, random: RandomSource, logger: Logger) throws(CAError) -> State {
+        var rotation = try store.read()
         switch source {
         case .selfSigned(let algorithm, let trustDomain):
             if rotation?.phase == .droppingOldRoot {
-                try finishSelfSigned(directory: directory)
+                try store.finishSelfSigned()
                 rotation = nil
             } else if rotation == nil {
                 // A rotation that crashed before its state was written never took effect.
-                try? FileManager.default.removeItem(atPath: rotationDirectory)
+                store.discard()
             }
             var generator = random
             let loaded = try CAStore.loadOrCreateSelfSigned(
-                .init(dataDirectory: (directory as NSString).deletingLastPathComponent), algorithm: algorithm, trustDomain: trustDomain,
+                .init(dataDirectory: (store.directory as NSString).deletingLastPathComponent), algorithm: algorithm, trustDomain: trustDomain,
                 now: now, generator: &generator)
-            if loaded.created { logger.notice("created a self-signed root CA (\(algorithm.rawValue)) in \(directory)") }
-            let crossSigned = (try? CAStore.readCertificates(directory + "/cross-signed.pem")) ?? []
-            var state = State(authority: loaded.authority, crossSigned: crossSigned)
-            if let rotation {
-                let new = try CAStore.loadPluggedIn(directory: rotationDirectory + "/next", mode: .selfSigned)
-                let pending = (try? CAStore.readCertificates(rotationDirectory + "/next/cross-signed.pem")) ?? []
-                state = rotating(old: loaded.authority, new: new, rotation: rotation, crossSigned: pending + crossSigned)
-            }
-            return state
+            if loaded.created { logger.notice("created a self-signed root CA (\(algorithm.rawValue)) in \(store.directory)") }
+            let crossSigned = store.crossSigned()
+            guard let rotation else { return State(authority: loaded.authority, crossSigned: crossSigned) }
+            let next = try store.loadNext()
+            return rotating(old: loaded.authority, new: next.authority, rotation: rotation, crossSigned: next.crossSigned + crossSigned)
         case .pluggedIn(let pluginDirectory):
             let current = try CAStore.loadPluggedIn(directory: pluginDirectory)
             var state = State(authority: current, crossSigned: [])
             if let rotation, rotation.phase != .droppingOldRoot {
-                let old = try CAStore.loadPluggedIn(directory: rotationDirectory + "/previous")
-                state = rotating(old: old, new: current, rotation: rotation, crossSigned: [])
+                state = rotating(old: try store.loadPrevious(), new: current, rotation: rotation, crossSigned: [])
             } else {
-                try? FileManager.default.removeItem(atPath: rotationDirectory)
+                store.discard()
             }
-            state.pluginFingerprint = pluginFingerprint(pluginDirectory)
+            state.plugin = PluginDirectoryWatch(directory: pluginDirectory)
             return state
         }
     }
@@ -179,56 +168,6 @@ public final class CALifecycle: Sendable {
 
     private static func union(_ a: [Certificate], _ b: [Certificate]) -> [Certificate] {
         a + b.filter { !a.contains($0) }
-    }
-
-    private static func readRotation(_ path: String) throws(CAError) -> RootRotation? {
-        guard let data = FileManager.default.contents(atPath: path) else { return nil }
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
-        do {
-            return try decoder.decode(RootRotation.self, from: data)
-        } catch {
-            throw CAError(.storage, "\(path) is unreadable (\(error)); restore it or remove the rotation directory to abandon the rotation", cause: error)
-        }
-    }
-
-    private func writeRotation(_ rotation: RootRotation) throws(CAError) {
-        let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .iso8601
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        do {
-            try AtomicFile.write(Array(try encoder.encode(rotation)), to: statePath, mode: 0o600)
-        } catch let error as AtomicFile.WriteError {
-            throw CAError(.storage, error.description)
-        } catch {
-            throw CAError(.storage, "cannot encode the rotation state: \(error)", cause: error)
-        }
-    }
-
-    /// Makes the new root the root: key, certificate and cross-signed list, then removes the
-    /// rotation directory. Safe to repeat after a crash at any point.
-    private static func finishSelfSigned(directory: String) throws(CAError) {
-        let next = directory + "/rotation/next"
-        guard FileManager.default.fileExists(atPath: next + "/ca-key.pem") else {
-            // Already copied and the directory partly removed.
-            try? FileManager.default.removeItem(atPath: directory + "/rotation")
-            return
-        }
-        let new = try CAStore.loadPluggedIn(directory: next, mode: .selfSigned)
-        let crossSigned = ((try? CAStore.readCertificates(next + "/cross-signed.pem")) ?? [])
-        let existing = (try? CAStore.readCertificates(directory + "/cross-signed.pem")) ?? []
-        try CAStore.writeCertificates(crossSigned + existing.filter { !crossSigned.contains($0) }, to: directory + "/cross-signed.pem")
-        do {
-            try AtomicFile.write(try new.privateKeyPEM(), to: directory + "/root-key.pem", mode: 0o600)
-        } catch let error as AtomicFile.WriteError {
-            throw CAError(.storage, error.description)
-        } catch {
-            throw CAError(.storage, "cannot write the new root key: \(error)", cause: error)
-        }
-        try CAStore.writeCertificates([new.certificate], to: directory + "/root-cert.pem")
-        // Remove the state last: until then a restart repeats this step.
-        try? FileManager.default.removeItem(atPath: next)
-        try? FileManager.default.removeItem(atPath: directory + "/rotation")
     }
 
     // MARK: Rotation
@@ -257,12 +196,10 @@ public final class CALifecycle: Sendable {
             } catch {
                 throw CAError(.createFailed, "cannot make the new root: \(error)", cause: error)
             }
-            try? FileManager.default.removeItem(atPath: rotationDirectory)
-            try CAStore.writeIstioLayout(new, to: rotationDirectory + "/next")
-            try CAStore.writeCertificates([cross], to: rotationDirectory + "/next/cross-signed.pem")
+            try store.stageNext(new, crossSigned: cross)
             let rotation = RootRotation(
                 reason: reason, oldSignerKey: old.keyID, newSignerKey: new.keyID, newRoots: new.roots.map(Self.fingerprint), now: now)
-            try writeRotation(rotation)
+            try store.write(rotation)
             state = Self.rotating(old: old, new: new, rotation: rotation, crossSigned: [cross] + state.crossSigned)
             state.waitingFor = "the first check"
             phaseGauge.record(1)
@@ -279,13 +216,13 @@ public final class CALifecycle: Sendable {
     public func tick(observe: () -> RootRotation.Observation) -> Update? {
         let now = clock()
         warnOfExpiry(now: now)
-        guard now >= state.withLock({ $0.retryAt }) else { return nil }
+        guard state.withLock({ $0.failures.allows(now) }) else { return nil }
         if currentRotation != nil {
             return advanceRotation(observation: observe(), now: now)
         }
         switch source {
         case .selfSigned: return renewRootIfDue(now: now)
-        case .pluggedIn(let pluginDirectory): return reloadPlugin(pluginDirectory, now: now)
+        case .pluggedIn: return reloadPlugin(now: now)
         }
     }
 
@@ -300,7 +237,7 @@ public final class CALifecycle: Sendable {
                 case .advance(.issuingFromNewRoot):
                     rotation.phase = .issuingFromNewRoot
                     rotation.phaseSince = now
-                    try writeRotation(rotation)
+                    try store.write(rotation)
                     state.rotation = rotation
                     state.authority = new.trusting(state.authority.roots)
                     state.waitingFor = "every proxy to get a certificate from the new root"
@@ -310,13 +247,14 @@ public final class CALifecycle: Sendable {
                 case .advance(_):
                     rotation.phase = .droppingOldRoot
                     rotation.phaseSince = now
-                    try writeRotation(rotation)
+                    try store.write(rotation)
                     switch source {
                     case .selfSigned:
-                        try Self.finishSelfSigned(directory: directory)
-                        state.crossSigned = (try? CAStore.readCertificates(directory + "/cross-signed.pem")) ?? state.crossSigned
+                        try store.finishSelfSigned()
+                        let crossSigned = store.crossSigned()
+                        if !crossSigned.isEmpty { state.crossSigned = crossSigned }
                     case .pluggedIn:
-                        try? FileManager.default.removeItem(atPath: rotationDirectory)
+                        store.discard()
                     }
                     state.rotation = nil
                     state.old = nil
@@ -362,9 +300,9 @@ public final class CALifecycle: Sendable {
         return nil
     }
 
-    private func reloadPlugin(_ pluginDirectory: String, now: Date) -> Update? {
-        let fingerprint = Self.pluginFingerprint(pluginDirectory)
-        guard fingerprint != state.withLock({ $0.pluginFingerprint }) else { return nil }
+    private func reloadPlugin(now: Date) -> Update? {
+        guard let watch = state.withLock({ $0.plugin }), let fingerprint = watch.change() else { return nil }
+        let pluginDirectory = watch.directory
         let loaded: SigningAuthority
         do throws(CAError) {
             loaded = try CAStore.loadPluggedIn(directory: pluginDirectory)
@@ -377,19 +315,20 @@ public final class CALifecycle: Sendable {
                 let current = state.authority
                 if Set(loaded.roots.map(Self.fingerprint)) == Set(current.roots.map(Self.fingerprint)) {
                     state.authority = loaded
-                    state.pluginFingerprint = fingerprint
+                    state.plugin?.accept(fingerprint)
                     logger.notice("picked up a new plug-in signing certificate under the same root", metadata: ["signer": "\(loaded.certificate.subject)"])
                     return Update(authority: loaded, signerChanged: loaded.keyID != current.keyID || loaded.certificate != current.certificate, trustChanged: false)
                 }
                 // A new root: keep the old CA until every proxy trusts the new one.
-                try? FileManager.default.removeItem(atPath: rotationDirectory)
-                try CAStore.writeIstioLayout(current, to: rotationDirectory + "/previous")
+                try store.stagePrevious(current)
                 let rotation = RootRotation(
                     reason: "the plug-in CA files in \(pluginDirectory) changed to a new root", oldSignerKey: current.keyID,
                     newSignerKey: loaded.keyID, newRoots: loaded.roots.map(Self.fingerprint), now: now)
-                try writeRotation(rotation)
+                try store.write(rotation)
+                let watch = state.plugin
                 state = Self.rotating(old: current, new: loaded, rotation: rotation, crossSigned: [])
-                state.pluginFingerprint = fingerprint
+                state.plugin = watch
+                state.plugin?.accept(fingerprint)
                 state.waitingFor = "the first check"
                 phaseGauge.record(1)
                 logger.notice("plug-in CA files changed to a new root: rotating in phases, phase 1", metadata: ["root": "\(loaded.root.subject)"])
@@ -405,47 +344,23 @@ public final class CALifecycle: Sendable {
 
     private func fail(_ error: CAError, _ message: String) {
         failures.increment()
-        let delay = state.withLock { state -> TimeInterval in
-            state.failures += 1
-            let delay = RetryBackoff.delay(afterFailures: state.failures)
-            state.retryAt = clock().addingTimeInterval(delay)
-            return delay
-        }
+        let now = clock()
+        let delay = state.withLock { $0.failures.failed(at: now) }
         logger.error("\(message)", metadata: ["error": "\(error)", "retry_in_seconds": "\(Int(delay))"])
     }
 
     private func succeeded() {
-        state.withLock { state in
-            state.failures = 0
-            state.retryAt = .distantPast
-        }
+        state.withLock { $0.failures.succeeded() }
     }
 
     // MARK: Expiry
 
-    /// The thresholds at which coming expiry is logged.
-    public static let warningDays = [30, 7, 1]
-
-    /// The smallest threshold (in days) that `notAfter` is within, if any.
-    public static func warningThreshold(notAfter: Date, now: Date) -> Int? {
-        let left = notAfter.timeIntervalSince(now) / 86400
-        return warningDays.filter { left <= Double($0) }.min()
-    }
-
     private func warnOfExpiry(now: Date) {
         let authority = self.authority
-        let certificates = [("signing certificate", authority.certificate)] + authority.chain.map { ("CA certificate", $0) } + authority.roots.map { ("root", $0) }
-        for (role, certificate) in certificates {
-            guard let threshold = Self.warningThreshold(notAfter: certificate.notValidAfter, now: now) else { continue }
-            let key = Self.fingerprint(certificate)
-            let alreadyWarned = state.withLock { state -> Bool in
-                if let previous = state.warned[key], previous <= threshold { return true }
-                state.warned[key] = threshold
-                return false
-            }
-            if alreadyWarned { continue }
-            logger.warning("a CA certificate expires within \(threshold) days", metadata: [
-                "role": "\(role)", "subject": "\(certificate.subject)", "not_after": "\(ISO8601DateFormatter().string(from: certificate.notValidAfter))",
+        for warning in state.withLock({ $0.warnings.due(for: authority, now: now) }) {
+            logger.warning("a CA certificate expires within \(warning.days) days", metadata: [
+                "role": "\(warning.role)", "subject": "\(warning.certificate.subject)",
+                "not_after": "\(ISO8601DateFormatter().string(from: warning.certificate.notValidAfter))",
             ])
         }
     }
@@ -464,13 +379,5 @@ public final class CALifecycle: Sendable {
         case .issuingFromNewRoot?: 2
         case .droppingOldRoot?: 3
         }
-    }
-
-    /// Identifies the state of the plug-in files (inode, size, modification time of each).
-    static func pluginFingerprint(_ directory: String) -> String {
-        ["ca-cert.pem", "ca-key.pem", "root-cert.pem", "cert-chain.pem"].map { (name: String) -> String in
-            guard let stamp = FileStamp.of(directory + "/" + name) else { return "\(name):missing" }
-            return "\(name):" + stamp.map { String($0) }.joined(separator: ":")
-        }.joined(separator: ",")
     }
 }

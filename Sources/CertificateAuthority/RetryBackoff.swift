@@ -8,3 +8,25 @@ public enum RetryBackoff {
         min(pow(2, Double(max(failures, 1) - 1)), maximum)
     }
 }
+
+/// Failures in a row and when to try again, following ``RetryBackoff``.
+struct FailureStreak: Sendable {
+    private var failures = 0
+    private var retryAt = Date.distantPast
+
+    /// Whether a try is due at `now`.
+    func allows(_ now: Date) -> Bool { now >= retryAt }
+
+    /// Counts a failure at `now`; returns the wait before the next try.
+    mutating func failed(at now: Date) -> TimeInterval {
+        failures += 1
+        let delay = RetryBackoff.delay(afterFailures: failures)
+        retryAt = now.addingTimeInterval(delay)
+        return delay
+    }
+
+    /// Ends the streak.
+    mutating func succeeded() {
+        self = FailureStreak()
+    }
+}

@@ -1,4 +1,4 @@
-import CertificateAuthority
+@testable import CertificateAuthority
 import Foundation
 import Logging
 import MeshModel
@@ -54,10 +54,52 @@ struct RootRotationStepTests {
     @Test("expiry warnings at 30, 7 and 1 days")
     func warnings() {
         let now = start
-        #expect(CALifecycle.warningThreshold(notAfter: now.addingTimeInterval(31 * 86400), now: now) == nil)
-        #expect(CALifecycle.warningThreshold(notAfter: now.addingTimeInterval(29 * 86400), now: now) == 30)
-        #expect(CALifecycle.warningThreshold(notAfter: now.addingTimeInterval(6 * 86400), now: now) == 7)
-        #expect(CALifecycle.warningThreshold(notAfter: now.addingTimeInterval(3600), now: now) == 1)
+        #expect(ExpiryWarnings.threshold(notAfter: now.addingTimeInterval(31 * 86400), now: now) == nil)
+        #expect(ExpiryWarnings.threshold(notAfter: now.addingTimeInterval(29 * 86400), now: now) == 30)
+        #expect(ExpiryWarnings.threshold(notAfter: now.addingTimeInterval(6 * 86400), now: now) == 7)
+        #expect(ExpiryWarnings.threshold(notAfter: now.addingTimeInterval(3600), now: now) == 1)
+    }
+
+    @Test("each certificate is warned about once per threshold, in its role")
+    func warningsOnce() throws {
+        var generator = SystemRandomNumberGenerator()
+        let root = try SigningAuthority.makeSelfSignedRoot(algorithm: .ecdsaP256, trustDomain: "cluster.local", now: start, validity: 40 * 86400, generator: &generator)
+        let authority = try SigningAuthority(certificate: root.certificate, privateKey: root.key, chain: [], roots: [root.certificate], mode: .selfSigned)
+        var warnings = ExpiryWarnings()
+        #expect(warnings.due(for: authority, now: start).isEmpty, "40 days left")
+        let first = warnings.due(for: authority, now: start.addingTimeInterval(11 * 86400))
+        #expect(first.map(\.role) == ["signing certificate"] && first.map(\.days) == [30], "the root signs: one certificate, warned once")
+        #expect(warnings.due(for: authority, now: start.addingTimeInterval(12 * 86400)).isEmpty, "same threshold: no second warning")
+        #expect(warnings.due(for: authority, now: start.addingTimeInterval(34 * 86400)).map(\.days) == [7])
+        #expect(warnings.due(for: authority, now: start.addingTimeInterval(39.5 * 86400)).map(\.days) == [1])
+        #expect(warnings.due(for: authority, now: start.addingTimeInterval(39.6 * 86400)).isEmpty)
+    }
+
+    @Test("the plug-in watch reports changed files until their state is accepted, and a removed file")
+    func pluginWatch() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("watch-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        for name in PluginDirectoryWatch.files { try Data("a".utf8).write(to: URL(fileURLWithPath: directory + "/" + name)) }
+        var watch = PluginDirectoryWatch(directory: directory)
+        #expect(watch.change() == nil)
+        try Data("longer".utf8).write(to: URL(fileURLWithPath: directory + "/ca-cert.pem"))
+        let changed = try #require(watch.change())
+        #expect(watch.change() == changed, "reported until accepted")
+        watch.accept(changed)
+        #expect(watch.change() == nil)
+        try FileManager.default.removeItem(atPath: directory + "/cert-chain.pem")
+        #expect(watch.change()?.contains("cert-chain.pem:missing") == true)
+    }
+
+    @Test("failures in a row back off 1, 2, 4 s; a success ends the streak")
+    func failureStreak() {
+        var streak = FailureStreak()
+        #expect(streak.allows(start))
+        #expect(streak.failed(at: start) == 1 && !streak.allows(start.addingTimeInterval(0.5)) && streak.allows(start.addingTimeInterval(1)))
+        #expect(streak.failed(at: start) == 2 && streak.failed(at: start) == 4)
+        streak.succeeded()
+        #expect(streak.allows(start) && streak.failed(at: start) == 1)
     }
 }
 
