@@ -125,7 +125,8 @@ public final class CertificateService: Sendable {
         let key: Certificate.PrivateKey
         let keyPEM: String
         do {
-            key = try options.workloadKeyAlgorithm.generate()
+            var generator = random
+            key = try options.workloadKeyAlgorithm.generate(using: &generator)
             keyPEM = try key.serializeAsPEM().pemString
         } catch {
             throw CAError(.keyFailed, "cannot make a workload key: \(error)", cause: error)
@@ -162,8 +163,8 @@ public final class CertificateService: Sendable {
 
     /// A TLS server certificate for meshd's own endpoints, with a fresh key.
     public func serverCertificate(dnsNames: [String], ipAddresses: [String], ttl: TimeInterval) throws -> (chainPEM: String, keyPEM: String) {
-        let key = try KeyAlgorithm.ecdsaP256.generate()
         var generator = random
+        let key = try KeyAlgorithm.ecdsaP256.generate(using: &generator)
         let signer = signingAuthority
         let certificate = try signer.issueServerCertificate(
             publicKey: key.publicKey, dnsNames: dnsNames, ipAddresses: ipAddresses, ttl: ttl, now: clock(), generator: &generator)

@@ -11,23 +11,39 @@ public enum KeyAlgorithm: String, CaseIterable, Sendable, Codable {
     case rsa3072 = "rsa-3072"
     case rsa4096 = "rsa-4096"
 
-    /// A new private key of this type.
+    /// A new private key of this type, from the system's generator.
     public func generate() throws -> Certificate.PrivateKey {
+        var generator = RandomSource.system
+        return try generate(using: &generator)
+    }
+
+    /// A new private key of this type. ECDSA keys are a uniformly random scalar drawn from
+    /// `generator` (rejection sampling, as key generation does; several times faster than
+    /// BoringSSL's generate-and-self-test path); RSA keys come from BoringSSL's own generator,
+    /// which cannot be given another.
+    public func generate(using generator: inout some RandomNumberGenerator) throws -> Certificate.PrivateKey {
         switch self {
         case .ecdsaP256:
-            // A uniformly random scalar (rejection sampling, as key generation does) is several
-            // times faster than BoringSSL's generate-and-self-test path.
-            var generator = SystemRandomNumberGenerator()
-            for _ in 0..<16 {
-                let scalar = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
-                if let key = try? P256.Signing.PrivateKey(rawRepresentation: scalar) { return Certificate.PrivateKey(key) }
-            }
+            if let key = Self.scalarKey(bytes: 32, using: &generator, P256.Signing.PrivateKey.init(rawRepresentation:)) { return Certificate.PrivateKey(key) }
             return Certificate.PrivateKey(P256.Signing.PrivateKey())
-        case .ecdsaP384: return Certificate.PrivateKey(P384.Signing.PrivateKey())
+        case .ecdsaP384:
+            if let key = Self.scalarKey(bytes: 48, using: &generator, P384.Signing.PrivateKey.init(rawRepresentation:)) { return Certificate.PrivateKey(key) }
+            return Certificate.PrivateKey(P384.Signing.PrivateKey())
         case .rsa2048: return Certificate.PrivateKey(try _RSA.Signing.PrivateKey(keySize: .bits2048))
         case .rsa3072: return Certificate.PrivateKey(try _RSA.Signing.PrivateKey(keySize: .bits3072))
         case .rsa4096: return Certificate.PrivateKey(try _RSA.Signing.PrivateKey(keySize: .bits4096))
         }
+    }
+
+    /// A key from a random scalar of `bytes` bytes, drawn again while it is out of range (zero
+    /// or not below the group order); `nil` after 16 draws, which happens with probability
+    /// below 2^-500.
+    private static func scalarKey<Key>(bytes: Int, using generator: inout some RandomNumberGenerator, _ make: ([UInt8]) throws -> Key) -> Key? {
+        for _ in 0..<16 {
+            let scalar = (0..<bytes).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            if let key = try? make(scalar) { return key }
+        }
+        return nil
     }
 
     /// Whether keys of this type are RSA keys (which may carry keyEncipherment).

@@ -115,7 +115,7 @@ public struct SigningAuthority: Sendable {
         algorithm: KeyAlgorithm, trustDomain: String, now: Date, validity: TimeInterval = 10 * 365.25 * 86400,
         name commonName: String = "meshd root CA", generator: inout some RandomNumberGenerator
     ) throws -> (certificate: Certificate, key: Certificate.PrivateKey) {
-        let key = try algorithm.generate()
+        let key = try algorithm.generate(using: &generator)
         let name = try DistinguishedName {
             OrganizationName(trustDomain)
             CommonName(commonName)

@@ -21,19 +21,21 @@ public final class AuditLog: Sendable {
     /// The log file.
     public let path: String
     private let lock = Mutex(())
+    private let clock: @Sendable () -> Date
 
-    /// The audit log of a data directory.
-    public init(dataDirectory: String) {
+    /// The audit log of a data directory; entries are stamped by `clock`.
+    public init(dataDirectory: String, clock: @escaping @Sendable () -> Date = Date.init) {
         path = dataDirectory + "/audit.log"
+        self.clock = clock
     }
 
     /// Appends an entry; failures to write are reported to the caller's logger by returning false.
     @discardableResult
-    public func append(who: String, action: String, target: String, result: String, at time: Date = Date()) -> Bool {
+    public func append(who: String, action: String, target: String, result: String, at time: Date? = nil) -> Bool {
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .iso8601
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        guard var line = try? encoder.encode(Entry(time: time, who: who, action: action, target: target, result: result)) else { return false }
+        guard var line = try? encoder.encode(Entry(time: time ?? clock(), who: who, action: action, target: target, result: result)) else { return false }
         line.append(0x0a)
         return lock.withLock { _ in
             let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)

@@ -81,10 +81,10 @@ public final class ControlPlane: Sendable {
         metricsRegistry = PrometheusCollectorRegistry()
         metricsFactory = PrometheusMetricsFactory(registry: metricsRegistry)
 
-        let admin = try AdminCredential.loadOrCreate(dataDirectory: options.dataDirectory)
+        let admin = try AdminCredential.loadOrCreate(dataDirectory: options.dataDirectory, random: options.random)
         adminCredential = admin.credential
         if admin.created { logger.notice("wrote the admin token to \(admin.credential.path) (mode 0600); meshctl reads it from there") }
-        audit = AuditLog(dataDirectory: options.dataDirectory)
+        audit = AuditLog(dataDirectory: options.dataDirectory, clock: options.clock)
 
         do throws(CAError) {
             let source: CALifecycle.Source = options.caDirectory.map { .pluggedIn(directory: $0) }
@@ -106,14 +106,14 @@ public final class ControlPlane: Sendable {
             ledger: IssuanceLedger(path: options.dataDirectory + "/ca/issued.jsonl"), clock: options.clock, random: options.random,
             logger: logger, metrics: metricsFactory)
         certificates.replace(authority, crossSigned: lifecycle.crossSigned)
-        tokens = try TokenAuthority(dataDirectory: options.dataDirectory, clock: options.clock)
+        tokens = try TokenAuthority(dataDirectory: options.dataDirectory, clock: options.clock, random: options.random)
         proxyCertificates = try ProxyCertificates(
             dataDirectory: options.dataDirectory, service: certificates, rotationRatio: options.certificateRotationRatio,
-            rotationJitter: options.certificateRotationJitter, clock: options.clock)
+            rotationJitter: options.certificateRotationJitter, clock: options.clock, random: options.random)
 
         let resourceStore: SQLiteResourceStore
         do throws(ResourceChangeError) {
-            resourceStore = try SQLiteResourceStore(path: options.dataDirectory + "/config.db")
+            resourceStore = try SQLiteResourceStore(path: options.dataDirectory + "/config.db", clock: options.clock)
         } catch {
             throw StartupError(message: error.description)
         }
@@ -130,7 +130,8 @@ public final class ControlPlane: Sendable {
         rollout = MTLSRolloutStage(source: pushes.output, stepTimeout: options.mtlsRolloutStepTimeout, logger: logger, metrics: metricsFactory)
         let provider = MeshProxyProvider(
             publisher: rollout.output, tokens: tokens, certificates: proxyCertificates,
-            allowUnauthenticated: options.allowUnauthenticatedProxies, status: proxyStatus, clock: options.clock, limits: options.proxyLimits,
+            allowUnauthenticated: options.allowUnauthenticatedProxies, status: proxyStatus, clock: options.clock, random: options.random,
+            limits: options.proxyLimits,
             adminCredential: adminCredential, logger: logger,
             metrics: metricsFactory)
         self.provider = provider

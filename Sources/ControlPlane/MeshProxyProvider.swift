@@ -8,7 +8,7 @@ internal import MeshTranslation
 internal import XDSCache
 internal import Synchronization
 internal import AdminAPI
-internal import CertificateAuthority
+public import CertificateAuthority
 public import Metrics
 public import Foundation
 
@@ -41,6 +41,7 @@ public final class MeshProxyProvider: ProxyConfigProvider {
     private let logger: Logger
     private let clock: @Sendable () -> Date
     private let maximumConnectionAge: Duration?
+    private let random: RandomSource
     let pushLimiter: PushLimiter
     /// From publication to responses written.
     let pushTimes: PushTimes
@@ -48,7 +49,7 @@ public final class MeshProxyProvider: ProxyConfigProvider {
     /// A provider serving snapshots from `publisher`; without `certificates` no secrets are served.
     public init(
         publisher: SnapshotPublisher, tokens: TokenAuthority?, certificates: ProxyCertificates?, allowUnauthenticated: Bool,
-        status: ProxyStatusRegistry = ProxyStatusRegistry(), clock: @escaping @Sendable () -> Date = Date.init,
+        status: ProxyStatusRegistry = ProxyStatusRegistry(), clock: @escaping @Sendable () -> Date = Date.init, random: RandomSource = .system,
         limits: Limits = Limits(), adminCredential: AdminCredential? = nil, logger: Logger, metrics: any MetricsFactory
     ) {
         admission = ProxyAdmission(
@@ -61,6 +62,7 @@ public final class MeshProxyProvider: ProxyConfigProvider {
         rotator = certificates.map { CertificateRotator(certificates: $0, clock: clock, logger: logger, metrics: metrics) }
         self.status = status
         self.clock = clock
+        self.random = random
         self.logger = logger
         let pushTimes = PushTimes(metrics: metrics)
         self.pushTimes = pushTimes
@@ -109,7 +111,8 @@ public final class MeshProxyProvider: ProxyConfigProvider {
             certificate: certificate, snapshot: snapshot)
         sessions.add(session)
         if let age = maximumConnectionAge {
-            session.closeAfter(age * Double.random(in: 0.9...1.1))
+            var generator = random
+            session.closeAfter(age * Double.random(in: 0.9...1.1, using: &generator))
         }
         return session
     }

@@ -43,6 +43,7 @@ public final class ProxyCertificates: Sendable {
     private let directory: String
     private let service: CertificateService
     private let clock: @Sendable () -> Date
+    private let random: RandomSource
     private let entries = Mutex<[String: Entry]>([:])
     /// The last trust bundle made into a `ROOTCA` secret, and that secret (most pushes reuse it).
     private let lastRootSecret = Mutex<(roots: [Certificate], resource: XDSResource, fingerprints: Set<String>)?>(nil)
@@ -55,7 +56,7 @@ public final class ProxyCertificates: Sendable {
     /// A cache under `<dataDirectory>/sds`.
     public init(
         dataDirectory: String, service: CertificateService, rotationRatio: Double = 0.5, rotationJitter: Double = 0.01,
-        clock: @escaping @Sendable () -> Date = Date.init
+        clock: @escaping @Sendable () -> Date = Date.init, random: RandomSource = .system
     ) throws {
         directory = dataDirectory + "/sds"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -64,6 +65,7 @@ public final class ProxyCertificates: Sendable {
         self.rotationRatio = rotationRatio
         self.rotationJitter = rotationJitter
         self.clock = clock
+        self.random = random
     }
 
     /// Whether `entry` must be replaced now: past its rotation point, no longer valid, or not
@@ -88,7 +90,8 @@ public final class ProxyCertificates: Sendable {
         let leaf = issued.certificate.leaf
         // The lifetime counts from now: notBefore is backdated.
         let lifetime = leaf.notValidAfter.timeIntervalSince(min(now, leaf.notValidAfter))
-        let ratio = rotationRatio + (rotationJitter > 0 ? Double.random(in: -rotationJitter...rotationJitter) : 0)
+        var generator = random
+        let ratio = rotationRatio + (rotationJitter > 0 ? Double.random(in: -rotationJitter...rotationJitter, using: &generator) : 0)
         let entry = Entry(
             identity: identity.uri, chainPEM: try issued.certificate.chainPEM(), keyPEM: issued.keyPEM,
             notBefore: leaf.notValidBefore, notAfter: leaf.notValidAfter, serial: issued.certificate.serialHex,

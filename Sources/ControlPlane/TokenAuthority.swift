@@ -1,6 +1,6 @@
 public import Foundation
 internal import Crypto
-internal import CertificateAuthority
+public import CertificateAuthority
 internal import Synchronization
 
 /// Mints, checks and revokes bearer tokens: workload tokens (bound to one namespace and service
@@ -43,12 +43,14 @@ public final class TokenAuthority: Sendable {
     private let path: String
     private let records: Mutex<[String: Record]>
     private let clock: @Sendable () -> Date
+    private let random: RandomSource
     private let revocations = Mutex<[UUID: @Sendable (String) -> Void]>([:])
 
-    /// The token store at `<dataDirectory>/tokens.json`.
-    public init(dataDirectory: String, clock: @escaping @Sendable () -> Date = Date.init) throws {
+    /// The token store at `<dataDirectory>/tokens.json`; tokens are drawn from `random`.
+    public init(dataDirectory: String, clock: @escaping @Sendable () -> Date = Date.init, random: RandomSource = .system) throws {
         path = dataDirectory + "/tokens.json"
         self.clock = clock
+        self.random = random
         var loaded: [String: Record] = [:]
         if let data = FileManager.default.contents(atPath: path) {
             let decoder = JSONDecoder()
@@ -61,9 +63,8 @@ public final class TokenAuthority: Sendable {
     /// Mints a token for `namespace`/`serviceAccount`; returns its record and the token itself
     /// (shown once, never stored).
     public func mint(namespace: String, serviceAccount: String, ttl: TimeInterval?, role: String = "workload") throws -> (record: Record, token: String) {
-        var bytes = [UInt8](repeating: 0, count: 32)
-        var generator = SystemRandomNumberGenerator()
-        for index in bytes.indices { bytes[index] = UInt8.random(in: 0...255, using: &generator) }
+        var generator = random
+        let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
         let token = "mdt_" + Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
         let digest = Self.digest(token)
         let now = clock()
@@ -148,13 +149,13 @@ public struct AdminCredential: Sendable {
     public let path: String
     private let digest: String
 
-    /// Loads the admin token, making one on first start; `created` says which.
-    public static func loadOrCreate(dataDirectory: String) throws -> (credential: AdminCredential, created: Bool) {
+    /// Loads the admin token, making one from `random` on first start; `created` says which.
+    public static func loadOrCreate(dataDirectory: String, random: RandomSource = .system) throws -> (credential: AdminCredential, created: Bool) {
         let path = dataDirectory + "/admin-token"
         if let existing = try? String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), !existing.isEmpty {
             return (AdminCredential(path: path, digest: TokenAuthority.digest(existing)), false)
         }
-        var generator = SystemRandomNumberGenerator()
+        var generator = random
         let token = "mda_" + (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
         try AtomicFile.write(token + "\n", to: path, mode: 0o600)
         return (AdminCredential(path: path, digest: TokenAuthority.digest(token)), true)

@@ -82,9 +82,13 @@ public final class SQLiteResourceStore: ResourceStore {
     /// The database file.
     public let path: String
 
-    /// Opens (creating and migrating) the database at `path` (mode 0600).
-    public init(path: String) throws(ResourceChangeError) {
+    private let clock: @Sendable () -> Date
+
+    /// Opens (creating and migrating) the database at `path` (mode 0600); changes are stamped
+    /// by `clock`.
+    public init(path: String, clock: @escaping @Sendable () -> Date = Date.init) throws(ResourceChangeError) {
         self.path = path
+        self.clock = clock
         var configuration = Configuration()
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
@@ -158,7 +162,7 @@ public final class SQLiteResourceStore: ResourceStore {
                         ON CONFLICT(kind, namespace, name) DO UPDATE SET document = excluded.document,
                           resourceVersion = excluded.resourceVersion, updatedAt = excluded.updatedAt
                         """,
-                    arguments: [key.kind.rawValue, key.namespace, key.name, ConfigJSON.encode(stored.configValue), version, Date()])
+                    arguments: [key.kind.rawValue, key.namespace, key.name, ConfigJSON.encode(stored.configValue), version, clock()])
                 return stored
             }
         } catch let error as ResourceChangeError {

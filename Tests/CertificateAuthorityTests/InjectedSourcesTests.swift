@@ -33,4 +33,14 @@ struct RandomSourceTests {
         #expect(try serial(.seeded(7)) != serial(.seeded(8)))
         #expect(try serial(.system) != serial(.system))
     }
+
+    @Test("ECDSA keys are drawn from the injected source; RSA keys from BoringSSL")
+    func keys() throws {
+        for algorithm in [KeyAlgorithm.ecdsaP256, .ecdsaP384] {
+            var one = RandomSource.seeded(5), two = RandomSource.seeded(5), three = RandomSource.seeded(6)
+            let a = try algorithm.generate(using: &one), b = try algorithm.generate(using: &two), c = try algorithm.generate(using: &three)
+            #expect(a.publicKey == b.publicKey && a.publicKey != c.publicKey, "\(algorithm)")
+            #expect(try algorithm.generate().publicKey != algorithm.generate().publicKey)
+        }
+    }
 }

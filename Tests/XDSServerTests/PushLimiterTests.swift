@@ -2,7 +2,7 @@ import Dispatch
 import Foundation
 import Synchronization
 import Testing
-import XDSCache
+import XDSServer
 
 final class Flags: Sendable {
     let inside = Mutex(false)
