@@ -100,7 +100,7 @@ public struct ConfigDirectory: Sendable {
               mode & 0o077 != 0
         else { return }
         throw ConfigLoadError(
-            source: file, document: secret.document, resource: secret.resource.key.description,
+            source: file, document: secret.document, item: secret.item, resource: secret.resource.key.description,
             reason: "holds a Secret and is readable by other users (mode \(String(mode & 0o777, radix: 8))); chmod 600 it")
     }
 

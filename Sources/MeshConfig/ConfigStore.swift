@@ -175,12 +175,12 @@ public final class ConfigStore: Sendable {
     private func credentialProblem(files: [SourcedResource], state: State) -> ConfigLoadError? {
         for file in files {
             guard case .secret(let secret) = file.resource.spec, let problem = credentialCheck?(secret).first else { continue }
-            return ConfigLoadError(source: file.source, document: file.document, resource: file.resource.key.description, path: problem.path.description, reason: problem.reason)
+            return ConfigLoadError(source: file.source, document: file.document, item: file.item, resource: file.resource.key.description, path: problem.path.description, reason: problem.reason)
         }
         let before = GatewayCredentials.problems(in: Self.served(state))
         guard let (key, problem) = Self.newProblem(GatewayCredentials.problems(in: Self.served(state, files: files)), since: before) else { return nil }
         if let file = files.first(where: { $0.resource.key == key }) {
-            return ConfigLoadError(source: file.source, document: file.document, resource: key.description, path: problem.path.description, reason: problem.reason)
+            return ConfigLoadError(source: file.source, document: file.document, item: file.item, resource: key.description, path: problem.path.description, reason: problem.reason)
         }
         return ConfigLoadError(source: "config directory", resource: key.description, path: problem.path.description, reason: "\(problem.reason) (this Gateway was applied through the API; the files no longer hold the Secret it needs)")
     }
@@ -198,7 +198,7 @@ public final class ConfigStore: Sendable {
             let outcome: Result<MeshSnapshot?, ConfigLoadError> = state.withLock { state in
                 if let clash = resources.first(where: { state.apiResources[$0.resource.key] != nil }) {
                     return .failure(ConfigLoadError(
-                        source: clash.source, document: clash.document, resource: clash.resource.key.description,
+                        source: clash.source, document: clash.document, item: clash.item, resource: clash.resource.key.description,
                         reason: "also applied through the API; delete it there (meshctl delete) before defining it in a file"))
                 }
                 if let problem = self.credentialProblem(files: resources, state: state) { return .failure(problem) }

@@ -89,6 +89,28 @@ public enum YAMLDocuments {
         return magnitude.map { negative ? -$0 : $0 }
     }
 
+    /// `value` as YAML text that ``parse(_:source:)`` reads back as the same value: keys in
+    /// their order, strings quoted where a plain scalar would read as another type (`"8080"`,
+    /// `"true"`).
+    public static func write(_ value: ConfigValue) throws -> String {
+        try Yams.serialize(node: node(value), width: -1)
+    }
+
+    private static func node(_ value: ConfigValue) -> Node {
+        switch value {
+        case .null: return Node("null", Tag(.null))
+        case .bool(let flag): return Node(flag ? "true" : "false", Tag(.bool))
+        case .int(let number): return Node(String(number), Tag(.int))
+        case .double(let number): return Node(number == number.rounded() && abs(number) < 1e15 ? String(format: "%.1f", number) : "\(number)", Tag(.float))
+        case .string(let text):
+            let plain = Node.Scalar(text, Tag(.implicit), .plain)
+            let style: Node.Scalar.Style = scalarValue(plain) == .string(text) ? .any : .doubleQuoted
+            return .scalar(Node.Scalar(text, Tag(.str), style))
+        case .array(let elements): return .sequence(Node.Sequence(elements.map(node)))
+        case .object(let object): return .mapping(Node.Mapping(object.pairs.map { (Node($0.key), node($0.value)) }))
+        }
+    }
+
     private static func scalarValue(_ scalar: Node.Scalar) -> ConfigValue {
         let text = scalar.string
         // Quoted and block scalars are strings; plain ones are typed by YAML's core rules.

@@ -46,45 +46,58 @@ func readSources(_ paths: [String]) throws -> [(source: String, text: String)] {
 struct Apply: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Create or replace resources from YAML or JSON (several documents per file; a directory; - for stdin).",
-        discussion: "Each resource is checked by meshd exactly as a file would be; an invalid one is refused with its field path and nothing of it changes. Resources from meshd's config directory are read-only here.")
+        discussion: "Documents may be kubectl's List form (kind: List, items: [...]); objects exported from a Kubernetes cluster are applied without what its API server set (uid, resourceVersion, status). meshctl reads every document first: if one is not valid YAML, not a kind meshd serves, or has an unknown field, nothing is applied. Each resource is then checked by meshd exactly as a file would be; an invalid one is refused with its field path and nothing of it changes. Resources from meshd's config directory are read-only here.")
     @OptionGroup var server: ServerOptions
     @Option(name: .shortAndLong, help: "A file, a directory, or - (repeatable).") var filename: [String]
     @Flag(name: .customLong("dry-run"), help: "Show what would change without changing anything.") var dryRun = false
 
     func run() async throws {
-        let client = server.client
-        var documents: [(source: String, index: Int, value: ConfigValue)] = []
+        // Every document is read and decoded first: one that meshctl can already tell is wrong
+        // (YAML, an unknown kind or field) stops the whole apply before anything changes.
+        var resources: [(origin: String, resource: MeshResource)] = []
+        var problems: [String] = []
         for (source, text) in try readSources(filename) {
+            let documents: [SourceDocument]
             do {
-                documents += try YAMLDocuments.parse(text, source: source).map { (source, $0.document, $0.value) }
+                documents = try ResourceDocuments.documents(text, source: source)
             } catch {
-                throw CLIError("\(error)")
+                problems.append("\(error)")
+                continue
+            }
+            for document in documents {
+                // An object exported from a Kubernetes API server carries the server's bookkeeping
+                // (uid, its resourceVersion, status), which means nothing to meshd.
+                let value = KubernetesImport.isExported(document.value) ? KubernetesImport.withoutServerFields(document.value) : document.value
+                do throws(ResourceDecodeError) {
+                    resources.append((SourceDocument.origin(source, document: document.document, item: document.item), try MeshResource(document: value)))
+                } catch {
+                    problems.append(ConfigLoadError(source: source, document: document.document, item: document.item, decode: error).description)
+                }
             }
         }
+        if !problems.isEmpty {
+            for problem in problems { FileHandle.standardError.write(Data("\(problem)\n".utf8)) }
+            throw CLIError("nothing was applied: \(problems.count) document\(problems.count == 1 ? " is" : "s are") invalid")
+        }
+        let client = server.client
         var failures = 0
-        for (position, document) in documents.enumerated() {
-            let progress = documents.count > 1 ? "[\(position + 1)/\(documents.count)] " : ""
+        for (position, item) in resources.enumerated() {
+            let progress = resources.count > 1 ? "[\(position + 1)/\(resources.count)] " : ""
             do {
-                let outcome = try await apply(document.value, client: client)
+                let outcome = try await apply(item.resource, client: client)
                 print("\(progress)\(outcome)")
             } catch {
                 failures += 1
-                FileHandle.standardError.write(Data("\(progress)\(document.source), document \(document.index): \(error)\n".utf8))
+                FileHandle.standardError.write(Data("\(progress)\(item.origin): \(error)\n".utf8))
             }
         }
         if failures > 0 {
-            FileHandle.standardError.write(Data("\(failures) of \(documents.count) resources were not applied\n".utf8))
+            FileHandle.standardError.write(Data("\(failures) of \(resources.count) resources were not applied\n".utf8))
             throw ExitCode(1)
         }
     }
 
-    private func apply(_ value: ConfigValue, client: AdminClient) async throws -> String {
-        let resource: MeshResource
-        do {
-            resource = try MeshResource(document: value)
-        } catch {
-            throw CLIError("\(error)")
-        }
+    private func apply(_ resource: MeshResource, client: AdminClient) async throws -> String {
         let key = resource.key
         let suffix = dryRun ? " (dry run)" : ""
         let query = dryRun ? "?dryRun=All" : ""
