@@ -58,8 +58,8 @@ public enum KubernetesImport {
         public var errors: [Finding] = []
     }
 
-    /// The kinds of Kubernetes' own API that are read (beyond Secrets, which are resources).
-    static let coreKinds: Set<String> = ["Service", "Pod", "EndpointSlice", "Endpoints", "ServiceAccount", "Node", "Namespace"]
+    /// The kinds of Kubernetes' own API that an import reads (beyond Secrets, which are resources).
+    public static let convertedKinds: Set<String> = ["Service", "Pod", "EndpointSlice", "Endpoints", "ServiceAccount", "Node", "Namespace"]
     /// Namespaces of Kubernetes itself, left out unless asked for.
     static let systemNamespaces: Set<String> = ["kube-system", "kube-public", "kube-node-lease"]
 

@@ -71,7 +71,11 @@ struct Apply: AsyncParsableCommand {
                 do throws(ResourceDecodeError) {
                     resources.append((SourceDocument.origin(source, document: document.document, item: document.item), try MeshResource(document: value)))
                 } catch {
-                    problems.append(ConfigLoadError(source: source, document: document.document, item: document.item, decode: error).description)
+                    var problem = ConfigLoadError(source: source, document: document.document, item: document.item, decode: error).description
+                    if let kind = value["kind"]?.stringValue, KubernetesImport.convertedKinds.contains(kind) {
+                        problem += " (Kubernetes' \(kind) objects become meshd resources through meshctl import kubernetes)"
+                    }
+                    problems.append(problem)
                 }
             }
         }

@@ -32,6 +32,11 @@ enum FuzzTargets {
         if let documents = try? YAMLDocuments.parse(text, source: "mesh.yaml") {
             for document in documents { _ = try? MeshTelemetry(document: document.value) }
         }
+        // The same text as a kubectl export (meshctl import kubernetes), and written back as YAML.
+        if let documents = try? ResourceDocuments.documents(text, source: "export.yaml") {
+            _ = KubernetesImport.convert(documents.map { KubernetesImport.Input(source: "export.yaml", document: $0) })
+            for document in documents.prefix(4) { _ = try? YAMLDocuments.write(document.value) }
+        }
     }
 
     static let caller = SpiffeID(trustDomain: "cluster.local", namespace: "fuzz", serviceAccount: "fuzz")
