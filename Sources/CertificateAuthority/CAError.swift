@@ -58,6 +58,8 @@ public struct CAError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let unsupportedKey = Code("unsupported_key")
         /// The CSR's key is too weak.
         public static let weakKey = Code("weak_key")
+        /// An algorithm that FIPS mode does not allow (a CSR's signature, a plugged-in CA).
+        public static let notApproved = Code("not_approved")
     }
 
     /// The code.

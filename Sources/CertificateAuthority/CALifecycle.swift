@@ -67,6 +67,7 @@ public final class CALifecycle: Sendable {
     private let directory: String
     private let store: RotationStore
     private let source: Source
+    private let fips: Bool
     private let clock: @Sendable () -> Date
     private let random: RandomSource
     private let logger: Logger
@@ -77,9 +78,11 @@ public final class CALifecycle: Sendable {
     public let rootRenewalRatio: Double
 
     /// Loads the CA (making a self-signed root on first start) and resumes an interrupted rotation.
+    /// In FIPS mode (`fips`) a CA any of whose certificates has a key or signature that is not
+    /// approved (``ApprovedAlgorithms``) is refused, at start and when plug-in files change.
     public init(
         dataDirectory: String, source: Source, rootRenewalRatio: Double = 0.2, clock: @escaping @Sendable () -> Date = Date.init,
-        random: RandomSource = .system, logger: Logger, metrics: any MetricsFactory
+        random: RandomSource = .system, fips: Bool = false, logger: Logger, metrics: any MetricsFactory
     ) throws(CAError) {
         directory = dataDirectory + "/ca"
         store = RotationStore(directory: directory)
@@ -95,7 +98,14 @@ public final class CALifecycle: Sendable {
         } catch {
             throw CAError(.storage, "cannot create \(directory): \(error.localizedDescription)", cause: error)
         }
-        state = Mutex(try Self.load(store: store, source: source, now: clock(), random: random, logger: logger))
+        self.fips = fips
+        let loaded = try Self.load(store: store, source: source, now: clock(), random: random, logger: logger)
+        if fips {
+            for authority in [loaded.authority, loaded.old, loaded.new].compactMap({ $0 }) {
+                try ApprovedAlgorithms.check(authority, source: Self.describe(source))
+            }
+        }
+        state = Mutex(loaded)
         let current = state.withLock { $0 }
         phaseGauge.record(Self.phaseNumber(current.rotation))
         if let rotation = current.rotation {
@@ -306,6 +316,7 @@ public final class CALifecycle: Sendable {
         let loaded: SigningAuthority
         do throws(CAError) {
             loaded = try CAStore.loadPluggedIn(directory: pluginDirectory)
+            if fips { try ApprovedAlgorithms.check(loaded, source: pluginDirectory) }
         } catch {
             fail(error, "the plug-in CA files changed but cannot be used; the CA in use stays until they are fixed")
             return nil
@@ -366,6 +377,14 @@ public final class CALifecycle: Sendable {
     }
 
     // MARK: Helpers
+
+    /// Where the CA comes from, for messages.
+    private static func describe(_ source: Source) -> String {
+        switch source {
+        case .selfSigned: "the self-signed root"
+        case .pluggedIn(let directory): directory
+        }
+    }
 
     /// SHA-256 of a certificate's DER, hex.
     public static func fingerprint(_ certificate: Certificate) -> String {

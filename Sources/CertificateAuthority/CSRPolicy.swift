@@ -9,7 +9,8 @@ public enum CSRPolicy {
     public static let maximumPEMBytes = 64 * 1024
 
     /// The public key to certify, or why the CSR is refused (the error code is the counter label).
-    public static func check(pem: String, caller: SpiffeID) throws(CAError) -> Certificate.PublicKey {
+    /// In FIPS mode (`fips`) the CSR's signature must also be an approved one (no SHA-1).
+    public static func check(pem: String, caller: SpiffeID, fips: Bool = false) throws(CAError) -> Certificate.PublicKey {
         guard pem.utf8.count <= maximumPEMBytes else {
             throw CAError(.tooLarge, "CSR PEM of \(pem.utf8.count) bytes is over the \(maximumPEMBytes)-byte limit")
         }
@@ -29,9 +30,6 @@ public enum CSRPolicy {
             }
             throw CAError(.badPEM, "not a PEM certificate signing request: \(error)", cause: error)
         }
-        guard request.publicKey.isValidSignature(request.signature, for: request) else {
-            throw CAError(.badSignature, "the CSR's signature does not verify with its own public key")
-        }
         switch PublicKeyKind(request.publicKey) {
         case .ecdsaP256, .ecdsaP384:
             break
@@ -41,6 +39,12 @@ public enum CSRPolicy {
             throw CAError(.weakKey, "RSA key of \(bits) bits; at least 2048 are required")
         case .unsupported(let description):
             throw CAError(.unsupportedKey, "unsupported key \(description); use ECDSA P-256/P-384 or RSA >= 2048")
+        }
+        if fips, let problem = ApprovedAlgorithms.problem(signature: request.signatureAlgorithm) {
+            throw CAError(.notApproved, "the CSR carries \(problem); FIPS mode (--fips) refuses it")
+        }
+        guard request.publicKey.isValidSignature(request.signature, for: request) else {
+            throw CAError(.badSignature, "the CSR's signature does not verify with its own public key")
         }
         let extensions: Certificate.Extensions
         do {

@@ -23,12 +23,15 @@ public final class CertificateService: Sendable {
         /// A directory where a PEM copy of every issued chain is kept (`<serial>.pem`, leaf first),
         /// for auditors and for tests that check every certificate; `nil` keeps none.
         public var copiesDirectory: String?
+        /// FIPS mode: CSRs must also carry an approved signature (``ApprovedAlgorithms``).
+        public var fips: Bool
 
         /// Istio's defaults.
         public init(
             defaultTTL: TimeInterval = 86400, maximumTTL: TimeInterval = 90 * 86400, workloadKeyAlgorithm: KeyAlgorithm = .ecdsaP256,
-            trustDomain: String = "cluster.local", copiesDirectory: String? = nil
+            trustDomain: String = "cluster.local", copiesDirectory: String? = nil, fips: Bool = false
         ) {
+            self.fips = fips
             self.defaultTTL = defaultTTL
             self.maximumTTL = maximumTTL
             self.workloadKeyAlgorithm = workloadKeyAlgorithm
@@ -145,7 +148,7 @@ public final class CertificateService: Sendable {
             guard ttl <= options.maximumTTL else {
                 throw CAError(.ttlTooLong, "requested \(requestedTTL) s; the maximum is \(Int(options.maximumTTL)) s")
             }
-            let publicKey = try CSRPolicy.check(pem: csrPEM, caller: caller)
+            let publicKey = try CSRPolicy.check(pem: csrPEM, caller: caller, fips: options.fips)
             return try issue(publicKey: publicKey, identity: caller, ttl: ttl, caller: callerDescription, path: path)
         } catch {
             refuse(error, caller: callerDescription, path: path)

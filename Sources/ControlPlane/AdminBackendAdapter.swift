@@ -181,7 +181,8 @@ struct AdminBackendAdapter: AdminBackend {
         let builder = BootstrapBuilder(
             workload: workload, xdsAddress: xds, adminAddress: admin, trustDomain: snapshot.settings.trustDomain,
             token: minted.token, xdsTrustBundlePEM: controlPlane.xdsTLS == nil ? nil : try controlPlane.certificates.trustBundlePEM(),
-            certificateDirectory: request.certificateDirectory, delta: request.delta ?? false, kind: ProxyKind.of(workload, in: snapshot))
+            certificateDirectory: request.certificateDirectory, delta: request.delta ?? false, kind: ProxyKind.of(workload, in: snapshot),
+            fips: snapshot.settings.fips)
         return ConfigJSON.encode(builder.configValue, pretty: true) + "\n"
     }
 }

@@ -24,6 +24,8 @@ public struct BootstrapBuilder: Sendable {
     public var delta: Bool
     /// A sidecar, or a gateway (node id `router~...`) when a Gateway selects the workload.
     public var kind: ProxyKind
+    /// FIPS mode: the TLS to meshd pins ``FIPSPolicy``'s parameters.
+    public var fips: Bool
 
     /// The name meshd's serving certificate carries and bootstraps verify.
     public static let xdsServerName = MeshEndpoints.xdsServerName
@@ -32,8 +34,9 @@ public struct BootstrapBuilder: Sendable {
     public init(
         workload: WorkloadInstance, xdsAddress: HostPort, adminAddress: HostPort? = nil, trustDomain: String = "cluster.local",
         token: String? = nil, xdsTrustBundlePEM: String? = nil, certificateDirectory: String? = nil, delta: Bool = false,
-        kind: ProxyKind = .sidecar
+        kind: ProxyKind = .sidecar, fips: Bool = false
     ) {
+        self.fips = fips
         self.delta = delta
         self.kind = kind
         self.certificateDirectory = certificateDirectory
@@ -43,6 +46,16 @@ public struct BootstrapBuilder: Sendable {
         self.trustDomain = trustDomain
         self.token = token
         self.xdsTrustBundlePEM = xdsTrustBundlePEM
+    }
+
+    /// ``FIPSPolicy``'s TLS parameters in Envoy's JSON.
+    static var fipsParameters: ConfigValue {
+        .object(ConfigObject([
+            ("tls_minimum_protocol_version", .string("TLSv1_2")), ("tls_maximum_protocol_version", .string("TLSv1_3")),
+            ("cipher_suites", .array(FIPSPolicy.tls12CipherSuites.map(ConfigValue.string))),
+            ("ecdh_curves", .array(FIPSPolicy.ecdhCurves.map(ConfigValue.string))),
+            ("compliance_policies", .array([.string("FIPS_202205")])),
+        ]))
     }
 
     /// The admin address the bootstrap uses.
@@ -101,7 +114,7 @@ public struct BootstrapBuilder: Sendable {
                 ("typed_config", object([
                     ("@type", .string("type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext")),
                     ("sni", .string(Self.xdsServerName)),
-                    ("common_tls_context", object([
+                    ("common_tls_context", object((fips ? [("tls_params", Self.fipsParameters)] : []) + [
                         ("alpn_protocols", .array(["h2"])),
                         ("validation_context", object([
                             ("trusted_ca", object([("inline_string", .string(bundle))])),

@@ -65,6 +65,9 @@ public final class ControlPlane: Sendable {
                 throw StartupError(message: "\(flag) \(address) is not a loopback address; pass --allow-external-listeners to listen beyond this machine")
             }
         }
+        if options.xdsPlaintext && options.settings.fips {
+            throw StartupError(message: "--fips needs TLS on xDS (certificates and keys travel over it); leave out --xds-plaintext")
+        }
         if options.xdsPlaintext && !Self.isLoopback(options.xdsAddress.host) {
             throw StartupError(message: "plaintext xDS is only allowed on loopback; \(options.xdsAddress) is not")
         }
@@ -90,7 +93,8 @@ public final class ControlPlane: Sendable {
             let source: CALifecycle.Source = options.caDirectory.map { .pluggedIn(directory: $0) }
                 ?? .selfSigned(algorithm: options.caKeyAlgorithm, trustDomain: options.settings.trustDomain)
             lifecycle = try CALifecycle(
-                dataDirectory: options.dataDirectory, source: source, clock: options.clock, random: options.random, logger: logger, metrics: metricsFactory)
+                dataDirectory: options.dataDirectory, source: source, clock: options.clock, random: options.random, fips: options.settings.fips,
+                logger: logger, metrics: metricsFactory)
         } catch {
             throw StartupError(message: "the CA cannot be used: \(error.message)")
         }
@@ -102,7 +106,7 @@ public final class ControlPlane: Sendable {
             authority: authority,
             options: .init(
                 defaultTTL: options.workloadCertificateTTL, maximumTTL: options.maximumWorkloadCertificateTTL,
-                trustDomain: options.settings.trustDomain, copiesDirectory: options.issuedCertificateCopies),
+                trustDomain: options.settings.trustDomain, copiesDirectory: options.issuedCertificateCopies, fips: options.settings.fips),
             ledger: IssuanceLedger(path: options.dataDirectory + "/ca/issued.jsonl"), clock: options.clock, random: options.random,
             logger: logger, metrics: metricsFactory)
         certificates.replace(authority, crossSigned: lifecycle.crossSigned)
@@ -118,7 +122,7 @@ public final class ControlPlane: Sendable {
             throw StartupError(message: error.description)
         }
         store = ConfigStore(
-            settings: options.settings, resourceStore: resourceStore, credentialCheck: CredentialMaterial.problems(of:), logger: logger, metrics: metricsFactory)
+            settings: options.settings, resourceStore: resourceStore, credentialCheck: { [fips = options.settings.fips] in CredentialMaterial.problems(of: $0, fips: fips) }, logger: logger, metrics: metricsFactory)
         do throws(ResourceChangeError) {
             try store.loadStoredResources()
         } catch {
@@ -149,7 +153,8 @@ public final class ControlPlane: Sendable {
                 ttl: 30 * 86400, clock: options.clock)
             let current = try serving.current()
             self.serving = serving
-            xdsTLS = try TLSContextHolder(chainPEM: current.chainPEM, keyPEM: current.keyPEM, trustBundlePEM: try certificates.trustBundlePEM())
+            xdsTLS = try TLSContextHolder(
+                chainPEM: current.chainPEM, keyPEM: current.keyPEM, trustBundlePEM: try certificates.trustBundlePEM(), fips: options.settings.fips)
         }
         maintenance = CertificateMaintenance(
             lifecycle: lifecycle, service: certificates, provider: provider, proxyCertificates: proxyCertificates, serving: serving,

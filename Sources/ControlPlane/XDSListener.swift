@@ -68,6 +68,11 @@ final class RightSizedReads: ChannelInboundHandler, Sendable {
 
 /// The server TLS context in use; replaced when meshd's serving certificate or the trust bundle
 /// changes.
+///
+/// In FIPS mode (`fips`): TLS 1.2 only, with ``FIPSPolicy``'s cipher suites, curves P-256 and
+/// P-384 and approved signature algorithms. swift-nio-ssl offers no way to choose TLS 1.3's
+/// cipher suites (BoringSSL would accept ChaCha20-Poly1305), so meshd's own port stays on
+/// TLS 1.2, as Istio's FIPS policy does (docs/FIPS.md).
 final class TLSContextHolder: Sendable {
     private struct Inputs: Hashable {
         var chainPEM: String
@@ -76,10 +81,12 @@ final class TLSContextHolder: Sendable {
     }
 
     private let context: Mutex<(context: NIOSSLContext, inputs: Inputs)>
+    private let fips: Bool
 
-    init(chainPEM: String, keyPEM: String, trustBundlePEM: String) throws {
+    init(chainPEM: String, keyPEM: String, trustBundlePEM: String, fips: Bool = false) throws {
         let inputs = Inputs(chainPEM: chainPEM, keyPEM: keyPEM, trustBundlePEM: trustBundlePEM)
-        context = Mutex((try Self.make(inputs), inputs))
+        self.fips = fips
+        context = Mutex((try Self.make(inputs, fips: fips), inputs))
     }
 
     var current: NIOSSLContext { context.withLock { $0.context } }
@@ -88,11 +95,11 @@ final class TLSContextHolder: Sendable {
     func replaceIfChanged(chainPEM: String, keyPEM: String, trustBundlePEM: String) throws {
         let inputs = Inputs(chainPEM: chainPEM, keyPEM: keyPEM, trustBundlePEM: trustBundlePEM)
         guard context.withLock({ $0.inputs }) != inputs else { return }
-        let next = try Self.make(inputs)
+        let next = try Self.make(inputs, fips: fips)
         context.withLock { $0 = (next, inputs) }
     }
 
-    private static func make(_ inputs: Inputs) throws -> NIOSSLContext {
+    private static func make(_ inputs: Inputs, fips: Bool) throws -> NIOSSLContext {
         let chain = try NIOSSLCertificate.fromPEMBytes(Array(inputs.chainPEM.utf8)).map { NIOSSLCertificateSource.certificate($0) }
         let key = try NIOSSLPrivateKey(bytes: Array(inputs.keyPEM.utf8), format: .pem)
         var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
@@ -100,6 +107,20 @@ final class TLSContextHolder: Sendable {
         configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(inputs.trustBundlePEM.utf8)))
         configuration.applicationProtocols = ["h2", "grpc-exp"]
         configuration.minimumTLSVersion = .tlsv12
+        if fips {
+            configuration.maximumTLSVersion = .tlsv12
+            configuration.cipherSuiteValues = [
+                .TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, .TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+                .TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, .TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+            ]
+            configuration.curves = [.secp256r1, .secp384r1]
+            let approved: [SignatureAlgorithm] = [
+                .ecdsaSecp256R1Sha256, .ecdsaSecp384R1Sha384, .rsaPkcs1Sha256, .rsaPkcs1Sha384, .rsaPkcs1Sha512,
+                .rsaPssRsaeSha256, .rsaPssRsaeSha384, .rsaPssRsaeSha512,
+            ]
+            configuration.verifySignatureAlgorithms = approved
+            configuration.signingSignatureAlgorithms = approved
+        }
         return try NIOSSLContext(configuration: configuration)
     }
 }

@@ -134,9 +134,18 @@ public final class ConfigStore: Sendable {
         return stored
     }
 
-    /// A Secret's material, checked with cryptography.
+    /// What one resource may not hold beyond its own validation: a Secret whose material is
+    /// wrong (checked with cryptography), and in FIPS mode TLS parameters that are not approved.
+    private func materialProblems(_ resource: MeshResource) -> [SchemaError] {
+        switch resource.spec {
+        case .secret(let secret): credentialCheck?(secret) ?? []
+        case .gateway(let gateway) where settings.fips: FIPSPolicy.problems(of: gateway, at: FieldPath().appending("spec"))
+        default: []
+        }
+    }
+
     private func checkMaterial(_ resource: MeshResource) throws(ResourceChangeError) {
-        guard case .secret(let secret) = resource.spec, let problem = credentialCheck?(secret).first else { return }
+        guard let problem = materialProblems(resource).first else { return }
         throw .invalid("\(resource.key): \(problem)", field: problem.path.description)
     }
 
@@ -174,7 +183,7 @@ public final class ConfigStore: Sendable {
     /// a credential no Secret holds.
     private func credentialProblem(files: [SourcedResource], state: State) -> ConfigLoadError? {
         for file in files {
-            guard case .secret(let secret) = file.resource.spec, let problem = credentialCheck?(secret).first else { continue }
+            guard let problem = materialProblems(file.resource).first else { continue }
             return ConfigLoadError(source: file.source, document: file.document, item: file.item, resource: file.resource.key.description, path: problem.path.description, reason: problem.reason)
         }
         let before = GatewayCredentials.problems(in: Self.served(state))

@@ -172,7 +172,7 @@ struct GatewayBuilder {
                     match.serverNames = names
                     chain.filterChainMatch = match
                 }
-                if let tls = server.server.tls { chain.transportSocket = Self.serverTLS(tls, trustDomain: snapshot.settings.trustDomain) }
+                if let tls = server.server.tls { chain.transportSocket = Self.serverTLS(tls, trustDomain: snapshot.settings.trustDomain, fips: snapshot.settings.fips) }
                 chain.filters = [Envoy.networkFilter("envoy.filters.network.http_connection_manager", hcm(statPrefix: statPrefix, routeName: server.routeName))]
                 chains.append(chain)
                 out.append(XDSResource(name: server.routeName, message: routeConfiguration(name: server.routeName, servers: [server])))
@@ -318,14 +318,16 @@ struct GatewayBuilder {
     /// and OPTIONAL_MUTUAL also check client certificates against the credential's CA), or the
     /// files it names (the same, with `caCertificates`), or the gateway workload's own mesh
     /// certificate and the mesh's roots (ISTIO_MUTUAL).
-    static func serverTLS(_ tls: ServerTLSSettings, trustDomain: String) -> TransportSocket {
+    /// In FIPS mode the parameters are ``FIPSPolicy``'s, narrowed by what the server asks for
+    /// (the config store refuses anything else it asks for; what is not approved is dropped here).
+    static func serverTLS(_ tls: ServerTLSSettings, trustDomain: String, fips: Bool) -> TransportSocket {
         var context = Envoy_Extensions_TransportSockets_Tls_V3_DownstreamTlsContext()
         var common: CommonTLS
         if tls.mode == .ISTIO_MUTUAL {
             // Any workload of the trust domain, unless the server names the clients it admits.
             let sans = tls.subjectAltNames ?? []
             common = TLSContexts.istioCommon(
-                sans: sans.isEmpty ? [TLSContexts.uriMatcher(prefix: "spiffe://\(trustDomain)/")] : TLSContexts.sanMatchers(sans), alpn: ["h2", "http/1.1"])
+                sans: sans.isEmpty ? [TLSContexts.uriMatcher(prefix: "spiffe://\(trustDomain)/")] : TLSContexts.sanMatchers(sans), alpn: ["h2", "http/1.1"], fips: fips)
             common.combinedValidationContext.defaultValidationContext.verifyCertificateSpki = tls.verifyCertificateSpki ?? []
             common.combinedValidationContext.defaultValidationContext.verifyCertificateHash = tls.verifyCertificateHash ?? []
             context.requireClientCertificate = Google_Protobuf_BoolValue(true)
@@ -369,6 +371,15 @@ struct GatewayBuilder {
         if let minimum = tls.minProtocolVersion { params.tlsMinimumProtocolVersion = protocolVersion(minimum) } else if tls.mode != .ISTIO_MUTUAL { params.tlsMinimumProtocolVersion = .tlsv12 }
         if let maximum = tls.maxProtocolVersion { params.tlsMaximumProtocolVersion = protocolVersion(maximum) }
         params.cipherSuites = tls.cipherSuites ?? []
+        if fips {
+            let pinned = TLSContexts.parameters(fips: true)
+            if ![.tlsv12, .tlsv13].contains(params.tlsMinimumProtocolVersion) { params.tlsMinimumProtocolVersion = pinned.tlsMinimumProtocolVersion }
+            if ![.tlsv12, .tlsv13].contains(params.tlsMaximumProtocolVersion) { params.tlsMaximumProtocolVersion = pinned.tlsMaximumProtocolVersion }
+            let approved = params.cipherSuites.filter(FIPSPolicy.tls12CipherSuites.contains)
+            params.cipherSuites = approved.isEmpty ? pinned.cipherSuites : approved
+            params.ecdhCurves = pinned.ecdhCurves
+            params.compliancePolicies = pinned.compliancePolicies
+        }
         common.tlsParams = params
         context.commonTlsContext = common
         return TLSContexts.transportSocket(context)

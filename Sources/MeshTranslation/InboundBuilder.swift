@@ -10,6 +10,8 @@ struct InboundBuilder {
     let peerAuthentication: PeerAuthenticationPolicy
     let authorization: AuthorizationBuilder
     let trustDomain: String
+    /// FIPS mode: TLS parameters pinned (``FIPSPolicy``).
+    let fips: Bool
     let telemetry: TelemetryPolicy
     let numTrustedProxies: UInt32
 
@@ -29,6 +31,7 @@ struct InboundBuilder {
         peerAuthentication = PeerAuthenticationPolicy(workload: scope.workload, snapshot: snapshot)
         authorization = AuthorizationBuilder(workload: scope.workload, snapshot: snapshot)
         trustDomain = snapshot.settings.trustDomain
+        fips = snapshot.settings.fips
     }
 
     /// The `address:port` pairs the inbound side binds.
@@ -47,7 +50,7 @@ struct InboundBuilder {
         guard let memo else { return build() }
         let inputs = InboundInputs(
             workload: scope.workload, ingress: scope.ingress, modes: scope.ingress.map { peerAuthentication.servedMode(port: $0.port) },
-            trustDomain: trustDomain, mesh: memo.meshTelemetry.id(of: "mesh", in: snapshot) { snapshot.mesh },
+            trustDomain: trustDomain, fips: fips, mesh: memo.meshTelemetry.id(of: "mesh", in: snapshot) { snapshot.mesh },
             server: telemetry.server, policies: authorization.policies)
         return memo.inboundListeners.value(for: inputs, generation: snapshot.revision, compute: build)
     }
@@ -68,7 +71,7 @@ struct InboundBuilder {
             var match = Envoy_Config_Listener_V3_FilterChainMatch()
             match.transportProtocol = "tls"
             tls.filterChainMatch = match
-            tls.transportSocket = TLSContexts.downstream(trustDomain: trustDomain, http: ingress.serviceProtocol.isHTTP)
+            tls.transportSocket = TLSContexts.downstream(trustDomain: trustDomain, http: ingress.serviceProtocol.isHTTP, fips: fips)
             chains.append(tls)
             listener.listenerFilters = [TLSContexts.tlsInspector]
         }
@@ -191,6 +194,7 @@ struct InboundInputs: Hashable, Sendable {
     var ingress: [SidecarScope.Ingress]
     var modes: [MTLSMode]
     var trustDomain: String
+    var fips: Bool
     var mesh: Int
     var server: TelemetryPolicy.Side
     var policies: [Configured<AuthorizationPolicy>]

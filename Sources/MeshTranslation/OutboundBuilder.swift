@@ -290,7 +290,7 @@ struct OutboundBuilder {
                     func inputs() -> ClusterInputs {
                         ClusterInputs(
                             service: service, port: port, subset: subset, rule: rule?.spec, bind: bind, metrics: metrics,
-                            trustDomain: snapshot.settings.trustDomain, endpoints: portEndpoints())
+                            trustDomain: snapshot.settings.trustDomain, fips: snapshot.settings.fips, endpoints: portEndpoints())
                     }
                     func buildCluster() -> XDSResource {
                         let cluster = Self.cluster(inputs())
@@ -307,7 +307,7 @@ struct OutboundBuilder {
                     }
                     let key = ClusterKey(
                         service: serviceID, port: port.number, subset: subset, rule: ruleID, bind: bind, metrics: metrics,
-                        trustDomain: snapshot.settings.trustDomain, endpoints: clusterEndpointsID)
+                        trustDomain: snapshot.settings.trustDomain, fips: snapshot.settings.fips, endpoints: clusterEndpointsID)
                     clusters.append(memo.clusters.value(for: key, generation: snapshot.revision, compute: buildCluster))
                     guard hasAssignment else { continue }
                     let assignmentKey = LoadAssignmentKey(
@@ -372,14 +372,14 @@ struct OutboundBuilder {
                 return
             case .ISTIO_MUTUAL:
                 let sans = settings.subjectAltNames.flatMap { $0.isEmpty ? nil : $0 } ?? inputs.serverIdentities
-                cluster.transportSocket = TLSContexts.istioUpstream(sni: settings.sni.flatMap { $0.isEmpty ? nil : $0 } ?? sni, sans: sans)
+                cluster.transportSocket = TLSContexts.istioUpstream(sni: settings.sni.flatMap { $0.isEmpty ? nil : $0 } ?? sni, sans: sans, fips: inputs.fips)
             case .SIMPLE, .MUTUAL:
-                cluster.transportSocket = TLSContexts.fileUpstream(settings, sni: settings.sni)
+                cluster.transportSocket = TLSContexts.fileUpstream(settings, sni: settings.sni, fips: inputs.fips)
             }
             return
         }
         guard inputs.endpoints.acceptsMTLS.contains(true) else { return }
-        cluster.transportSocketMatches = TLSContexts.autoMTLSMatches(sni: sni, sans: inputs.serverIdentities)
+        cluster.transportSocketMatches = TLSContexts.autoMTLSMatches(sni: sni, sans: inputs.serverIdentities, fips: inputs.fips)
     }
 
     /// The endpoints `inputs` describe (subset clusters: the workloads with the subset's labels;
@@ -442,6 +442,8 @@ struct ClusterInputs: Hashable, Sendable {
     /// Whether the client side keeps metrics (Telemetry).
     var metrics: Bool
     var trustDomain: String
+    /// FIPS mode: TLS parameters pinned (``FIPSPolicy``).
+    var fips: Bool
     var endpoints: Endpoints
 
     /// What a cluster with its own load assignment reads of its endpoints: who they are and

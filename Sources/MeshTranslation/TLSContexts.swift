@@ -29,12 +29,25 @@ enum TLSContexts {
         return matcher
     }
 
-    /// Certificate and trust from SDS, the peer's SAN checked against `sans`.
-    static func istioCommon(sans: [Envoy_Extensions_TransportSockets_Tls_V3_SubjectAltNameMatcher], alpn: [String]) -> CommonTLS {
-        var common = CommonTLS()
+    /// TLS 1.2 at least; in FIPS mode also at most 1.3, ``FIPSPolicy``'s TLS 1.2 suites and
+    /// curves, and BoringSSL's FIPS 202205 compliance policy (which also limits TLS 1.3 to AES-GCM
+    /// and the signature algorithms to approved ones).
+    static func parameters(fips: Bool) -> Envoy_Extensions_TransportSockets_Tls_V3_TlsParameters {
         var params = Envoy_Extensions_TransportSockets_Tls_V3_TlsParameters()
         params.tlsMinimumProtocolVersion = .tlsv12
-        common.tlsParams = params
+        if fips {
+            params.tlsMaximumProtocolVersion = .tlsv13
+            params.cipherSuites = FIPSPolicy.tls12CipherSuites
+            params.ecdhCurves = FIPSPolicy.ecdhCurves
+            params.compliancePolicies = [.fips202205]
+        }
+        return params
+    }
+
+    /// Certificate and trust from SDS, the peer's SAN checked against `sans`.
+    static func istioCommon(sans: [Envoy_Extensions_TransportSockets_Tls_V3_SubjectAltNameMatcher], alpn: [String], fips: Bool) -> CommonTLS {
+        var common = CommonTLS()
+        common.tlsParams = parameters(fips: fips)
         common.alpnProtocols = alpn
         common.tlsCertificateSdsSecretConfigs = [sdsSecret(certificateSecret)]
         var combined = CommonTLS.CombinedCertificateValidationContext()
@@ -48,27 +61,28 @@ enum TLSContexts {
 
     /// The server side of mTLS on an inbound port: a client certificate from the mesh's trust
     /// domain is required.
-    static func downstream(trustDomain: String, http: Bool) -> TransportSocket {
+    static func downstream(trustDomain: String, http: Bool, fips: Bool) -> TransportSocket {
         var context = Envoy_Extensions_TransportSockets_Tls_V3_DownstreamTlsContext()
-        context.commonTlsContext = istioCommon(sans: [uriMatcher(prefix: "spiffe://\(trustDomain)/")], alpn: http ? ["h2", "http/1.1"] : [])
+        context.commonTlsContext = istioCommon(sans: [uriMatcher(prefix: "spiffe://\(trustDomain)/")], alpn: http ? ["h2", "http/1.1"] : [], fips: fips)
         context.requireClientCertificate = Google_Protobuf_BoolValue(true)
         return transportSocket(context)
     }
 
     /// The client side of Istio mTLS toward a service: SNI `outbound_.<port>_.<subset>_.<host>`,
     /// the server's SPIFFE IDs checked.
-    static func istioUpstream(sni: String, sans: [String]) -> TransportSocket {
+    static func istioUpstream(sni: String, sans: [String], fips: Bool) -> TransportSocket {
         var context = Envoy_Extensions_TransportSockets_Tls_V3_UpstreamTlsContext()
         context.sni = sni
-        context.commonTlsContext = istioCommon(sans: sans.map { uriMatcher(exact: $0) }, alpn: ["istio"])
+        context.commonTlsContext = istioCommon(sans: sans.map { uriMatcher(exact: $0) }, alpn: ["istio"], fips: fips)
         return transportSocket(context)
     }
 
     /// TLS that a DestinationRule configures with files (SIMPLE, or MUTUAL with a client certificate).
-    static func fileUpstream(_ settings: ClientTLSSettings, sni: String?) -> TransportSocket {
+    static func fileUpstream(_ settings: ClientTLSSettings, sni: String?, fips: Bool) -> TransportSocket {
         var context = Envoy_Extensions_TransportSockets_Tls_V3_UpstreamTlsContext()
         if let sni, !sni.isEmpty { context.sni = sni }
         var common = CommonTLS()
+        if fips { common.tlsParams = parameters(fips: true) }
         if settings.mode == .MUTUAL, let certificate = settings.clientCertificate, let key = settings.privateKey {
             var pair = Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate()
             var chain = Envoy_Config_Core_V3_DataSource()
@@ -137,11 +151,11 @@ enum TLSContexts {
     }
 
     /// Auto mTLS: mTLS toward endpoints marked as having a sidecar, plaintext toward the others.
-    static func autoMTLSMatches(sni: String, sans: [String]) -> [Envoy_Config_Cluster_V3_Cluster.TransportSocketMatch] {
+    static func autoMTLSMatches(sni: String, sans: [String], fips: Bool) -> [Envoy_Config_Cluster_V3_Cluster.TransportSocketMatch] {
         var istio = Envoy_Config_Cluster_V3_Cluster.TransportSocketMatch()
         istio.name = "tlsMode-istio"
         istio.match = tlsModeStruct
-        istio.transportSocket = istioUpstream(sni: sni, sans: sans)
+        istio.transportSocket = istioUpstream(sni: sni, sans: sans, fips: fips)
         var plain = Envoy_Config_Cluster_V3_Cluster.TransportSocketMatch()
         plain.name = "tlsMode-disabled"
         plain.match = Google_Protobuf_Struct()

@@ -78,6 +78,7 @@ struct ClusterKey: Hashable, Sendable {
     var bind: UpstreamBind.ClusterBind
     var metrics: Bool
     var trustDomain: String
+    var fips: Bool
     var endpoints: Int
 }
 

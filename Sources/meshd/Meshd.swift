@@ -89,6 +89,9 @@ struct Meshd: AsyncParsableCommand {
     @Flag(name: .customLong("allow-external-listeners"), help: "Allow --xds-address/--admin-address beyond loopback.")
     var allowExternalListeners = false
 
+    @Flag(name: .customLong("fips"), help: "Approved algorithms only (FIPS 140-3): pinned TLS parameters on every Envoy TLS context and on meshd's xDS port, CSRs, plugged-in CAs and gateway credentials checked. Not a validated module: see docs/FIPS.md.")
+    var fips = false
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
 
@@ -124,7 +127,7 @@ struct Meshd: AsyncParsableCommand {
         var options = ControlPlaneOptions(
             configDirectory: configDirectory, dataDirectory: dataDirectory, xdsAddress: xds, adminAddress: admin,
             pollInterval: .nanoseconds(interval.nanoseconds),
-            settings: MeshSettings(rootNamespace: rootNamespace, trustDomain: trustDomain),
+            settings: MeshSettings(rootNamespace: rootNamespace, trustDomain: trustDomain, fips: fips),
             allowExternalListeners: allowExternalListeners, caDirectory: caDirectory, caKeyAlgorithm: algorithm,
             workloadCertificateTTL: ttl, maximumWorkloadCertificateTTL: maximum, xdsPlaintext: xdsPlaintext,
             allowUnauthenticatedProxies: allowUnauthenticated, issuedCertificateCopies: issuedCertificateCopies)
@@ -142,6 +145,9 @@ struct Meshd: AsyncParsableCommand {
         }
         options.debounceAfter = .nanoseconds(quiet.nanoseconds)
         options.debounceMax = .nanoseconds(longest.nanoseconds)
+        if fips {
+            logger.notice("FIPS mode: approved algorithms only; the cryptographic modules in this build (BoringSSL in swift-crypto, swift-nio-ssl and Envoy) are not FIPS-validated builds (docs/FIPS.md)")
+        }
         // Every reason not to start is one line naming the path or address, and exit status 1.
         let controlPlane: ControlPlane
         do {

@@ -19,13 +19,13 @@ struct CAFixture {
     let service: CertificateService
     let metrics: TestMetrics
 
-    init(algorithm: KeyAlgorithm = .ecdsaP256, now: Date = Date(), defaultTTL: TimeInterval = 86400) throws {
+    init(algorithm: KeyAlgorithm = .ecdsaP256, now: Date = Date(), defaultTTL: TimeInterval = 86400, fips: Bool = false) throws {
         directory = try TestTools.temporaryDirectory("ca")
         var generator = SystemRandomNumberGenerator()
         authority = try CAStore.loadOrCreateSelfSigned(.init(dataDirectory: directory), algorithm: algorithm, trustDomain: "cluster.local", now: now, generator: &generator).authority
         metrics = TestMetrics()
         service = CertificateService(
-            authority: authority, options: .init(defaultTTL: defaultTTL), ledger: IssuanceLedger(path: directory + "/issued.jsonl"),
+            authority: authority, options: .init(defaultTTL: defaultTTL, fips: fips), ledger: IssuanceLedger(path: directory + "/issued.jsonl"),
             clock: { now }, logger: Logger(label: "test"), metrics: metrics)
     }
 

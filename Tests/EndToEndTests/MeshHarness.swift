@@ -84,7 +84,7 @@ final class MeshHarness: @unchecked Sendable {
         let bootstrap = BootstrapBuilder(
             workload: workload, xdsAddress: xdsAddress, token: try token(workload.namespace, workload.serviceAccount),
             xdsTrustBundlePEM: controlPlane.options.xdsPlaintext ? nil : try xdsTrustBundlePEM ?? controlPlane.certificates.trustBundlePEM(),
-            certificateDirectory: certificateDirectory, delta: delta, kind: ProxyKind.of(workload, in: snapshot))
+            certificateDirectory: certificateDirectory, delta: delta, kind: ProxyKind.of(workload, in: snapshot), fips: snapshot.settings.fips)
         var config = bootstrap.configValue
         if legacyBind, case .object(var object) = config, case .object(var node)? = object["node"], case .object(var metadata)? = node["metadata"] {
             object["cluster_manager"] = nil

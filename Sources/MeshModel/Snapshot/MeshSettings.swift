@@ -6,11 +6,14 @@ public struct MeshSettings: Hashable, Sendable {
     public var trustDomain: String
     /// The DNS suffix of short names.
     public var domainSuffix: String
+    /// FIPS mode (`meshd --fips`): every TLS context pins ``FIPSPolicy``'s parameters.
+    public var fips: Bool
 
     /// Settings; the defaults are Istio's.
-    public init(rootNamespace: String = "istio-system", trustDomain: String = "cluster.local", domainSuffix: String = HostName.defaultDomainSuffix) {
+    public init(rootNamespace: String = "istio-system", trustDomain: String = "cluster.local", domainSuffix: String = HostName.defaultDomainSuffix, fips: Bool = false) {
         self.rootNamespace = rootNamespace
         self.trustDomain = trustDomain
         self.domainSuffix = domainSuffix
+        self.fips = fips
     }
 }
