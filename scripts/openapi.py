@@ -59,7 +59,8 @@ paths = {
  "/v1/proxies": {"get": op("Connected proxies and their xDS status (reader)", {**ok(arr(ref("ProxyStatus"))), **errs(401, 403)}, opid="proxies")},
  "/v1/proxies/{id}/config": {"get": op("What meshd last sent a proxy, as Envoy JSON (reader; secrets without keys)", {**ok(obj), **errs(401, 403, 404)}, params=[p("id", "node id")], opid="proxyConfig")},
  "/v1/workloads/{namespace}/{name}/describe": {"get": op("What applies to a workload, and whether its connections use mTLS (reader)", {**ok(ref("WorkloadDescription")), **errs(400, 401, 403, 404)}, params=[p("namespace", "namespace"), p("name", "WorkloadEntry name")], opid="describe")},
- "/v1/analyze": {"get": op("Problems in the served configuration (reader)", {**ok(arr(ref("AnalysisMessage"))), **errs(401, 403)}, opid="analyze")},
+ "/v1/analyze": {"get": op("Problems in the served configuration (reader)", {**ok(arr(ref("AnalysisMessage"))), **errs(401, 403)}, opid="analyze"),
+                 "post": op("Problems in the served configuration with the resources in the body added, nothing applied (reader; YAML or JSON, several documents, kubectl Lists)", {**ok(arr(ref("AnalysisMessage"))), **errs(400, 401, 403, 429)}, body={"required": True, "content": {"application/yaml": {"schema": {"type": "string"}}, "application/json": {"schema": obj}}}, opid="analyzeWith")},
  "/v1/audit": {"get": op("The audit log (admin)", {**ok(arr(ref("AuditRecord"))), **errs(401, 403)}, opid="audit")},
  "/v1/tokens": {
    "get": op("Token records, never the tokens (admin)", {**ok(arr(ref("TokenInfo"))), **errs(401, 403)}, opid="tokens"),

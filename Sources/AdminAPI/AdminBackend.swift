@@ -68,6 +68,9 @@ public protocol ProxyBackend: Sendable {
     func describe(workload: String) throws -> WorkloadDescription
     /// Problems in the served configuration.
     func analyze() -> [AnalysisMessage]
+    /// Problems in the served configuration with `candidates` added (replacing resources of the
+    /// same kind, namespace and name), as `istioctl analyze -f` does; nothing is applied.
+    func analyze(adding candidates: [MeshResource]) -> [AnalysisMessage]
 }
 
 /// Tokens and the bootstraps that carry them (``TokenRoutes``).

@@ -1,4 +1,6 @@
 public import Hummingbird
+internal import MeshConfig
+internal import MeshModel
 
 /// The connected proxies, what meshd sent them, what applies to a workload and the analysis of
 /// the served configuration; for readers and admins.
@@ -22,6 +24,18 @@ struct ProxyRoutes {
             return try AdminResponse.json(try backend.describe(workload: workload))
         }
         readers.get("/v1/analyze") { _, _ in try AdminResponse.json(backend.analyze()) }
+        // Resources to analyze with the served ones (YAML or JSON, several documents, Lists).
+        readers.post("/v1/analyze") { request, context -> Response in
+            try access.limit(key: try context.authenticatedCaller().description, request)
+            let buffer = try await request.body.collect(upTo: 8 << 20)
+            let candidates: [MeshResource]
+            do throws(ConfigLoadError) {
+                candidates = try ResourceDocuments.decode(String(buffer: buffer), source: "request body").map(\.resource)
+            } catch {
+                throw APIError.invalid(error.description, field: error.path)
+            }
+            return try AdminResponse.json(backend.analyze(adding: candidates))
+        }
         return routes
     }
 }

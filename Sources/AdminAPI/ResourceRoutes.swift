@@ -101,6 +101,8 @@ struct ResourceRoutes {
         if let source = backend.source(of: resource.key) { copy.metadata.annotations[sourceAnnotation] = source }
         guard case .secret(let secret) = resource.spec, !reveal else { return copy.configValue }
         copy.metadata.annotations[redactedAnnotation] = secret.data.keys.sorted().joined(separator: ",")
+        // kubectl's copy of the applied object repeats the data.
+        copy.metadata.annotations[KubernetesImport.lastAppliedAnnotation] = nil
         guard case .object(var object) = copy.configValue else { return copy.configValue }
         object["data"] = nil
         return .object(object)

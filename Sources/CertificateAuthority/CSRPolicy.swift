@@ -30,6 +30,14 @@ public enum CSRPolicy {
             }
             throw CAError(.badPEM, "not a PEM certificate signing request: \(error)", cause: error)
         }
+        // FIPS mode refuses an unapproved signature on an approved key before verifying it (a key
+        // that is not approved is refused below, with its own reason, as without --fips).
+        if fips, ApprovedAlgorithms.problem(key: request.publicKey) == nil, let problem = ApprovedAlgorithms.problem(signature: request.signatureAlgorithm) {
+            throw CAError(.notApproved, "the CSR carries \(problem); FIPS mode (--fips) refuses it")
+        }
+        guard request.publicKey.isValidSignature(request.signature, for: request) else {
+            throw CAError(.badSignature, "the CSR's signature does not verify with its own public key")
+        }
         switch PublicKeyKind(request.publicKey) {
         case .ecdsaP256, .ecdsaP384:
             break
@@ -39,12 +47,6 @@ public enum CSRPolicy {
             throw CAError(.weakKey, "RSA key of \(bits) bits; at least 2048 are required")
         case .unsupported(let description):
             throw CAError(.unsupportedKey, "unsupported key \(description); use ECDSA P-256/P-384 or RSA >= 2048")
-        }
-        if fips, let problem = ApprovedAlgorithms.problem(signature: request.signatureAlgorithm) {
-            throw CAError(.notApproved, "the CSR carries \(problem); FIPS mode (--fips) refuses it")
-        }
-        guard request.publicKey.isValidSignature(request.signature, for: request) else {
-            throw CAError(.badSignature, "the CSR's signature does not verify with its own public key")
         }
         let extensions: Certificate.Extensions
         do {

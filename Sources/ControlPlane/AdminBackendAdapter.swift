@@ -131,6 +131,15 @@ struct AdminBackendAdapter: AdminBackend {
         MeshAnalysis.analyze(snapshot)
     }
 
+    func analyze(adding candidates: [MeshResource]) -> [AnalysisMessage] {
+        let current = snapshot
+        var resources = Dictionary(current.allResources.map { ($0.key, $0) }, uniquingKeysWith: { $1 })
+        for resource in candidates { resources[resource.key] = resource }
+        let combined = MeshSnapshot(
+            revision: current.revision, settings: current.settings, mesh: current.mesh, resources: resources.values.sorted { $0.key < $1.key })
+        return MeshAnalysis.analyze(combined)
+    }
+
     func revokeToken(id: String) throws -> Bool { try controlPlane.tokens.revoke(id: id) }
 
     func caStatus() -> CertificateService.Status {

@@ -65,8 +65,13 @@ public final class ControlPlane: Sendable {
                 throw StartupError(message: "\(flag) \(address) is not a loopback address; pass --allow-external-listeners to listen beyond this machine")
             }
         }
-        if options.xdsPlaintext && options.settings.fips {
-            throw StartupError(message: "--fips needs TLS on xDS (certificates and keys travel over it); leave out --xds-plaintext")
+        if options.settings.fips {
+            if options.xdsPlaintext {
+                throw StartupError(message: "--fips needs TLS on xDS (certificates and keys travel over it); leave out --xds-plaintext")
+            }
+            if !Self.isLoopback(options.adminAddress.host) {
+                throw StartupError(message: "--fips keeps the admin API on loopback: it is plain HTTP and carries tokens and revealed Secrets; put a TLS proxy on loopback in front of it to reach it from elsewhere")
+            }
         }
         if options.xdsPlaintext && !Self.isLoopback(options.xdsAddress.host) {
             throw StartupError(message: "plaintext xDS is only allowed on loopback; \(options.xdsAddress) is not")

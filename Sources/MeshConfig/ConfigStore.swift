@@ -95,10 +95,17 @@ public final class ConfigStore: Sendable {
         }
     }
 
-    /// Loads the resources the API applied before (at start, before the first file load).
+    /// Loads the resources the API applied before (at start, before the first file load). They
+    /// pass the same checks as a new change: in FIPS mode, a Secret or Gateway stored before
+    /// `--fips` was turned on with something not approved stops the start, naming it.
     public func loadStoredResources() throws(ResourceChangeError) {
         guard let resourceStore else { return }
         let stored = try resourceStore.load()
+        for resource in stored {
+            guard let problem = materialProblems(resource).first else { continue }
+            let fix = settings.fips ? "; start meshd without --fips and replace or delete it (meshctl apply, meshctl delete)" : ""
+            throw .invalid("\(resource.key), stored through the API: \(problem)\(fix)", field: problem.path.description)
+        }
         state.withLock { state in
             state.apiResources = Dictionary(uniqueKeysWithValues: stored.map { ($0.key, $0) })
         }

@@ -63,14 +63,14 @@ struct Conversion {
         case (true, "ServiceAccount"), (true, "Namespace"): break  // identities are the pods' serviceAccountName
         case (true, "Secret"): importSecret(object)
         default:
-            if ResourceKind(rawValue: kind) != nil {
+            if let served = ResourceKind(rawValue: kind), served.accepts(apiVersion: object.apiVersion) {
                 add(KubernetesImport.withoutServerFields(object.value), from: object)
-            } else if object.apiVersion.hasSuffix("istio.io/v1") || object.apiVersion.contains(".istio.io/") {
+            } else if object.apiVersion.contains("istio.io/") {
                 error(object, "meshd does not serve \(kind) (\(object.apiVersion)); see docs/CONFIGURATION.md for the kinds it serves")
             } else if options.skipUnsupported {
-                note(object, "left out: meshd does not import \(kind)")
+                note(object, "left out: meshd does not import \(kind) (\(object.apiVersion))")
             } else {
-                error(object, "meshd does not import \(kind): export Istio's kinds, Services, EndpointSlices (or Endpoints), Pods, ServiceAccounts, Nodes and TLS Secrets, or pass --skip-unsupported to leave the rest out")
+                error(object, "meshd does not import \(kind) (\(object.apiVersion)): export Istio's kinds, Services, EndpointSlices (or Endpoints), Pods, ServiceAccounts, Nodes and TLS Secrets, or pass --skip-unsupported to leave the rest out")
             }
         }
     }

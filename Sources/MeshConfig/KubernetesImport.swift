@@ -83,12 +83,15 @@ public enum KubernetesImport {
             metadata[field] = nil
         }
         if var annotations = metadata["annotations"]?.objectValue {
-            annotations["kubectl.kubernetes.io/last-applied-configuration"] = nil
+            annotations[lastAppliedAnnotation] = nil
             metadata["annotations"] = annotations.isEmpty ? nil : .object(annotations)
         }
         object["metadata"] = .object(metadata)
         return .object(object)
     }
+
+    /// kubectl's copy of the last applied object (a Secret's included, data and all).
+    public static let lastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
 
     /// Whether the object was read from a Kubernetes API server (only the server sets `uid`):
     /// its server-set fields mean nothing to meshd.

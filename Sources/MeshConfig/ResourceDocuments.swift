@@ -74,12 +74,15 @@ public enum ResourceDocuments {
     }
 
     /// Every resource in `text` (Lists expanded), strictly decoded and validated; the first
-    /// problem is thrown.
+    /// problem is thrown. An object exported from a Kubernetes API server is read without what
+    /// the server set (``KubernetesImport/withoutServerFields(_:)``), among it kubectl's
+    /// last-applied annotation, which repeats a Secret's data.
     public static func decode(_ text: String, source: String) throws(ConfigLoadError) -> [SourcedResource] {
         var out: [SourcedResource] = []
         for document in try documents(text, source: source) {
+            let value = KubernetesImport.isExported(document.value) ? KubernetesImport.withoutServerFields(document.value) : document.value
             do throws(ResourceDecodeError) {
-                out.append(SourcedResource(resource: try MeshResource(document: document.value), source: source, document: document.document, item: document.item))
+                out.append(SourcedResource(resource: try MeshResource(document: value), source: source, document: document.document, item: document.item))
             } catch {
                 throw ConfigLoadError(source: source, document: document.document, item: document.item, decode: error)
             }

@@ -101,7 +101,10 @@ public enum YAMLDocuments {
         case .null: return Node("null", Tag(.null))
         case .bool(let flag): return Node(flag ? "true" : "false", Tag(.bool))
         case .int(let number): return Node(String(number), Tag(.int))
-        case .double(let number): return Node(number == number.rounded() && abs(number) < 1e15 ? String(format: "%.1f", number) : "\(number)", Tag(.float))
+        case .double(let number):
+            if number.isNaN { return Node(".nan", Tag(.float)) }
+            if number.isInfinite { return Node(number > 0 ? ".inf" : "-.inf", Tag(.float)) }
+            return Node(number == number.rounded() && abs(number) < 1e15 ? String(format: "%.1f", number) : "\(number)", Tag(.float))
         case .string(let text):
             let plain = Node.Scalar(text, Tag(.implicit), .plain)
             let style: Node.Scalar.Style = scalarValue(plain) == .string(text) ? .any : .doubleQuoted

@@ -41,22 +41,23 @@ struct ImportKubernetes: AsyncParsableCommand {
             for error in result.errors { FileHandle.standardError.write(Data("error: \(error)\n".utf8)) }
             throw CLIError("nothing was written: \(result.errors.count) object\(result.errors.count == 1 ? "" : "s") cannot be imported")
         }
+        // Everything is written out as text before any file is touched.
         let byNamespace = Dictionary(grouping: result.resources, by: \.metadata.namespace)
-        var written: [String] = []
-        for namespace in byNamespace.keys.sorted() {
+        let files = try byNamespace.keys.sorted().map { namespace in
             let resources = byNamespace[namespace]!
-            let text = try resources.map(Self.yaml).joined(separator: "---\n")
-            if let output {
-                try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
-                let path = "\(output)/\(namespace).yaml"
+            return (namespace: namespace, text: try resources.map(Self.yaml).joined(separator: "---\n"), holdsSecret: resources.contains { $0.kind == .secret })
+        }
+        var written: [String] = []
+        if let output {
+            try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+            for file in files {
+                let path = "\(output)/\(file.namespace).yaml"
                 // meshd refuses a config file holding a Secret that others may read.
-                let holdsSecret = resources.contains { $0.kind == .secret }
-                try AtomicFile.write(text, to: path, mode: holdsSecret ? 0o600 : 0o644)
+                try AtomicFile.write(file.text, to: path, mode: file.holdsSecret ? 0o600 : 0o644)
                 written.append(path)
-            } else {
-                print(text, terminator: "")
-                if namespace != byNamespace.keys.sorted().last { print("---") }
             }
+        } else {
+            print(files.map(\.text).joined(separator: "---\n"), terminator: "")
         }
         let counts = Dictionary(grouping: result.resources, by: \.kind).sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.value.count) \($0.key.rawValue)" }
         FileHandle.standardError.write(Data("imported \(result.resources.count) resources (\(counts.joined(separator: ", "))); \(result.notes.count) not carried\(written.isEmpty ? "" : "; wrote " + written.joined(separator: ", "))\n".utf8))

@@ -1,6 +1,8 @@
 import MeshClient
 import ArgumentParser
 import Foundation
+import MeshConfig
+import MeshModel
 import MeshTranslation
 
 /// `meshctl proxy-status`: each connected proxy's xDS state per type, as istioctl shows it.
@@ -143,10 +145,28 @@ struct Analyze: AsyncParsableCommand {
         discussion: "Unknown hosts, subsets or telemetry providers (IST0101), VirtualServices fighting over a host (IST0109), DestinationRules for unknown hosts (IST0174), subsets that select no workload (IST0173), rules no request can reach (IST0130), and STRICT servers whose clients a DestinationRule tells to send plaintext (IST0113).")
     @OptionGroup var server: ServerOptions
     @Option(name: .shortAndLong, help: "text or json.") var output = "text"
+    @Option(name: .shortAndLong, help: "Analyze the served configuration with these resources added (a file, a directory, or -; repeatable; kubectl Lists too). Nothing is applied.") var filename: [String] = []
 
     func run() async throws {
         let client = server.client
-        let data = try await client.get("/v1/analyze")
+        let data: Data
+        if filename.isEmpty {
+            data = try await client.get("/v1/analyze")
+        } else {
+            // Read here, so that a problem names its file; sent as one List.
+            var items: [ConfigValue] = []
+            for (source, text) in try readSources(filename) {
+                do {
+                    items += try ResourceDocuments.decode(text, source: source).map(\.resource.configValue)
+                } catch {
+                    throw CLIError("\(error)")
+                }
+            }
+            let list = ConfigValue.object(ConfigObject([("apiVersion", .string("v1")), ("kind", .string("List")), ("items", .array(items))]))
+            let answer = try await client.request("POST", "/v1/analyze", body: Data(ConfigJSON.encode(list).utf8))
+            guard answer.status == 200 else { throw CLIError(AdminClient.message(answer.body)) }
+            data = answer.body
+        }
         let messages = try client.decode([AnalysisMessage].self, from: data)
         if output == "json" {
             FileHandle.standardOutput.write(data)

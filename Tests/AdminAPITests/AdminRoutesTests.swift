@@ -15,6 +15,7 @@ final class FakeBackend: AdminBackend {
     let audits = Mutex<[AuditRecord]>([])
     let applied = Mutex<[ResourceKey]>([])
     let dryRuns = Mutex<[Bool]>([])
+    let analyzed = Mutex<[ResourceKey]>([])
     let resources: [MeshResource]
     let auditBroken: Bool
 
@@ -73,12 +74,16 @@ final class FakeBackend: AdminBackend {
         throw APIError.notFound("no workload \(workload)")
     }
     func analyze() -> [AnalysisMessage] { [] }
+    func analyze(adding candidates: [MeshResource]) -> [AnalysisMessage] {
+        analyzed.withLock { $0 += candidates.map(\.key) }
+        return []
+    }
 }
 
 @Suite("Admin API routes in process: every role against every route")
 struct AdminRoutesTests {
     static let secret: MeshResource = {
-        let document = try! YAMLDocuments.parse("apiVersion: v1\nkind: Secret\nmetadata: {name: cred, namespace: istio-system}\nstringData: {ca.crt: \"-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----\\n\"}\n", source: "t")[0].value
+        let document = try! YAMLDocuments.parse("apiVersion: v1\nkind: Secret\nmetadata: {name: cred, namespace: istio-system, annotations: {kubectl.kubernetes.io/last-applied-configuration: \"{\\\"data\\\": \\\"LASTAPPLIED\\\"}\"}}\nstringData: {ca.crt: \"-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----\\n\"}\n", source: "t")[0].value
         return try! MeshResource(document: document)
     }()
 
@@ -96,6 +101,7 @@ struct AdminRoutesTests {
         var description: String { "\(method) \(path)" }
     }
 
+    static let list = #"{"apiVersion": "v1", "kind": "List", "items": [\#(vs)]}"#
     static let vs = #"{"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "x", "namespace": "web"}, "spec": {"hosts": ["x"], "http": [{"route": [{"destination": {"host": "x"}}]}]}}"#
     static let routes: [Route] = [
         Route(method: .get, path: "/healthz", access: .open),
@@ -116,6 +122,7 @@ struct AdminRoutesTests {
         Route(method: .get, path: "/v1/proxies", access: .reader),
         Route(method: .get, path: "/v1/proxies/known/config", access: .reader),
         Route(method: .get, path: "/v1/analyze", access: .reader),
+        Route(method: .post, path: "/v1/analyze", access: .reader, body: list),
         Route(method: .get, path: "/v1/workloads/web/x/describe", access: .reader, allowed: .notFound),
         Route(method: .get, path: "/v1/proxies/unknown/config", access: .reader, allowed: .notFound),
         Route(method: .get, path: "/v1/audit", access: .admin),
@@ -162,6 +169,9 @@ struct AdminRoutesTests {
         // Refused changes leave an audit line; only admins change anything.
         let changed = backend.applied.withLock { $0 }
         #expect(token == "admin" ? changed.count == 3 : changed.isEmpty)
+        // POST /v1/analyze reads the List's resources and changes nothing.
+        let analyzed = backend.analyzed.withLock { $0 }.map(\.description)
+        #expect(token == "admin" || token == "reader" ? analyzed == ["VirtualService web/x"] : analyzed.isEmpty, "\(analyzed)")
         if token == "reader" || token == "workload" {
             #expect(backend.auditRecords().contains { $0.result == "forbidden" })
         }
@@ -175,6 +185,7 @@ struct AdminRoutesTests {
             let headers: HTTPFields = [.authorization: "Bearer admin"]
             let hidden = try await client.execute(uri: "/api/v1/namespaces/istio-system/secrets/cred", method: .get, headers: headers)
             #expect(!String(buffer: hidden.body).contains("\"data\"") && String(buffer: hidden.body).contains("meshd.io/redacted"))
+            #expect(!String(buffer: hidden.body).contains("LASTAPPLIED"), "kubectl's last-applied copy repeats the data: \(String(buffer: hidden.body))")
             let shown = try await client.execute(uri: "/api/v1/namespaces/istio-system/secrets/cred?reveal=true", method: .get, headers: headers)
             #expect(String(buffer: shown.body).contains("\"ca.crt\""))
             let other = try await client.execute(uri: "/apis/networking.istio.io/v1/namespaces/web/virtualservices/x?reveal=true", method: .get, headers: headers)

@@ -5,6 +5,7 @@ import MeshModel
 import MetricsTestKit
 import Testing
 import X509
+import XDSTesting
 
 @Suite("FIPS mode in the CA: approved algorithms only")
 struct FIPSTests {
@@ -58,6 +59,20 @@ struct FIPSTests {
         let refusal = #expect(throws: CAError.self) { try lifecycle("fips", fips: true) }
         #expect(refusal?.code == .notApproved && refusal?.message.contains("CN=sha1 root") == true && refusal?.message.contains("RSA with SHA-1") == true, "\(String(describing: refusal))")
         #expect(throws: Never.self) { _ = try lifecycle("plain", fips: false) }
+
+        // Plug-in files that change to such a CA are refused and counted; the CA in use stays.
+        let good = fixture.directory + "/good"
+        _ = try PluginCA.write(to: good, name: "approved")
+        let metrics = TestMetrics()
+        let running = try CALifecycle(dataDirectory: fixture.directory + "/running", source: .pluggedIn(directory: good), fips: true, logger: Logger(label: "test"), metrics: metrics)
+        let before = running.authority.certificate
+        for name in ["ca-cert.pem", "ca-key.pem", "root-cert.pem", "cert-chain.pem"] {
+            try FileManager.default.removeItem(atPath: good + "/" + name)
+            try FileManager.default.copyItem(atPath: plugin + "/" + name, toPath: good + "/" + name)
+        }
+        #expect(running.tick { .init(proxies: [], oldLeaves: []) } == nil)
+        #expect(running.authority.certificate == before)
+        #expect(try metrics.expectCounter("meshd_ca_reload_failures_total").totalValue == 1)
     }
 
     @Test("what is approved: keys and signature algorithms")

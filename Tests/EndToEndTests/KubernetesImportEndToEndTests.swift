@@ -12,7 +12,7 @@ extension EndToEnd {
         static let pods = (
             governor: "governor-v1-7c9d8f6b5d-x2lqp", coordinatorV1: "coordinator-v1-5b8f7d9c6c-q4wnv", coordinatorV2: "coordinator-v2-84d6c7b9f8-p7rjd")
 
-        @Test("the ADR's mesh exported from Kubernetes imports without edits: canary split, authorization and STRICT mTLS hold as with examples/tai-system; a bad export writes nothing; meshctl apply takes a List export")
+        @Test("the ADR's mesh exported from Kubernetes imports without edits: canary split, authorization and STRICT mTLS hold as with examples/tai-system; a bad export writes nothing; meshctl apply and analyze take a List export")
         func importedMesh() async throws {
             let directory = try TestTools.temporaryDirectory("k8s-import")
             defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -85,6 +85,14 @@ extension EndToEnd {
                 #expect(applied.status == 0 && applied.output.contains("VirtualService tai-system/governor-timeout created"), "\(applied.output)")
                 let stored = try await mesh.admin("/apis/networking.istio.io/v1/namespaces/tai-system/virtualservices/governor-timeout")
                 #expect(stored.status == 200 && !stored.body.contains("5e1c") && !stored.body.contains("90210"), "\(stored.body)")
+
+                // meshctl analyze -f takes a List too, and applies nothing.
+                let broken = list.replacingOccurrences(of: "governor-timeout", with: "broken-route").replacingOccurrences(of: "host: governor}", with: "host: nowhere}")
+                try broken.write(toFile: directory + "/broken.yaml", atomically: true, encoding: .utf8)
+                let analyzed = try await meshctl(
+                    ["analyze", "-f", directory + "/broken.yaml", "--server", "http://\(mesh.adminAddress)", "--data-dir", mesh.controlPlane.options.dataDirectory], in: directory)
+                #expect(analyzed.status == 1 && analyzed.output.contains("[IST0101]") && analyzed.output.contains("broken-route"), "\(analyzed.output)")
+                #expect(try await mesh.admin("/apis/networking.istio.io/v1/namespaces/tai-system/virtualservices/broken-route").status == 404)
             }
         }
     }

@@ -32,6 +32,16 @@ struct FIPSConfigTests {
         #expect(throws: Never.self) { try Self.store(fips: false).applyAPI(.create(gateway)) }
     }
 
+    @Test("at start: a Gateway stored through the API before --fips stops the start in FIPS mode, naming it and the way out")
+    func stored() throws {
+        let gateway = try ResourceDocuments.decode(Self.gateway, source: "t").map(\.resource)[0]
+        let resources = MemoryResourceStore()
+        try ConfigStore(resourceStore: resources, logger: Logger(label: "test"), metrics: TestMetrics()).applyAPI(.create(gateway))
+        let restarted = ConfigStore(settings: MeshSettings(fips: true), resourceStore: resources, logger: Logger(label: "test"), metrics: TestMetrics())
+        let refusal = #expect(throws: ResourceChangeError.self) { try restarted.loadStoredResources() }
+        #expect("\(String(describing: refusal))".contains("Gateway web/gw, stored through the API: spec.servers[0].tls.cipherSuites[0]") && "\(String(describing: refusal))".contains("without --fips"), "\(String(describing: refusal))")
+    }
+
     @Test("from files: the whole change refused naming file, document and field; the served config unchanged")
     func files() throws {
         let store = Self.store(fips: true)

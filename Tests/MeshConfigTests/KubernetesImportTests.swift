@@ -87,6 +87,10 @@ struct KubernetesImportTests {
         let clean = KubernetesImport.withoutServerFields(value)
         #expect(clean == (try YAMLDocuments.parse("kind: X\nmetadata: {name: a, labels: {a: b}, annotations: {keep: me}}\n", source: "t")[0].value))
         #expect(!KubernetesImport.isExported(clean))
+        // A Secret in a config file, exported: kubectl's last-applied copy (data and all) is gone.
+        let secret = "apiVersion: v1\nkind: Secret\nmetadata: {name: cred, namespace: web, uid: u1, annotations: {kubectl.kubernetes.io/last-applied-configuration: '{\"data\": {\"tls.key\": \"S0VZ\"}}'}}\ntype: Opaque\nstringData: {cacert: \"-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----\\n\"}\n"
+        let loaded = try ResourceDocuments.decode(secret, source: "s.yaml")[0].resource
+        #expect(loaded.metadata.annotations.isEmpty && loaded.metadata.passthrough["uid"] == nil)
     }
 
     @Test("YAML written for a value reads back as the same value, numbers-as-strings and keywords quoted")
@@ -139,12 +143,16 @@ struct KubernetesImportTests {
         let result = KubernetesImport.convert(try Self.inputs(Self.list([Self.service, deployment, bare, Self.pod("web-1", ip: nil)])))
         #expect(result.resources.isEmpty)
         #expect(result.errors.map(\.description) == [
-            "export.yaml, document 1, item 2 (Deployment shop/web): meshd does not import Deployment: export Istio's kinds, Services, EndpointSlices (or Endpoints), Pods, ServiceAccounts, Nodes and TLS Secrets, or pass --skip-unsupported to leave the rest out",
+            "export.yaml, document 1, item 2 (Deployment shop/web): meshd does not import Deployment (apps/v1): export Istio's kinds, Services, EndpointSlices (or Endpoints), Pods, ServiceAccounts, Nodes and TLS Secrets, or pass --skip-unsupported to leave the rest out",
             "export.yaml, document 1, item 3 (Service shop/db): has no selector: Kubernetes keeps its endpoints by hand (Endpoints, EndpointSlices), which meshd does not import; give it a selector, or leave it out of the export and write a ServiceEntry with its endpoints",
             "export.yaml, document 1, item 4 (Pod shop/web-1): has no status.podIP: a running pod needs its address; export pods with kubectl get -o yaml, which writes their status",
         ], "\(result.errors)")
-        let skipping = KubernetesImport.convert(try Self.inputs(Self.list([Self.service, deployment, Self.pod("web-1")])), options: .init(skipUnsupported: true))
-        #expect(skipping.errors.isEmpty && skipping.resources.count == 2 && skipping.notes.contains { $0.object == "Deployment shop/web" })
+        // Gateway API's Gateway shares a kind name with Istio's; it is not Istio's.
+        let gatewayAPI = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: edge, namespace: shop}\nspec: {gatewayClassName: istio}"
+        let skipping = KubernetesImport.convert(try Self.inputs(Self.list([Self.service, deployment, gatewayAPI, Self.pod("web-1")])), options: .init(skipUnsupported: true))
+        #expect(skipping.errors.isEmpty && skipping.resources.count == 2, "\(skipping.errors)")
+        #expect(skipping.notes.map(\.description).contains("export.yaml, document 1, item 3 (Gateway shop/edge): left out: meshd does not import Gateway (gateway.networking.k8s.io/v1)"), "\(skipping.notes)")
+        #expect(skipping.notes.contains { $0.object == "Deployment shop/web" })
         let invalidIstio = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: v, namespace: shop}\nspec: {hosts: [web], http: [{route: [{destination: {hots: web}}]}]}"
         let refused = KubernetesImport.convert(try Self.inputs(Self.list([invalidIstio, "apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\nmetadata: {name: f, namespace: shop}\nspec: {}"])))
         #expect(refused.errors.count == 2 && refused.errors[0].reason.contains("hots") && refused.errors[1].reason.contains("meshd does not serve EnvoyFilter"), "\(refused.errors)")
