@@ -54,6 +54,8 @@ public protocol ResourceBackend: Sendable {
     func source(of key: ResourceKey) -> String?
     /// Applies a change through the resource store; with `dryRun`, only checks it.
     func apply(_ change: ResourceChange, dryRun: Bool) throws(ResourceChangeError) -> MeshResource?
+    /// Counts and logs a refused change (`reason`: invalid, conflict, not_found, storage).
+    func recordRejection(of resource: String, reason: String, message: String)
 }
 
 /// The connected proxies and what applies to workloads (``ProxyRoutes``).

@@ -48,18 +48,28 @@ struct ResourceRoutes {
         admins.post(prefix.appendingPath("namespaces/:namespace/:plural")) { request, context -> Response in
             let kind = try Self.kind(context)
             let namespace = try context.parameters.require("namespace")
-            let resource = try await Self.decodeBody(request, kind: kind, namespace: namespace, name: nil)
+            let resource = try await decodeBody(request, kind: kind, namespace: namespace, name: nil, action: "resource.create", context)
             return try change(.create(resource), request, context, action: "resource.create", success: .created)
         }
         admins.put(prefix.appendingPath("namespaces/:namespace/:plural/:name")) { request, context -> Response in
             let key = try Self.key(context)
-            let resource = try await Self.decodeBody(request, kind: key.kind, namespace: key.namespace, name: key.name)
+            let resource = try await decodeBody(request, kind: key.kind, namespace: key.namespace, name: key.name, action: "resource.replace", context)
             return try change(.replace(resource, expectedVersion: resource.metadata.resourceVersion), request, context, action: "resource.replace", success: .ok)
         }
         admins.delete(prefix.appendingPath("namespaces/:namespace/:plural/:name")) { request, context -> Response in
             let key = try Self.key(context)
             let expected = request.uri.queryParameters["resourceVersion"].map(String.init)
             return try change(.delete(key, expectedVersion: expected), request, context, action: "resource.delete", success: .ok)
+        }
+    }
+
+    /// The counter label of a refused change.
+    static func reason(_ error: ResourceChangeError) -> String {
+        switch error {
+        case .conflict: "conflict"
+        case .notFound: "not_found"
+        case .storage: "storage"
+        case .invalid: "invalid"
         }
     }
 
@@ -110,6 +120,20 @@ struct ResourceRoutes {
 
     // MARK: Changes
 
+    /// The body as one resource, or a refusal that is audited, counted and logged (unless a dry run).
+    private func decodeBody(
+        _ request: Request, kind: ResourceKind, namespace: String, name: String?, action: String, _ context: AdminRequestContext
+    ) async throws -> MeshResource {
+        do {
+            return try await Self.decodeBody(request, kind: kind, namespace: namespace, name: name)
+        } catch let error as APIError where request.uri.queryParameters["dryRun"] == nil {
+            let target = "\(kind.rawValue) \(namespace)/\(name ?? "?")"
+            access.audit(try context.authenticatedCaller().description, action, target: target, result: "refused: \(error.message)")
+            backend.recordRejection(of: target, reason: "invalid", message: error.message)
+            throw error
+        }
+    }
+
     /// The body as one resource of `kind`, its namespace (and name) checked against the path.
     private static func decodeBody(_ request: Request, kind: ResourceKind, namespace: String, name: String?) async throws -> MeshResource {
         let buffer = try await request.body.collect(upTo: 1 << 20)
@@ -119,7 +143,11 @@ struct ResourceRoutes {
         } catch {
             throw APIError.invalid(error.description)
         }
-        guard documents.count == 1, case .object(var object) = documents[0].value else {
+        // An object exported from a Kubernetes cluster, without what its API server set (as files
+        // and meshctl apply read it).
+        guard documents.count == 1, case .object(var object) = KubernetesImport.isExported(documents[0].value)
+            ? KubernetesImport.withoutServerFields(documents[0].value) : documents[0].value
+        else {
             throw APIError.invalid("the body must be exactly one resource (JSON or YAML object); apply several one by one")
         }
         // The path gives the namespace when the body does not.
@@ -161,7 +189,10 @@ struct ResourceRoutes {
         do throws(ResourceChangeError) {
             stored = try backend.apply(change, dryRun: dryRun)
         } catch {
-            if !dryRun { access.audit(principal.description, action, target: change.key.description, result: "refused: \(error)") }
+            if !dryRun {
+                access.audit(principal.description, action, target: change.key.description, result: "refused: \(error)")
+                backend.recordRejection(of: change.key.description, reason: Self.reason(error), message: error.description)
+            }
             switch error {
             case .conflict(let message): throw APIError(.conflict, message)
             case .notFound(let message): throw APIError.notFound(message)

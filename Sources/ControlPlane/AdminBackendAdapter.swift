@@ -127,6 +127,10 @@ struct AdminBackendAdapter: AdminBackend {
         return MeshAnalysis.describe(instance, in: snapshot)
     }
 
+    func recordRejection(of resource: String, reason: String, message: String) {
+        controlPlane.store.recordAPIRejection(of: resource, reason: reason, message: message)
+    }
+
     func analyze() -> [AnalysisMessage] {
         MeshAnalysis.analyze(snapshot)
     }

@@ -30,6 +30,7 @@ public final class ConfigStore: Sendable {
     private let rejected: Counter
     private let accepted: Counter
     private let unresolved: Gauge
+    private let apiRejected: [String: Counter]
     private let credentialCheck: CredentialCheck?
 
     /// Checks a Secret's material with cryptography (the PEM blocks parse, the key matches the
@@ -50,6 +51,9 @@ public final class ConfigStore: Sendable {
         rejected = Counter(label: "meshd_config_rejected_total", dimensions: [], factory: metrics)
         accepted = Counter(label: "meshd_config_applied_total", dimensions: [], factory: metrics)
         unresolved = Gauge(label: "meshd_config_unresolved_references", dimensions: [], factory: metrics)
+        apiRejected = Dictionary(uniqueKeysWithValues: Self.apiRejectionReasons.map {
+            ($0, Counter(label: "meshd_config_api_rejected_total", dimensions: [("reason", $0)], factory: metrics))
+        })
     }
 
     /// The most recent refused change, if any.
@@ -262,6 +266,16 @@ public final class ConfigStore: Sendable {
             "revision": "\(snapshot.revision)", "resources": "\(snapshot.resources.count)",
         ])
         publisher.publish(snapshot)
+    }
+
+    /// The reasons `meshd_config_api_rejected_total` counts.
+    public static let apiRejectionReasons = ["invalid", "conflict", "not_found", "storage"]
+
+    /// Records a change through the API that was refused (counted by reason and logged; nothing
+    /// changed). Dry runs are not recorded.
+    public func recordAPIRejection(of resource: String, reason: String, message: String) {
+        apiRejected[reason]?.increment()
+        logger.warning("change through the API refused; nothing changed", metadata: ["resource": "\(resource)", "reason": "\(reason)", "error": "\(message)"])
     }
 
     private func reject(_ error: ConfigLoadError) {

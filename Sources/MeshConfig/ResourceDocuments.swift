@@ -76,11 +76,12 @@ public enum ResourceDocuments {
     /// Every resource in `text` (Lists expanded), strictly decoded and validated; the first
     /// problem is thrown. An object exported from a Kubernetes API server is read without what
     /// the server set (``KubernetesImport/withoutServerFields(_:)``), among it kubectl's
-    /// last-applied annotation, which repeats a Secret's data.
-    public static func decode(_ text: String, source: String) throws(ConfigLoadError) -> [SourcedResource] {
+    /// last-applied annotation, which repeats a Secret's data. meshd's own store reads its
+    /// documents as written (`asStored`).
+    public static func decode(_ text: String, source: String, asStored: Bool = false) throws(ConfigLoadError) -> [SourcedResource] {
         var out: [SourcedResource] = []
         for document in try documents(text, source: source) {
-            let value = KubernetesImport.isExported(document.value) ? KubernetesImport.withoutServerFields(document.value) : document.value
+            let value = !asStored && KubernetesImport.isExported(document.value) ? KubernetesImport.withoutServerFields(document.value) : document.value
             do throws(ResourceDecodeError) {
                 out.append(SourcedResource(resource: try MeshResource(document: value), source: source, document: document.document, item: document.item))
             } catch {

@@ -133,7 +133,7 @@ public final class SQLiteResourceStore: ResourceStore {
         var out: [MeshResource] = []
         for (key, document) in rows {
             do {
-                let decoded = try ResourceDocuments.decode(document, source: "\(path) (\(key))")
+                let decoded = try ResourceDocuments.decode(document, source: "\(path) (\(key))", asStored: true)
                 out += decoded.map(\.resource)
             } catch {
                 throw .storage("\(path): the stored \(key) no longer decodes: \(error)")
@@ -149,7 +149,7 @@ public final class SQLiteResourceStore: ResourceStore {
                 let existing = try String.fetchOne(
                     db, sql: "SELECT document FROM resource WHERE kind = ? AND namespace = ? AND name = ?",
                     arguments: [key.kind.rawValue, key.namespace, key.name])
-                let current = try existing.flatMap { try ResourceDocuments.decode($0, source: path).first?.resource }
+                let current = try existing.flatMap { try ResourceDocuments.decode($0, source: path, asStored: true).first?.resource }
                 try db.execute(sql: "UPDATE counter SET value = value + 1 WHERE name = 'resourceVersion'")
                 let version = try Int64.fetchOne(db, sql: "SELECT value FROM counter WHERE name = 'resourceVersion'") ?? 1
                 guard let stored = try change.checked(against: current, version: version) else {

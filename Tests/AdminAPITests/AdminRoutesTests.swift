@@ -42,7 +42,12 @@ final class FakeBackend: AdminBackend {
     func auditProblem() -> String? { auditBroken ? "disk full" : nil }
     func auditRecords() -> [AuditRecord] { audits.withLock { $0 } }
     func source(of key: ResourceKey) -> String? { "api" }
+    let rejections = Mutex<[String]>([])
+    func recordRejection(of resource: String, reason: String, message: String) {
+        rejections.withLock { $0.append("\(reason) \(resource)") }
+    }
     func apply(_ change: ResourceChange, dryRun: Bool) throws(ResourceChangeError) -> MeshResource? {
+        if change.key.name == "taken" { throw .conflict("\(change.key) exists") }
         applied.withLock { $0.append(change.key) }
         dryRuns.withLock { $0.append(dryRun) }
         if case .create(let resource) = change { return resource }
@@ -219,5 +224,25 @@ struct AdminRoutesTests {
             #expect(refused.status == .serviceUnavailable && String(buffer: refused.body).contains("audit log cannot be written"))
         }
         #expect(broken.applied.withLock { $0 }.isEmpty)
+    }
+
+    @Test("a refused change (an invalid body, a conflict) is audited, counted by reason and logged; a refused dry run is not")
+    func refusalsRecorded() async throws {
+        let headers: HTTPFields = [.authorization: "Bearer admin", .contentType: "application/json"]
+        let path = "/apis/networking.istio.io/v1/namespaces/web/virtualservices"
+        let backend = FakeBackend()
+        let app = Application(router: AdminRoutes.router(backend: backend, limiter: RateLimiter(ratePerSecond: 1000, burst: 1000)))
+        let invalid = Self.vs.replacingOccurrences(of: #""host": "x""#, with: #""hots": "x""#)
+        let taken = Self.vs.replacingOccurrences(of: #""name": "x""#, with: #""name": "taken""#)
+        try await app.test(.router) { client in
+            let refused = try await client.execute(uri: path, method: .post, headers: headers, body: ByteBuffer(string: invalid))
+            let dryRun = try await client.execute(uri: path + "?dryRun=All", method: .post, headers: headers, body: ByteBuffer(string: invalid))
+            let conflict = try await client.execute(uri: path, method: .post, headers: headers, body: ByteBuffer(string: taken))
+            #expect(refused.status == .badRequest && dryRun.status == .badRequest && conflict.status == .conflict)
+        }
+        #expect(backend.rejections.withLock { $0 } == ["invalid VirtualService web/?", "conflict VirtualService web/taken"])
+        #expect(backend.auditRecords().map { "\($0.action) \($0.target) \($0.result.prefix(8))" } == [
+            "resource.create VirtualService web/? refused:", "resource.create VirtualService web/taken refused:",
+        ])
     }
 }

@@ -39,6 +39,17 @@ struct ConfigStoreTests {
         #expect(try metrics.expectCounter("meshd_config_rejected_total").values == [1])
     }
 
+    @Test("a refused API change is counted by reason, the config-directory counter untouched")
+    func apiRejections() throws {
+        let store = makeStore()
+        store.recordAPIRejection(of: "VirtualService ns/x", reason: "conflict", message: "exists")
+        store.recordAPIRejection(of: "VirtualService ns/y", reason: "invalid", message: "spec.hosts: required")
+        store.recordAPIRejection(of: "VirtualService ns/z", reason: "invalid", message: "spec.hosts: required")
+        #expect(try metrics.expectCounter("meshd_config_api_rejected_total", [("reason", "conflict")]).totalValue == 1)
+        #expect(try metrics.expectCounter("meshd_config_api_rejected_total", [("reason", "invalid")]).totalValue == 2)
+        #expect(store.rejectionCount == 0)
+    }
+
     @Test("the watcher applies a valid edit and refuses an invalid one, keeping the old config")
     func watcher() async throws {
         let directory = try temporaryDirectory()

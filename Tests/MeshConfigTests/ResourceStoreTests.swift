@@ -52,6 +52,13 @@ struct ResourceStoreTests {
         // Versions keep increasing after a reopen, even past deleted resources.
         let next = try #require(try reopened.apply(.create(try Self.virtualService("c"))))
         #expect(Int(next.metadata.resourceVersion ?? "") ?? 0 > Int(loaded[0].metadata.resourceVersion ?? "") ?? 0)
+        // A stored resource that carries a uid keeps meshd's own version when read back (the
+        // store reads its documents as written, not as a Kubernetes export).
+        var withUID = try Self.virtualService("d")
+        withUID.metadata.passthrough["uid"] = .string("k8s-uid")
+        let stored = try #require(try reopened.apply(.create(withUID)))
+        let reread = try #require(try reopened.load().first { $0.metadata.name == "d" })
+        #expect(reread.metadata.resourceVersion == stored.metadata.resourceVersion && reread.metadata.resourceVersion != nil)
     }
 
     @Test("the API's resources are served with the files'; a file resource is read-only through the API; a file may not redefine an API resource")
