@@ -145,9 +145,7 @@ struct ResourceRoutes {
         }
         // An object exported from a Kubernetes cluster, without what its API server set (as files
         // and meshctl apply read it).
-        guard documents.count == 1, case .object(var object) = KubernetesImport.isExported(documents[0].value)
-            ? KubernetesImport.withoutServerFields(documents[0].value) : documents[0].value
-        else {
+        guard documents.count == 1, case .object(var object) = KubernetesImport.asRead(documents[0].value) else {
             throw APIError.invalid("the body must be exactly one resource (JSON or YAML object); apply several one by one")
         }
         // The path gives the namespace when the body does not.

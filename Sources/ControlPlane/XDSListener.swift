@@ -7,6 +7,7 @@ internal import NIOSSL
 internal import X509
 internal import SwiftASN1
 internal import Synchronization
+internal import MeshModel
 
 /// The xDS port's listener: TLS with a certificate from meshd's CA (or plaintext when asked for),
 /// asking for — but not requiring — a client certificate, so that proxies authenticate with a
@@ -109,10 +110,7 @@ final class TLSContextHolder: Sendable {
         configuration.minimumTLSVersion = .tlsv12
         if fips {
             configuration.maximumTLSVersion = .tlsv12
-            configuration.cipherSuiteValues = [
-                .TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, .TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-                .TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, .TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-            ]
+            configuration.cipherSuites = FIPSPolicy.tls12CipherSuites.joined(separator: ":")
             configuration.curves = [.secp256r1, .secp384r1]
             let approved: [SignatureAlgorithm] = [
                 .ecdsaSecp256R1Sha256, .ecdsaSecp384R1Sha384, .rsaPkcs1Sha256, .rsaPkcs1Sha384, .rsaPkcs1Sha512,

@@ -93,6 +93,12 @@ public enum KubernetesImport {
     /// kubectl's copy of the last applied object (a Secret's included, data and all).
     public static let lastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
 
+    /// The object as meshd reads it: without server-set fields when it was exported from a
+    /// Kubernetes API server (``isExported(_:)``), else as written.
+    public static func asRead(_ value: ConfigValue) -> ConfigValue {
+        isExported(value) ? withoutServerFields(value) : value
+    }
+
     /// Whether the object was read from a Kubernetes API server (only the server sets `uid`):
     /// its server-set fields mean nothing to meshd.
     public static func isExported(_ value: ConfigValue) -> Bool {

@@ -81,7 +81,7 @@ public enum ResourceDocuments {
     public static func decode(_ text: String, source: String, asStored: Bool = false) throws(ConfigLoadError) -> [SourcedResource] {
         var out: [SourcedResource] = []
         for document in try documents(text, source: source) {
-            let value = !asStored && KubernetesImport.isExported(document.value) ? KubernetesImport.withoutServerFields(document.value) : document.value
+            let value = asStored ? document.value : KubernetesImport.asRead(document.value)
             do throws(ResourceDecodeError) {
                 out.append(SourcedResource(resource: try MeshResource(document: value), source: source, document: document.document, item: document.item))
             } catch {

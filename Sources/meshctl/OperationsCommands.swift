@@ -154,14 +154,7 @@ struct Analyze: AsyncParsableCommand {
             data = try await client.get("/v1/analyze")
         } else {
             // Read here, so that a problem names its file; sent as one List.
-            var items: [ConfigValue] = []
-            for (source, text) in try readSources(filename) {
-                do {
-                    items += try ResourceDocuments.decode(text, source: source).map(\.resource.configValue)
-                } catch {
-                    throw CLIError("\(error)")
-                }
-            }
+            let items = try readResources(filename).map(\.resource.configValue)
             let list = ConfigValue.object(ConfigObject([("apiVersion", .string("v1")), ("kind", .string("List")), ("items", .array(items))]))
             let answer = try await client.request("POST", "/v1/analyze", body: Data(ConfigJSON.encode(list).utf8))
             guard answer.status == 200 else { throw CLIError(AdminClient.message(answer.body)) }

@@ -42,6 +42,19 @@ func readSources(_ paths: [String]) throws -> [(source: String, text: String)] {
     return out
 }
 
+/// Every resource of the `-f` sources (Lists expanded); a problem names its file.
+func readResources(_ paths: [String]) throws -> [SourcedResource] {
+    var out: [SourcedResource] = []
+    for (source, text) in try readSources(paths) {
+        do {
+            out += try ResourceDocuments.decode(text, source: source)
+        } catch {
+            throw CLIError("\(error)")
+        }
+    }
+    return out
+}
+
 /// `meshctl apply`: create or replace resources through the API.
 struct Apply: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -67,7 +80,7 @@ struct Apply: AsyncParsableCommand {
             for document in documents {
                 // An object exported from a Kubernetes API server carries the server's bookkeeping
                 // (uid, its resourceVersion, status), which means nothing to meshd.
-                let value = KubernetesImport.isExported(document.value) ? KubernetesImport.withoutServerFields(document.value) : document.value
+                let value = KubernetesImport.asRead(document.value)
                 do throws(ResourceDecodeError) {
                     resources.append((SourceDocument.origin(source, document: document.document, item: document.item), try MeshResource(document: value)))
                 } catch {
@@ -183,13 +196,7 @@ struct Delete: AsyncParsableCommand {
             let resolved = try resolveKind(kind)
             keys = names.map { ResourceKey(kind: resolved, namespace: namespace, name: $0) }
         }
-        for (source, text) in try readSources(filename) {
-            do {
-                keys += try ResourceDocuments.decode(text, source: source).map(\.resource.key)
-            } catch {
-                throw CLIError("\(error)")
-            }
-        }
+        keys += try readResources(filename).map(\.resource.key)
         guard !keys.isEmpty else { throw ValidationError("say what to delete: KIND NAME... or -f FILE") }
         let client = server.client
         var failures = 0

@@ -30,6 +30,17 @@ extension EndToEnd {
             return (process.terminationStatus == 0 && process.log.contains("Ciphersuite"), "exit \(status): \(process.log)")
         }
 
+        /// A handshake that should be accepted, retried up to five times 300 ms apart (once seen in
+        /// CI: s_client exited at once without output); refusals are checked once, by Envoy's alert.
+        static func accepted(_ target: HostPort, cipher: String, version: String = "-tls1_2", certificate: (chain: String, key: String), in directory: String) async throws -> (ok: Bool, output: String) {
+            var result = (ok: false, output: "")
+            for attempt in 0..<5 where !result.ok {
+                if attempt > 0 { try await Task.sleep(for: .milliseconds(300)) }
+                result = try await handshake(target, cipher: cipher, curve: "P-256", version: version, certificate: certificate, in: directory)
+            }
+            return result
+        }
+
         /// Every `common_tls_context` in a config dump, with where it is.
         static func tlsContexts(_ value: Any, at path: String = "") -> [(path: String, context: [String: Any])] {
             if let object = value as? [String: Any] {
@@ -68,13 +79,7 @@ extension EndToEnd {
                 try issued.keyPEM.write(toFile: key, atomically: true, encoding: .utf8)
                 let sidecar = HostPort(host: "127.33.0.2", port: 8080)
                 for (name, target, certificate) in [("sidecar", sidecar, (chain, key)), ("meshd's xDS port", mesh.xdsAddress, (chain, key))] {
-                    // Accepted: a failure here is retried (once seen in CI: s_client exited at once
-                    // without output); the refusals below are checked once, by Envoy's alert.
-                    var approved = (ok: false, output: "")
-                    for attempt in 0..<5 where !approved.ok {
-                        if attempt > 0 { try await Task.sleep(for: .milliseconds(300)) }
-                        approved = try await Self.handshake(target, cipher: "ECDHE-ECDSA-AES128-GCM-SHA256", curve: "P-256", certificate: certificate, in: mesh.directory)
-                    }
+                    let approved = try await Self.accepted(target, cipher: "ECDHE-ECDSA-AES128-GCM-SHA256", certificate: certificate, in: mesh.directory)
                     #expect(approved.ok, "\(name) accepts AES-GCM on P-256: \(approved.output)")
                     let chacha = try await Self.handshake(target, cipher: "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305", curve: "P-256", certificate: certificate, in: mesh.directory)
                     #expect(!chacha.ok && chacha.output.contains("handshake failure"), "\(name) refuses ChaCha20: \(chacha.output)")
@@ -83,11 +88,7 @@ extension EndToEnd {
                 }
                 let tls13ChaCha = try await Self.handshake(sidecar, cipher: "TLS_CHACHA20_POLY1305_SHA256", curve: "P-256", version: "-tls1_3", certificate: (chain, key), in: mesh.directory)
                 #expect(!tls13ChaCha.ok && tls13ChaCha.output.contains("handshake failure"), "the FIPS 202205 policy keeps TLS 1.3 to AES-GCM: \(tls13ChaCha.output)")
-                var tls13AES = (ok: false, output: "")
-                for attempt in 0..<5 where !tls13AES.ok {
-                    if attempt > 0 { try await Task.sleep(for: .milliseconds(300)) }
-                    tls13AES = try await Self.handshake(sidecar, cipher: "TLS_AES_128_GCM_SHA256", curve: "P-256", version: "-tls1_3", certificate: (chain, key), in: mesh.directory)
-                }
+                let tls13AES = try await Self.accepted(sidecar, cipher: "TLS_AES_128_GCM_SHA256", version: "-tls1_3", certificate: (chain, key), in: mesh.directory)
                 #expect(tls13AES.ok, "TLS 1.3 with AES-GCM is accepted: \(tls13AES.output)")
 
                 // Every certificate issued so far: ECDSA P-256 signed with SHA-256 (pkilint and
