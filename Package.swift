@@ -98,7 +98,7 @@ let package = Package(
             name: "ControlPlane",
             dependencies: [
                 "MeshModel", "MeshConfig", "MeshTranslation", "XDSCache", "XDSServer", "AdminAPI", "EnvoyAPI", "MeshClient",
-                "CertificateAuthority", x509, asn1, crypto, nioCore, nioPosix, nioSSL, nioTLS,
+                "CertificateAuthority", x509, asn1, crypto, nioCore, nioPosix, nioHTTP1, nioSSL, nioTLS,
                 grpcCore, grpcHTTP2, logging, metrics, prometheus, lifecycle, unixSignals, hummingbird, protobuf,
             ],
             resources: [.embedInCode("ExampleMesh")],

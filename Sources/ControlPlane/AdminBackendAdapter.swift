@@ -132,7 +132,24 @@ struct AdminBackendAdapter: AdminBackend {
     }
 
     func analyze() -> [AnalysisMessage] {
-        MeshAnalysis.analyze(snapshot)
+        MeshAnalysis.analyze(snapshot) + jwksMessages(in: snapshot)
+    }
+
+    /// Key sets that cannot be fetched, for every RequestAuthentication that names one (MD0001).
+    func jwksMessages(in snapshot: MeshSnapshot) -> [AnalysisMessage] {
+        let failing = Dictionary(controlPlane.jwks.statuses.filter { $0.lastError != nil }.map { ($0.uri, $0) }, uniquingKeysWith: { $1 })
+        var messages: [AnalysisMessage] = []
+        for policy in snapshot.requestAuthentications {
+            for (index, rule) in (policy.spec.jwtRules ?? []).enumerated() {
+                guard let uri = rule.jwksUri, let status = failing[uri] else { continue }
+                let serving = status.fetchedAt.map { "the keys fetched at \(ISO8601DateFormatter().string(from: $0)) are still used" }
+                    ?? "it was never fetched: requests with a token from \(rule.issuer ?? "") are refused (401), requests without one are not"
+                messages.append(.init(
+                    level: status.fetchedAt == nil ? "Error" : "Warning", code: "MD0001", resource: policy.key.description,
+                    message: "spec.jwtRules[\(index)].jwksUri: \(uri) cannot be fetched (\(status.failures) attempts: \(status.lastError ?? "")); \(serving)"))
+            }
+        }
+        return messages
     }
 
     func analyze(adding candidates: [MeshResource]) -> [AnalysisMessage] {
@@ -141,7 +158,7 @@ struct AdminBackendAdapter: AdminBackend {
         for resource in candidates { resources[resource.key] = resource }
         let combined = MeshSnapshot(
             revision: current.revision, settings: current.settings, mesh: current.mesh, resources: resources.values.sorted { $0.key < $1.key })
-        return MeshAnalysis.analyze(combined)
+        return MeshAnalysis.analyze(combined) + jwksMessages(in: combined)
     }
 
     func revokeToken(id: String) throws -> Bool { try controlPlane.tokens.revoke(id: id) }

@@ -46,6 +46,8 @@ public final class ControlPlane: Sendable {
     /// The CA over time: rotations, renewals, plug-in reloads.
     public let lifecycle: CALifecycle
     let maintenance: CertificateMaintenance
+    /// Fetches the key sets RequestAuthentications name.
+    let jwks: JWKSResolver
     private let metricsRegistry: PrometheusCollectorRegistry
     private let metricsFactory: PrometheusMetricsFactory
     let logger: Logger
@@ -164,9 +166,21 @@ public final class ControlPlane: Sendable {
         maintenance = CertificateMaintenance(
             lifecycle: lifecycle, service: certificates, provider: provider, proxyCertificates: proxyCertificates, serving: serving,
             tls: xdsTLS, clock: options.clock, logger: logger, metrics: metricsFactory)
+        do {
+            jwks = JWKSResolver(
+                store: store, fetcher: try HTTPJWKSFetcher(extraRootsPEM: options.jwksExtraRootsPEM), refresh: options.jwksRefreshInterval,
+                clock: options.clock, logger: logger, metrics: metricsFactory)
+        } catch {
+            throw StartupError(message: "--jwks-ca: cannot read the certificates: \(error)")
+        }
         if let error = watcher.loadNow() {
             throw StartupError(message: "the configuration in \(configDirectory) is invalid: \(error)")
         }
+    }
+
+    /// Fetches the key sets due now (tests; the job does it every second).
+    public func refreshJWKS() async {
+        await jwks.check()
     }
 
     private static func isLoopback(_ host: String) -> Bool {
@@ -241,6 +255,7 @@ public final class ControlPlane: Sendable {
                 .init(service: DebounceService(pushes: pushes)),
                 .init(service: MTLSRolloutService(stage: rollout)),
                 .init(service: CertificateMaintenanceService(maintenance: maintenance, interval: options.certificateCheckInterval)),
+                .init(service: JWKSResolverService(resolver: jwks, interval: options.jwksCheckInterval)),
                 .init(service: XDSAddressReporter(transport: transport, bound: bound), successTerminationBehavior: .ignore),
             ],
             gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],

@@ -45,6 +45,12 @@ public struct ControlPlaneOptions: Sendable {
     public var certificateRotationJitter: Double = 0.01
     /// How often rotations, renewals and plug-in files are checked.
     public var certificateCheckInterval: Duration = .seconds(1)
+    /// How often each `jwksUri` is fetched again (Istio's PILOT_JWT_PUB_KEY_REFRESH_INTERVAL, 20 min).
+    public var jwksRefreshInterval: Duration = .seconds(20 * 60)
+    /// PEM certificates trusted beside the system's roots when fetching `https` key sets (`--jwks-ca`).
+    public var jwksExtraRootsPEM: String?
+    /// How often the key sets due are fetched.
+    public var jwksCheckInterval: Duration = .seconds(1)
     /// Quiet time after a config change before proxies are pushed (Istio's PILOT_DEBOUNCE_AFTER).
     public var debounceAfter: Duration = .milliseconds(100)
     /// Longest a config change waits for quiet (Istio's PILOT_DEBOUNCE_MAX).

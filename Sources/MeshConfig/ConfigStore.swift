@@ -17,6 +17,7 @@ public final class ConfigStore: Sendable {
         var lastRejection: ConfigLoadError?
         var rejections: Int = 0
         var referenceWarnings: [ResourceKey: [SchemaError]] = [:]
+        var jwks: [String: String] = [:]
     }
 
     /// Where snapshots go.
@@ -151,6 +152,7 @@ public final class ConfigStore: Sendable {
         switch resource.spec {
         case .secret(let secret): credentialCheck?(secret) ?? []
         case .gateway(let gateway) where settings.fips: FIPSPolicy.problems(of: gateway, at: FieldPath().appending("spec"))
+        case .requestAuthentication(let policy): settings.problems(of: policy, at: FieldPath().appending("spec"))
         default: []
         }
     }
@@ -247,7 +249,25 @@ public final class ConfigStore: Sendable {
     private func snapshot(of state: State) -> MeshSnapshot {
         MeshSnapshot(
             revision: state.revision, settings: settings, mesh: state.mesh,
-            resources: state.fileResources.map(\.resource) + state.apiResources.keys.sorted().map { state.apiResources[$0]! })
+            resources: state.fileResources.map(\.resource) + state.apiResources.keys.sorted().map { state.apiResources[$0]! }, jwks: state.jwks)
+    }
+
+    /// Serves `keys` as the key sets of RequestAuthentications' `jwksUri`s (by URI) from now on;
+    /// a new revision is published when they changed.
+    ///
+    /// - Returns: `true` if a new snapshot was published.
+    @discardableResult
+    public func updateJWKS(_ keys: [String: String]) -> Bool {
+        let snapshot: MeshSnapshot? = state.withLock { state in
+            guard state.jwks != keys else { return nil }
+            state.jwks = keys
+            state.revision += 1
+            return self.snapshot(of: state)
+        }
+        guard let snapshot else { return false }
+        logger.info("JSON Web Key Sets changed", metadata: ["uris": "\(keys.keys.sorted().joined(separator: ","))"])
+        publish(snapshot)
+        return true
     }
 
     private func publish(_ snapshot: MeshSnapshot) {

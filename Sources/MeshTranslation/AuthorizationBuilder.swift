@@ -7,9 +7,10 @@ typealias RBACPolicy = Envoy_Config_Rbac_V3_Policy
 typealias Permission = Envoy_Config_Rbac_V3_Permission
 typealias Principal = Envoy_Config_Rbac_V3_Principal
 
-/// Turns the AuthorizationPolicies that select a workload into Envoy RBAC filters, evaluated as
-/// Istio evaluates them: AUDIT (log only), then DENY, then ALLOW — and when any ALLOW policy selects
-/// the workload, a request that matches none is denied. Each rule is an RBAC policy named
+/// Turns the AuthorizationPolicies that select a workload into Envoy filters, evaluated as Istio
+/// evaluates them: CUSTOM (external authorization, ``ExternalAuthorization``), then the JWT check
+/// of RequestAuthentications (``JWTAuthentication``), then AUDIT (log only), DENY and ALLOW — and
+/// when any ALLOW policy selects the workload, a request that matches none is denied. Each rule is an RBAC policy named
 /// `ns[<namespace>]-policy[<name>]-rule[<index>]`. Dry-run policies (`istio.io/dry-run: "true"`)
 /// become shadow rules that are counted and logged but never block. Each policy also gets a
 /// shadow-only filter whose stats (`<policy>-shadow_allowed`/`-shadow_denied`) count its matches.
@@ -21,6 +22,16 @@ struct AuthorizationBuilder {
     /// not, `remoteIpBlocks` and `remote.ip` match the connection's peer: a caller cannot choose
     /// the address it is judged by.
     let trustsForwardedFor: Bool
+    /// The RequestAuthentications that select the workload.
+    let authentication: JWTAuthentication
+    /// Where CUSTOM policies send requests: the one provider they name, or why there is none
+    /// (then every request is denied, as Istio does).
+    let custom: Custom?
+
+    enum Custom: Hashable, Sendable {
+        case provider(ExternalAuthorization)
+        case unusable(String)
+    }
 
     /// Istio's shadow stat prefixes, also the keys of the shadow results in dynamic metadata.
     static let dryRunAllowPrefix = "istio_dry_run_allow_"
@@ -35,6 +46,21 @@ struct AuthorizationBuilder {
         }
         trustDomain = snapshot.settings.trustDomain
         trustsForwardedFor = snapshot.mesh.numTrustedProxies > 0
+        authentication = JWTAuthentication(workload: workload, snapshot: snapshot)
+        custom = Self.custom(policies.filter { $0.spec.action == .CUSTOM && !Self.isDryRun($0) }, mesh: snapshot.mesh)
+    }
+
+    /// The provider of the enforced CUSTOM policies: one per workload, as in Istio.
+    static func custom(_ policies: [Configured<AuthorizationPolicy>], mesh: MeshTelemetry) -> Custom? {
+        guard !policies.isEmpty else { return nil }
+        let names = Set(policies.compactMap { $0.spec.provider?.name })
+        guard names.count == 1, let name = names.first else {
+            return .unusable("CUSTOM policies name \(names.count) providers (\(names.sorted().joined(separator: ", "))); one per workload")
+        }
+        guard let provider = mesh.authorizationProvider(named: name) else {
+            return .unusable("no envoyExtAuthzHttp or envoyExtAuthzGrpc provider \(name) in mesh.yaml")
+        }
+        return .provider(provider)
     }
 
     /// The principal of `remoteIpBlocks`/`remote.ip`: the address Envoy derives from
@@ -51,6 +77,8 @@ struct AuthorizationBuilder {
 
     /// The engines in evaluation order: (action, enforced rules, dry-run rules).
     func engines(http: Bool) -> [(action: RBACConfig.Action, rules: RBACConfig?, shadow: RBACConfig?)] {
+        // CUSTOM policies are not engines of their own: ``customHTTPFilters()`` sends what they
+        // match to the provider.
         var out: [(RBACConfig.Action, RBACConfig?, RBACConfig?)] = []
         for (istio, envoy) in [(AuthorizationPolicy.Action.AUDIT, RBACConfig.Action.log), (.DENY, .deny), (.ALLOW, .allow)] {
             let selected = policies.filter { ($0.spec.action ?? .ALLOW) == istio }
@@ -65,13 +93,13 @@ struct AuthorizationBuilder {
         return out
     }
 
-    func rbac(_ action: RBACConfig.Action, _ policies: [Configured<AuthorizationPolicy>], http: Bool) -> RBACConfig {
+    func rbac(_ action: RBACConfig.Action, _ policies: [Configured<AuthorizationPolicy>], http: Bool, namePrefix: String = "") -> RBACConfig {
         var config = RBACConfig()
         config.action = action
         for policy in policies {
             for (index, rule) in (policy.spec.rules ?? []).enumerated() {
                 if let translated = translate(rule, deny: action == .deny, http: http) {
-                    config.policies[Self.name(policy, rule: index)] = translated
+                    config.policies[namePrefix + Self.name(policy, rule: index)] = translated
                 }
             }
         }
@@ -87,10 +115,13 @@ struct AuthorizationBuilder {
         "ns[\(policy.metadata.namespace)]-policy[\(policy.metadata.name)]"
     }
 
-    /// HTTP RBAC filters, in order: per-policy counters, then AUDIT, DENY, ALLOW engines.
-    func httpFilters() -> [HTTPFilter] {
-        var filters: [HTTPFilter] = []
-        for policy in policies where !Self.isDryRun(policy) {
+    /// The HTTP filters, in order: CUSTOM (a shadow RBAC filter that marks what the policies match,
+    /// and external authorization for those requests), the JWT check, per-policy counters, then
+    /// the AUDIT, DENY and ALLOW engines. `gateway`: the route is chosen again after the JWT check.
+    func httpFilters(gateway: Bool = false) -> [HTTPFilter] {
+        var filters = customHTTPFilters()
+        if !authentication.isEmpty { filters.append(authentication.filter(gateway: gateway)) }
+        for policy in policies where !Self.isDryRun(policy) && policy.spec.action != .CUSTOM {
             var config = Envoy_Extensions_Filters_Http_Rbac_V3_RBAC()
             config.shadowRules = rbac(Self.envoyAction(policy), [policy], http: true)
             config.shadowRulesStatPrefix = Self.statPrefix(policy)
@@ -108,10 +139,11 @@ struct AuthorizationBuilder {
         return filters
     }
 
-    /// Network RBAC filters for a TCP port, in the same order.
+    /// Network filters for a TCP port, in the same order (CUSTOM with a gRPC provider only, as in
+    /// Istio: an HTTP provider cannot judge a connection).
     func networkFilters(statPrefix: String) -> [NetworkFilter] {
-        var filters: [NetworkFilter] = []
-        for policy in policies where !Self.isDryRun(policy) {
+        var filters = customNetworkFilters(statPrefix: statPrefix)
+        for policy in policies where !Self.isDryRun(policy) && policy.spec.action != .CUSTOM {
             var config = Envoy_Extensions_Filters_Network_Rbac_V3_RBAC()
             config.shadowRules = rbac(Self.envoyAction(policy), [policy], http: false)
             config.shadowRulesStatPrefix = Self.statPrefix(policy)
@@ -146,7 +178,7 @@ struct AuthorizationBuilder {
     /// can see what a dry-run policy would have done.
     static var dryRunAccessLog: Envoy_Config_Accesslog_V3_AccessLog {
         func metadata(_ key: String) -> String { "%DYNAMIC_METADATA(envoy.filters.http.rbac:\(key))%" }
-        let line = "meshd-authz-dry-run allow_result=\(metadata(dryRunAllowPrefix + "shadow_engine_result")) allow_policy=\(metadata(dryRunAllowPrefix + "shadow_effective_policy_id")) deny_result=\(metadata(dryRunDenyPrefix + "shadow_engine_result")) deny_policy=\(metadata(dryRunDenyPrefix + "shadow_effective_policy_id")) method=%REQ(:METHOD)% path=%REQ(:PATH)% peer=%DOWNSTREAM_PEER_URI_SAN% status=%RESPONSE_CODE%\n"
+        let line = "meshd-authz-dry-run allow_result=\(metadata(dryRunAllowPrefix + "shadow_engine_result")) allow_policy=\(metadata(dryRunAllowPrefix + "shadow_effective_policy_id")) deny_result=\(metadata(dryRunDenyPrefix + "shadow_engine_result")) deny_policy=\(metadata(dryRunDenyPrefix + "shadow_effective_policy_id")) custom_policy=\(metadata(dryRunCustomPrefix + "shadow_effective_policy_id")) method=%REQ(:METHOD)% path=%REQ(:PATH)% peer=%DOWNSTREAM_PEER_URI_SAN% status=%RESPONSE_CODE%\n"
         var format = Envoy_Config_Core_V3_SubstitutionFormatString()
         var text = Envoy_Config_Core_V3_DataSource()
         text.inlineString = line
@@ -170,7 +202,7 @@ struct AuthorizationBuilder {
         let operations = (rule.to ?? []).compactMap(\.operation)
         let sources = (rule.from ?? []).compactMap(\.source)
         let conditions = rule.when ?? []
-        if !http && !deny && (operations.contains(where: Self.usesHTTP) || conditions.contains(where: { Self.httpOnlyKey($0.key) })) {
+        if !http && !deny && (operations.contains(where: Self.usesHTTP) || sources.contains(where: Self.usesHTTP) || conditions.contains(where: { Self.httpOnlyKey($0.key) })) {
             return nil
         }
         var permissions: [Permission] = []
@@ -179,7 +211,7 @@ struct AuthorizationBuilder {
         }
         var principals: [Principal] = []
         if !sources.isEmpty {
-            principals.append(Self.orIDs(sources.map(source)))
+            principals.append(Self.orIDs(sources.map { source(http ? $0 : Self.stripHTTP($0)) }))
         }
         for condition in conditions where http || !Self.httpOnlyKey(condition.key) {
             switch Self.side(condition.key) {
@@ -200,6 +232,18 @@ struct AuthorizationBuilder {
 
     static func stripHTTP(_ operation: AuthorizationOperation) -> AuthorizationOperation {
         AuthorizationOperation(ports: operation.ports, notPorts: operation.notPorts)
+    }
+
+    /// Request principals come from a JWT: only HTTP has them.
+    static func usesHTTP(_ source: AuthorizationSource) -> Bool {
+        !(source.requestPrincipals ?? []).isEmpty || !(source.notRequestPrincipals ?? []).isEmpty
+    }
+
+    static func stripHTTP(_ source: AuthorizationSource) -> AuthorizationSource {
+        var stripped = source
+        stripped.requestPrincipals = nil
+        stripped.notRequestPrincipals = nil
+        return stripped
     }
 
     static func httpOnlyKey(_ key: String) -> Bool {
@@ -240,6 +284,7 @@ struct AuthorizationBuilder {
         field(source.trustDomains, source.notTrustDomains) { Self.authenticated(Self.prefixMatcher("spiffe://\($0)/")) }
         field(source.ipBlocks, source.notIpBlocks) { Self.directRemoteIP($0) }
         field(source.remoteIpBlocks, source.notRemoteIpBlocks, remoteAddress)
+        field(source.requestPrincipals, source.notRequestPrincipals, Self.requestPrincipal)
         return Self.andIDs(parts)
     }
 
@@ -265,6 +310,10 @@ struct AuthorizationBuilder {
         case "source.namespace": make = Self.namespace
         case "source.principal": make = Self.principalName
         case "source.serviceAccount": make = serviceAccount
+        case "request.auth.principal": make = Self.requestPrincipal
+        case "request.auth.audiences": make = { Self.claim(["aud"], $0) }
+        case "request.auth.presenter": make = { Self.claim(["azp"], $0) }
+        case _ where key.hasPrefix("request.auth.claims"): make = { Self.claim(JWTClaims.path(ofKey: key) ?? [], $0) }
         default:
             // request.headers[NAME]
             let name = String(key.dropFirst("request.headers[".count).dropLast()).lowercased()

@@ -264,7 +264,7 @@ struct GatewayBuilder {
         hcm.forwardClientCertDetails = .sanitize
         if let tracing = telemetry.client.tracing { hcm.tracing = telemetry.hcmTracing(tracing) }
         hcm.accessLog = (authorization.hasDryRun ? [AuthorizationBuilder.dryRunAccessLog] : []) + telemetry.accessLogs(telemetry.client.accessLog, http: true)
-        hcm.httpFilters = authorization.httpFilters() + hcm.httpFilters
+        hcm.httpFilters = authorization.httpFilters(gateway: true) + hcm.httpFilters
         var rds = Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_Rds()
         rds.configSource = Envoy.adsConfigSource
         rds.routeConfigName = routeName

@@ -51,7 +51,7 @@ struct InboundBuilder {
         let inputs = InboundInputs(
             workload: scope.workload, ingress: scope.ingress, modes: scope.ingress.map { peerAuthentication.servedMode(port: $0.port) },
             trustDomain: trustDomain, fips: fips, mesh: memo.meshTelemetry.id(of: "mesh", in: snapshot) { snapshot.mesh },
-            server: telemetry.server, policies: authorization.policies)
+            server: telemetry.server, policies: authorization.policies, authentication: authorization.authentication)
         return memo.inboundListeners.value(for: inputs, generation: snapshot.revision, compute: build)
     }
 
@@ -188,7 +188,8 @@ struct InboundBuilder {
 /// Everything a workload's inbound listeners are built from (``InboundBuilder/listeners()``): the
 /// workload (its labels and names reach access log paths and tracing), its ingress ports and the
 /// mTLS mode served on each, the trust domain, mesh.yaml (by identity), the server side's
-/// Telemetry settings and the AuthorizationPolicies that select it.
+/// Telemetry settings, the AuthorizationPolicies that select it (with mesh.yaml, they give the
+/// CUSTOM provider) and its RequestAuthentications with their keys.
 struct InboundInputs: Hashable, Sendable {
     var workload: WorkloadInstance
     var ingress: [SidecarScope.Ingress]
@@ -198,4 +199,5 @@ struct InboundInputs: Hashable, Sendable {
     var mesh: Int
     var server: TelemetryPolicy.Side
     var policies: [Configured<AuthorizationPolicy>]
+    var authentication: JWTAuthentication
 }

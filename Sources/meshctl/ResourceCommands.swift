@@ -8,7 +8,7 @@ import Yams
 /// The kinds by the names users type: plural, singular, kind, or Istio's short names.
 func resolveKind(_ text: String) throws -> ResourceKind {
     let lower = text.lowercased()
-    let short = ["vs": ResourceKind.virtualService, "dr": .destinationRule, "se": .serviceEntry, "we": .workloadEntry, "gw": .gateway, "pa": .peerAuthentication, "ap": .authorizationPolicy]
+    let short = ["vs": ResourceKind.virtualService, "dr": .destinationRule, "se": .serviceEntry, "we": .workloadEntry, "gw": .gateway, "pa": .peerAuthentication, "ap": .authorizationPolicy, "ra": .requestAuthentication]
     if let kind = short[lower] { return kind }
     if let kind = ResourceKind.allCases.first(where: { $0.plural == lower || $0.rawValue.lowercased() == lower || $0.plural.dropLast() == lower }) { return kind }
     throw ValidationError("unknown kind \(text); one of \(ResourceKind.allCases.map(\.plural).joined(separator: ", ")) (or vs, dr, se, we, gw, pa, ap)")

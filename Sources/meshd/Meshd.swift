@@ -92,6 +92,15 @@ struct Meshd: AsyncParsableCommand {
     @Flag(name: .customLong("fips"), help: "Approved algorithms only (FIPS 140-3): pinned TLS parameters on every Envoy TLS context and on meshd's xDS port, CSRs, plugged-in CAs and gateway credentials checked. Not a validated module: see docs/FIPS.md.")
     var fips = false
 
+    @Flag(name: .customLong("jwks-allow-http"), help: "Let RequestAuthentications name http:// key sets (jwksUri); by default only https:// is accepted.")
+    var jwksAllowHTTP = false
+
+    @Option(name: .customLong("jwks-ca"), help: "A PEM file of CA certificates trusted, beside the system's, when fetching https key sets.")
+    var jwksCA: String?
+
+    @Option(name: .customLong("jwks-refresh-interval"), help: "How often each jwksUri is fetched again (Istio: 20m).")
+    var jwksRefreshInterval = "20m"
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
 
@@ -127,7 +136,7 @@ struct Meshd: AsyncParsableCommand {
         var options = ControlPlaneOptions(
             configDirectory: configDirectory, dataDirectory: dataDirectory, xdsAddress: xds, adminAddress: admin,
             pollInterval: .nanoseconds(interval.nanoseconds),
-            settings: MeshSettings(rootNamespace: rootNamespace, trustDomain: trustDomain, fips: fips),
+            settings: MeshSettings(rootNamespace: rootNamespace, trustDomain: trustDomain, fips: fips, jwksAllowHTTP: jwksAllowHTTP),
             allowExternalListeners: allowExternalListeners, caDirectory: caDirectory, caKeyAlgorithm: algorithm,
             workloadCertificateTTL: ttl, maximumWorkloadCertificateTTL: maximum, xdsPlaintext: xdsPlaintext,
             allowUnauthenticatedProxies: allowUnauthenticated, issuedCertificateCopies: issuedCertificateCopies)
@@ -142,6 +151,17 @@ struct Meshd: AsyncParsableCommand {
                 throw ValidationError("--xds-max-connection-age must be a duration such as 30m, got \(text)")
             }
             options.proxyLimits.maximumConnectionAge = .nanoseconds(age.nanoseconds)
+        }
+        guard let refresh = IstioDuration(parsing: jwksRefreshInterval), refresh.nanoseconds > 0 else {
+            throw ValidationError("--jwks-refresh-interval must be a duration such as 20m, got \(jwksRefreshInterval)")
+        }
+        options.jwksRefreshInterval = .nanoseconds(refresh.nanoseconds)
+        if let jwksCA {
+            do {
+                options.jwksExtraRootsPEM = try String(contentsOfFile: jwksCA, encoding: .utf8)
+            } catch {
+                throw ValidationError("--jwks-ca: cannot read \(jwksCA): \(error.localizedDescription)")
+            }
         }
         options.debounceAfter = .nanoseconds(quiet.nanoseconds)
         options.debounceMax = .nanoseconds(longest.nanoseconds)

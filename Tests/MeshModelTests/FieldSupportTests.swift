@@ -23,6 +23,7 @@ struct FieldInventory {
         .gateway: "istio.networking.v1alpha3.Gateway",
         .peerAuthentication: "istio.security.v1beta1.PeerAuthentication",
         .authorizationPolicy: "istio.security.v1beta1.AuthorizationPolicy",
+        .requestAuthentication: "istio.security.v1beta1.RequestAuthentication",
         .telemetry: "istio.telemetry.v1alpha1.Telemetry",
     ]
 

@@ -28,6 +28,7 @@ ROOTS = [
     "istio.networking.v1alpha3.Gateway",
     "istio.security.v1beta1.PeerAuthentication",
     "istio.security.v1beta1.AuthorizationPolicy",
+    "istio.security.v1beta1.RequestAuthentication",
     "istio.telemetry.v1alpha1.Telemetry",
     "istio.mesh.v1alpha1.MeshConfig",
 ]

@@ -282,6 +282,36 @@ public enum CaptureMode: String, IstioEnum {
     case NONE
 }
 
+/// Istio `istio.security.v1beta1.ClaimToHeader`: the fields users write under this key, by their YAML names.
+public struct ClaimToHeader: IstioMessage {
+    /// `header` (field 1); required.
+    public var header: String
+    /// `claim` (field 2); required.
+    public var claim: String
+
+    /// Creates a value from its fields.
+    public init(header: String, claim: String) {
+        self.header = header
+        self.claim = claim
+    }
+
+    /// Decodes strictly: unknown fields, wrong types, missing required fields and
+    /// conflicting oneof members are errors naming the field path.
+    public init(config source: ConfigValue, at location: FieldPath) throws(SchemaError) {
+        let reader = try ObjectReader(source, at: location, type: "ClaimToHeader", fields: ["header", "claim"])
+        self.header = try reader.required("header")
+        self.claim = try reader.required("claim")
+    }
+
+    /// The value in its YAML/JSON shape; unset fields are left out.
+    public var configValue: ConfigValue {
+        var writer = ObjectWriter()
+        writer.set("header", self.header)
+        writer.set("claim", self.claim)
+        return writer.value
+    }
+}
+
 /// Istio `istio.networking.v1alpha3.ClientTLSSettings`: the fields users write under this key, by their YAML names.
 public struct ClientTLSSettings: IstioMessage {
     /// `mode` (field 1).
@@ -1182,6 +1212,116 @@ public struct IstioIngressListener: IstioMessage {
     }
 }
 
+/// Istio `istio.security.v1beta1.JWTHeader`: the fields users write under this key, by their YAML names.
+public struct JWTHeader: IstioMessage {
+    /// `name` (field 1); required.
+    public var name: String
+    /// `prefix` (field 2).
+    public var prefix: String?
+
+    /// Creates a value from its fields.
+    public init(name: String, prefix: String? = nil) {
+        self.name = name
+        self.prefix = prefix
+    }
+
+    /// Decodes strictly: unknown fields, wrong types, missing required fields and
+    /// conflicting oneof members are errors naming the field path.
+    public init(config source: ConfigValue, at location: FieldPath) throws(SchemaError) {
+        let reader = try ObjectReader(source, at: location, type: "JWTHeader", fields: ["name", "prefix"])
+        self.name = try reader.required("name")
+        self.prefix = try reader.optional("prefix")
+    }
+
+    /// The value in its YAML/JSON shape; unset fields are left out.
+    public var configValue: ConfigValue {
+        var writer = ObjectWriter()
+        writer.set("name", self.name)
+        writer.set("prefix", self.prefix)
+        return writer.value
+    }
+}
+
+/// Istio `istio.security.v1beta1.JWTRule`: the fields users write under this key, by their YAML names.
+public struct JWTRule: IstioMessage {
+    /// `issuer` (field 1).
+    public var issuer: String?
+    /// `audiences` (field 2).
+    public var audiences: [String]?
+    /// `jwksUri` (field 3); also accepted as `jwks_uri`.
+    public var jwksUri: String?
+    /// `jwks` (field 10).
+    public var jwks: String?
+    /// `fromHeaders` (field 6).
+    public var fromHeaders: [JWTHeader]?
+    /// `fromParams` (field 7).
+    public var fromParams: [String]?
+    /// `outputPayloadToHeader` (field 8).
+    public var outputPayloadToHeader: String?
+    /// `fromCookies` (field 12).
+    public var fromCookies: [String]?
+    /// `forwardOriginalToken` (field 9).
+    public var forwardOriginalToken: Bool?
+    /// `outputClaimToHeaders` (field 11).
+    public var outputClaimToHeaders: [ClaimToHeader]?
+    /// `timeout` (field 13).
+    public var timeout: IstioDuration?
+    /// `spaceDelimitedClaims` (field 14).
+    public var spaceDelimitedClaims: [String]?
+
+    /// Creates a value from its fields.
+    public init(issuer: String? = nil, audiences: [String]? = nil, jwksUri: String? = nil, jwks: String? = nil, fromHeaders: [JWTHeader]? = nil, fromParams: [String]? = nil, outputPayloadToHeader: String? = nil, fromCookies: [String]? = nil, forwardOriginalToken: Bool? = nil, outputClaimToHeaders: [ClaimToHeader]? = nil, timeout: IstioDuration? = nil, spaceDelimitedClaims: [String]? = nil) {
+        self.issuer = issuer
+        self.audiences = audiences
+        self.jwksUri = jwksUri
+        self.jwks = jwks
+        self.fromHeaders = fromHeaders
+        self.fromParams = fromParams
+        self.outputPayloadToHeader = outputPayloadToHeader
+        self.fromCookies = fromCookies
+        self.forwardOriginalToken = forwardOriginalToken
+        self.outputClaimToHeaders = outputClaimToHeaders
+        self.timeout = timeout
+        self.spaceDelimitedClaims = spaceDelimitedClaims
+    }
+
+    /// Decodes strictly: unknown fields, wrong types, missing required fields and
+    /// conflicting oneof members are errors naming the field path.
+    public init(config source: ConfigValue, at location: FieldPath) throws(SchemaError) {
+        let reader = try ObjectReader(source, at: location, type: "JWTRule", fields: ["issuer", "audiences", "jwksUri", "jwks", "fromHeaders", "fromParams", "outputPayloadToHeader", "fromCookies", "forwardOriginalToken", "outputClaimToHeaders", "timeout", "spaceDelimitedClaims"], aliases: ["jwks_uri": "jwksUri"])
+        self.issuer = try reader.optional("issuer")
+        self.audiences = try reader.optional("audiences")
+        self.jwksUri = try reader.optional("jwksUri")
+        self.jwks = try reader.optional("jwks")
+        self.fromHeaders = try reader.optional("fromHeaders")
+        self.fromParams = try reader.optional("fromParams")
+        self.outputPayloadToHeader = try reader.optional("outputPayloadToHeader")
+        self.fromCookies = try reader.optional("fromCookies")
+        self.forwardOriginalToken = try reader.optional("forwardOriginalToken")
+        self.outputClaimToHeaders = try reader.optional("outputClaimToHeaders")
+        self.timeout = try reader.optional("timeout")
+        self.spaceDelimitedClaims = try reader.optional("spaceDelimitedClaims")
+    }
+
+    /// The value in its YAML/JSON shape; unset fields are left out.
+    public var configValue: ConfigValue {
+        var writer = ObjectWriter()
+        writer.set("issuer", self.issuer)
+        writer.set("audiences", self.audiences)
+        writer.set("jwksUri", self.jwksUri)
+        writer.set("jwks", self.jwks)
+        writer.set("fromHeaders", self.fromHeaders)
+        writer.set("fromParams", self.fromParams)
+        writer.set("outputPayloadToHeader", self.outputPayloadToHeader)
+        writer.set("fromCookies", self.fromCookies)
+        writer.set("forwardOriginalToken", self.forwardOriginalToken)
+        writer.set("outputClaimToHeaders", self.outputClaimToHeaders)
+        writer.set("timeout", self.timeout)
+        writer.set("spaceDelimitedClaims", self.spaceDelimitedClaims)
+        return writer.value
+    }
+}
+
 /// Istio `istio.networking.v1alpha3.L4MatchAttributes`: the fields users write under this key, by their YAML names.
 public struct L4MatchAttributes: IstioMessage {
     /// `destinationSubnets` (field 1).
@@ -1878,6 +2018,46 @@ public struct RegexRewrite: IstioMessage {
         var writer = ObjectWriter()
         writer.set("match", self.match)
         writer.set("rewrite", self.rewrite)
+        return writer.value
+    }
+}
+
+/// Istio `istio.security.v1beta1.RequestAuthentication`: the fields users write under this key, by their YAML names.
+public struct RequestAuthentication: IstioMessage {
+    /// `selector` (field 1).
+    public var selector: PolicySelector?
+    /// `targetRef` (field 3); hidden from Istio's docs.
+    public var targetRef: PolicyTargetReference?
+    /// `targetRefs` (field 4).
+    public var targetRefs: [PolicyTargetReference]?
+    /// `jwtRules` (field 2).
+    public var jwtRules: [JWTRule]?
+
+    /// Creates a value from its fields.
+    public init(selector: PolicySelector? = nil, targetRef: PolicyTargetReference? = nil, targetRefs: [PolicyTargetReference]? = nil, jwtRules: [JWTRule]? = nil) {
+        self.selector = selector
+        self.targetRef = targetRef
+        self.targetRefs = targetRefs
+        self.jwtRules = jwtRules
+    }
+
+    /// Decodes strictly: unknown fields, wrong types, missing required fields and
+    /// conflicting oneof members are errors naming the field path.
+    public init(config source: ConfigValue, at location: FieldPath) throws(SchemaError) {
+        let reader = try ObjectReader(source, at: location, type: "RequestAuthentication", fields: ["selector", "targetRef", "targetRefs", "jwtRules"])
+        self.selector = try reader.optional("selector")
+        self.targetRef = try reader.optional("targetRef")
+        self.targetRefs = try reader.optional("targetRefs")
+        self.jwtRules = try reader.optional("jwtRules")
+    }
+
+    /// The value in its YAML/JSON shape; unset fields are left out.
+    public var configValue: ConfigValue {
+        var writer = ObjectWriter()
+        writer.set("selector", self.selector)
+        writer.set("targetRef", self.targetRef)
+        writer.set("targetRefs", self.targetRefs)
+        writer.set("jwtRules", self.jwtRules)
         return writer.value
     }
 }

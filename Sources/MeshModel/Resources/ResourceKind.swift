@@ -9,6 +9,7 @@ public enum ResourceKind: String, CaseIterable, Hashable, Sendable, Comparable {
     case gateway = "Gateway"
     case peerAuthentication = "PeerAuthentication"
     case authorizationPolicy = "AuthorizationPolicy"
+    case requestAuthentication = "RequestAuthentication"
     case telemetry = "Telemetry"
     case secret = "Secret"
 
@@ -17,7 +18,7 @@ public enum ResourceKind: String, CaseIterable, Hashable, Sendable, Comparable {
         switch self {
         case .serviceEntry, .workloadEntry, .virtualService, .destinationRule, .sidecar, .gateway:
             "networking.istio.io"
-        case .peerAuthentication, .authorizationPolicy:
+        case .peerAuthentication, .authorizationPolicy, .requestAuthentication:
             "security.istio.io"
         case .telemetry:
             "telemetry.istio.io"
@@ -57,6 +58,7 @@ public enum ResourceKind: String, CaseIterable, Hashable, Sendable, Comparable {
         case .gateway: "gateways"
         case .peerAuthentication: "peerauthentications"
         case .authorizationPolicy: "authorizationpolicies"
+        case .requestAuthentication: "requestauthentications"
         case .telemetry: "telemetries"
         case .secret: "secrets"
         }

@@ -8,6 +8,7 @@ public enum ResourceSpec: Hashable, Sendable {
     case gateway(Gateway)
     case peerAuthentication(PeerAuthentication)
     case authorizationPolicy(AuthorizationPolicy)
+    case requestAuthentication(RequestAuthentication)
     case telemetry(Telemetry)
     /// A Secret's body (it has no `spec`: `type`, `data` and `stringData` sit beside `metadata`).
     case secret(CredentialSecret)
@@ -23,6 +24,7 @@ public enum ResourceSpec: Hashable, Sendable {
         case .gateway: .gateway
         case .peerAuthentication: .peerAuthentication
         case .authorizationPolicy: .authorizationPolicy
+        case .requestAuthentication: .requestAuthentication
         case .telemetry: .telemetry
         case .secret: .secret
         }
@@ -39,6 +41,7 @@ public enum ResourceSpec: Hashable, Sendable {
         case .gateway: self = .gateway(try Gateway(config: source, at: path))
         case .peerAuthentication: self = .peerAuthentication(try PeerAuthentication(config: source, at: path))
         case .authorizationPolicy: self = .authorizationPolicy(try AuthorizationPolicy(config: source, at: path))
+        case .requestAuthentication: self = .requestAuthentication(try RequestAuthentication(config: source, at: path))
         case .telemetry: self = .telemetry(try Telemetry(config: source, at: path))
         case .secret: self = .secret(try CredentialSecret(config: source, at: path))
         }
@@ -55,6 +58,7 @@ public enum ResourceSpec: Hashable, Sendable {
         case .gateway(let spec): spec.configValue
         case .peerAuthentication(let spec): spec.configValue
         case .authorizationPolicy(let spec): spec.configValue
+        case .requestAuthentication(let spec): spec.configValue
         case .telemetry(let spec): spec.configValue
         case .secret(let secret): secret.configValue
         }

@@ -38,10 +38,16 @@ public struct MeshSnapshot: Sendable {
     public let authorizationPolicies: [Configured<AuthorizationPolicy>]
     /// Telemetry resources, sorted by key.
     public let telemetries: [Configured<Telemetry>]
+    /// RequestAuthentications, sorted by key.
+    public let requestAuthentications: [Configured<RequestAuthentication>]
+    /// The JSON Web Key Sets meshd fetched for the `jwksUri`s of RequestAuthentications, by URI
+    /// (the last good copy of each; a URI not fetched yet has none).
+    public let jwks: [String: String]
 
     /// Builds a snapshot of `resources` (later duplicates of a key replace earlier ones).
-    public init(revision: UInt64, settings: MeshSettings = MeshSettings(), mesh: MeshTelemetry = .default, resources: [MeshResource]) {
+    public init(revision: UInt64, settings: MeshSettings = MeshSettings(), mesh: MeshTelemetry = .default, resources: [MeshResource], jwks: [String: String] = [:]) {
         self.revision = revision
+        self.jwks = jwks
         self.settings = settings
         self.mesh = mesh
         var byKey: [ResourceKey: MeshResource] = [:]
@@ -57,6 +63,7 @@ public struct MeshSnapshot: Sendable {
         var peerAuthentications: [Configured<PeerAuthentication>] = []
         var authorizationPolicies: [Configured<AuthorizationPolicy>] = []
         var telemetries: [Configured<Telemetry>] = []
+        var requestAuthentications: [Configured<RequestAuthentication>] = []
         for resource in sorted {
             let meta = resource.metadata
             switch resource.spec {
@@ -69,6 +76,7 @@ public struct MeshSnapshot: Sendable {
             case .peerAuthentication(let spec): peerAuthentications.append(Configured(metadata: meta, spec: spec, kind: .peerAuthentication))
             case .authorizationPolicy(let spec): authorizationPolicies.append(Configured(metadata: meta, spec: spec, kind: .authorizationPolicy))
             case .telemetry(let spec): telemetries.append(Configured(metadata: meta, spec: spec, kind: .telemetry))
+            case .requestAuthentication(let spec): requestAuthentications.append(Configured(metadata: meta, spec: spec, kind: .requestAuthentication))
             case .secret: break
             }
         }
@@ -82,6 +90,7 @@ public struct MeshSnapshot: Sendable {
         self.peerAuthentications = peerAuthentications
         self.authorizationPolicies = authorizationPolicies
         self.telemetries = telemetries
+        self.requestAuthentications = requestAuthentications
         self.registry = ServiceRegistry(serviceEntries: serviceEntries, workloadEntries: workloadEntries, domainSuffix: settings.domainSuffix)
     }
 

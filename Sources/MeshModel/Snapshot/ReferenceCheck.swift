@@ -128,6 +128,14 @@ public enum ReferenceCheck {
             }
             if !problems.isEmpty { out[telemetry.key] = problems }
         }
+        // A CUSTOM policy whose provider is missing denies every request it would have sent out.
+        for policy in snapshot.authorizationPolicies where policy.spec.action == .CUSTOM {
+            guard let name = policy.spec.provider?.name, !name.isEmpty else { continue }
+            let path = FieldPath().appending("spec").appending("provider").appending("name")
+            if snapshot.mesh.authorizationProvider(named: name) == nil {
+                out[policy.key, default: []].append(problem(path, "no envoyExtAuthzHttp or envoyExtAuthzGrpc provider \(name) in mesh.yaml; requests this policy matches are denied", code: "IST0101"))
+            }
+        }
         return out
     }
 }

@@ -35,7 +35,7 @@ public struct MeshTelemetry: Hashable, Sendable {
     }
 
     /// The provider types meshd translates.
-    public static let supportedProviderTypes = ["zipkin", "opentelemetry", "envoyFileAccessLog", "prometheus"]
+    public static let supportedProviderTypes = ["zipkin", "opentelemetry", "envoyFileAccessLog", "prometheus", "envoyExtAuthzHttp", "envoyExtAuthzGrpc"]
 
     /// Decodes `mesh.yaml` strictly; unknown keys and provider types meshd cannot translate are
     /// errors naming the field.
@@ -92,6 +92,9 @@ public struct MeshTelemetry: Hashable, Sendable {
             if let otel = provider.opentelemetry, (otel.service ?? "").isEmpty || (otel.port ?? 0) == 0 {
                 throw SchemaError(path: path.appending("opentelemetry"), reason: "service and port are required")
             }
+            if let problem = ExternalAuthorization(provider)?.problem {
+                throw SchemaError(path: path.appending(type).appending(problem.field), reason: problem.reason)
+            }
         }
         if let sampling = config.defaultConfig?.tracing?.sampling, !(0...100).contains(sampling) {
             throw SchemaError(path: root.appending("defaultConfig").appending("tracing").appending("sampling"), reason: "must be between 0 and 100")
@@ -124,6 +127,12 @@ public struct MeshTelemetry: Hashable, Sendable {
         default:
             return nil
         }
+    }
+
+    /// The external authorization provider called `name` (`envoyExtAuthzHttp` or
+    /// `envoyExtAuthzGrpc`), if mesh.yaml has one.
+    public func authorizationProvider(named name: String) -> ExternalAuthorization? {
+        config.extensionProviders?.first(where: { $0.name == name }).flatMap(ExternalAuthorization.init)
     }
 
     /// Whether tracing is on at all (`enableTracing`, Istio's default true).

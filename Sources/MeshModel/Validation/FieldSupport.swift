@@ -195,7 +195,14 @@ public enum FieldSupport {
             rules.from.source.notRemoteIpBlocks rules.from.source.trustDomains rules.from.source.notTrustDomains
             rules.to.operation.hosts rules.to.operation.notHosts rules.to.operation.ports rules.to.operation.notPorts
             rules.to.operation.methods rules.to.operation.notMethods rules.to.operation.paths rules.to.operation.notPaths
-            rules.when.values rules.when.notValues
+            rules.when.values rules.when.notValues rules.from.source.requestPrincipals rules.from.source.notRequestPrincipals
+            provider.name
+            """,
+        .requestAuthentication: """
+            selector.matchLabels jwtRules.issuer jwtRules.audiences jwtRules.jwksUri jwtRules.jwks jwtRules.fromHeaders.name
+            jwtRules.fromHeaders.prefix jwtRules.fromParams jwtRules.fromCookies jwtRules.outputPayloadToHeader
+            jwtRules.forwardOriginalToken jwtRules.outputClaimToHeaders.header jwtRules.outputClaimToHeaders.claim
+            jwtRules.timeout jwtRules.spaceDelimitedClaims
             """,
         .telemetry: """
             selector.matchLabels tracing.match.mode tracing.providers.name tracing.randomSamplingPercentage
@@ -264,9 +271,10 @@ public enum FieldSupport {
         .authorizationPolicy: [
             "targetRef": "targetRef selects Gateway API resources, which meshd does not serve; use selector",
             "targetRefs": "targetRef selects Gateway API resources, which meshd does not serve; use selector",
-            "rules.from.source.requestPrincipals": "request principals need RequestAuthentication (JWT), which meshd does not support yet",
-            "rules.from.source.notRequestPrincipals": "request principals need RequestAuthentication (JWT), which meshd does not support yet",
-            "provider": "CUSTOM (external authorization) is not supported by meshd yet",
+        ],
+        .requestAuthentication: [
+            "targetRef": "targetRef selects Gateway API resources, which meshd does not serve; use selector",
+            "targetRefs": "targetRef selects Gateway API resources, which meshd does not serve; use selector",
         ],
         .telemetry: [
             "targetRef": "targetRef selects Kubernetes gateways; meshd selects workloads with selector",
@@ -320,8 +328,8 @@ public enum FieldSupport {
             "egress.captureMode": "IPTABLES is refused: meshd does not capture traffic",
         ],
         .authorizationPolicy: [
-            "action": "CUSTOM is refused",
-            "rules.when.key": "request.auth.* and keys meshd does not know are refused",
+            "action": "CUSTOM without provider.name is refused (and provider without CUSTOM)",
+            "rules.when.key": "keys meshd does not know are refused",
         ],
         .telemetry: [
             "tracing.enableIstioTags": "true is refused",

@@ -20,12 +20,75 @@ extension Checker {
         "destination.ip", "destination.port", "connection.sni",
     ]
 
+    /// The `request.auth` keys other than claims: what a RequestAuthentication's JWT says.
+    static let requestAuthKeys: Set<String> = ["request.auth.principal", "request.auth.audiences", "request.auth.presenter"]
+
+    /// A RequestAuthentication: each rule names an issuer and where its keys come from. What meshd
+    /// cannot translate is refused with its field.
+    mutating func check(_ policy: RequestAuthentication) {
+        labels(policy.selector?.matchLabels, at: root.appending("selector").appending("matchLabels"))
+        var issuers: Set<String> = []
+        for (index, rule) in (policy.jwtRules ?? []).enumerated() {
+            let path = root.appending("jwtRules").appending(index: index)
+            let issuer = rule.issuer ?? ""
+            if issuer.isEmpty {
+                fail(path.appending("issuer"), "every JWT rule names its issuer (the token's iss claim)")
+            } else if !issuers.insert(issuer).inserted {
+                fail(path.appending("issuer"), "issuer \"\(issuer)\" has another rule in this RequestAuthentication; write one rule per issuer")
+            }
+            switch (rule.jwksUri, rule.jwks) {
+            case (nil, nil):
+                fail(path.appending("jwksUri"), "give jwksUri (meshd fetches it) or jwks (inline); discovering keys from the issuer's OpenID configuration is not supported by meshd yet")
+            case (.some, .some):
+                fail(path.appending("jwks"), "give jwksUri or jwks, not both")
+            case (let uri?, nil):
+                if JWKSLocation(uri) == nil {
+                    fail(path.appending("jwksUri"), "\"\(uri)\" is not an http(s) URL with a host")
+                }
+            case (nil, let keys?):
+                if let problem = JSONWebKeySet.problem(keys) {
+                    fail(path.appending("jwks"), problem)
+                }
+            }
+            for (position, header) in (rule.fromHeaders ?? []).enumerated() where !Self.isHeaderName(header.name) {
+                fail(path.appending("fromHeaders").appending(index: position).appending("name"), "\"\(header.name)\" is not an HTTP header name")
+            }
+            for (position, name) in (rule.fromParams ?? []).enumerated() where name.isEmpty {
+                fail(path.appending("fromParams").appending(index: position), "must not be empty")
+            }
+            for (position, name) in (rule.fromCookies ?? []).enumerated() where name.isEmpty {
+                fail(path.appending("fromCookies").appending(index: position), "must not be empty")
+            }
+            if let header = rule.outputPayloadToHeader, !Self.isHeaderName(header) {
+                fail(path.appending("outputPayloadToHeader"), "\"\(header)\" is not an HTTP header name")
+            }
+            for (position, output) in (rule.outputClaimToHeaders ?? []).enumerated() {
+                let outputPath = path.appending("outputClaimToHeaders").appending(index: position)
+                if !Self.isHeaderName(output.header) { fail(outputPath.appending("header"), "\"\(output.header)\" is not an HTTP header name") }
+                if output.claim.isEmpty { fail(outputPath.appending("claim"), "must not be empty") }
+            }
+            if let timeout = rule.timeout, timeout.nanoseconds <= 0 {
+                fail(path.appending("timeout"), "must be positive")
+            }
+        }
+    }
+
+    /// A header name a proxy can set: a token of letters, digits and `!#$%&'*+-.^_`|~`, not a
+    /// pseudo-header.
+    static func isHeaderName(_ name: String) -> Bool {
+        !name.isEmpty && name.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "!#$%&'*+-.^_`|~".unicodeScalars.contains($0)) }
+    }
+
     /// Unsupported parts of an AuthorizationPolicy are refused, never ignored: ignoring a DENY
     /// rule would open a door.
     mutating func check(_ policy: AuthorizationPolicy) {
         labels(policy.selector?.matchLabels, at: root.appending("selector").appending("matchLabels"))
         if policy.action == .CUSTOM {
-            fail(root.appending("action"), "CUSTOM (external authorization) is not supported by meshd yet")
+            if (policy.provider?.name ?? "").isEmpty {
+                fail(root.appending("provider").appending("name"), "a CUSTOM policy names the mesh.yaml extensionProviders entry that decides (envoyExtAuthzHttp or envoyExtAuthzGrpc)")
+            }
+        } else if policy.provider != nil {
+            fail(root.appending("provider"), "a provider is for action CUSTOM only")
         }
         for (index, rule) in (policy.rules ?? []).enumerated() {
             let path = root.appending("rules").appending(index: index)
@@ -52,10 +115,12 @@ extension Checker {
                 let isHeader = key.hasPrefix("request.headers[") && key.hasSuffix("]") && key.count > "request.headers[]".count
                 if key.isEmpty {
                     fail(conditionPath.appending("key"), "condition key must not be empty")
-                } else if key.hasPrefix("request.auth.") {
-                    fail(conditionPath.appending("key"), "\"\(key)\" needs RequestAuthentication (JWT), which meshd does not support yet")
-                } else if !isHeader && !Self.authorizationKeys.contains(key) {
-                    fail(conditionPath.appending("key"), "unsupported condition key \"\(key)\"; meshd supports \((Self.authorizationKeys.sorted() + ["request.headers[NAME]"]).joined(separator: ", "))")
+                } else if key.hasPrefix("request.auth.claims") {
+                    if JWTClaims.path(ofKey: key) == nil {
+                        fail(conditionPath.appending("key"), "\"\(key)\" is not a claim: write request.auth.claims[NAME], or request.auth.claims[OUTER][INNER] for a nested claim")
+                    }
+                } else if !isHeader && !Self.authorizationKeys.contains(key) && !Self.requestAuthKeys.contains(key) {
+                    fail(conditionPath.appending("key"), "unsupported condition key \"\(key)\"; meshd supports \((Self.authorizationKeys.sorted() + Self.requestAuthKeys.sorted() + ["request.auth.claims[NAME]", "request.headers[NAME]"]).joined(separator: ", "))")
                 }
                 if (condition.values ?? []).isEmpty && (condition.notValues ?? []).isEmpty {
                     fail(conditionPath, "a condition needs values or notValues")

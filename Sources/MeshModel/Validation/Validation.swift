@@ -15,6 +15,7 @@ public enum Validation {
         case .gateway(let gateway): out.check(gateway)
         case .peerAuthentication(let policy): out.check(policy)
         case .authorizationPolicy(let policy): out.check(policy)
+        case .requestAuthentication(let policy): out.check(policy)
         case .telemetry(let telemetry): out.check(telemetry)
         case .secret(let secret): return Checker.problems(of: secret)
         }
