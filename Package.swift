@@ -168,7 +168,7 @@ let package = Package(
             name: "EndToEndTests",
             dependencies: [
                 "ControlPlane", "XDSTesting", "MeshConfig", "MeshModel", "MeshTranslation", "EnvoyAPI", "CertificateAuthority", protobuf, grpcCore, grpcHTTP2, logging,
-                x509, asn1, crypto,
+                metrics, x509, asn1, crypto,
             ],
             swiftSettings: strict
         ),

@@ -169,7 +169,7 @@ public final class ControlPlane: Sendable {
         do {
             jwks = JWKSResolver(
                 store: store, fetcher: try HTTPJWKSFetcher(extraRootsPEM: options.jwksExtraRootsPEM), refresh: options.jwksRefreshInterval,
-                clock: options.clock, logger: logger, metrics: metricsFactory)
+                path: options.dataDirectory + "/jwks.json", clock: options.clock, logger: logger, metrics: metricsFactory)
         } catch {
             throw StartupError(message: "--jwks-ca: cannot read the certificates: \(error)")
         }

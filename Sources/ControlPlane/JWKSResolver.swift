@@ -1,3 +1,4 @@
+internal import CertificateAuthority
 internal import Foundation
 internal import Logging
 internal import MeshConfig
@@ -13,7 +14,7 @@ internal import Synchronization
 /// When each `jwksUri` is fetched, and what was last fetched: a pure state machine (time is
 /// given). A URI is fetched as soon as a RequestAuthentication names it, then every `refresh`; a
 /// failed fetch keeps the last good keys and is tried again after `min(refresh, 1 min)`, doubling
-/// up to an hour (never later than the next refresh would be), as istiod does.
+/// up to an hour (or the refresh interval, when longer), as istiod does.
 struct JWKSSchedule: Sendable {
     struct Entry: Hashable, Sendable {
         /// The last good key set.
@@ -29,6 +30,13 @@ struct JWKSSchedule: Sendable {
 
     init(refresh: TimeInterval) {
         self.refresh = refresh
+    }
+
+    /// Starts from key sets kept from an earlier run: served at once, fetched again at once.
+    mutating func restore(_ keys: [String: String], now: Date) {
+        for (uri, text) in keys {
+            entries[uri] = Entry(keys: text, nextAttempt: now)
+        }
     }
 
     /// Tracks exactly `uris`: new ones are due at once, gone ones are forgotten.
@@ -96,14 +104,25 @@ final class JWKSResolver: Sendable {
     private let fetched: Counter
     private let failedFetches: Counter
     private let stale: Gauge
+    /// Where the last good key sets are kept across restarts (`<data>/jwks.json`, 0600), so a
+    /// restart while an identity provider is down refuses no token that was accepted before.
+    private let path: String?
     /// The default of `JWTRule.timeout`.
     static let defaultTimeout: Duration = .seconds(5)
     /// The most of a key set meshd reads.
     static let maximumBytes = 1 << 20
 
-    init(store: ConfigStore, fetcher: any JWKSFetcher, refresh: Duration, clock: @escaping @Sendable () -> Date, logger: Logger, metrics: any MetricsFactory) {
+    init(
+        store: ConfigStore, fetcher: any JWKSFetcher, refresh: Duration, path: String? = nil, clock: @escaping @Sendable () -> Date, logger: Logger,
+        metrics: any MetricsFactory
+    ) {
         let seconds = Double(refresh.components.seconds) + Double(refresh.components.attoseconds) / 1e18
-        schedule = Mutex(JWKSSchedule(refresh: max(seconds, 0.1)))
+        var initial = JWKSSchedule(refresh: max(seconds, 0.1))
+        let kept = path.flatMap { Self.load(from: $0) } ?? [:]
+        initial.restore(kept, now: clock())
+        store.restoreJWKS(kept)
+        schedule = Mutex(initial)
+        self.path = path
         self.store = store
         self.fetcher = fetcher
         self.clock = clock
@@ -172,7 +191,22 @@ final class JWKSResolver: Sendable {
             (schedule.keys, schedule.entries.values.filter { $0.lastError != nil }.count)
         }
         stale.record(unavailable)
-        store.updateJWKS(keys)
+        if store.updateJWKS(keys), let path {
+            do {
+                let data = try JSONSerialization.data(withJSONObject: keys, options: [.sortedKeys])
+                try AtomicFile.write(String(decoding: data, as: UTF8.self), to: path)
+            } catch {
+                logger.warning("cannot keep the key sets for the next start", metadata: ["path": "\(path)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// The key sets kept in `path` that are still key sets; none when there is no file.
+    static func load(from path: String) -> [String: String]? {
+        guard let data = FileManager.default.contents(atPath: path),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: String]
+        else { return nil }
+        return object.filter { JSONWebKeySet.problem($0.value) == nil }
     }
 
     /// Every tracked URI's state, sorted by URI.

@@ -252,6 +252,12 @@ public final class ConfigStore: Sendable {
             resources: state.fileResources.map(\.resource) + state.apiResources.keys.sorted().map { state.apiResources[$0]! }, jwks: state.jwks)
     }
 
+    /// Starts from key sets kept from an earlier run, before the first snapshot is published
+    /// (nothing is published now).
+    public func restoreJWKS(_ keys: [String: String]) {
+        state.withLock { $0.jwks = keys }
+    }
+
     /// Serves `keys` as the key sets of RequestAuthentications' `jwksUri`s (by URI) from now on;
     /// a new revision is published when they changed.
     ///

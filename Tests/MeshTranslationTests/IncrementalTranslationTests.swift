@@ -133,14 +133,29 @@ struct IncrementalTranslationTests {
     static func authorizationPolicy(_ slot: Int, _ random: inout Random) -> String {
         let service = random.below(serviceCount)
         let action = random.pick(["DENY", "ALLOW"])
-        let rule = random.chance(50)
-            ? "{to: [{operation: {paths: [/admin\(random.below(3))]}}]}"
-            : "{from: [{source: {principals: [cluster.local/ns/a/sa/sa\(random.below(3))]}}]}"
+        let rule = random.pick([
+            "{to: [{operation: {paths: [/admin\(random.below(3))]}}]}",
+            "{from: [{source: {principals: [cluster.local/ns/a/sa/sa\(random.below(3))]}}]}",
+            "{from: [{source: {requestPrincipals: [\"https://idp\(random.below(2)).test/*\"]}}], when: [{key: \"request.auth.claims[groups]\", values: [g\(random.below(2))]}]}",
+        ])
         return """
             apiVersion: security.istio.io/v1
             kind: AuthorizationPolicy
             metadata: {name: ap\(slot), namespace: \(namespace(ofService: service))}
             spec: {selector: {matchLabels: {app: svc\(service)}}, action: \(action), rules: [\(rule)]}
+            """
+    }
+
+    static let keySet = #"{"keys":[{"kty":"EC","kid":"k","crv":"P-256","x":"AA","y":"AA"}]}"#
+
+    static func requestAuthentication(_ slot: Int, _ random: inout Random) -> String {
+        let service = random.below(serviceCount)
+        let selector = random.chance(50) ? "selector: {matchLabels: {app: svc\(service)}}, " : ""
+        return """
+            apiVersion: security.istio.io/v1
+            kind: RequestAuthentication
+            metadata: {name: ra\(slot), namespace: \(namespace(ofService: service))}
+            spec: {\(selector)jwtRules: [{issuer: "https://idp\(slot).test", jwksUri: "https://idp\(random.below(2)).test/keys"}]}
             """
     }
 
@@ -186,9 +201,10 @@ struct IncrementalTranslationTests {
         ("DestinationRule", serviceCount, destinationRule), ("VirtualService", serviceCount, virtualService),
         ("PeerAuthentication", 5, peerAuthentication), ("AuthorizationPolicy", 3, authorizationPolicy),
         ("Telemetry", 3, telemetry), ("Sidecar", 2, sidecar), ("Gateway", 1, gateway),
+        ("RequestAuthentication", 2, requestAuthentication),
     ]
 
-    @Test("500 random changes of all nine kinds (and rollout staging): every workload's memoized configuration equals its full translation")
+    @Test("500 random changes of all ten kinds (and rollout staging, and key sets fetched or not): every workload's memoized configuration equals its full translation")
     func equivalence() async throws {
         var random = Random(state: 0x6D65_7368_64)
         var documents: [String: String] = [:]
@@ -211,7 +227,9 @@ struct IncrementalTranslationTests {
             for name in documents.keys.sorted() {
                 resources += try ResourceDocuments.decode(documents[name]!, source: name).map(\.resource)
             }
-            let snapshot = MeshSnapshot(revision: UInt64(revision), resources: resources)
+            // Key sets arrive (or not yet) independently of resources.
+            let jwks = random.chance(50) ? ["https://idp\(random.below(2)).test/keys": Self.keySet] : [:]
+            let snapshot = MeshSnapshot(revision: UInt64(revision), resources: resources, jwks: jwks)
             // A revision is served as loaded, then possibly at a rollout step: two views with the
             // same revision and different content, which the memo must tell apart.
             var views = [snapshot]
@@ -243,7 +261,7 @@ struct IncrementalTranslationTests {
             }
             }
         }
-        #expect(changedKinds.count == 9)
+        #expect(changedKinds.count == 10)
         #expect(compared > 2_000)
         let statistics = memo.statistics
         #expect(statistics.hits > statistics.misses, "the memo answers most lookups: \(statistics)")

@@ -177,6 +177,29 @@ struct RequestAuthenticationTranslationTests {
         #expect(manager.accessLog.contains { (try? $0.jsonString())?.contains("istio_dry_run_custom_shadow_effective_policy_id") == true })
     }
 
+    @Test("a gateway selected by a RequestAuthentication checks tokens before its routes and chooses the route again after (clear_route_cache)")
+    func gateway() throws {
+        let resources = try GatewayTranslatorTests.translate("""
+
+            ---
+            apiVersion: security.istio.io/v1
+            kind: RequestAuthentication
+            metadata: {name: edge-jwt, namespace: istio-system}
+            spec:
+              selector: {matchLabels: {istio: ingressgateway}}
+              jwtRules: [{issuer: "https://idp.example.com", jwks: '\(Self.keys)'}]
+            """)
+        let listeners = resources.resources(ofType: XDSTypeURL.listener).values.compactMap { $0.unpack(Envoy_Config_Listener_V3_Listener.self) }
+        let managers = try listeners.flatMap { $0.filterChains.flatMap(\.filters) }.filter { $0.name == "envoy.filters.network.http_connection_manager" }.map { try HCM(unpackingAny: $0.typedConfig) }
+        #expect(!managers.isEmpty)
+        for manager in managers {
+            let jwt = try #require(manager.httpFilters.first { $0.name == "envoy.filters.http.jwt_authn" })
+            let config = try Envoy_Extensions_Filters_Http_JwtAuthn_V3_JwtAuthentication(unpackingAny: jwt.typedConfig)
+            #expect(config.providers["origins-0"]?.clearRouteCache_p == true)
+            #expect(manager.httpFilters.last?.name == "envoy.filters.http.router")
+        }
+    }
+
     @Test("refusals name the field: no issuer, a duplicate issuer, no key source, both, a bad key set, a bad URL, http without --jwks-allow-http, bad header names; CUSTOM without provider, provider without CUSTOM, bad claim keys")
     func refusals() throws {
         /// The resource's problems, then those of `settings` (what meshd checks with its flags).
