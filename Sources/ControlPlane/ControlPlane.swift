@@ -168,7 +168,7 @@ public final class ControlPlane: Sendable {
             tls: xdsTLS, clock: options.clock, logger: logger, metrics: metricsFactory)
         do {
             jwks = JWKSResolver(
-                store: store, fetcher: try HTTPJWKSFetcher(extraRootsPEM: options.jwksExtraRootsPEM), refresh: options.jwksRefreshInterval,
+                store: store, fetcher: try HTTPJWKSFetcher(extraRootsPEM: options.jwksExtraRootsPEM, allowHTTP: options.settings.jwksAllowHTTP, fips: options.settings.fips), refresh: options.jwksRefreshInterval,
                 path: options.dataDirectory + "/jwks.json", clock: options.clock, logger: logger, metrics: metricsFactory)
         } catch {
             throw StartupError(message: "--jwks-ca: cannot read the certificates: \(error)")

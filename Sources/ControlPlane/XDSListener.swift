@@ -108,18 +108,23 @@ final class TLSContextHolder: Sendable {
         configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(inputs.trustBundlePEM.utf8)))
         configuration.applicationProtocols = ["h2", "grpc-exp"]
         configuration.minimumTLSVersion = .tlsv12
-        if fips {
-            configuration.maximumTLSVersion = .tlsv12
-            configuration.cipherSuites = FIPSPolicy.tls12CipherSuites.joined(separator: ":")
-            configuration.curves = [.secp256r1, .secp384r1]
-            let approved: [SignatureAlgorithm] = [
-                .ecdsaSecp256R1Sha256, .ecdsaSecp384R1Sha384, .rsaPkcs1Sha256, .rsaPkcs1Sha384, .rsaPkcs1Sha512,
-                .rsaPssRsaeSha256, .rsaPssRsaeSha384, .rsaPssRsaeSha512,
-            ]
-            configuration.verifySignatureAlgorithms = approved
-            configuration.signingSignatureAlgorithms = approved
-        }
+        if fips { restrictToFIPS(&configuration) }
         return try NIOSSLContext(configuration: configuration)
+    }
+
+    /// TLS 1.2 with ``FIPSPolicy``'s suites, curves and approved signature algorithms (meshd's
+    /// own TLS: the xDS port, and fetching key sets).
+    static func restrictToFIPS(_ configuration: inout TLSConfiguration) {
+        configuration.minimumTLSVersion = .tlsv12
+        configuration.maximumTLSVersion = .tlsv12
+        configuration.cipherSuites = FIPSPolicy.tls12CipherSuites.joined(separator: ":")
+        configuration.curves = [.secp256r1, .secp384r1]
+        let approved: [SignatureAlgorithm] = [
+            .ecdsaSecp256R1Sha256, .ecdsaSecp384R1Sha384, .rsaPkcs1Sha256, .rsaPkcs1Sha384, .rsaPkcs1Sha512,
+            .rsaPssRsaeSha256, .rsaPssRsaeSha384, .rsaPssRsaeSha512,
+        ]
+        configuration.verifySignatureAlgorithms = approved
+        configuration.signingSignatureAlgorithms = approved
     }
 }
 

@@ -47,19 +47,21 @@ struct AuthorizationBuilder {
         trustDomain = snapshot.settings.trustDomain
         trustsForwardedFor = snapshot.mesh.numTrustedProxies > 0
         authentication = JWTAuthentication(workload: workload, snapshot: snapshot)
-        custom = Self.custom(policies.filter { $0.spec.action == .CUSTOM && !Self.isDryRun($0) }, mesh: snapshot.mesh)
+        custom = Self.custom(policies.filter { $0.spec.action == .CUSTOM && !Self.isDryRun($0) }, snapshot: snapshot)
     }
 
-    /// The provider of the enforced CUSTOM policies: one per workload, as in Istio.
-    static func custom(_ policies: [Configured<AuthorizationPolicy>], mesh: MeshTelemetry) -> Custom? {
+    /// The provider of the enforced CUSTOM policies: one per workload, as in Istio, and a service
+    /// of the registry.
+    static func custom(_ policies: [Configured<AuthorizationPolicy>], snapshot: MeshSnapshot) -> Custom? {
         guard !policies.isEmpty else { return nil }
         let names = Set(policies.compactMap { $0.spec.provider?.name })
         guard names.count == 1, let name = names.first else {
             return .unusable("CUSTOM policies name \(names.count) providers (\(names.sorted().joined(separator: ", "))); one per workload")
         }
-        guard let provider = mesh.authorizationProvider(named: name) else {
+        guard let provider = snapshot.mesh.authorizationProvider(named: name) else {
             return .unusable("no envoyExtAuthzHttp or envoyExtAuthzGrpc provider \(name) in mesh.yaml")
         }
+        if let problem = provider.registryProblem(in: snapshot.registry) { return .unusable(problem) }
         return .provider(provider)
     }
 

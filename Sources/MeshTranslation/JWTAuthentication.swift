@@ -195,9 +195,10 @@ extension AuthorizationBuilder {
             return both(issuer.isEmpty ? any : wildcard("*" + issuer), exact(subject))
         }
         if value.hasSuffix("*") {
+            // `iss/*` and `prefix*` read the issuer only, as in Istio.
             let rest = value.dropLast()
-            guard let (issuer, subject) = split(rest) else { return both(prefixMatcher(String(rest)), any) }
-            return both(exact(issuer), subject.isEmpty ? any : prefixMatcher(subject))
+            guard let (issuer, subject) = split(rest) else { return tokenMetadata(["iss"], stringValue(prefixMatcher(String(rest)))) }
+            return subject.isEmpty ? tokenMetadata(["iss"], stringValue(exact(issuer))) : both(exact(issuer), prefixMatcher(subject))
         }
         guard let (issuer, subject) = split(Substring(value)) else { return both(exact(""), exact(value)) }
         return both(exact(issuer), exact(subject))

@@ -11,7 +11,7 @@ func resolveKind(_ text: String) throws -> ResourceKind {
     let short = ["vs": ResourceKind.virtualService, "dr": .destinationRule, "se": .serviceEntry, "we": .workloadEntry, "gw": .gateway, "pa": .peerAuthentication, "ap": .authorizationPolicy, "ra": .requestAuthentication]
     if let kind = short[lower] { return kind }
     if let kind = ResourceKind.allCases.first(where: { $0.plural == lower || $0.rawValue.lowercased() == lower || $0.plural.dropLast() == lower }) { return kind }
-    throw ValidationError("unknown kind \(text); one of \(ResourceKind.allCases.map(\.plural).joined(separator: ", ")) (or vs, dr, se, we, gw, pa, ap)")
+    throw ValidationError("unknown kind \(text); one of \(ResourceKind.allCases.map(\.plural).joined(separator: ", ")) (or vs, dr, se, we, gw, pa, ap, ra)")
 }
 
 /// The REST path of a kind in a namespace (and of one resource).

@@ -377,9 +377,11 @@ extension EndToEnd {
                 #expect(await Self.call(Case(caller: "intruder", path: "/tai.Governor/x", expected: 403)) == 403)
                 let revision = mesh.controlPlane.store.revision
                 for (field, policy) in [
-                    ("spec.rules[0].from[0].source.requestPrincipals", "rules: [{from: [{source: {requestPrincipals: [\"*\"]}}]}]"),
-                    ("spec.action", "action: CUSTOM\n  rules: [{}]"),
-                    ("spec.rules[0].when[0].key", "rules: [{when: [{key: \"request.auth.claims[iss]\", values: [x]}]}]"),
+                    // CUSTOM is decided before the JWT check: a token's principal is not known yet.
+                    ("spec.rules[0].from[0].source.requestPrincipals", "action: CUSTOM\n  provider: {name: ext}\n  rules: [{from: [{source: {requestPrincipals: [\"*\"]}}]}]"),
+                    ("spec.provider.name", "action: CUSTOM\n  rules: [{}]"),
+                    ("spec.rules[0].when[0].key", "rules: [{when: [{key: \"request.auth.claims[iss\", values: [x]}]}]"),
+                    ("spec.targetRefs", "targetRefs: [{kind: Gateway, name: gw}]"),
                 ] {
                     let before = mesh.controlPlane.store.rejectionCount
                     try mesh.writeConfig("authz.yaml", Self.adrPolicy + """

@@ -17,10 +17,10 @@ struct JWKSResolverTests {
         var schedule = JWKSSchedule(refresh: 1200)
         let t0 = Self.start
         schedule.track(["https://a/keys", "https://b/keys"], now: t0)
-        #expect(schedule.due(at: t0) == ["https://a/keys", "https://b/keys"])
+        #expect(schedule.takeDue(at: t0) == ["https://a/keys", "https://b/keys"])
         schedule.succeeded("https://a/keys", keys: Self.keys, at: t0)
-        #expect(schedule.due(at: t0.addingTimeInterval(1199)) == ["https://b/keys"])
-        #expect(schedule.due(at: t0.addingTimeInterval(1200)).contains("https://a/keys"))
+        #expect(schedule.takeDue(at: t0.addingTimeInterval(1199)).isEmpty, "b is in flight, a not due")
+        #expect(schedule.takeDue(at: t0.addingTimeInterval(1200)) == ["https://a/keys"])
         var waits: [TimeInterval] = []
         var now = t0
         for _ in 0..<8 {
@@ -35,11 +35,14 @@ struct JWKSResolverTests {
         #expect(schedule.entries["https://a/keys"]?.failures == 0 && schedule.entries["https://a/keys"]?.lastError == nil)
         schedule.track(["https://b/keys"], now: now)
         #expect(schedule.keys.isEmpty && schedule.entries.keys.sorted() == ["https://b/keys"])
-        // A short refresh retries at the refresh, never less often than it.
+        // Without keys yet, no doubling: every min(refresh, 1 min).
         var quick = JWKSSchedule(refresh: 1)
         quick.track(["https://c"], now: t0)
+        #expect(quick.takeDue(at: t0) == ["https://c"])
+        #expect(quick.takeDue(at: t0).isEmpty, "in flight")
         quick.failed("https://c", error: "down", at: t0)
-        #expect(quick.entries["https://c"]!.nextAttempt == t0.addingTimeInterval(1))
+        quick.failed("https://c", error: "down", at: t0.addingTimeInterval(1))
+        #expect(quick.entries["https://c"]!.nextAttempt == t0.addingTimeInterval(2))
     }
 
     final class FakeFetcher: JWKSFetcher {

@@ -146,6 +146,10 @@ extension EndToEnd {
                 #expect(forwarded.headers["x-jwt-sub"] == "alice", "claim to header: \(forwarded.headers)")
                 #expect(forwarded.headers["authorization"] == "Bearer \(token("valid"))", "forwardOriginalToken")
                 #expect(forwarded.headers["x-jwt-payload"].map { !$0.isEmpty } == true, "outputPayloadToHeader")
+                // Without a token, headers the check would write cannot be forged by the caller.
+                app.resetRequests()
+                await Self.expectStatus(2, "/open", token: nil, 200, "no token, forged claim headers", headers: [("x-jwt-sub", "mallory"), ("x-jwt-payload", "e30")])
+                #expect(app.requests.last.map { $0.headers["x-jwt-sub"] == nil && $0.headers["x-jwt-payload"] == nil } == true, "\(app.requests.last?.headers ?? [:])")
                 await Self.expectStatus(2, "/secure/a", token: token("ec"), 200, "valid ES256 from the https key set")
                 app.resetRequests()
                 await Self.expectStatus(2, "/secure/a", token: token("ec"), 200, "ES256 again")

@@ -70,9 +70,25 @@ struct RequestAuthenticationTranslationTests {
           envoyExtAuthzGrpc: {service: checker.shop.svc.cluster.local, port: 9000, failOpen: true}
         """
 
-    func inbound(_ yaml: String, mesh: String = meshYAML, jwks: [String: String] = [:], port: UInt32 = 8080) throws -> (HCM?, Envoy_Config_Listener_V3_Listener) {
+    /// The providers' service.
+    static let checker = """
+
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: ServiceEntry
+        metadata: {name: checker, namespace: shop}
+        spec:
+          hosts: [checker.shop.svc.cluster.local]
+          location: MESH_EXTERNAL
+          resolution: STATIC
+          ports: [{number: 8000, name: http, protocol: HTTP}, {number: 9000, name: grpc, protocol: GRPC}]
+          endpoints: [{address: 127.0.0.60}]
+        """
+
+    func inbound(_ yaml: String, mesh: String = meshYAML, jwks: [String: String] = [:], port: UInt32 = 8080, checker: Bool = true) throws -> (HCM?, Envoy_Config_Listener_V3_Listener) {
         let meshConfig = try MeshTelemetry(document: try #require(try YAMLDocuments.parse(mesh, source: "mesh.yaml").first).value)
-        let snapshot = MeshSnapshot(revision: 1, mesh: meshConfig, resources: try ResourceDocuments.decode(yaml, source: "t.yaml").map(\.resource), jwks: jwks)
+        let input = try ResourceDocuments.decode(yaml + (checker ? Self.checker : ""), source: "t.yaml").map(\.resource)
+        let snapshot = MeshSnapshot(revision: 1, mesh: meshConfig, resources: input, jwks: jwks)
         let resources = try SidecarTranslator.translate(snapshot, workload: .init(namespace: "shop", name: "web-1")).resources
         expectPrintable(resources)
         let listener = try #require(resources.resources(ofType: XDSTypeURL.listener)["127.0.0.30_\(port)"]?.unpack(Envoy_Config_Listener_V3_Listener.self))
@@ -200,6 +216,46 @@ struct RequestAuthenticationTranslationTests {
         }
     }
 
+    @Test("review cases: iss/* and prefix* read the issuer only; a provider whose service is not in the registry denies everything and is reported; an HTTP provider on a TCP port is reported; provider fields Envoy would refuse are refused in mesh.yaml")
+    func edges() throws {
+        let (hcm, _) = try inbound(MutualTLSTranslationTests.base + Self.policies.replacingOccurrences(of: #"requestPrincipals: ["https://a.example.com/alice", "*"]"#, with: #"requestPrincipals: ["https://a.example.com/*", "idp*"]"#))
+        let manager = try #require(hcm)
+        let allow = try Envoy_Extensions_Filters_Http_Rbac_V3_RBAC(unpackingAny: try #require(manager.httpFilters.dropLast().last).typedConfig)
+        let text = try allow.rules.jsonString()
+        #expect(text.contains(#"{"metadata":{"filter":"envoy.filters.http.jwt_authn","path":[{"key":"payload"},{"key":"iss"}],"value":{"stringMatch":{"exact":"https://a.example.com"}}}}"#), "\(text)")
+        #expect(text.contains(#"{"metadata":{"filter":"envoy.filters.http.jwt_authn","path":[{"key":"payload"},{"key":"iss"}],"value":{"stringMatch":{"prefix":"idp"}}}}"#), "\(text)")
+        #expect(!text.contains(#""key":"sub""#) || text.contains("mallory"), "no subject matcher for iss/* or prefix*")
+
+        // No service checker.shop.svc.cluster.local in the registry: deny all, and analyze says why.
+        let (unknown, _) = try inbound(MutualTLSTranslationTests.base + Self.policies, checker: false)
+        let unknownFilters = try #require(unknown).httpFilters
+        let deny = try Envoy_Extensions_Filters_Http_Rbac_V3_RBAC(unpackingAny: unknownFilters[0].typedConfig)
+        #expect(deny.rules.policies.keys.sorted() == ["default-deny-all-due-to-bad-CUSTOM-action"], "the provider's service is not in the registry")
+        let meshConfig = try MeshTelemetry(document: try #require(try YAMLDocuments.parse(Self.meshYAML, source: "mesh.yaml").first).value)
+        let snapshot = MeshSnapshot(revision: 1, mesh: meshConfig, resources: try ResourceDocuments.decode(MutualTLSTranslationTests.base + Self.policies, source: "t.yaml").map(\.resource))
+        let warnings = ReferenceCheck.warnings(in: snapshot).values.flatMap { $0 }.map(\.description)
+        #expect(warnings.contains { $0.contains("no service has host checker.shop.svc.cluster.local in namespace shop for provider checker") }, "\(warnings)")
+        #expect(warnings.contains { $0.contains("provider checker is an HTTP service") && $0.contains("TCP ports 9000 of shop/web-1") }, "\(warnings)")
+
+        for (provider, field) in [
+            ("{service: a.b, port: 80, statusOnError: \"418\"}", "statusOnError"), ("{service: a.b, port: 80, pathPrefix: check}", "pathPrefix"),
+            ("{service: a.b, port: 80, includeRequestBodyInCheck: {allowPartialMessage: true}}", "includeRequestBodyInCheck.maxRequestBytes"),
+            ("{service: a.b, port: 80, includeRequestHeadersInCheck: [\"*\"]}", "includeRequestHeadersInCheck"), ("{port: 80}", "service"),
+        ] {
+            let error = try #require(throws: SchemaError.self) {
+                try MeshTelemetry(document: try #require(try YAMLDocuments.parse("extensionProviders: [{name: p, envoyExtAuthzHttp: \(provider)}]", source: "mesh.yaml").first).value)
+            }
+            #expect(error.path.description == "extensionProviders[0].envoyExtAuthzHttp.\(field)", "\(error)")
+        }
+        let envoyCodes = Set(Envoy_Type_V3_StatusCode.allCases.map(\.rawValue).filter { $0 > 0 }.map(UInt32.init))
+        #expect(envoyCodes == ExternalAuthorization.envoyStatusCodes)
+
+        #expect(JSONWebKeySet.problem(#"{"keys":[{"kty":"RSA","e":"AQAB"}]}"#) == #"keys[0] (RSA) has no "n""#)
+        #expect(JSONWebKeySet.problem(#"{"keys":[{"kty":"EC","crv":"P-256","x":"AA"}]}"#) == #"keys[0] (EC) has no "y""#)
+        let ipv6 = try #require(JWKSLocation("https://[::1]:8443/keys?x=1"))
+        #expect(ipv6.host == "::1" && ipv6.port == 8443 && ipv6.target == "/keys?x=1" && ipv6.isSecure)
+    }
+
     @Test("refusals name the field: no issuer, a duplicate issuer, no key source, both, a bad key set, a bad URL, http without --jwks-allow-http, bad header names; CUSTOM without provider, provider without CUSTOM, bad claim keys")
     func refusals() throws {
         /// The resource's problems, then those of `settings` (what meshd checks with its flags).
@@ -250,6 +306,7 @@ struct RequestAuthenticationTranslationTests {
         #expect(refused.contains { $0.hasPrefix("spec.provider.name: a CUSTOM policy names") })
         #expect(refused.filter { $0.contains("is not a claim") }.count == 2)
         #expect(refused.contains { $0.contains("unsupported condition key \"request.auth.type\"") })
+        #expect(refused.contains { $0.hasPrefix("spec.rules[0].when[2].key: CUSTOM policies are evaluated before") })
         #expect(try problems(policy.replacingOccurrences(of: "action: CUSTOM", with: "provider: {name: x}")).contains { $0.hasPrefix("spec.provider: a provider is for action CUSTOM only") })
         #expect(JWTClaims.path(ofKey: "request.auth.claims[a][b.c]") == ["a", "b.c"])
     }

@@ -19,8 +19,8 @@ public struct JWKSLocation: Hashable, Sendable {
         else { return nil }
         self.uri = uri
         isSecure = scheme == "https"
-        // IPv6 literals come back without their brackets.
-        self.host = host
+        // An IPv6 literal without its brackets.
+        self.host = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
         port = components.port ?? (isSecure ? 443 : 80)
         guard (1...65535).contains(port) else { return nil }
         let path = components.percentEncodedPath.isEmpty ? "/" : components.percentEncodedPath
@@ -31,7 +31,8 @@ public struct JWKSLocation: Hashable, Sendable {
 /// A JSON Web Key Set (RFC 7517) as text.
 public enum JSONWebKeySet {
     /// Why `text` is not a key set Envoy can verify tokens with, or `nil` when it is one: a JSON
-    /// object whose `keys` is a non-empty list of keys, each with a `kty`.
+    /// object whose `keys` is a non-empty list of keys, each with a `kty` and the members its type
+    /// needs (RSA `n` and `e`, EC `crv`, `x` and `y`, OKP `crv` and `x`, oct `k`).
     public static func problem(_ text: String) -> String? {
         guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
             return "is not a JSON object"
@@ -39,9 +40,14 @@ public enum JSONWebKeySet {
         guard let keys = object["keys"] as? [Any], !keys.isEmpty else {
             return "is not a JSON Web Key Set: it needs a non-empty \"keys\" list"
         }
+        let members = ["RSA": ["n", "e"], "EC": ["crv", "x", "y"], "OKP": ["crv", "x"], "oct": ["k"]]
         for (index, key) in keys.enumerated() {
-            guard let key = key as? [String: Any], key["kty"] is String else {
+            guard let key = key as? [String: Any], let type = key["kty"] as? String else {
                 return "keys[\(index)] is not a JSON Web Key (an object with \"kty\")"
+            }
+            guard let needed = members[type] else { return "keys[\(index)] has kty \"\(type)\"; Envoy verifies RSA, EC, OKP and oct keys" }
+            for member in needed where ((key[member] as? String) ?? "").isEmpty {
+                return "keys[\(index)] (\(type)) has no \"\(member)\""
             }
         }
         return nil

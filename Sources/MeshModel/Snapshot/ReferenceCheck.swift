@@ -132,8 +132,22 @@ public enum ReferenceCheck {
         for policy in snapshot.authorizationPolicies where policy.spec.action == .CUSTOM {
             guard let name = policy.spec.provider?.name, !name.isEmpty else { continue }
             let path = FieldPath().appending("spec").appending("provider").appending("name")
-            if snapshot.mesh.authorizationProvider(named: name) == nil {
-                out[policy.key, default: []].append(problem(path, "no envoyExtAuthzHttp or envoyExtAuthzGrpc provider \(name) in mesh.yaml; requests this policy matches are denied", code: "IST0101"))
+            guard let provider = snapshot.mesh.authorizationProvider(named: name) else {
+                out[policy.key, default: []].append(problem(path, "no envoyExtAuthzHttp or envoyExtAuthzGrpc provider \(name) in mesh.yaml; the workloads it selects deny every request", code: "IST0101"))
+                continue
+            }
+            if let reason = provider.registryProblem(in: snapshot.registry) {
+                out[policy.key, default: []].append(problem(path, "\(reason); the workloads it selects deny every request", code: "IST0101"))
+            }
+            // An HTTP service cannot judge connections: on TCP ports the policy does nothing (Istio).
+            guard provider.api == .http else { continue }
+            let labels = policy.spec.selector?.matchLabels ?? [:]
+            let root = policy.metadata.namespace == snapshot.settings.rootNamespace
+            for workload in snapshot.registry.workloads.values.sorted(by: { ($0.namespace, $0.name) < ($1.namespace, $1.name) })
+            where (root || workload.namespace == policy.metadata.namespace) && (labels.isEmpty || workload.matches(labels)) {
+                let tcp = Set(snapshot.registry.services(servedBy: workload).flatMap(\.ports).filter { !$0.serviceProtocol.isHTTP }.map(\.number)).sorted()
+                guard !tcp.isEmpty else { continue }
+                out[policy.key, default: []].append(problem(path, "provider \(name) is an HTTP service, which cannot judge connections: on TCP ports \(tcp.map(String.init).joined(separator: ", ")) of \(workload.namespace)/\(workload.name) this policy does nothing (as in Istio); use an envoyExtAuthzGrpc provider or a DENY policy there", code: "IST0101"))
             }
         }
         return out

@@ -93,7 +93,8 @@ public struct MeshTelemetry: Hashable, Sendable {
                 throw SchemaError(path: path.appending("opentelemetry"), reason: "service and port are required")
             }
             if let problem = ExternalAuthorization(provider)?.problem {
-                throw SchemaError(path: path.appending(type).appending(problem.field), reason: problem.reason)
+                let field = problem.field.split(separator: ".").reduce(path.appending(type)) { $0.appending(String($1)) }
+                throw SchemaError(path: field, reason: problem.reason)
             }
         }
         if let sampling = config.defaultConfig?.tracing?.sampling, !(0...100).contains(sampling) {

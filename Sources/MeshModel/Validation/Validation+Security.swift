@@ -87,6 +87,20 @@ extension Checker {
             if (policy.provider?.name ?? "").isEmpty {
                 fail(root.appending("provider").appending("name"), "a CUSTOM policy names the mesh.yaml extensionProviders entry that decides (envoyExtAuthzHttp or envoyExtAuthzGrpc)")
             }
+            // CUSTOM is decided before the JWT check (Istio's order): the token is not known yet.
+            let early = "CUSTOM policies are evaluated before RequestAuthentication's JWT check (as in Istio), so request principals and request.auth.* are not known yet"
+            for (index, rule) in (policy.rules ?? []).enumerated() {
+                let path = root.appending("rules").appending(index: index)
+                for (position, from) in (rule.from ?? []).enumerated() {
+                    for field in ["requestPrincipals", "notRequestPrincipals"] {
+                        let values = field == "requestPrincipals" ? from.source?.requestPrincipals : from.source?.notRequestPrincipals
+                        if !(values ?? []).isEmpty { fail(path.appending("from").appending(index: position).appending("source").appending(field), early) }
+                    }
+                }
+                for (position, condition) in (rule.when ?? []).enumerated() where condition.key.hasPrefix("request.auth.") {
+                    fail(path.appending("when").appending(index: position).appending("key"), early)
+                }
+            }
         } else if policy.provider != nil {
             fail(root.appending("provider"), "a provider is for action CUSTOM only")
         }
