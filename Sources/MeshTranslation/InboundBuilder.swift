@@ -51,7 +51,10 @@ struct InboundBuilder {
         let inputs = InboundInputs(
             workload: scope.workload, ingress: scope.ingress, modes: scope.ingress.map { peerAuthentication.servedMode(port: $0.port) },
             trustDomain: trustDomain, fips: fips, mesh: memo.meshTelemetry.id(of: "mesh", in: snapshot) { snapshot.mesh },
-            server: telemetry.server, policies: authorization.policies, authentication: authorization.authentication)
+            server: telemetry.server, policies: authorization.policies,
+            authentication: authorization.authentication.rules.map { entry in
+                InboundInputs.Authentication(rule: entry.rule, keys: memo.keySets.id(of: entry.rule.jwksUri ?? entry.keys, in: snapshot) { entry.keys })
+            })
         return memo.inboundListeners.value(for: inputs, generation: snapshot.revision, compute: build)
     }
 
@@ -199,5 +202,11 @@ struct InboundInputs: Hashable, Sendable {
     var mesh: Int
     var server: TelemetryPolicy.Side
     var policies: [Configured<AuthorizationPolicy>]
-    var authentication: JWTAuthentication
+    var authentication: [Authentication]
+
+    /// A JWT rule and its key set (by identity).
+    struct Authentication: Hashable, Sendable {
+        var rule: JWTRule
+        var keys: Int
+    }
 }

@@ -30,13 +30,19 @@ struct JWTAuthentication: Hashable, Sendable {
     /// The rules of every RequestAuthentication that selects the workload, sorted by issuer.
     let rules: [Rule]
 
-    init(workload: WorkloadInstance, snapshot: MeshSnapshot) {
+    /// The RequestAuthentications that select `workload`: its namespace's and the root
+    /// namespace's, without a selector or with one that matches.
+    static func selecting(_ workload: WorkloadInstance, in snapshot: MeshSnapshot) -> [Configured<RequestAuthentication>] {
         let root = snapshot.settings.rootNamespace
-        let selected = snapshot.requestAuthentications.filter { policy in
+        return snapshot.requestAuthentications.filter { policy in
             guard policy.metadata.namespace == workload.namespace || policy.metadata.namespace == root else { return false }
             let labels = policy.spec.selector?.matchLabels ?? [:]
             return labels.isEmpty || workload.matches(labels)
         }
+    }
+
+    init(workload: WorkloadInstance, snapshot: MeshSnapshot) {
+        let selected = Self.selecting(workload, in: snapshot)
         let rules = selected.flatMap { $0.spec.jwtRules ?? [] }.enumerated()
             .sorted { ($0.element.issuer ?? "", $0.offset) < ($1.element.issuer ?? "", $1.offset) }
             .map(\.element)

@@ -40,7 +40,8 @@ public enum MeshAnalysis {
         return WorkloadDescription(
             workload: "\(workload.namespace)/\(workload.name)", identity: workload.identity(trustDomain: snapshot.settings.trustDomain).uri,
             labels: workload.labels, services: served.map(\.hostname), virtualServices: virtualServices, destinationRules: destinationRules,
-            peerAuthentications: peer.applied, authorizationPolicies: authorization, sidecar: scope.sidecar.map(name), gateways: gateways,
+            peerAuthentications: peer.applied, authorizationPolicies: authorization,
+            requestAuthentications: JWTAuthentication.selecting(workload, in: snapshot).map(name), sidecar: scope.sidecar.map(name), gateways: gateways,
             inbound: inbound, outbound: outbound)
     }
 

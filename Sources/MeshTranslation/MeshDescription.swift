@@ -58,6 +58,7 @@ public struct WorkloadDescription: Codable, Hashable, Sendable {
     public var destinationRules: [String]
     public var peerAuthentications: [String]
     public var authorizationPolicies: [String]
+    public var requestAuthentications: [String]
     public var sidecar: String?
     /// The Gateways that select the workload: its proxy is a gateway serving them (empty: a sidecar).
     public var gateways: [String]
@@ -69,8 +70,10 @@ public struct WorkloadDescription: Codable, Hashable, Sendable {
     /// A description.
     public init(
         workload: String, identity: String, labels: [String: String], services: [String], virtualServices: [String], destinationRules: [String],
-        peerAuthentications: [String], authorizationPolicies: [String], sidecar: String?, gateways: [String] = [], inbound: [Port], outbound: [Connection]
+        peerAuthentications: [String], authorizationPolicies: [String], requestAuthentications: [String] = [], sidecar: String?, gateways: [String] = [],
+        inbound: [Port], outbound: [Connection]
     ) {
+        self.requestAuthentications = requestAuthentications
         self.gateways = gateways
         self.workload = workload
         self.identity = identity

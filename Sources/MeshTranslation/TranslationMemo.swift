@@ -23,6 +23,8 @@ public final class TranslationMemo: Sendable {
     let endpointIdentities = Identities<EndpointsName, ClusterInputs.EndpointIdentities>()
     let rules = Identities<ResourceKey, DestinationRule>()
     let meshTelemetry = Identities<String, MeshTelemetry>()
+    /// Key sets of RequestAuthentications by `jwksUri` (or inline text): large, shared by many workloads.
+    let keySets = Identities<String, String>()
 
     /// An empty memo.
     public init() {}

@@ -129,6 +129,7 @@ struct Describe: AsyncParsableCommand {
         print("DestinationRules:       \(list(description.destinationRules))")
         print("PeerAuthentications:    \(list(description.peerAuthentications))")
         print("AuthorizationPolicies:  \(list(description.authorizationPolicies))")
+        print("RequestAuthentications: \(list(description.requestAuthentications))")
         print("\nInbound mTLS:")
         print(table(["PORT", "MODE", "DECIDED BY"], description.inbound.map { ["\($0.port)", $0.mtlsMode, $0.decidedBy] }))
         print("\nOutbound connections:")

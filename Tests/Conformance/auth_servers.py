@@ -3,7 +3,8 @@
 
   mint DIR                    keys and tokens: DIR/jwks-rs.json (kid rs1), DIR/jwks-rs-rotated.json (rs1 + rs2),
                               DIR/jwks-ec.json (kid ec1), DIR/tokens.json (name -> token)
-  jwks HOST PORT FILE [CERT KEY]   serves FILE (read on every request) at any path; TLS with CERT/KEY
+  jwks HOST PORT FILE [CERT KEY]   serves FILE (read on every request) at any path but /moved (a
+                              redirect to /keys); TLS with CERT/KEY
   ext-authz-http HOST PORT    Envoy's HTTP ext_authz check: allows when x-ext-authz is "allow"
   ext-authz-grpc HOST PORT    envoy.service.auth.v3.Authorization/Check, the same decision
 
@@ -118,6 +119,9 @@ class Quiet(http.server.BaseHTTPRequestHandler):
 def serve_jwks(host, port, path, cert=None, key=None):
     class Handler(Quiet):
         def do_GET(self):
+            if self.path == "/moved":
+                self.reply(302, b"", [("location", "/keys")])
+                return
             with open(path, "rb") as f:
                 body = f.read()
             self.reply(200, body, [("content-type", "application/json")])

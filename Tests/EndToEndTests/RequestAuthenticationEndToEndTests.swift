@@ -1,4 +1,4 @@
-import ControlPlane
+@testable import ControlPlane
 import Foundation
 import MeshConfig
 import MeshModel
@@ -139,6 +139,11 @@ extension EndToEnd {
                 let rsModulus = try #require(rsKey.components(separatedBy: "\"n\": \"").dropFirst().first?.prefix(40))
                 try await Self.waitForConfig(mesh, String(rsModulus), what: "the RS key set on the api sidecar")
                 try await Self.waitForConfig(mesh, "ec1", what: "the EC key set (https, --jwks-ca) on the api sidecar")
+                // meshd's fetcher follows a redirect, and trusts only the roots it is given.
+                let moved = try #require(JWKSLocation("https://127.34.3.2:9101/moved"))
+                let followed = try await HTTPJWKSFetcher(extraRootsPEM: rootPEM).fetch(moved, timeout: .seconds(5))
+                #expect(followed.contains("ec1"))
+                await #expect(throws: (any Error).self, "an unknown root is refused") { try await HTTPJWKSFetcher(extraRootsPEM: nil).fetch(moved, timeout: .seconds(5)) }
 
                 app.resetRequests()
                 await Self.expectStatus(2, "/secure/a", token: token("valid"), 200, "valid RS256")
