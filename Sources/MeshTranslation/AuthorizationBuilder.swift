@@ -10,8 +10,8 @@ typealias Principal = Envoy_Config_Rbac_V3_Principal
 /// Turns the AuthorizationPolicies that select a workload into Envoy filters, evaluated as Istio
 /// evaluates them: CUSTOM (external authorization, ``ExternalAuthorization``), then the JWT check
 /// of RequestAuthentications (``JWTAuthentication``), then AUDIT (log only), DENY and ALLOW — and
-/// when any ALLOW policy selects the workload, a request that matches none is denied. Each rule is an RBAC policy named
-/// `ns[<namespace>]-policy[<name>]-rule[<index>]`. Dry-run policies (`istio.io/dry-run: "true"`)
+/// when any ALLOW policy selects the workload, a request that matches none is denied. Each rule
+/// is an RBAC policy named `ns[<namespace>]-policy[<name>]-rule[<index>]`. Dry-run policies (`istio.io/dry-run: "true"`)
 /// become shadow rules that are counted and logged but never block. Each policy also gets a
 /// shadow-only filter whose stats (`<policy>-shadow_allowed`/`-shadow_denied`) count its matches.
 struct AuthorizationBuilder {
