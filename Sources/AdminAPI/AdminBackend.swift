@@ -73,6 +73,8 @@ public protocol ProxyBackend: Sendable {
     /// Problems in the served configuration with `candidates` added (replacing resources of the
     /// same kind, namespace and name), as `istioctl analyze -f` does; nothing is applied.
     func analyze(adding candidates: [MeshResource]) -> [AnalysisMessage]
+    /// What adding `candidates` would change in every proxy's configuration; nothing is applied.
+    func diff(adding candidates: [MeshResource]) -> ConfigurationDiff
 }
 
 /// Tokens and the bootstraps that carry them (``TokenRoutes``).

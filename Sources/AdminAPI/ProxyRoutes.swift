@@ -27,15 +27,23 @@ struct ProxyRoutes {
         // Resources to analyze with the served ones (YAML or JSON, several documents, Lists).
         readers.post("/v1/analyze") { request, context -> Response in
             try access.limit(key: try context.authenticatedCaller().description, request)
-            let buffer = try await request.body.collect(upTo: 8 << 20)
-            let candidates: [MeshResource]
-            do throws(ConfigLoadError) {
-                candidates = try ResourceDocuments.decode(String(buffer: buffer), source: "request body").map(\.resource)
-            } catch {
-                throw APIError.invalid(error.description, field: error.path)
-            }
-            return try AdminResponse.json(backend.analyze(adding: candidates))
+            return try AdminResponse.json(backend.analyze(adding: try await Self.candidates(request)))
+        }
+        // What the resources in the body would change in each proxy's configuration.
+        readers.post("/v1/diff") { request, context -> Response in
+            try access.limit(key: try context.authenticatedCaller().description, request)
+            return try AdminResponse.json(backend.diff(adding: try await Self.candidates(request)))
         }
         return routes
+    }
+
+    /// The resources of a request body (YAML or JSON, several documents, Lists), checked.
+    static func candidates(_ request: Request) async throws -> [MeshResource] {
+        let buffer = try await request.body.collect(upTo: 8 << 20)
+        do throws(ConfigLoadError) {
+            return try ResourceDocuments.decode(String(buffer: buffer), source: "request body").map(\.resource)
+        } catch {
+            throw APIError.invalid(error.description, field: error.path)
+        }
     }
 }

@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import MeshConfig
 import MeshModel
+import MeshTranslation
 import Yams
 
 /// The kinds by the names users type: plural, singular, kind, or Istio's short names.
@@ -62,7 +63,7 @@ struct Apply: AsyncParsableCommand {
         discussion: "Documents may be kubectl's List form (kind: List, items: [...]); objects exported from a Kubernetes cluster are applied without what its API server set (uid, resourceVersion, status). meshctl reads every document first: if one is not valid YAML, not a kind meshd serves, or has an unknown field, nothing is applied. Each resource is then checked by meshd exactly as a file would be; an invalid one is refused with its field path and nothing of it changes. Resources from meshd's config directory are read-only here.")
     @OptionGroup var server: ServerOptions
     @Option(name: .shortAndLong, help: "A file, a directory, or - (repeatable).") var filename: [String]
-    @Flag(name: .customLong("dry-run"), help: "Show what would change without changing anything.") var dryRun = false
+    @Flag(name: .customLong("dry-run"), help: "Check every resource as meshd would, and show what would change in each proxy's configuration (as meshctl diff), without changing anything.") var dryRun = false
 
     func run() async throws {
         // Every document is read and decoded first: one that meshctl can already tell is wrong
@@ -111,6 +112,9 @@ struct Apply: AsyncParsableCommand {
         if failures > 0 {
             FileHandle.standardError.write(Data("\(failures) of \(resources.count) resources were not applied\n".utf8))
             throw ExitCode(1)
+        }
+        if dryRun {
+            print(Diff.text(try await Diff.request(resources.map(\.resource), client: client).0), terminator: "")
         }
     }
 

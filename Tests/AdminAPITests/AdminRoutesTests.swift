@@ -83,6 +83,10 @@ final class FakeBackend: AdminBackend {
         analyzed.withLock { $0 += candidates.map(\.key) }
         return []
     }
+    func diff(adding candidates: [MeshResource]) -> ConfigurationDiff {
+        analyzed.withLock { $0 += candidates.map(\.key) }
+        return ConfigurationDiff(proxies: [], unchanged: 0, warnings: [])
+    }
 }
 
 @Suite("Admin API routes in process: every role against every route")
@@ -128,6 +132,7 @@ struct AdminRoutesTests {
         Route(method: .get, path: "/v1/proxies/known/config", access: .reader),
         Route(method: .get, path: "/v1/analyze", access: .reader),
         Route(method: .post, path: "/v1/analyze", access: .reader, body: list),
+        Route(method: .post, path: "/v1/diff", access: .reader, body: list),
         Route(method: .get, path: "/v1/workloads/web/x/describe", access: .reader, allowed: .notFound),
         Route(method: .get, path: "/v1/proxies/unknown/config", access: .reader, allowed: .notFound),
         Route(method: .get, path: "/v1/audit", access: .admin),
@@ -174,9 +179,9 @@ struct AdminRoutesTests {
         // Refused changes leave an audit line; only admins change anything.
         let changed = backend.applied.withLock { $0 }
         #expect(token == "admin" ? changed.count == 3 : changed.isEmpty)
-        // POST /v1/analyze reads the List's resources and changes nothing.
+        // POST /v1/analyze and /v1/diff read the List's resources and change nothing.
         let analyzed = backend.analyzed.withLock { $0 }.map(\.description)
-        #expect(token == "admin" || token == "reader" ? analyzed == ["VirtualService web/x"] : analyzed.isEmpty, "\(analyzed)")
+        #expect(token == "admin" || token == "reader" ? analyzed == ["VirtualService web/x", "VirtualService web/x"] : analyzed.isEmpty, "\(analyzed)")
         if token == "reader" || token == "workload" {
             #expect(backend.auditRecords().contains { $0.result == "forbidden" })
         }

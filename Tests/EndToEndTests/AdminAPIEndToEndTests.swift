@@ -353,6 +353,31 @@ extension EndToEnd {
             }
         }
 
+        @Test("meshctl diff and apply --dry-run: the proxies a change would touch, field by field, nothing applied; a no-op changes no proxy and exits 0")
+        func diff() async throws {
+            try await MeshHarness("api-diff", files: Self.files).run { mesh in
+                let server = ["--server", "http://\(mesh.adminAddress)", "--data-dir", mesh.controlPlane.options.dataDirectory]
+                let change = mesh.directory + "/timeout.yaml"
+                try """
+                    apiVersion: networking.istio.io/v1
+                    kind: VirtualService
+                    metadata: {name: server-timeout, namespace: ops}
+                    spec: {hosts: [server], http: [{timeout: 3s, route: [{destination: {host: server}}]}]}
+                    """.write(toFile: change, atomically: true, encoding: .utf8)
+                let diff = try await meshctl(["diff", "-f", change] + server, in: mesh.directory)
+                #expect(diff.status == 1, "\(diff.output)")
+                #expect(diff.output.contains("proxy ops/client:") && diff.output.contains("~ rds 8080") && diff.output.contains("timeout: \"0s\" → \"3s\""), "\(diff.output)")
+                let json = try await meshctl(["diff", "-f", change, "-o", "json"] + server, in: mesh.directory)
+                let parsed = try #require(try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [String: Any], "\(json.output)")
+                #expect((parsed["proxies"] as? [[String: Any]])?.compactMap { $0["workload"] as? String }.contains("ops/client") == true)
+                let dryRun = try await meshctl(["apply", "--dry-run", "-f", change] + server, in: mesh.directory)
+                #expect(dryRun.status == 0 && dryRun.output.contains("VirtualService ops/server-timeout created (dry run)") && dryRun.output.contains("proxy ops/client:"), "\(dryRun.output)")
+                #expect(try await mesh.admin(Self.vsPath + "/server-timeout").status == 404, "nothing applied")
+                let same = try await meshctl(["diff", "-f", mesh.configDirectory + "/services.yaml"] + server, in: mesh.directory)
+                #expect(same.status == 0 && same.output.contains("No proxy's configuration would change"), "\(same.output)")
+            }
+        }
+
         @Test("analyze: quiet on a clean mesh; finds unknown hosts and subsets, conflicting hosts, empty subsets, rules for unknown hosts, and STRICT servers told to take plaintext")
         func analyze() async throws {
             try await MeshHarness("api-analyze", files: Self.files).run { mesh in
