@@ -24,13 +24,13 @@ struct AuthorizationBuilder {
     let trustsForwardedFor: Bool
     /// The RequestAuthentications that select the workload.
     let authentication: JWTAuthentication
-    /// Where CUSTOM policies send requests: the one provider they name, or why there is none
-    /// (then every request is denied, as Istio does).
+    /// Where CUSTOM policies send requests: the one provider they name, or none that can be used
+    /// (then every request is denied, as Istio does; ``ReferenceCheck`` reports why).
     let custom: Custom?
 
-    enum Custom: Hashable, Sendable {
+    enum Custom: Sendable {
         case provider(ExternalAuthorization)
-        case unusable(String)
+        case unusable
     }
 
     /// Istio's shadow stat prefixes, also the keys of the shadow results in dynamic metadata.
@@ -38,12 +38,7 @@ struct AuthorizationBuilder {
     static let dryRunDenyPrefix = "istio_dry_run_deny_"
 
     init(workload: WorkloadInstance, snapshot: MeshSnapshot) {
-        let root = snapshot.settings.rootNamespace
-        policies = snapshot.authorizationPolicies.filter { policy in
-            guard policy.metadata.namespace == workload.namespace || policy.metadata.namespace == root else { return false }
-            let labels = policy.spec.selector?.matchLabels ?? [:]
-            return labels.isEmpty || workload.matches(labels)
-        }
+        policies = snapshot.authorizationPolicies.filter { $0.selects(workload, rootNamespace: snapshot.settings.rootNamespace) }
         trustDomain = snapshot.settings.trustDomain
         trustsForwardedFor = snapshot.mesh.numTrustedProxies > 0
         authentication = JWTAuthentication(workload: workload, snapshot: snapshot)
@@ -55,13 +50,9 @@ struct AuthorizationBuilder {
     static func custom(_ policies: [Configured<AuthorizationPolicy>], snapshot: MeshSnapshot) -> Custom? {
         guard !policies.isEmpty else { return nil }
         let names = Set(policies.compactMap { $0.spec.provider?.name })
-        guard names.count == 1, let name = names.first else {
-            return .unusable("CUSTOM policies name \(names.count) providers (\(names.sorted().joined(separator: ", "))); one per workload")
-        }
-        guard let provider = snapshot.mesh.authorizationProvider(named: name) else {
-            return .unusable("no envoyExtAuthzHttp or envoyExtAuthzGrpc provider \(name) in mesh.yaml")
-        }
-        if let problem = provider.registryProblem(in: snapshot.registry) { return .unusable(problem) }
+        guard names.count == 1, let name = names.first, let provider = snapshot.mesh.authorizationProvider(named: name),
+              provider.registryProblem(in: snapshot.registry) == nil
+        else { return .unusable }
         return .provider(provider)
     }
 

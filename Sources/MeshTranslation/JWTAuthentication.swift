@@ -14,13 +14,13 @@ typealias JwtRequirement = Envoy_Extensions_Filters_Http_JwtAuthn_V3_JwtRequirem
 /// `requestPrincipals` decides whether one is needed). A verified token's payload is kept in
 /// dynamic metadata under `envoy.filters.http.jwt_authn` / `payload`, where the authorization
 /// rules (``AuthorizationBuilder``) read `iss`, `sub`, `aud`, `azp` and other claims.
-struct JWTAuthentication: Hashable, Sendable {
+struct JWTAuthentication: Sendable {
     static let filterName = "envoy.filters.http.jwt_authn"
     /// The metadata key of verified payloads (Istio's).
     static let payloadKey = "payload"
 
     /// A rule with the key set it verifies with.
-    struct Rule: Hashable, Sendable {
+    struct Rule: Sendable {
         var rule: JWTRule
         /// The inline `jwks`, the fetched `jwksUri` document, or a key set that verifies nothing
         /// when it was never fetched (then a request with a token is refused, one without passes).
@@ -33,12 +33,7 @@ struct JWTAuthentication: Hashable, Sendable {
     /// The RequestAuthentications that select `workload`: its namespace's and the root
     /// namespace's, without a selector or with one that matches.
     static func selecting(_ workload: WorkloadInstance, in snapshot: MeshSnapshot) -> [Configured<RequestAuthentication>] {
-        let root = snapshot.settings.rootNamespace
-        return snapshot.requestAuthentications.filter { policy in
-            guard policy.metadata.namespace == workload.namespace || policy.metadata.namespace == root else { return false }
-            let labels = policy.spec.selector?.matchLabels ?? [:]
-            return labels.isEmpty || workload.matches(labels)
-        }
+        snapshot.requestAuthentications.filter { $0.selects(workload, rootNamespace: snapshot.settings.rootNamespace) }
     }
 
     init(workload: WorkloadInstance, snapshot: MeshSnapshot) {

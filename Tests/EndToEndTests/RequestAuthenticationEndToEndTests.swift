@@ -24,6 +24,17 @@ extension EndToEnd {
             return process
         }
 
+        /// Runs `body`, then stops `peers`, also when it throws.
+        static func withPeers(_ peers: [ProcessHandle], _ body: () async throws -> Void) async throws {
+            do {
+                try await body()
+            } catch {
+                for peer in peers { _ = await peer.stop() }
+                throw error
+            }
+            for peer in peers { _ = await peer.stop() }
+        }
+
         static func run(_ executable: String, _ arguments: [String], log: String) async throws {
             let process = try ProcessHandle(executable: executable, arguments: arguments, logPath: log)
             #expect(await process.waitForExit(timeout: .seconds(60)))
@@ -115,16 +126,12 @@ extension EndToEnd {
             try FileManager.default.copyItem(atPath: work + "/jwks-rs.json", toPath: served)
             let rsKeys = try await Self.start(["jwks", "127.34.3.1", "9100", served], log: work + "/jwks-rs.log")
             let ecKeys = try await Self.start(["jwks", "127.34.3.2", "9101", work + "/jwks-ec.json", work + "/jwks-cert.pem", work + "/jwks-key.pem"], log: work + "/jwks-ec.log")
-            func stopPeers() async {
-                _ = await rsKeys.stop()
-                _ = await ecKeys.stop()
-            }
             let files = [
                 "services.yaml": serviceYAML("api", namespace: Self.namespace),
                 "api.yaml": workloadYAML("api", namespace: Self.namespace, block: 34, host: 2, labels: ["app": "api"], serviceAccount: "api"),
             ]
             let rootPEM = try String(contentsOfFile: work + "/jwks-cert.pem", encoding: .utf8)
-            do {
+            try await Self.withPeers([rsKeys, ecKeys]) {
             try await MeshHarness("authn-jwt", files: files) { options in
                 options.settings.jwksAllowHTTP = true
                 options.jwksExtraRootsPEM = rootPEM
@@ -197,11 +204,7 @@ extension EndToEnd {
                 let health = try await mesh.envoyHealthProblems()
                 #expect(health.isEmpty, "\(health)")
             }
-            } catch {
-                await stopPeers()
-                throw error
             }
-            await stopPeers()
         }
 
         static let providers = """
@@ -271,16 +274,12 @@ extension EndToEnd {
             defer { try? FileManager.default.removeItem(atPath: work) }
             let httpServer = try await Self.start(["ext-authz-http", "127.34.3.3", "8000"], log: work + "/ext-authz-http.log")
             let grpcServer = try await Self.start(["ext-authz-grpc", "127.34.3.4", "9000"], log: work + "/ext-authz-grpc.log")
-            func stopPeers() async {
-                _ = await httpServer.stop()
-                _ = await grpcServer.stop()
-            }
             let files = [
                 "services.yaml": serviceYAML("api", namespace: Self.namespace) + "---\n" + Self.authorizationServers(),
                 "api.yaml": workloadYAML("api", namespace: Self.namespace, block: 34, host: 12, labels: ["app": "api"], serviceAccount: "api"),
                 "mesh.yaml": Self.providers,
             ]
-            do {
+            try await Self.withPeers([httpServer, grpcServer]) {
             try await MeshHarness("authn-custom", files: files).run { mesh in
                 let app = try await mesh.startApp("api", host: "127.34.2.12", port: 8080)
                 try await mesh.startSidecar(Self.namespace, "api")
@@ -330,11 +329,7 @@ extension EndToEnd {
                 let health = try await mesh.envoyHealthProblems()
                 #expect(health.isEmpty, "\(health)")
             }
-            } catch {
-                await stopPeers()
-                throw error
             }
-            await stopPeers()
         }
     }
 }

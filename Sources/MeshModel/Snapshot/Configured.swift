@@ -19,3 +19,22 @@ public struct Configured<Spec: Hashable & Sendable>: Hashable, Sendable {
         ResourceKey(kind: kind, namespace: metadata.namespace, name: metadata.name)
     }
 }
+
+/// A security policy that picks workloads with `selector.matchLabels` (AuthorizationPolicy,
+/// RequestAuthentication).
+public protocol WorkloadSelecting {
+    var selector: PolicySelector? { get }
+}
+
+extension AuthorizationPolicy: WorkloadSelecting {}
+extension RequestAuthentication: WorkloadSelecting {}
+
+extension Configured where Spec: WorkloadSelecting {
+    /// Whether the policy applies to `workload`, as Istio's security policies do: it is in the
+    /// workload's namespace or the root namespace, and has no selector or one the labels match.
+    public func selects(_ workload: WorkloadInstance, rootNamespace: String) -> Bool {
+        guard metadata.namespace == workload.namespace || metadata.namespace == rootNamespace else { return false }
+        let labels = spec.selector?.matchLabels ?? [:]
+        return labels.isEmpty || workload.matches(labels)
+    }
+}

@@ -141,10 +141,8 @@ public enum ReferenceCheck {
             }
             // An HTTP service cannot judge connections: on TCP ports the policy does nothing (Istio).
             guard provider.api == .http else { continue }
-            let labels = policy.spec.selector?.matchLabels ?? [:]
-            let root = policy.metadata.namespace == snapshot.settings.rootNamespace
             for workload in snapshot.registry.workloads.values.sorted(by: { ($0.namespace, $0.name) < ($1.namespace, $1.name) })
-            where (root || workload.namespace == policy.metadata.namespace) && (labels.isEmpty || workload.matches(labels)) {
+            where policy.selects(workload, rootNamespace: snapshot.settings.rootNamespace) {
                 let tcp = Set(snapshot.registry.services(servedBy: workload).flatMap(\.ports).filter { !$0.serviceProtocol.isHTTP }.map(\.number)).sorted()
                 guard !tcp.isEmpty else { continue }
                 out[policy.key, default: []].append(problem(path, "provider \(name) is an HTTP service, which cannot judge connections: on TCP ports \(tcp.map(String.init).joined(separator: ", ")) of \(workload.namespace)/\(workload.name) this policy does nothing (as in Istio); use an envoyExtAuthzGrpc provider or a DENY policy there", code: "IST0101"))

@@ -87,28 +87,21 @@ extension Checker {
             if (policy.provider?.name ?? "").isEmpty {
                 fail(root.appending("provider").appending("name"), "a CUSTOM policy names the mesh.yaml extensionProviders entry that decides (envoyExtAuthzHttp or envoyExtAuthzGrpc)")
             }
-            // CUSTOM is decided before the JWT check (Istio's order): the token is not known yet.
-            let early = "CUSTOM policies are evaluated before RequestAuthentication's JWT check (as in Istio), so request principals and request.auth.* are not known yet"
-            for (index, rule) in (policy.rules ?? []).enumerated() {
-                let path = root.appending("rules").appending(index: index)
-                for (position, from) in (rule.from ?? []).enumerated() {
-                    for field in ["requestPrincipals", "notRequestPrincipals"] {
-                        let values = field == "requestPrincipals" ? from.source?.requestPrincipals : from.source?.notRequestPrincipals
-                        if !(values ?? []).isEmpty { fail(path.appending("from").appending(index: position).appending("source").appending(field), early) }
-                    }
-                }
-                for (position, condition) in (rule.when ?? []).enumerated() where condition.key.hasPrefix("request.auth.") {
-                    fail(path.appending("when").appending(index: position).appending("key"), early)
-                }
-            }
         } else if policy.provider != nil {
             fail(root.appending("provider"), "a provider is for action CUSTOM only")
         }
+        // CUSTOM is decided before the JWT check (Istio's order): the token is not known yet.
+        let custom = policy.action == .CUSTOM
+        let beforeJWT = "CUSTOM policies are evaluated before RequestAuthentication's JWT check (as in Istio), so request principals and request.auth.* are not known yet"
         for (index, rule) in (policy.rules ?? []).enumerated() {
             let path = root.appending("rules").appending(index: index)
             for (position, from) in (rule.from ?? []).enumerated() {
                 let sourcePath = path.appending("from").appending(index: position).appending("source")
                 guard let source = from.source else { continue }
+                for (field, values) in [("requestPrincipals", source.requestPrincipals), ("notRequestPrincipals", source.notRequestPrincipals)]
+                where custom && !(values ?? []).isEmpty {
+                    fail(sourcePath.appending(field), beforeJWT)
+                }
                 for (field, values) in [("ipBlocks", source.ipBlocks), ("notIpBlocks", source.notIpBlocks), ("remoteIpBlocks", source.remoteIpBlocks), ("notRemoteIpBlocks", source.notRemoteIpBlocks)] {
                     for (item, value) in (values ?? []).enumerated() where CIDRBlock(value) == nil {
                         fail(sourcePath.appending(field).appending(index: item), "\"\(value)\" is not an IP address or CIDR block")
@@ -127,6 +120,9 @@ extension Checker {
                 let conditionPath = path.appending("when").appending(index: position)
                 let key = condition.key
                 let isHeader = key.hasPrefix("request.headers[") && key.hasSuffix("]") && key.count > "request.headers[]".count
+                if custom && key.hasPrefix("request.auth.") {
+                    fail(conditionPath.appending("key"), beforeJWT)
+                }
                 if key.isEmpty {
                     fail(conditionPath.appending("key"), "condition key must not be empty")
                 } else if key.hasPrefix("request.auth.claims") {
