@@ -75,6 +75,9 @@ public protocol ProxyBackend: Sendable {
     func analyze(adding candidates: [MeshResource]) -> [AnalysisMessage]
     /// What adding `candidates` would change in every proxy's configuration; nothing is applied.
     func diff(adding candidates: [MeshResource]) -> ConfigurationDiff
+    /// One request walked through the served configuration; throws ``APIError`` (invalid: an
+    /// unknown workload, a URL that cannot be simulated).
+    func simulate(_ request: RequestSimulation.Request) throws -> RequestSimulation
 }
 
 /// Tokens and the bootstraps that carry them (``TokenRoutes``).

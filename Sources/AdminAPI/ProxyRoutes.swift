@@ -1,6 +1,7 @@
 public import Hummingbird
 internal import MeshConfig
 internal import MeshModel
+internal import MeshTranslation
 
 /// The connected proxies, what meshd sent them, what applies to a workload and the analysis of
 /// the served configuration; for readers and admins.
@@ -33,6 +34,17 @@ struct ProxyRoutes {
         readers.post("/v1/diff") { request, context -> Response in
             try access.limit(key: try context.authenticatedCaller().description, request)
             return try AdminResponse.json(backend.diff(adding: try await Self.candidates(request)))
+        }
+        // Where one request would go and what would answer it.
+        readers.post("/v1/simulate") { request, context -> Response in
+            try access.limit(key: try context.authenticatedCaller().description, request)
+            let body: RequestSimulation.Request
+            do {
+                body = try await request.decode(as: RequestSimulation.Request.self, context: context)
+            } catch {
+                throw APIError.invalid("the body must be JSON: {\"from\": \"namespace/workload\", \"url\": \"http://host:port/path\", \"method\", \"headers\": {name: value}}")
+            }
+            return try AdminResponse.json(try backend.simulate(body))
         }
         return routes
     }

@@ -162,6 +162,14 @@ struct AdminBackendAdapter: AdminBackend {
         return ConfigurationDiff.between(current, Self.snapshot(current, adding: candidates))
     }
 
+    func simulate(_ request: RequestSimulation.Request) throws -> RequestSimulation {
+        do throws(RequestSimulation.Failure) {
+            return try RequestSimulation.run(snapshot, request: request)
+        } catch {
+            throw APIError.invalid(error.description, field: error.field)
+        }
+    }
+
     /// The served configuration with `candidates` added (replacing resources of the same kind,
     /// namespace and name), nothing else changed: the next revision of it (never served).
     static func snapshot(_ current: MeshSnapshot, adding candidates: [MeshResource]) -> MeshSnapshot {

@@ -288,7 +288,7 @@ extension EndToEnd {
 
         @Test("meshctl apply of 500 documents succeeds: it waits as 429's Retry-After says")
         func largeApply() async throws {
-            try await MeshHarness("api-large-apply", files: Self.files, configure: { $0.adminRateLimit = 100; $0.adminRateBurst = 20 }).run { mesh in
+            try await MeshHarness("api-large-apply", files: Self.files, configure: { $0.adminRateLimit = 25; $0.adminRateBurst = 20 }).run { mesh in
                 let documents = (0..<500).map { index in
                     """
                     apiVersion: networking.istio.io/v1

@@ -70,10 +70,10 @@ public struct TrafficSimulator {
         public var description: String
     }
 
-    private let listeners: [Envoy_Config_Listener_V3_Listener]
-    private let routes: [String: Envoy_Config_Route_V3_RouteConfiguration]
-    private let clusters: [String: Envoy_Config_Cluster_V3_Cluster]
-    private let assignments: [String: Envoy_Config_Endpoint_V3_ClusterLoadAssignment]
+    let listeners: [Envoy_Config_Listener_V3_Listener]
+    let routes: [String: Envoy_Config_Route_V3_RouteConfiguration]
+    let clusters: [String: Envoy_Config_Cluster_V3_Cluster]
+    let assignments: [String: Envoy_Config_Endpoint_V3_ClusterLoadAssignment]
 
     /// A simulator over one proxy's resources.
     public init(_ resources: XDSResourceSet) {
@@ -156,23 +156,36 @@ public struct TrafficSimulator {
     /// The endpoints (`ip:port`) of a cluster.
     public func endpoints(of clusterName: String) throws(Failure) -> [String] {
         guard let cluster = clusters[clusterName] else { throw Failure(description: "no cluster \(clusterName)") }
-        // A cluster of its own type (the dynamic forward proxy) finds its endpoints itself; a
-        // STATIC cluster without a load assignment has none.
         if case .clusterType? = cluster.clusterDiscoveryType { return [] }
-        if cluster.type == .static && !cluster.hasLoadAssignment { return [] }
-        let assignment: Envoy_Config_Endpoint_V3_ClusterLoadAssignment
-        if cluster.hasLoadAssignment {
-            assignment = cluster.loadAssignment
-        } else {
+        if !cluster.hasLoadAssignment && cluster.type == .eds {
             let name = cluster.edsClusterConfig.serviceName.isEmpty ? cluster.name : cluster.edsClusterConfig.serviceName
-            guard let found = assignments[name] else { throw Failure(description: "no endpoints generated for \(name)") }
-            assignment = found
+            guard assignments[name] != nil else { throw Failure(description: "no endpoints generated for \(name)") }
         }
-        return assignment.endpoints.flatMap(\.lbEndpoints).map { endpoint in
+        return lbEndpoints(of: cluster, allPriorities: true).map { endpoint in
             if case .pipe(let pipe) = endpoint.endpoint.address.address { return "unix://" + pipe.path }
             let socket = endpoint.endpoint.address.socketAddress
             return "\(socket.address):\(socket.portValue)"
         }
+    }
+
+    /// A cluster's endpoints: its own load assignment or the one generated for it (EDS); with
+    /// `allPriorities` false, only those of its first priority, which get the traffic while they
+    /// are healthy. A cluster of its own type (the dynamic forward proxy) finds its endpoints
+    /// itself; a STATIC cluster without a load assignment has none.
+    func lbEndpoints(of cluster: Envoy_Config_Cluster_V3_Cluster, allPriorities: Bool = false) -> [Envoy_Config_Endpoint_V3_LbEndpoint] {
+        if case .clusterType? = cluster.clusterDiscoveryType { return [] }
+        let assignment: Envoy_Config_Endpoint_V3_ClusterLoadAssignment
+        if cluster.hasLoadAssignment {
+            assignment = cluster.loadAssignment
+        } else if cluster.type == .eds {
+            let name = cluster.edsClusterConfig.serviceName.isEmpty ? cluster.name : cluster.edsClusterConfig.serviceName
+            guard let found = assignments[name] else { return [] }
+            assignment = found
+        } else {
+            return []
+        }
+        let first = assignment.endpoints.map(\.priority).min() ?? 0
+        return assignment.endpoints.filter { allPriorities || $0.priority == first }.flatMap(\.lbEndpoints)
     }
 
     /// Envoy's virtual host selection: exact domain, then `*.suffix` (longest), then `prefix*`,
@@ -212,26 +225,11 @@ public struct TrafficSimulator {
         default:
             return false
         }
-        for header in match.headers {
-            let value: String?
-            switch header.name.lowercased() {
-            case ":method": value = request.method
-            case ":authority": value = request.authority
-            case ":path": value = request.path
-            default: value = request.headers[header.name.lowercased()]
-            }
-            var ok: Bool
-            switch header.headerMatchSpecifier {
-            case .presentMatch(let present): ok = (value != nil) == present
-            case .stringMatch(let matcher): ok = value.map { stringMatches(matcher, $0) } ?? false
-            case .exactMatch(let exact): ok = value == exact
-            case .prefixMatch(let prefix): ok = value?.hasPrefix(prefix) ?? false
-            case .safeRegexMatch(let regex): ok = value.map { fullMatch(regex.regex, $0) } ?? false
-            default: ok = value != nil
-            }
-            if header.invertMatch { ok.toggle() }
-            guard ok else { return false }
-        }
+        var headers = request.headers
+        headers[":method"] = request.method
+        headers[":authority"] = request.authority
+        headers[":path"] = request.path
+        for header in match.headers where !RBACEvaluation.headerMatches(header, headers) { return false }
         if !match.queryParameters.isEmpty {
             let query = request.path.split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init) ?? ""
             var params: [String: String] = [:]
