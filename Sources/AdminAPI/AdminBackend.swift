@@ -78,7 +78,12 @@ public protocol ProxyBackend: Sendable {
     /// One request walked through the served configuration; throws ``APIError`` (invalid: an
     /// unknown workload, a URL that cannot be simulated).
     func simulate(_ request: RequestSimulation.Request) throws -> RequestSimulation
+    /// A Sidecar scoping a workload (`namespace/name`) to what it uses; throws ``APIError``
+    /// (not found).
+    func sidecarSuggestion(workload: String) throws -> SidecarSuggestion.Report
 }
+
+
 
 /// Tokens and the bootstraps that carry them (``TokenRoutes``).
 public protocol TokenBackend: Sendable {

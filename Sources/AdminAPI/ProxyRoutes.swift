@@ -24,6 +24,10 @@ struct ProxyRoutes {
             let workload = "\(try context.parameters.require("namespace"))/\(try context.parameters.require("name"))"
             return try AdminResponse.json(try backend.describe(workload: workload))
         }
+        readers.get("/v1/workloads/:namespace/:name/sidecar-suggestion") { _, context -> Response in
+            let workload = "\(try context.parameters.require("namespace"))/\(try context.parameters.require("name"))"
+            return try AdminResponse.json(try backend.sidecarSuggestion(workload: workload))
+        }
         readers.get("/v1/analyze") { _, _ in try AdminResponse.json(backend.analyze()) }
         // Resources to analyze with the served ones (YAML or JSON, several documents, Lists).
         readers.post("/v1/analyze") { request, context -> Response in

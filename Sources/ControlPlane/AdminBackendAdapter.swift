@@ -132,7 +132,30 @@ struct AdminBackendAdapter: AdminBackend {
     }
 
     func analyze() -> [AnalysisMessage] {
-        MeshAnalysis.analyze(snapshot) + jwksMessages(in: snapshot)
+        MeshAnalysis.analyze(snapshot) + jwksMessages(in: snapshot) + scopeMessages(in: snapshot)
+    }
+
+    /// Workloads sent more than 10× the clusters they send requests to (MD0002).
+    func scopeMessages(in snapshot: MeshSnapshot) -> [AnalysisMessage] {
+        SidecarSuggestion.oversized(in: snapshot, observed: controlPlane.traffic.all).map { entry in
+            AnalysisMessage(
+                level: "Info", code: "MD0002", resource: "WorkloadEntry \(entry.workload)",
+                message: "its proxy is sent \(entry.clusters) outbound clusters but sent requests to \(entry.used); `meshctl sidecar suggest \(entry.workload)` prints a Sidecar that imports what it uses")
+        }
+    }
+
+    func sidecarSuggestion(workload: String) throws -> SidecarSuggestion.Report {
+        let parts = workload.split(separator: "/", maxSplits: 1).map(String.init)
+        let current = snapshot
+        guard parts.count == 2,
+              let suggestion = SidecarSuggestion.make(
+                for: .init(namespace: parts[0], name: parts[1]), in: current, observed: controlPlane.traffic.usage(workload: workload))
+        else {
+            throw APIError.notFound("no workload \(workload)")
+        }
+        return SidecarSuggestion.Report(
+            workload: suggestion.workload, hosts: suggestion.hosts, sidecar: try YAMLDocuments.write(suggestion.sidecar.configValue),
+            before: suggestion.before, after: suggestion.after, observed: suggestion.observed)
     }
 
     /// Key sets that cannot be fetched, for every RequestAuthentication that names one (MD0001).

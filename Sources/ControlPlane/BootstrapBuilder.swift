@@ -153,13 +153,21 @@ public struct BootstrapBuilder: Sendable {
             ])),
             ("static_resources", object([("listeners", .array(staticListeners)), ("clusters", .array(staticClusters))])),
         ])
+        // Load reports to meshd (which clusters the proxy sends requests to, for `meshctl sidecar
+        // suggest`); meshd says how often when the stream opens, or never.
+        var clusterManager = ConfigObject([("load_stats_config", object([
+            ("api_type", .string("GRPC")),
+            ("transport_api_version", .string("V3")),
+            ("grpc_services", .array([.object(grpcService)])),
+        ]))])
         if bindsUpstream {
             // Upstream connections come from the workload's address (servers see who calls);
             // said once here rather than in every cluster, so proxies share their clusters.
-            bootstrap["cluster_manager"] = object([("upstream_bind_config", object([
+            clusterManager["upstream_bind_config"] = object([
                 ("source_address", object([("address", .string(workload.address)), ("port_value", .int(0))])),
-            ]))])
+            ])
         }
+        bootstrap["cluster_manager"] = .object(clusterManager)
         return .object(bootstrap)
     }
 

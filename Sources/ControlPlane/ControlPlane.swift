@@ -36,6 +36,8 @@ public final class ControlPlane: Sendable {
     /// The audit log.
     public let audit: AuditLog
     let provider: MeshProxyProvider
+    /// Requests per cluster each workload's proxies reported (Envoy's load reports).
+    let traffic = TrafficLedger()
     /// The snapshots proxies are pushed: the store's, debounced.
     public let pushes: DebouncedPublisher
     /// Orders mTLS mode changes across proxies (between the debounced pushes and the proxies).
@@ -237,7 +239,8 @@ public final class ControlPlane: Sendable {
         let transport = HTTP2ServerTransport.Custom(
             listenerFactory: XDSListenerFactory(host: options.xdsAddress.host, port: Int(options.xdsAddress.port), tls: xdsTLS, peers: peers),
             config: transportConfig)
-        let grpc = GRPCServer(transport: transport, services: [ads, csr])
+        let loadReports = LoadReportingGRPCService(provider: provider, ledger: traffic, interval: options.trafficReportInterval, logger: logger)
+        let grpc = GRPCServer(transport: transport, services: [ads, csr, loadReports])
         let admin = Application(
             router: AdminRoutes.router(
                 backend: AdminBackendAdapter(controlPlane: self),

@@ -45,6 +45,9 @@ public struct ControlPlaneOptions: Sendable {
     public var certificateRotationJitter: Double = 0.01
     /// How often rotations, renewals and plug-in files are checked.
     public var certificateCheckInterval: Duration = .seconds(1)
+    /// How often proxies report the requests they sent per cluster (Envoy's load reporting), which
+    /// `meshctl sidecar suggest` reads; zero: never.
+    public var trafficReportInterval: Duration = .seconds(30)
     /// How often each `jwksUri` is fetched again (Istio's PILOT_JWT_PUB_KEY_REFRESH_INTERVAL, 20 min).
     public var jwksRefreshInterval: Duration = .seconds(20 * 60)
     /// PEM certificates trusted beside the system's roots when fetching `https` key sets (`--jwks-ca`).

@@ -92,6 +92,12 @@ public final class MeshProxyProvider: ProxyConfigProvider {
         }
     }
 
+    /// The workload (`namespace/name`) of a proxy opening its load report stream, admitted as
+    /// its xDS stream is (node, WorkloadEntry, token).
+    func admitReporter(node: Envoy_Config_Core_V3_Node, metadata: Metadata) throws(RPCError) -> String {
+        try admission.admit(node: node, metadata: metadata, snapshot: publisher.current, rated: false).identity.workload.description
+    }
+
     public func connect(node: Envoy_Config_Core_V3_Node, metadata: Metadata, peer: String) async throws(RPCError) -> any ProxySession {
         let snapshot = publisher.current
         let admitted = try admission.admit(node: node, metadata: metadata, snapshot: snapshot)

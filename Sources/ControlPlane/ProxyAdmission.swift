@@ -25,8 +25,10 @@ struct ProxyAdmission: Sendable {
     let allowUnauthenticated: Bool
 
     /// Admits `node` against the mesh in `snapshot`, or says why not.
-    func admit(node: Envoy_Config_Core_V3_Node, metadata: Metadata, snapshot: MeshSnapshot) throws(RPCError) -> Admitted {
-        if let rate, !rate.allow("xds") {
+    /// `rated`: the stream counts against the admission rate (xDS streams do; the load report
+    /// stream each proxy opens beside its xDS stream does not).
+    func admit(node: Envoy_Config_Core_V3_Node, metadata: Metadata, snapshot: MeshSnapshot, rated: Bool = true) throws(RPCError) -> Admitted {
+        if rated, let rate, !rate.allow("xds") {
             throw RPCError(code: .resourceExhausted, message: "too many new xDS streams at once; retry with back-off")
         }
         let identity: NodeIdentity

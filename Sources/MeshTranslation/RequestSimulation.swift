@@ -424,7 +424,6 @@ public struct RequestSimulation: Codable, Hashable, Sendable {
                 case .rds(let rds): routes = simulator(destination).routes[rds.routeConfigName] ?? .init()
                 default: routes = .init()
                 }
-                attributes.headers[":authority"] = attributes.headers[":authority"] ?? ""
                 let inboundRequest = TrafficSimulator.HTTPRequest(
                     address: address, port: port, authority: attributes.headers[":authority"] ?? "", path: attributes.headers[":path"] ?? "/",
                     method: attributes.headers[":method"] ?? "GET", headers: attributes.headers.filter { !$0.key.hasPrefix(":") })

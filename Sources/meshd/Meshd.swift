@@ -101,6 +101,9 @@ struct Meshd: AsyncParsableCommand {
     @Option(name: .customLong("jwks-refresh-interval"), help: "How often each jwksUri is fetched again (Istio: 20m).")
     var jwksRefreshInterval = "20m"
 
+    @Option(name: .customLong("traffic-report-interval"), help: "How often proxies report the requests they sent per cluster, for meshctl sidecar suggest (0: never).")
+    var trafficReportInterval = "30s"
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
 
@@ -156,6 +159,10 @@ struct Meshd: AsyncParsableCommand {
             throw ValidationError("--jwks-refresh-interval must be a duration such as 20m, got \(jwksRefreshInterval)")
         }
         options.jwksRefreshInterval = .nanoseconds(refresh.nanoseconds)
+        guard let reports = IstioDuration(parsing: trafficReportInterval), reports.nanoseconds >= 0 else {
+            throw ValidationError("--traffic-report-interval must be a duration such as 30s (0 to turn reports off), got \(trafficReportInterval)")
+        }
+        options.trafficReportInterval = .nanoseconds(reports.nanoseconds)
         if let jwksCA {
             do {
                 options.jwksExtraRootsPEM = try String(contentsOfFile: jwksCA, encoding: .utf8)

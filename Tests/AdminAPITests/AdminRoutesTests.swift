@@ -87,6 +87,9 @@ final class FakeBackend: AdminBackend {
         analyzed.withLock { $0 += candidates.map(\.key) }
         return ConfigurationDiff(proxies: [], unchanged: 0, warnings: [])
     }
+    func sidecarSuggestion(workload: String) throws -> SidecarSuggestion.Report {
+        throw APIError.notFound("no workload \(workload)")
+    }
     func simulate(_ request: RequestSimulation.Request) throws -> RequestSimulation {
         RequestSimulation(request: request, steps: [], outcomes: [])
     }
@@ -138,6 +141,7 @@ struct AdminRoutesTests {
         Route(method: .post, path: "/v1/diff", access: .reader, body: list),
         Route(method: .post, path: "/v1/simulate", access: .reader, body: #"{"from": "web/x", "url": "http://web:8080/"}"#),
         Route(method: .get, path: "/v1/workloads/web/x/describe", access: .reader, allowed: .notFound),
+        Route(method: .get, path: "/v1/workloads/web/x/sidecar-suggestion", access: .reader, allowed: .notFound),
         Route(method: .get, path: "/v1/proxies/unknown/config", access: .reader, allowed: .notFound),
         Route(method: .get, path: "/v1/audit", access: .admin),
         Route(method: .get, path: "/v1/tokens", access: .admin),

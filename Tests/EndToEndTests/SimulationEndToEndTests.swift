@@ -1,4 +1,5 @@
-import ControlPlane
+@testable import ControlPlane
+import EnvoyAPI
 import Foundation
 import MeshModel
 import MeshTranslation
@@ -268,5 +269,75 @@ extension EndToEnd {
                 #expect(unknown.status != 0 && unknown.output.contains("no workload sim/nobody"), "\(unknown.output)")
             }
         }
+
+        @Test("sidecar suggest from real load reports: after client called only web, the Sidecar imports web (requests seen), api and api-plain (an ALLOW policy of their workload names client) and istio-system; in client's config file, the client's Envoy drops the clusters printed and still reaches web")
+        func sidecarSuggest() async throws {
+            let mesh = try await MeshHarness("suggest", files: Self.files, configure: { $0.trafficReportInterval = .seconds(1) })
+            try await mesh.run { mesh in
+                try await mesh.startApp("web-v1", host: "127.35.2.3", port: 8080)
+                try await mesh.startSidecar(Self.namespace, "web-v1")
+                let client = try await mesh.startSidecar(Self.namespace, "client")
+                // Envoy counts a cluster's requests from the first report period after the
+                // cluster arrived, so the client keeps calling until a report names web.
+                var report: SidecarSuggestion.Report? = nil
+                try await Eventually.wait(timeout: .seconds(15), interval: .milliseconds(200), what: "client's load report naming web") {
+                    #expect(await Self.send(Case(from: "client", url: "http://web:8080/")) == "app web-v1")
+                    let answer = try await mesh.admin("/v1/workloads/sim/client/sidecar-suggestion")
+                    report = try? JSONDecoder().decode(SidecarSuggestion.Report.self, from: Data(answer.body.utf8))
+                    return report?.hosts.contains { $0.reason == "requests seen" } ?? false
+                }
+                let suggestion = try #require(report)
+                #expect(suggestion.hosts.map(\.host) == ["istio-system/*", "sim/api-plain.sim.svc.cluster.local", "sim/api.sim.svc.cluster.local", "sim/web.sim.svc.cluster.local"], "\(suggestion.hosts)")
+                #expect(suggestion.hosts.first { $0.host == "sim/web.sim.svc.cluster.local" }?.reason == "requests seen")
+                #expect(suggestion.hosts.first { $0.host == "sim/api.sim.svc.cluster.local" }?.reason == "allowed by AuthorizationPolicy sim/api-allow")
+                #expect(suggestion.observed.keys.sorted() == ["outbound|8080|v1|web.sim.svc.cluster.local"], "only web was called: \(suggestion.observed)")
+                #expect(suggestion.after.clusters < suggestion.before.clusters && suggestion.after.bytes < suggestion.before.bytes)
+
+                // meshctl prints it with the sizes; applied, the Envoy holds the clusters printed.
+                let server = ["--server", "http://\(mesh.adminAddress)", "--data-dir", mesh.controlPlane.options.dataDirectory]
+                let printed = try await meshctl(["sidecar", "suggest", "sim/client"] + server, in: mesh.directory)
+                #expect(printed.status == 0, "\(printed.output)")
+                #expect(printed.output.contains("\(suggestion.after.bytes) bytes with this Sidecar"), "\(printed.output)")
+                // client's Sidecar comes from the config directory: the suggestion replaces it there.
+                let before = try await client.stats(filter: "cluster_manager.active_clusters")["cluster_manager.active_clusters"] ?? 0
+                let entry = workloadYAML("client", namespace: Self.namespace, block: 35, host: 1, labels: ["app": "client"], serviceAccount: "client").components(separatedBy: "---")[0]
+                try mesh.writeConfig("client.yaml", entry + "---\n" + printed.output)
+                try await Eventually.wait(timeout: .seconds(15), what: "the client's Envoy dropping \(suggestion.before.clusters - suggestion.after.clusters) clusters") {
+                    let now = try await client.stats(filter: "cluster_manager.active_clusters")["cluster_manager.active_clusters"] ?? 0
+                    return now == before - (suggestion.before.clusters - suggestion.after.clusters)
+                }
+                #expect(await Self.send(Case(from: "client", url: "http://web:8080/")) == "app web-v1")
+                let again = try JSONDecoder().decode(SidecarSuggestion.Report.self, from: Data(try await mesh.admin("/v1/workloads/sim/client/sidecar-suggestion").body.utf8))
+                #expect(again.before == suggestion.after, "the configuration is now the size printed")
+                #expect(try await mesh.envoyHealthProblems().isEmpty)
+            }
+        }
+    }
+}
+
+@Suite("Traffic ledger: load reports kept per workload")
+struct TrafficLedgerTests {
+    static func stats(_ cluster: String, issued: UInt64, success: UInt64 = 0) -> Envoy_Config_Endpoint_V3_ClusterStats {
+        var locality = Envoy_Config_Endpoint_V3_UpstreamLocalityStats()
+        locality.totalIssuedRequests = issued
+        locality.totalSuccessfulRequests = success
+        var stats = Envoy_Config_Endpoint_V3_ClusterStats()
+        stats.clusterName = cluster
+        stats.upstreamLocalityStats = [locality]
+        return stats
+    }
+
+    @Test("reports add up per workload and cluster; clusters without requests are not kept; a stream naming too many clusters cannot grow the ledger without bound")
+    func ledger() {
+        let ledger = TrafficLedger()
+        ledger.record(workload: "sim/client", [Self.stats("outbound|8080||web", issued: 3), Self.stats("outbound|8080||api", issued: 0)])
+        ledger.record(workload: "sim/client", [Self.stats("outbound|8080||web", issued: 0, success: 2)])
+        #expect(ledger.usage(workload: "sim/client") == ["outbound|8080||web": 5])
+        #expect(ledger.usage(workload: "sim/other").isEmpty)
+        let many = (0...TrafficLedger.maximumClustersPerWorkload).map { Self.stats("c\($0)", issued: 1) }
+        #expect(ledger.record(workload: "sim/noisy", many) == 1)
+        #expect(ledger.usage(workload: "sim/noisy").count == TrafficLedger.maximumClustersPerWorkload)
+        #expect(ledger.record(workload: "sim/noisy", [Self.stats("c0", issued: 1)]) == 0, "known clusters still count")
+        #expect(ledger.usage(workload: "sim/noisy")["c0"] == 2)
     }
 }
