@@ -34,7 +34,7 @@ extension EndToEnd {
             (object(response)["metadata"] as? [String: Any])?["resourceVersion"] as? String
         }
 
-        @Test("the ADR's YAML through meshctl apply: Envoys converge (canary routing, mTLS, authorization); after a restart of meshd the config and the traffic are unchanged")
+        @Test("the ADR's YAML through meshctl apply: Envoys converge (canary routing, mTLS, authorization); governor's suggested Sidecar imports coordinator and istio-system; after a restart of meshd the config and the traffic are unchanged")
         func applyAndRestart() async throws {
             let directory = try TestTools.temporaryDirectory("api-apply")
             let config = directory + "/config", adr = directory + "/adr", data = directory + "/data"
@@ -51,7 +51,7 @@ extension EndToEnd {
                 generation += 1
                 let meshd = try ProcessHandle(
                     executable: try TestTools.productBinary("meshd"),
-                    arguments: ["--config-dir", config, "--data-dir", data, "--xds-address", "\(xds)", "--admin-address", "\(admin)", "--poll-interval", "100ms"],
+                    arguments: ["--config-dir", config, "--data-dir", data, "--xds-address", "\(xds)", "--admin-address", "\(admin)", "--poll-interval", "100ms", "--traffic-report-interval", "1s"],
                     logPath: directory + "/meshd-\(generation).log")
                 try await Eventually.wait(timeout: .seconds(20), what: "meshd to serve") {
                     guard meshd.isRunning else { throw HTTPProbe.Failure(description: "meshd exited: \(meshd.log.suffix(1000))") }
@@ -132,6 +132,18 @@ extension EndToEnd {
                 try await checkTraffic()
                 let xfcc = try #require(apps[0].requests.last?.headers["x-forwarded-client-cert"])
                 #expect(xfcc.contains("spiffe://cluster.local/ns/tai-system/sa/governor"), "the call really used mTLS: \(xfcc)")
+                // governor called coordinator only: the suggested Sidecar imports coordinator (from
+                // governor's load reports) and istio-system, as Istio does. Envoy counts a cluster
+                // from the report after it arrived, so governor keeps calling until one names it.
+                var suggested = ""
+                try await Eventually.wait(timeout: .seconds(20), interval: .milliseconds(300), what: "a load report of governor naming coordinator") {
+                    _ = try await call(canary: false)
+                    suggested = try await meshctl(["sidecar", "suggest", "tai-system/governor-v1"] + server, in: directory).output
+                    return suggested.contains("#   tai-system/coordinator.tai-system.svc.cluster.local (requests seen)")
+                }
+                #expect(suggested.contains("#   istio-system/* (the root namespace, as Istio imports it)"), "\(suggested)")
+                #expect(!suggested.contains("scheduler.tai-system"), "\(suggested)")
+                #expect(suggested.contains("kind: Sidecar") && suggested.contains("bind: 127.0.1.2"), "governor's own Sidecar, its bind kept: \(suggested)")
                 let described = try await meshctl(["describe", "tai-system/governor-v1"] + server, in: directory)
                 let coordinatorLine = described.output.split(separator: "\n").first { $0.hasPrefix("coordinator.tai-system.svc.cluster.local") } ?? ""
                 #expect(coordinatorLine.contains("mTLS") && coordinatorLine.contains("STRICT") && !coordinatorLine.contains("fails"), "describe agrees with what Envoy negotiated: \(described.output)")
