@@ -9,4 +9,20 @@ struct Meshctl: AsyncParsableCommand {
             Apply.self, Get.self, Delete.self, ProxyStatusCommand.self, ProxyConfig.self, Describe.self, Analyze.self, Diff.self, Simulate.self, SidecarCommand.self, Audit.self,
             Bootstrap.self, Proxy.self, Token.self, CA.self, Certs.self, Cert.self, Import.self,
         ])
+
+    /// Runs the command line, reading kubectl's `--dry-run=server` as `--dry-run` (meshd checks
+    /// and diffs on the server) and `--dry-run=none` as no dry run.
+    static func main() async {
+        await main(normalized(Array(CommandLine.arguments.dropFirst())))
+    }
+
+    static func normalized(_ arguments: [String]) -> [String] {
+        arguments.compactMap { argument in
+            switch argument {
+            case "--dry-run=server": "--dry-run"
+            case "--dry-run=none": nil
+            default: argument
+            }
+        }
+    }
 }

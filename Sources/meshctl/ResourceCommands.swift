@@ -63,7 +63,7 @@ struct Apply: AsyncParsableCommand {
         discussion: "Documents may be kubectl's List form (kind: List, items: [...]); objects exported from a Kubernetes cluster are applied without what its API server set (uid, resourceVersion, status). meshctl reads every document first: if one is not valid YAML, not a kind meshd serves, or has an unknown field, nothing is applied. Each resource is then checked by meshd exactly as a file would be; an invalid one is refused with its field path and nothing of it changes. Resources from meshd's config directory are read-only here.")
     @OptionGroup var server: ServerOptions
     @Option(name: .shortAndLong, help: "A file, a directory, or - (repeatable).") var filename: [String]
-    @Flag(name: .customLong("dry-run"), help: "Check every resource as meshd would, and show what would change in each proxy's configuration (as meshctl diff), without changing anything.") var dryRun = false
+    @Flag(name: .customLong("dry-run"), help: "Check every resource as meshd would, and show what would change in each proxy's configuration (as meshctl diff), without changing anything (also --dry-run=server, as kubectl).") var dryRun = false
 
     func run() async throws {
         // Every document is read and decoded first: one that meshctl can already tell is wrong

@@ -382,7 +382,8 @@ extension EndToEnd {
                 let json = try await meshctl(["diff", "-f", change, "-o", "json"] + server, in: mesh.directory)
                 let parsed = try #require(try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [String: Any], "\(json.output)")
                 #expect((parsed["proxies"] as? [[String: Any]])?.compactMap { $0["workload"] as? String }.contains("ops/client") == true)
-                let dryRun = try await meshctl(["apply", "--dry-run", "-f", change] + server, in: mesh.directory)
+                // kubectl's spelling, --dry-run=server, is the same.
+                let dryRun = try await meshctl(["apply", "--dry-run=server", "-f", change] + server, in: mesh.directory)
                 #expect(dryRun.status == 0 && dryRun.output.contains("VirtualService ops/server-timeout created (dry run)") && dryRun.output.contains("proxy ops/client:"), "\(dryRun.output)")
                 #expect(try await mesh.admin(Self.vsPath + "/server-timeout").status == 404, "nothing applied")
                 let same = try await meshctl(["diff", "-f", mesh.configDirectory + "/services.yaml"] + server, in: mesh.directory)
