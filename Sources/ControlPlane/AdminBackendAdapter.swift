@@ -176,13 +176,13 @@ struct AdminBackendAdapter: AdminBackend {
     }
 
     func analyze(adding candidates: [MeshResource]) -> [AnalysisMessage] {
-        let combined = Self.snapshot(snapshot, adding: candidates)
+        let combined = snapshot.adding(candidates)
         return MeshAnalysis.analyze(combined) + jwksMessages(in: combined)
     }
 
     func diff(adding candidates: [MeshResource]) -> ConfigurationDiff {
         let current = snapshot
-        return ConfigurationDiff.between(current, Self.snapshot(current, adding: candidates))
+        return ConfigurationDiff.between(current, current.adding(candidates))
     }
 
     func simulate(_ request: RequestSimulation.Request) throws -> RequestSimulation {
@@ -193,15 +193,6 @@ struct AdminBackendAdapter: AdminBackend {
         }
     }
 
-    /// The served configuration with `candidates` added (replacing resources of the same kind,
-    /// namespace and name), nothing else changed: the next revision of it (never served).
-    static func snapshot(_ current: MeshSnapshot, adding candidates: [MeshResource]) -> MeshSnapshot {
-        var resources = Dictionary(current.allResources.map { ($0.key, $0) }, uniquingKeysWith: { $1 })
-        for resource in candidates { resources[resource.key] = resource }
-        return MeshSnapshot(
-            revision: current.revision + 1, settings: current.settings, mesh: current.mesh, resources: resources.values.sorted { $0.key < $1.key },
-            jwks: current.jwks)
-    }
 
     func revokeToken(id: String) throws -> Bool { try controlPlane.tokens.revoke(id: id) }
 

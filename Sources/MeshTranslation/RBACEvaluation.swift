@@ -74,23 +74,24 @@ struct RBACEvaluation {
     /// Envoy's header matcher on a request's headers (absent headers match nothing but
     /// `present_match: false` and inverted matchers).
     static func headerMatches(_ header: Envoy_Config_Route_V3_HeaderMatcher, _ headers: [String: String]) -> Bool {
-        var value = headers[header.name.lowercased()]
-        if value == nil && header.treatMissingHeaderAsEmpty { value = "" }
-        var ok: Bool
-        switch header.headerMatchSpecifier {
-        case .presentMatch(let present): ok = (value != nil) == present
-        case .stringMatch(let matcher): ok = value.map { TrafficSimulator.stringMatches(matcher, $0) } ?? false
-        case .exactMatch(let exact): ok = value == exact
-        case .prefixMatch(let prefix): ok = value?.hasPrefix(prefix) ?? false
-        case .suffixMatch(let suffix): ok = value?.hasSuffix(suffix) ?? false
-        case .containsMatch(let part): ok = value?.contains(part) ?? false
-        case .safeRegexMatch(let regex): ok = value.map { TrafficSimulator.fullMatch(regex.regex, $0) } ?? false
-        case .rangeMatch(let range): ok = value.flatMap { Int64($0) }.map { $0 >= range.start && $0 < range.end } ?? false
-        case nil: ok = value != nil
+        let found = headers[header.name.lowercased()] ?? (header.treatMissingHeaderAsEmpty ? "" : nil)
+        if case .presentMatch(let present)? = header.headerMatchSpecifier {
+            return ((found != nil) == present) != header.invertMatch
         }
-        // An absent header matches nothing, inverted or not, except a presence check.
-        if value == nil, !(header.headerMatchSpecifier.map { if case .presentMatch = $0 { true } else { false } } ?? false) { return false }
-        return header.invertMatch ? !ok : ok
+        // An absent header matches nothing else, inverted or not.
+        guard let value = found else { return false }
+        let ok: Bool
+        switch header.headerMatchSpecifier {
+        case .stringMatch(let matcher): ok = TrafficSimulator.stringMatches(matcher, value)
+        case .exactMatch(let exact): ok = value == exact
+        case .prefixMatch(let prefix): ok = value.hasPrefix(prefix)
+        case .suffixMatch(let suffix): ok = value.hasSuffix(suffix)
+        case .containsMatch(let part): ok = value.contains(part)
+        case .safeRegexMatch(let regex): ok = TrafficSimulator.fullMatch(regex.regex, value)
+        case .rangeMatch(let range): ok = Int64(value).map { $0 >= range.start && $0 < range.end } ?? false
+        case .presentMatch, nil: ok = true
+        }
+        return ok != header.invertMatch
     }
 
     /// Whether `address` is inside `range` (IPv4 and IPv6).

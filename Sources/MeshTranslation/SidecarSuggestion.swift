@@ -86,11 +86,7 @@ public struct SidecarSuggestion: Sendable {
 
         let egressHosts = hosts.keys.sorted()
         let sidecar = scoped(workload, in: snapshot, hosts: egressHosts)
-        var resources = Dictionary(snapshot.allResources.map { ($0.key, $0) }, uniquingKeysWith: { $1 })
-        resources[sidecar.key] = sidecar
-        let scopedSnapshot = MeshSnapshot(
-            revision: snapshot.revision + 1, settings: snapshot.settings, mesh: snapshot.mesh,
-            resources: resources.values.sorted { $0.key < $1.key }, jwks: snapshot.jwks)
+        let scopedSnapshot = snapshot.adding([sidecar])
         return SidecarSuggestion(
             workload: "\(workload.namespace)/\(workload.name)", hosts: egressHosts.map { Host(host: $0, reason: hosts[$0]!) }, sidecar: sidecar,
             before: size(of: id, in: snapshot), after: size(of: id, in: scopedSnapshot), observed: observed)

@@ -10,9 +10,7 @@ import XDSTesting
 struct ConfigurationDiffTests {
     /// The example mesh with `resources` added (replacing those of the same key).
     static func adding(_ yaml: String, to base: MeshSnapshot) throws -> MeshSnapshot {
-        var resources = Dictionary(base.allResources.map { ($0.key, $0) }, uniquingKeysWith: { $1 })
-        for resource in try ResourceDocuments.decode(yaml, source: "change.yaml").map(\.resource) { resources[resource.key] = resource }
-        return MeshSnapshot(revision: base.revision + 1, settings: base.settings, mesh: base.mesh, resources: resources.values.sorted { $0.key < $1.key })
+        base.adding(try ResourceDocuments.decode(yaml, source: "change.yaml").map(\.resource))
     }
 
     static var canary: String {

@@ -21,9 +21,7 @@ struct SidecarSuggestionTests {
               egress:
               - {bind: 127.0.1.2, captureMode: NONE, hosts: ["*/*"]}
             """
-        var resources = Dictionary(base.allResources.map { ($0.key, $0) }, uniquingKeysWith: { $1 })
-        for resource in try ResourceDocuments.decode(wide, source: "wide.yaml").map(\.resource) { resources[resource.key] = resource }
-        return MeshSnapshot(revision: base.revision + 1, settings: base.settings, mesh: base.mesh, resources: resources.values.sorted { $0.key < $1.key })
+        return base.adding(try ResourceDocuments.decode(wide, source: "wide.yaml").map(\.resource))
     }
 
     @Test("the ADR mesh, governor importing everything as Istio's default: after calls to coordinator only, the Sidecar imports coordinator and istio-system, keeps governor's binds, and applying it shrinks the configuration to exactly the size printed")
@@ -45,9 +43,7 @@ struct SidecarSuggestionTests {
         // and governor still routes to coordinator.
         let yaml = try YAMLDocuments.write(suggestion.sidecar.configValue)
         let applied = try ResourceDocuments.decode(yaml, source: "suggested.yaml").map(\.resource)
-        var resources = Dictionary(snapshot.allResources.map { ($0.key, $0) }, uniquingKeysWith: { $1 })
-        for resource in applied { resources[resource.key] = resource }
-        let scoped = MeshSnapshot(revision: snapshot.revision + 1, settings: snapshot.settings, mesh: snapshot.mesh, resources: resources.values.sorted { $0.key < $1.key })
+        let scoped = snapshot.adding(applied)
         let again = try #require(SidecarSuggestion.make(for: id, in: scoped, observed: observed))
         #expect(again.before == suggestion.after)
         let simulation = try RequestSimulation.run(scoped, request: .init(from: "tai-system/governor-v1", url: "http://coordinator:8080/tai.Governor/Plan"))

@@ -121,4 +121,13 @@ public struct MeshSnapshot: Sendable {
     public var allResources: [MeshResource] {
         resources.keys.sorted().map { resources[$0]! }
     }
+
+    /// This configuration with `candidates` added (replacing resources of the same kind,
+    /// namespace and name), nothing else changed: the next revision of it, never served (what a
+    /// dry run, `analyze -f` or a suggested Sidecar is judged on).
+    public func adding(_ candidates: [MeshResource]) -> MeshSnapshot {
+        var byKey = Dictionary(allResources.map { ($0.key, $0) }, uniquingKeysWith: { $1 })
+        for resource in candidates { byKey[resource.key] = resource }
+        return MeshSnapshot(revision: revision + 1, settings: settings, mesh: mesh, resources: byKey.values.sorted { $0.key < $1.key }, jwks: jwks)
+    }
 }
