@@ -82,11 +82,19 @@ public struct BootstrapBuilder: Sendable {
         if let certificateDirectory { metadata[NodeIdentity.certificateDirectoryKey] = .string(certificateDirectory) }
         let bindsUpstream = IPAddress(workload.address) != nil
         if bindsUpstream { metadata[NodeIdentity.upstreamBindKey] = .string(workload.address) }
-        let node = object([
+        var nodeFields: [(String, ConfigValue)] = [
             ("id", .string(nodeID)),
             ("cluster", .string("\(workload.labels["app"] ?? workload.name).\(workload.namespace)")),
             ("metadata", .object(metadata)),
-        ])
+        ]
+        if let locality = workload.locality, !locality.isEmpty {
+            // Envoy's own view of where it runs (its stats and zone-aware routing); meshd orders
+            // endpoints by the WorkloadEntry's locality.
+            let parts = locality.split(separator: "/", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
+            let keys = ["region", "zone", "sub_zone"]
+            nodeFields.append(("locality", object(zip(keys, parts).filter { !$0.1.isEmpty }.map { ($0.0, .string($0.1)) })))
+        }
+        let node = object(nodeFields)
         let ads = object([("ads", object([])), ("resource_api_version", .string("V3"))])
         let xdsIsIP = IPAddress(xdsAddress.host) != nil
         var xdsCluster = object([

@@ -65,6 +65,9 @@ enum ClusterPolicies {
             cluster.typedExtensionProtocolOptions = ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions": Google_Protobuf_Any(deterministic: protocolOptions)]
         }
 
+        if LocalityView.weighsLocalities(policy) {
+            cluster.commonLbConfig.localityWeightedLbConfig = Envoy_Config_Cluster_V3_Cluster.CommonLbConfig.LocalityWeightedLbConfig()
+        }
         if let detection = policy.outlierDetection {
             var outlier = Envoy_Config_Cluster_V3_OutlierDetection()
             if let errors = detection.consecutive5xxErrors {

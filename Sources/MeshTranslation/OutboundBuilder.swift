@@ -287,10 +287,11 @@ struct OutboundBuilder {
                     ? memo?.endpointIdentities.id(of: endpointsName, in: snapshot) { ClusterInputs.EndpointIdentities(portEndpoints(), trustDomain: snapshot.settings.trustDomain) }
                     : endpointsID
                 for subset in subsets {
+                    let locality = LocalityView(policy: EffectivePolicy(rule: rule?.spec, port: port.number, subset: subset), client: scope.workload)
                     func inputs() -> ClusterInputs {
                         ClusterInputs(
                             service: service, port: port, subset: subset, rule: rule?.spec, bind: bind, metrics: metrics,
-                            trustDomain: snapshot.settings.trustDomain, fips: snapshot.settings.fips, endpoints: portEndpoints())
+                            trustDomain: snapshot.settings.trustDomain, fips: snapshot.settings.fips, endpoints: portEndpoints(), locality: locality)
                     }
                     func buildCluster() -> XDSResource {
                         let cluster = Self.cluster(inputs())
@@ -307,12 +308,13 @@ struct OutboundBuilder {
                     }
                     let key = ClusterKey(
                         service: serviceID, port: port.number, subset: subset, rule: ruleID, bind: bind, metrics: metrics,
-                        trustDomain: snapshot.settings.trustDomain, fips: snapshot.settings.fips, endpoints: clusterEndpointsID)
+                        trustDomain: snapshot.settings.trustDomain, fips: snapshot.settings.fips, endpoints: clusterEndpointsID,
+                        locality: hasAssignment ? nil : locality)
                     clusters.append(memo.clusters.value(for: key, generation: snapshot.revision, compute: buildCluster))
                     guard hasAssignment else { continue }
                     let assignmentKey = LoadAssignmentKey(
                         service: serviceID, port: port.number, subset: subset,
-                        subsetLabels: ClusterInputs.subsetLabels(subset, rule: rule?.spec), endpoints: endpointsID)
+                        subsetLabels: ClusterInputs.subsetLabels(subset, rule: rule?.spec), endpoints: endpointsID, locality: locality)
                     assignments.append(memo.loadAssignments.value(for: assignmentKey, generation: snapshot.revision, compute: buildAssignment))
                 }
             }
@@ -393,7 +395,7 @@ struct OutboundBuilder {
         if instances.isEmpty, service.resolution == .DNS || service.resolution == .DNS_ROUND_ROBIN {
             instances = [(WorkloadInstance(name: service.hostname, namespace: service.namespace, address: service.hostname), false)]
         }
-        var byLocality: [String: [LbEndpoint]] = [:]
+        var byLocality: [String: LocalityView.Group] = [:]
         for (instance, acceptsMTLS) in instances.sorted(by: { ($0.0.address, $0.0.name) < ($1.0.address, $1.0.name) }) {
             var endpoint = Envoy_Config_Endpoint_V3_Endpoint()
             endpoint.address = Envoy.address(instance.address, port: instance.endpointPort(for: inputs.port))
@@ -401,23 +403,17 @@ struct OutboundBuilder {
             lbEndpoint.endpoint = endpoint
             if let weight = instance.weight, weight > 0 { lbEndpoint.loadBalancingWeight = Envoy.uint32(weight) }
             if acceptsMTLS { lbEndpoint.metadata = TLSContexts.istioEndpointMetadata }
-            byLocality[instance.locality ?? "", default: []].append(lbEndpoint)
-        }
-        var groups: [Envoy_Config_Endpoint_V3_LocalityLbEndpoints] = []
-        for locality in byLocality.keys.sorted() {
-            var group = Envoy_Config_Endpoint_V3_LocalityLbEndpoints()
-            if !locality.isEmpty {
-                let parts = locality.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-                var envoyLocality = Envoy_Config_Core_V3_Locality()
-                envoyLocality.region = parts[0]
-                if parts.count > 1 { envoyLocality.zone = parts[1] }
-                if parts.count > 2 { envoyLocality.subZone = parts[2...].joined(separator: "/") }
-                group.locality = envoyLocality
+            let locality = instance.locality ?? ""
+            if byLocality[locality] == nil {
+                var group = Envoy_Config_Endpoint_V3_LocalityLbEndpoints()
+                if !locality.isEmpty { group.locality = Locality(locality).envoy }
+                byLocality[locality] = LocalityView.Group(endpoints: group, instances: [])
             }
-            group.lbEndpoints = byLocality[locality]!
-            groups.append(group)
+            byLocality[locality]!.endpoints.lbEndpoints.append(lbEndpoint)
+            byLocality[locality]!.instances.append(instance)
         }
-        assignment.endpoints = groups
+        let groups = byLocality.keys.sorted().map { byLocality[$0]! }
+        assignment.endpoints = inputs.locality.map { $0.apply(to: groups) } ?? groups.map(\.endpoints)
         return assignment
     }
 }
@@ -445,6 +441,9 @@ struct ClusterInputs: Hashable, Sendable {
     /// FIPS mode: TLS parameters pinned (``FIPSPolicy``).
     var fips: Bool
     var endpoints: Endpoints
+    /// How the client sees the endpoints' localities (``LocalityView``); read only by clusters
+    /// that carry their endpoints (DNS).
+    var locality: LocalityView?
 
     /// What a cluster with its own load assignment reads of its endpoints: who they are and
     /// whether any takes mTLS.
@@ -466,7 +465,8 @@ struct ClusterInputs: Hashable, Sendable {
 
     /// What the cluster's endpoints are built from.
     var loadAssignment: LoadAssignmentInputs {
-        LoadAssignmentInputs(service: service, port: port, subset: subset, subsetLabels: Self.subsetLabels(subset, rule: rule), endpoints: endpoints)
+        LoadAssignmentInputs(
+            service: service, port: port, subset: subset, subsetLabels: Self.subsetLabels(subset, rule: rule), endpoints: endpoints, locality: locality)
     }
 
     /// The labels of `subset` in `rule` (`nil`: not a subset cluster).
@@ -495,7 +495,8 @@ struct RouteInputs: Hashable, Sendable {
 }
 
 /// Everything a cluster's load assignment is built from (``OutboundBuilder/loadAssignment(_:)``):
-/// nothing of the client, so proxies share them.
+/// of the client, only its ``LocalityView`` when locality load balancing acts, so proxies share
+/// them (those in one locality, when it acts).
 struct LoadAssignmentInputs: Hashable, Sendable {
     var service: MeshService
     var port: MeshService.Port
@@ -503,6 +504,8 @@ struct LoadAssignmentInputs: Hashable, Sendable {
     /// The subset's labels (`nil`: not a subset cluster).
     var subsetLabels: [String: String]?
     var endpoints: ClusterInputs.Endpoints
+    /// What the endpoints' priorities and weights read of the client (`nil`: nothing).
+    var locality: LocalityView?
 }
 
 extension TCPProxy {

@@ -82,13 +82,17 @@ struct ClusterKey: Hashable, Sendable {
     var trustDomain: String
     var fips: Bool
     var endpoints: Int
+    /// The client's ``LocalityView``, for clusters that carry their endpoints.
+    var locality: LocalityView?
 }
 
-/// The identities a load assignment is keyed by (nothing of the client, so proxies share it).
+/// The identities a load assignment is keyed by (of the client, only its ``LocalityView``, so
+/// proxies share it).
 struct LoadAssignmentKey: Hashable, Sendable {
     var service: Int
     var port: UInt32
     var subset: String?
     var subsetLabels: [String: String]?
     var endpoints: Int
+    var locality: LocalityView?
 }

@@ -196,13 +196,13 @@ struct FieldRefusalTests {
         #expect(found.contains { $0.hasPrefix("spec.tcp[0].match[0].destinationSubnets: ") }, "\(found)")
         #expect(!found.contains { $0.hasPrefix("spec.http[0]") }, "\(found)")
 
-        let locality: ConfigValue = ["loadBalancer": ["localityLbSetting": ["enabled": true]]]
+        let locality: ConfigValue = ["loadBalancer": ["zoneAwareLbSetting": ["enabled": true]]]
         let rule = problems("DestinationRule", spec: [
-            "host": "a", "trafficPolicy": ["portLevelSettings": [["port": ["number": 80], "loadBalancer": ["localityLbSetting": [:]]]]],
+            "host": "a", "trafficPolicy": ["portLevelSettings": [["port": ["number": 80], "loadBalancer": ["zoneAwareLbSetting": [:]]]]],
             "subsets": [["name": "v1", "trafficPolicy": locality]],
         ])
-        #expect(rule.contains { $0.hasPrefix("spec.trafficPolicy.portLevelSettings[0].loadBalancer.localityLbSetting: locality-aware") }, "an empty message is set: \(rule)")
-        #expect(rule.contains { $0.hasPrefix("spec.subsets[0].trafficPolicy.loadBalancer.localityLbSetting: locality-aware") }, "\(rule)")
+        #expect(rule.contains { $0.hasPrefix("spec.trafficPolicy.portLevelSettings[0].loadBalancer.zoneAwareLbSetting: zone-aware") }, "an empty message is set: \(rule)")
+        #expect(rule.contains { $0.hasPrefix("spec.subsets[0].trafficPolicy.loadBalancer.zoneAwareLbSetting: zone-aware") }, "\(rule)")
         #expect(rule.count == 2, "\(rule)")
 
         let telemetry = problems("Telemetry", "telemetry.istio.io/v1", spec: ["tracing": [["customTags": ["my-tag": ["formatter": ["value": "%REQ(x)%"]]]]]])

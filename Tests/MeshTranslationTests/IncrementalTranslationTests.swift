@@ -71,6 +71,14 @@ struct IncrementalTranslationTests {
             """
     }
 
+    /// Locality load balancing as the client's locality and labels change what it sees.
+    static let localitySettings = [
+        "{failover: [{from: eu, to: us}]}",
+        "{distribute: [{from: \"eu/*\", to: {\"eu/zone-1\": 70, \"us/*\": 30}}]}",
+        "{failoverPriority: [version, topology.kubernetes.io/zone]}",
+        "{enabled: false}",
+    ]
+
     static func destinationRule(_ index: Int, _ random: inout Random) -> String {
         let ns = random.pick(namespaces + ["istio-system"])
         var policy: [String] = []
@@ -78,7 +86,7 @@ struct IncrementalTranslationTests {
         if random.chance(40) {
             policy.append(random.chance(30)
                 ? "loadBalancer: {consistentHash: {httpHeaderName: x-user}}"
-                : "loadBalancer: {simple: \(random.pick(["ROUND_ROBIN", "LEAST_REQUEST", "RANDOM"]))}")
+                : "loadBalancer: {simple: \(random.pick(["ROUND_ROBIN", "LEAST_REQUEST", "RANDOM"]))\(random.chance(50) ? ", localityLbSetting: " + random.pick(localitySettings) : "")}")
         }
         if random.chance(30) { policy.append("connectionPool: {tcp: {maxConnections: \(random.pick([10, 100]))}, http: {http1MaxPendingRequests: 5}}") }
         if random.chance(30) { policy.append("outlierDetection: {consecutive5xxErrors: 3, interval: 10s, baseEjectionTime: 30s}") }

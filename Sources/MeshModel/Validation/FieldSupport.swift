@@ -166,6 +166,9 @@ public enum FieldSupport {
             <TP>.loadBalancer.consistentHash.useSourceIp <TP>.loadBalancer.consistentHash.httpQueryParameterName
             <TP>.loadBalancer.consistentHash.ringHash.minimumRingSize <TP>.loadBalancer.consistentHash.maglev.tableSize
             <TP>.loadBalancer.consistentHash.minimumRingSize
+            <TP>.loadBalancer.localityLbSetting.distribute.from <TP>.loadBalancer.localityLbSetting.distribute.to
+            <TP>.loadBalancer.localityLbSetting.failover.from <TP>.loadBalancer.localityLbSetting.failover.to
+            <TP>.loadBalancer.localityLbSetting.failoverPriority <TP>.loadBalancer.localityLbSetting.enabled
             <TP>.connectionPool.tcp.maxConnections <TP>.connectionPool.tcp.connectTimeout <TP>.connectionPool.tcp.tcpKeepalive.probes
             <TP>.connectionPool.tcp.tcpKeepalive.time <TP>.connectionPool.tcp.tcpKeepalive.interval
             <TP>.connectionPool.tcp.maxConnectionDuration <TP>.connectionPool.tcp.idleTimeout
@@ -219,7 +222,7 @@ public enum FieldSupport {
         .gateway: ["servers.name"],
     ]
 
-    private static let noLocality = "locality-aware load balancing is not supported by meshd yet (endpoints are grouped by locality, all at one priority)"
+    private static let noZoneAware = "zone-aware routing (Envoy's zone_aware_lb_config) is not supported by meshd yet; localityLbSetting is"
 
     /// Fields meshd refuses whenever they are set; a refused message field covers its fields.
     static let refused: [ResourceKind: [String: String]] = [
@@ -232,7 +235,7 @@ public enum FieldSupport {
         .virtualService: [
             "http.delegate": "delegate VirtualServices are not supported by meshd yet; write the routes in this VirtualService",
             "http.redirect.derivePort": "derivePort is not supported by meshd yet; give the port",
-            "http.retries.retryRemoteLocalities": noLocality,
+            "http.retries.retryRemoteLocalities": "retrying in other localities is not supported by meshd yet (Envoy's previous_priorities retry extension)",
             "http.fault.delay.exponentialDelay": "exponentialDelay is not implemented by Istio's proxies either; use fixedDelay",
             "http.fault.abort.http2Error": "aborting with an HTTP/2 error is not supported by meshd yet; use httpStatus or grpcStatus",
             "tls.match.destinationSubnets": "meshd does not capture traffic, so the original destination is not known; match by SNI",
@@ -241,8 +244,7 @@ public enum FieldSupport {
         ],
         .destinationRule: [
             "<TP>.loadBalancer.consistentHash.httpCookie.attributes": "cookie attributes are not supported by meshd yet",
-            "<TP>.loadBalancer.localityLbSetting": noLocality,
-            "<TP>.loadBalancer.zoneAwareLbSetting": noLocality,
+            "<TP>.loadBalancer.zoneAwareLbSetting": noZoneAware,
             "<TP>.loadBalancer.warmupDurationSecs": "slow start (warmup) is not supported by meshd yet",
             "<TP>.loadBalancer.warmup": "slow start (warmup) is not supported by meshd yet",
             "<TP>.connectionPool.http.http2KeepAlive": "HTTP/2 keepalive pings are not supported by meshd yet; tcpKeepalive is",

@@ -243,10 +243,80 @@ extension Checker {
         if balancer?.simple == .PASSTHROUGH {
             fail(path.appending("simple"), "PASSTHROUGH needs traffic capture, which meshd's sidecars do not use")
         }
+        if let locality = balancer?.localityLbSetting { check(locality, at: path.appending("localityLbSetting")) }
         guard let hash = balancer?.consistentHash else { return }
         let keys = [hash.httpHeaderName != nil, hash.httpCookie != nil, hash.useSourceIp == true, hash.httpQueryParameterName != nil].filter { $0 }.count
         if keys == 0 {
             fail(path.appending("consistentHash"), "a hash key is required: httpHeaderName, httpCookie, useSourceIp or httpQueryParameterName")
+        }
+    }
+
+    /// Istio's rules: `distribute` or `failover`, not both; weights 1-100 adding up to 100 per
+    /// `from`; localities that do not overlap, `*` only as their last part; failover between two
+    /// different regions.
+    mutating func check(_ setting: LocalityLoadBalancerSetting, at path: FieldPath) {
+        let distribute = setting.distribute ?? []
+        let failover = setting.failover ?? []
+        if !distribute.isEmpty && !failover.isEmpty {
+            fail(path, "distribute and failover cannot be set together")
+            return
+        }
+        if !failover.isEmpty {
+            let topology: Set = ["topology.kubernetes.io/region", "topology.kubernetes.io/zone", "topology.istio.io/subzone"]
+            for (index, entry) in (setting.failoverPriority ?? []).enumerated() where topology.contains(String(entry.prefix { $0 != "=" })) {
+                fail(path.appending("failoverPriority").appending(index: index), "\(entry) cannot be used together with failover, which already orders by region, zone and subzone")
+            }
+        }
+        for (index, entry) in (setting.failoverPriority ?? []).enumerated() where entry.prefix(while: { $0 != "=" }).isEmpty {
+            fail(path.appending("failoverPriority").appending(index: index), "a label name is required")
+        }
+        for (index, rule) in distribute.enumerated() {
+            let rulePath = path.appending("distribute").appending(index: index)
+            let targets = rule.to ?? [:]
+            for name in targets.keys.sorted() where !(1...100).contains(targets[name]!) {
+                fail(rulePath.appending("to").appending(name), "a locality's weight must be within 1-100")
+            }
+            let total = targets.values.reduce(UInt64(0)) { $0 + UInt64($1) }
+            if total != 100 { fail(rulePath.appending("to"), "the weights add up to \(total), not 100") }
+            localities(targets.keys.sorted(), at: rulePath.appending("to"))
+        }
+        localities(distribute.map { $0.from ?? "" }, at: path.appending("distribute"), field: "from")
+        for (index, rule) in failover.enumerated() {
+            let rulePath = path.appending("failover").appending(index: index)
+            for (field, value) in [("from", rule.from ?? ""), ("to", rule.to ?? "")] {
+                if value.isEmpty { fail(rulePath.appending(field), "a region is required") }
+                if value.contains("/") { fail(rulePath.appending(field), "\"\(value)\" is not a region: failover names regions only") }
+                if value.contains("*") { fail(rulePath.appending(field), "a failover region cannot contain the wildcard *") }
+            }
+            if rule.from == rule.to { fail(rulePath, "from and to must be different regions") }
+        }
+    }
+
+    /// Localities of a rule: `region[/zone[/subzone]]`, no empty part, `*` only once and last, and
+    /// no two naming the same place.
+    private mutating func localities(_ values: [String], at path: FieldPath, field: String? = nil) {
+        func parts(_ text: String) -> [Substring] { text.split(separator: "/", maxSplits: 2, omittingEmptySubsequences: false) }
+        func covers(_ pattern: [Substring], _ other: [Substring]) -> Bool {
+            for (index, part) in pattern.enumerated() where part != "*" {
+                guard index < other.count, other[index] == part else { return false }
+            }
+            return true
+        }
+        for (index, value) in values.enumerated() {
+            let at = field.map { path.appending(index: index).appending($0) } ?? path.appending(value)
+            let split = parts(value)
+            if split.contains(where: \.isEmpty) {
+                fail(at, "\"\(value)\" has an empty region, zone or subzone")
+                continue
+            }
+            let wildcards = value.filter { $0 == "*" }.count
+            if wildcards > 1 || (wildcards == 1 && split.last != "*") {
+                fail(at, "\"\(value)\": the wildcard * may appear once, as the last part")
+                continue
+            }
+            if let earlier = values[..<index].first(where: { covers(parts($0), split) || covers(split, parts($0)) }) {
+                fail(at, "\"\(value)\" overlaps \"\(earlier)\"")
+            }
         }
     }
 
