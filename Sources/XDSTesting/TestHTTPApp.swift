@@ -49,6 +49,8 @@ public final class TestHTTPApp: Sendable {
 
     final class Shared: Sendable {
         let requests = Mutex<[Request]>([])
+        /// Accepted connections, closed by ``TestHTTPApp/stop()``.
+        let connections = Mutex<[ObjectIdentifier: any Channel]>([:])
         let behaviour: Mutex<@Sendable (Request, Int) -> Reply>
 
         init(behaviour: @escaping @Sendable (Request, Int) -> Reply) {
@@ -62,7 +64,10 @@ public final class TestHTTPApp: Sendable {
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.pipeline.configureHTTPServerPipeline(withErrorHandling: true).flatMap {
+                let id = ObjectIdentifier(channel)
+                shared.connections.withLock { $0[id] = channel }
+                channel.closeFuture.whenComplete { _ in shared.connections.withLock { $0[id] = nil } }
+                return channel.pipeline.configureHTTPServerPipeline(withErrorHandling: true).flatMap {
                     channel.pipeline.addHandler(AppHandler(shared: shared))
                 }
             }
@@ -93,9 +98,10 @@ public final class TestHTTPApp: Sendable {
         state.requests.withLock { $0.removeAll() }
     }
 
-    /// Stops listening.
+    /// Stops as a killed process would: stops listening and closes every open connection.
     public func stop() async {
         try? await channel.close()
+        for connection in state.connections.withLock({ Array($0.values) }) { try? await connection.close() }
     }
 
     private final class AppHandler: ChannelInboundHandler, @unchecked Sendable {

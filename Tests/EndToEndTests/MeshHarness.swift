@@ -173,7 +173,10 @@ final class MeshHarness: @unchecked Sendable {
 
 /// Sidecar-mode YAML for a workload on loopback: its WorkloadEntry and a Sidecar that binds its
 /// egress on `127.X.1.N`, its ingress on `127.X.0.N`, and sends inbound traffic to `127.X.2.N`.
-func workloadYAML(_ name: String, namespace: String, block: Int, host: Int, labels: [String: String], serviceAccount: String, ports: [Int] = [8080], protocol: String = "HTTP", egressHosts: [String] = ["./*"]) -> String {
+func workloadYAML(
+    _ name: String, namespace: String, block: Int, host: Int, labels: [String: String], serviceAccount: String, ports: [Int] = [8080], protocol: String = "HTTP",
+    egressHosts: [String] = ["./*"], locality: String? = nil
+) -> String {
     let labelText = labels.keys.sorted().map { "\($0): \(labels[$0]!)" }.joined(separator: ", ")
     let ingress = ports.map { port in
         "  - port: {number: \(port), protocol: \(`protocol`), name: \(`protocol`.lowercased())-\(port)}\n    defaultEndpoint: 127.\(block).2.\(host):\(port)\n"
@@ -182,7 +185,7 @@ func workloadYAML(_ name: String, namespace: String, block: Int, host: Int, labe
         apiVersion: networking.istio.io/v1
         kind: WorkloadEntry
         metadata: {name: \(name), namespace: \(namespace)}
-        spec: {address: 127.\(block).0.\(host), serviceAccount: \(serviceAccount), labels: {\(labelText)}}
+        spec: {address: 127.\(block).0.\(host), serviceAccount: \(serviceAccount), labels: {\(labelText)}\(locality.map { ", locality: \($0)" } ?? "")}
         ---
         apiVersion: networking.istio.io/v1
         kind: Sidecar
