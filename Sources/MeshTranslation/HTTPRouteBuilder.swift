@@ -299,7 +299,8 @@ struct HTTPRouteBuilder {
     /// Istio's retries: `attempts` (0 turns retries off), `perTryTimeout`, `retryOn` (conditions
     /// and status codes; Istio's default conditions when empty), `backoff` as Envoy's base interval
     /// (Envoy backs off exponentially from it, with jitter), a different host on each retry unless
-    /// `retryIgnorePreviousHosts: false`.
+    /// `retryIgnorePreviousHosts: false`, and with `retryRemoteLocalities` retries that move on to
+    /// the next priority (locality) after each attempt.
     static func retryPolicy(_ retries: HTTPRetry) -> Envoy_Config_Route_V3_RetryPolicy? {
         guard let attempts = retries.attempts, attempts > 0 else { return nil }
         var policy = RetryPolicies.istioDefault
@@ -324,6 +325,7 @@ struct HTTPRouteBuilder {
             policy.retryHostPredicate = []
             policy.hostSelectionRetryMaxAttempts = 0
         }
+        if retries.retryRemoteLocalities == true { policy.retryPriority = RetryPolicies.previousPriorities }
         return policy
     }
 

@@ -17,4 +17,16 @@ enum RetryPolicies {
         policy.retryHostPredicate = [predicate]
         return policy
     }
+
+    /// VirtualService `retries.retryRemoteLocalities`, as Istio translates it: Envoy's
+    /// previous-priorities plugin, which takes the priorities already tried out of the load
+    /// for the next attempt (updated every 2 attempts: the first try and its retry may share one).
+    static var previousPriorities: Envoy_Config_Route_V3_RetryPolicy.RetryPriority {
+        var priority = Envoy_Config_Route_V3_RetryPolicy.RetryPriority()
+        priority.name = "envoy.retry_priorities.previous_priorities"
+        var config = Envoy_Extensions_Retry_Priority_PreviousPriorities_V3_PreviousPrioritiesConfig()
+        config.updateFrequency = 2
+        priority.typedConfig = Google_Protobuf_Any(deterministic: config)
+        return priority
+    }
 }

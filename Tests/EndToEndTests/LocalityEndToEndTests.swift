@@ -23,6 +23,19 @@ extension EndToEnd {
             """
         }
 
+        static func retries(remote: Bool) -> String {
+            """
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: web, namespace: \(namespace)}
+            spec:
+              hosts: [web]
+              http:
+              - route: [{destination: {host: web}}]
+                retries: {attempts: 2\(remote ? ", retryRemoteLocalities: true" : "")}
+            """
+        }
+
         static var files: [String: String] {
             var files = [
                 "services.yaml": serviceYAML("web", namespace: namespace),
@@ -57,7 +70,7 @@ extension EndToEnd {
             }
         }
 
-        @Test("in-zone first; when web-a is killed traffic moves to r1/z2 within seconds and returns after baseEjectionTime once it is back; distribute 80/20 within ±5 points over 1,000 requests")
+        @Test("in-zone first; when web-a is killed traffic moves to r1/z2 within seconds and returns after baseEjectionTime once it is back; retryRemoteLocalities retries in r1/z2; distribute 80/20 within ±5 points over 1,000 requests")
         func failoverAndDistribute() async throws {
             try await MeshHarness("locality", files: Self.files).run { mesh in
                 // Sidecars before apps: a process started later would inherit the apps' listening
@@ -94,11 +107,31 @@ extension EndToEnd {
                 let recovery = try #require(returned, "traffic never came back to the client's zone")
                 #expect(recovery < .seconds(12), "back after the 4 s ejection (plus the outlier interval): \(recovery)")
 
+                // retryRemoteLocalities: web-a answers 503 and is never ejected; Istio's default
+                // retries stay in its priority, retries that move on reach r1/z2 (the third
+                // attempt, with Envoy's previous_priorities updated every 2 attempts).
+                apps["web-a"]!.setBehaviour { _, _ in .init(status: 503, body: "broken\n") }
+                try mesh.writeConfig("dr.yaml", Self.rule("{outlierDetection: {consecutive5xxErrors: 1000, interval: 1s}}"))
+                try mesh.writeConfig("vs.yaml", Self.retries(remote: false))
+                let client = try #require(mesh.envoys.first { $0.name == "client" })
+                try await Eventually.wait(timeout: .seconds(10), what: "the retry policy to reach the client") {
+                    let dump = (try? await client.admin("/config_dump").body) ?? ""
+                    return dump.contains("consecutive_5xx\": 1000") && dump.contains("\"num_retries\": 2") && !dump.contains("\"retry_priority\"")
+                }
+                let stuck = await Self.send(20)
+                #expect(stuck == ["status 503": 20], "without retryRemoteLocalities every retry stays in the client's zone: \(stuck)")
+                try mesh.writeConfig("vs.yaml", Self.retries(remote: true))
+                try await Eventually.wait(timeout: .seconds(10), what: "retryRemoteLocalities to reach the client") {
+                    (try? await client.admin("/config_dump").body.contains("\"retry_priority\"")) ?? false
+                }
+                let rescued = await Self.send(20)
+                #expect((rescued["web-b1"] ?? 0) + (rescued["web-b2"] ?? 0) == 20, "retries move on to r1/z2: \(rescued)")
+                apps["web-a"]!.setBehaviour { _, _ in .init(body: "web-a\n") }
+
                 // distribute: 80 % stays in r1/z1, 20 % goes to r1/z2, with or without failures.
                 try mesh.writeConfig("dr.yaml", Self.rule("""
                     {loadBalancer: {localityLbSetting: {distribute: [{from: "r1/z1/*", to: {"r1/z1/*": 80, "r1/z2/*": 20}}]}}}
                     """))
-                let client = try #require(mesh.envoys.first { $0.name == "client" })
                 try await Eventually.wait(timeout: .seconds(10), what: "the locality weights to reach the client") {
                     let dump = (try? await client.admin("/config_dump?include_eds").body) ?? ""
                     return dump.contains("locality_weighted_lb_config") && dump.contains("\"load_balancing_weight\": 80")

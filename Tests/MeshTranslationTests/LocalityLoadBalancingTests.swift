@@ -157,6 +157,30 @@ struct LocalityLoadBalancingTests {
         #expect(Self.priorities(withFailover.endpoints) == ["127.0.0.10": 0, "127.0.0.12": 1, "127.0.0.14": 2, "127.0.0.11": 3, "127.0.0.13": 4])
     }
 
+    @Test("retryRemoteLocalities: Envoy's previous_priorities, updated every 2 attempts, on the route's retry policy")
+    func retryRemoteLocalities() throws {
+        func policy(_ retries: String) throws -> Envoy_Config_Route_V3_RetryPolicy {
+            let yaml = Self.mesh("""
+                apiVersion: networking.istio.io/v1
+                kind: VirtualService
+                metadata: {name: web, namespace: shop}
+                spec:
+                  hosts: [web.shop.svc.cluster.local]
+                  http: [{route: [{destination: {host: web.shop.svc.cluster.local}}], retries: \(retries)}]
+                """)
+            let resources = try SidecarTranslator.translate(try snapshot(yaml), workload: .init(namespace: "shop", name: "client")).resources
+            let routes = try #require(resources.resources(ofType: XDSTypeURL.route)["8080"]?.unpack(Envoy_Config_Route_V3_RouteConfiguration.self))
+            return try #require(routes.virtualHosts.first { $0.domains.contains("web.shop.svc.cluster.local") }?.routes.first?.route.retryPolicy)
+        }
+        let remote = try policy("{attempts: 3, retryRemoteLocalities: true}")
+        #expect(remote.retryPriority.name == "envoy.retry_priorities.previous_priorities")
+        let config = try Envoy_Extensions_Retry_Priority_PreviousPriorities_V3_PreviousPrioritiesConfig(unpackingAny: remote.retryPriority.typedConfig)
+        #expect(config.updateFrequency == 2)
+        #expect(remote.numRetries.value == 3 && remote.retryHostPredicate.count == 1, "the rest of Istio's policy stays")
+        #expect(try !policy("{attempts: 3, retryRemoteLocalities: false}").hasRetryPriority)
+        #expect(try !policy("{attempts: 3}").hasRetryPriority)
+    }
+
     @Test("Istio's checks: distribute with failover, weights not adding to 100, overlapping or malformed localities, failover within one region")
     func validation() throws {
         func problems(_ setting: String) -> [String] {

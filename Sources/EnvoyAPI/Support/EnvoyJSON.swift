@@ -28,6 +28,7 @@ public enum EnvoyJSON {
         Envoy_Extensions_Clusters_DynamicForwardProxy_V3_ClusterConfig.self,
         Envoy_Extensions_Upstreams_Http_V3_HttpProtocolOptions.self,
         Envoy_Extensions_Retry_Host_PreviousHosts_V3_PreviousHostsPredicate.self,
+        Envoy_Extensions_Retry_Priority_PreviousPriorities_V3_PreviousPrioritiesConfig.self,
         Envoy_Extensions_AccessLoggers_File_V3_FileAccessLog.self,
         Envoy_Config_Trace_V3_ZipkinConfig.self,
         Envoy_Config_Trace_V3_OpenTelemetryConfig.self,

@@ -144,6 +144,7 @@ public enum FieldSupport {
             http.redirect.prefixRewrite http.directResponse.status http.directResponse.body.string http.directResponse.body.bytes
             http.rewrite.uri http.rewrite.authority http.rewrite.uriRegexRewrite.match http.rewrite.uriRegexRewrite.rewrite
             http.timeout http.retries.attempts http.retries.perTryTimeout http.retries.retryOn http.retries.retryIgnorePreviousHosts
+            http.retries.retryRemoteLocalities
             http.retries.backoff http.fault.delay.percent http.fault.delay.fixedDelay http.fault.delay.percentage.value
             http.fault.abort.httpStatus http.fault.abort.grpcStatus http.fault.abort.percentage.value
             http.mirror.host http.mirror.subset http.mirror.port.number http.mirrors.destination.host http.mirrors.destination.subset
@@ -235,7 +236,6 @@ public enum FieldSupport {
         .virtualService: [
             "http.delegate": "delegate VirtualServices are not supported by meshd yet; write the routes in this VirtualService",
             "http.redirect.derivePort": "derivePort is not supported by meshd yet; give the port",
-            "http.retries.retryRemoteLocalities": "retrying in other localities is not supported by meshd yet (Envoy's previous_priorities retry extension)",
             "http.fault.delay.exponentialDelay": "exponentialDelay is not implemented by Istio's proxies either; use fixedDelay",
             "http.fault.abort.http2Error": "aborting with an HTTP/2 error is not supported by meshd yet; use httpStatus or grpcStatus",
             "tls.match.destinationSubnets": "meshd does not capture traffic, so the original destination is not known; match by SNI",
