@@ -334,19 +334,19 @@ public struct RequestSimulation: Codable, Hashable, Sendable {
                 step(source, "cluster", "dynamic forward proxy: the host is resolved when the request comes", depth: depth)
                 return end(probability, status: nil, "leaves the mesh to \(request?[":authority"] ?? "the host")", decidedBy: name)
             }
-            let endpoints = proxy.lbEndpoints(of: cluster)
+            let endpoints = proxy.lbShares(of: cluster)
             guard !endpoints.isEmpty else {
                 step(source, "endpoint", "\(name) has no endpoints", depth: depth)
                 return end(probability, status: 503, "no healthy upstream (Envoy answers 503 UH)", decidedBy: name)
             }
-            for endpoint in endpoints {
-                let share = probability / Double(endpoints.count)
+            for (endpoint, fraction) in endpoints {
+                let share = probability * fraction
                 let transport = Self.transport(of: cluster, endpoint: endpoint)
                 let socket = endpoint.endpoint.address.socketAddress
                 let address = socket.address, port = socket.portValue
                 var detail = "\(address):\(port) over \(transport.name)"
                 if let sni = transport.sni { detail += ", SNI \(sni)" }
-                if endpoints.count > 1 { detail += " (\(Self.percent(1 / Double(endpoints.count))) of the cluster's requests)" }
+                if endpoints.count > 1 { detail += " (\(Self.percent(fraction)) of the cluster's requests)" }
                 step(source, "endpoint", detail, depth: depth)
                 guard cluster.type == .eds || cluster.type == .static, !address.isEmpty, RBACEvaluation.ipBytes(address) != nil else {
                     end(share, status: nil, "leaves the mesh to \(address):\(port)", decidedBy: name)

@@ -188,6 +188,30 @@ public struct TrafficSimulator {
         return assignment.endpoints.filter { allPriorities || $0.priority == first }.flatMap(\.lbEndpoints)
     }
 
+    /// The endpoints of a cluster's first priority, each with the share of requests Envoy sends
+    /// it while all are healthy: by locality weight first when the cluster weighs localities
+    /// (`locality_weighted_lb_config`), then by endpoint weight (1 when unset).
+    func lbShares(of cluster: Envoy_Config_Cluster_V3_Cluster) -> [(endpoint: Envoy_Config_Endpoint_V3_LbEndpoint, share: Double)] {
+        let endpoints = lbEndpoints(of: cluster)
+        guard !endpoints.isEmpty else { return [] }
+        func weight(_ endpoint: Envoy_Config_Endpoint_V3_LbEndpoint) -> Double {
+            endpoint.hasLoadBalancingWeight ? Double(endpoint.loadBalancingWeight.value) : 1
+        }
+        guard case .localityWeightedLbConfig? = cluster.commonLbConfig.localityConfigSpecifier else {
+            let total = endpoints.reduce(0) { $0 + weight($1) }
+            return endpoints.map { ($0, weight($0) / total) }
+        }
+        let assignment = cluster.hasLoadAssignment ? cluster.loadAssignment : assignments[cluster.edsClusterConfig.serviceName.isEmpty ? cluster.name : cluster.edsClusterConfig.serviceName]
+        let first = assignment?.endpoints.map(\.priority).min() ?? 0
+        let groups = (assignment?.endpoints ?? []).filter { $0.priority == first && !$0.lbEndpoints.isEmpty }
+        let groupTotal = groups.reduce(0) { $0 + Double($1.loadBalancingWeight.value) }
+        guard groupTotal > 0 else { return [] }
+        return groups.flatMap { group in
+            let total = group.lbEndpoints.reduce(0) { $0 + weight($1) }
+            return group.lbEndpoints.map { ($0, Double(group.loadBalancingWeight.value) / groupTotal * weight($0) / total) }
+        }
+    }
+
     /// Envoy's virtual host selection: exact domain, then `*.suffix` (longest), then `prefix*`,
     /// then `*`.
     static func virtualHost(for authority: String, in config: Envoy_Config_Route_V3_RouteConfiguration) -> Envoy_Config_Route_V3_VirtualHost? {

@@ -51,23 +51,7 @@ extension EndToEnd {
 
         /// Sends `count` requests, `parallel` at a time; counts answers by body (or status).
         static func send(_ count: Int, parallel: Int = 1) async -> [String: Int] {
-            await withTaskGroup(of: String.self) { group in
-                var next = 0
-                var tally: [String: Int] = [:]
-                func add() {
-                    next += 1
-                    group.addTask {
-                        guard let response = try? await HTTPProbe.request(egress, authority: "web", timeout: .seconds(2)) else { return "error" }
-                        return response.status == 200 ? response.body.trimmingCharacters(in: .newlines) : "status \(response.status)"
-                    }
-                }
-                for _ in 0..<min(parallel, count) { add() }
-                while let answer = await group.next() {
-                    tally[answer, default: 0] += 1
-                    if next < count { add() }
-                }
-                return tally
-            }
+            await tallyAnswers(count, parallel: parallel, to: egress, authority: "web", timeout: .seconds(2))
         }
 
         @Test("in-zone first; when web-a is killed traffic moves to r1/z2 within seconds and returns after baseEjectionTime once it is back; retryRemoteLocalities retries in r1/z2; distribute 80/20 within ±5 points over 1,000 requests")

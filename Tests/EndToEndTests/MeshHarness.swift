@@ -216,3 +216,29 @@ func serviceYAML(_ name: String, namespace: String, port: Int = 8080, app: Strin
 
     """
 }
+
+/// Sends `count` requests to `address`, `parallel` at a time; counts the answers by body (without
+/// its final newline), by `status N` when not 200, and `error` when none came within `timeout`.
+func tallyAnswers(
+    _ count: Int, parallel: Int, to address: HostPort, authority: String, path: String = "/", timeout: Duration = .seconds(5),
+    headers: @escaping @Sendable (Int) -> [(String, String)] = { _ in [] }
+) async -> [String: Int] {
+    await withTaskGroup(of: String.self) { group in
+        var next = 0
+        var tally: [String: Int] = [:]
+        func add() {
+            let index = next
+            next += 1
+            group.addTask {
+                guard let response = try? await HTTPProbe.request(address, authority: authority, path: path, headers: headers(index), timeout: timeout) else { return "error" }
+                return response.status == 200 ? response.body.trimmingCharacters(in: .newlines) : "status \(response.status)"
+            }
+        }
+        for _ in 0..<min(parallel, count) { add() }
+        while let answer = await group.next() {
+            tally[answer, default: 0] += 1
+            if next < count { add() }
+        }
+        return tally
+    }
+}

@@ -63,24 +63,7 @@ extension EndToEnd {
 
         /// Sends `count` requests, `parallel` at a time; counts answers by body (or status when not 200).
         static func send(_ count: Int, parallel: Int = 8, headers: @escaping @Sendable (Int) -> [(String, String)] = { _ in [] }, path: String = "/") async -> [String: Int] {
-            await withTaskGroup(of: String.self) { group in
-                var next = 0
-                var tally: [String: Int] = [:]
-                func add() {
-                    let index = next
-                    next += 1
-                    group.addTask {
-                        guard let response = try? await HTTPProbe.request(egress, authority: "web", path: path, headers: headers(index)) else { return "error" }
-                        return response.status == 200 ? response.body.trimmingCharacters(in: .newlines) : "status \(response.status)"
-                    }
-                }
-                for _ in 0..<min(parallel, count) { add() }
-                while let answer = await group.next() {
-                    tally[answer, default: 0] += 1
-                    if next < count { add() }
-                }
-                return tally
-            }
+            await tallyAnswers(count, parallel: parallel, to: egress, authority: "web", path: path, headers: headers)
         }
 
         static func share(_ tally: [String: Int], _ key: String) -> Double {

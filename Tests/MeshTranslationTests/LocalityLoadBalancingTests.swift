@@ -157,6 +157,22 @@ struct LocalityLoadBalancingTests {
         #expect(Self.priorities(withFailover.endpoints) == ["127.0.0.10": 0, "127.0.0.12": 1, "127.0.0.14": 2, "127.0.0.11": 3, "127.0.0.13": 4])
     }
 
+    @Test("meshctl simulate follows the client's priorities and locality weights")
+    func simulation() throws {
+        func shares(_ yaml: String) throws -> [String: Double] {
+            let simulation = try RequestSimulation.run(try snapshot(yaml), request: .init(from: "shop/client", url: "http://web.shop.svc.cluster.local:8080/"))
+            return simulation.outcomes.reduce(into: [:]) { $0[$1.servedBy ?? $1.reason, default: 0] += $1.probability }
+        }
+        let distributed = try shares(Self.mesh(Self.rule("""
+            {loadBalancer: {localityLbSetting: {distribute: [{from: "r1/z1/*", to: {"r1/z1/*": 80, "r1/z2": 20}}]}}}
+            """)))
+        #expect(distributed.count == 3 && abs(distributed["shop/web-a1", default: 0] - 0.4) < 1e-9 && abs(distributed["shop/web-b", default: 0] - 0.2) < 1e-9, "\(distributed)")
+        let prioritized = try shares(Self.mesh(Self.rule("{outlierDetection: {consecutive5xxErrors: 1}}")))
+        #expect(prioritized == ["shop/web-a1": 1], "healthy, the first priority takes everything: \(prioritized)")
+        let spread = try shares(Self.mesh())
+        #expect(spread.count == 5 && spread.values.allSatisfy { abs($0 - 0.2) < 1e-9 }, "\(spread)")
+    }
+
     @Test("retryRemoteLocalities: Envoy's previous_priorities, updated every 2 attempts, on the route's retry policy")
     func retryRemoteLocalities() throws {
         func policy(_ retries: String) throws -> Envoy_Config_Route_V3_RetryPolicy {
