@@ -23,8 +23,6 @@ struct Locality: Hashable, Sendable {
         subzone = envoy.subZone
     }
 
-    var isEmpty: Bool { region.isEmpty && zone.isEmpty && subzone.isEmpty }
-
     var envoy: Envoy_Config_Core_V3_Locality {
         var locality = Envoy_Config_Core_V3_Locality()
         locality.region = region
@@ -86,6 +84,9 @@ struct LocalityView: Hashable, Sendable {
 
     /// The view of `client` under `policy` (the effective policy of one cluster).
     init?(policy: EffectivePolicy, client: WorkloadInstance) {
+        // The common case on the push path, decided before anything is parsed: no setting, and
+        // no outlier detection for the default to act on.
+        guard policy.loadBalancer?.localityLbSetting != nil || policy.outlierDetection != nil else { return nil }
         let setting = policy.loadBalancer?.localityLbSetting ?? LocalityLoadBalancerSetting(enabled: true)
         guard setting.enabled != false else { return nil }
         let place = Locality(client.locality)
