@@ -110,7 +110,8 @@ let package = Package(
         .executableTarget(
             name: "meshctl",
             dependencies: [
-                "MeshClient", "MeshModel", "MeshConfig", "MeshTranslation", "CertificateAuthority", "ProxyAgent", argumentParser, yams,
+                "MeshClient", "MeshModel", "MeshConfig", "MeshTranslation", "CertificateAuthority", "ProxyAgent", "EnvoyAPI", argumentParser, yams,
+                protobuf,
             ],
             swiftSettings: strict
         ),

@@ -88,7 +88,9 @@ public protocol ProxyBackend: Sendable {
 /// Tokens and the bootstraps that carry them (``TokenRoutes``).
 public protocol TokenBackend: Sendable {
     /// Mints a token: a workload token for a namespace and service account, or a reader or admin token.
-    func mintToken(role: String, namespace: String?, serviceAccount: String?, ttl: TimeInterval?) throws -> MintedToken
+    /// With `workloadGroup` (`namespace/name`), a workload token for the group's namespace and
+    /// service account that admits only proxies registering into that group.
+    func mintToken(role: String, namespace: String?, serviceAccount: String?, workloadGroup: String?, ttl: TimeInterval?) throws -> MintedToken
     /// Every token record (never the tokens themselves).
     func tokens() -> [TokenInfo]
     /// Revokes a token; `false` if there is no such token.

@@ -109,6 +109,15 @@ struct ResourceRoutes {
     private func annotated(_ resource: MeshResource, reveal: Bool = false) -> ConfigValue {
         var copy = resource
         if let source = backend.source(of: resource.key) { copy.metadata.annotations[sourceAnnotation] = source }
+        if resource.kind == .workloadEntry,
+           let condition = backend.snapshot.healthCondition(of: .init(namespace: resource.metadata.namespace, name: resource.metadata.name)),
+           case .object(var object) = copy.configValue {
+            // Istio's place for a probe's result: a `Healthy` condition in the entry's status.
+            var entry = ConfigObject([("type", .string("Healthy")), ("status", .string(condition.status))])
+            if let message = condition.message { entry["message"] = .string(message) }
+            object["status"] = .object(ConfigObject([("conditions", .array([.object(entry)]))]))
+            return .object(object)
+        }
         guard case .secret(let secret) = resource.spec, !reveal else { return copy.configValue }
         copy.metadata.annotations[redactedAnnotation] = secret.data.keys.sorted().joined(separator: ",")
         // kubectl's copy of the applied object repeats the data.

@@ -14,6 +14,7 @@ struct TokenRoutes {
         var namespace: String?
         var serviceAccount: String?
         var ttlSeconds: Int?
+        var workloadGroup: String?
 
         /// The longest token lifetime the API mints: 10 years.
         static let maximumTTLSeconds = 10 * 365 * 86400
@@ -29,11 +30,13 @@ struct TokenRoutes {
             do {
                 body = try await request.decode(as: TokenRequest.self, context: context)
             } catch {
-                throw APIError.invalid("the body must be JSON: {\"role\": \"workload|reader|admin\", \"namespace\", \"serviceAccount\", \"ttlSeconds\"}")
+                throw APIError.invalid("the body must be JSON: {\"role\": \"workload|reader|admin\", \"namespace\", \"serviceAccount\", \"workloadGroup\", \"ttlSeconds\"}")
             }
             let role = try Self.check(body)
-            let minted = try backend.mintToken(role: role, namespace: body.namespace, serviceAccount: body.serviceAccount, ttl: body.ttlSeconds.map(TimeInterval.init))
-            access.audit(principal.description, "token.create", target: "\(role) \(body.namespace ?? "")/\(body.serviceAccount ?? "") id=\(minted.id)", result: "ok")
+            let minted = try backend.mintToken(
+                role: role, namespace: body.namespace, serviceAccount: body.serviceAccount, workloadGroup: body.workloadGroup, ttl: body.ttlSeconds.map(TimeInterval.init))
+            let scope = minted.workloadGroup.map { " group=\($0)" } ?? ""
+            access.audit(principal.description, "token.create", target: "\(role) \(minted.namespace ?? "")/\(minted.serviceAccount ?? "")\(scope) id=\(minted.id)", result: "ok")
             return try AdminResponse.json(minted, status: .created)
         }
         admins.get("/v1/tokens") { _, _ in try AdminResponse.json(backend.tokens()) }
@@ -53,10 +56,10 @@ struct TokenRoutes {
             do {
                 body = try await request.decode(as: BootstrapRequest.self, context: context)
             } catch {
-                throw APIError.invalid("the body must be JSON: {\"workload\": \"namespace/name\", ...}")
+                throw APIError.invalid("the body must be JSON: {\"workload\": \"namespace/name\", ...} or {\"workloadGroup\": \"namespace/name\", \"address\": \"IP\", ...}")
             }
             let bootstrap = try backend.bootstrap(body)
-            access.audit(principal.description, "bootstrap", target: body.workload, result: "ok")
+            access.audit(principal.description, "bootstrap", target: body.workload ?? "group \(body.workloadGroup ?? "") address \(body.address ?? "")", result: "ok")
             return AdminResponse.json(text: bootstrap)
         }
         return routes
@@ -66,7 +69,12 @@ struct TokenRoutes {
     private static func check(_ body: TokenRequest) throws -> String {
         let role = body.role ?? "workload"
         guard ["workload", "reader", "admin"].contains(role) else { throw APIError.invalid("role must be workload, reader or admin", field: "role") }
-        if role == "workload" {
+        if let group = body.workloadGroup {
+            let parts = group.split(separator: "/", omittingEmptySubsequences: false)
+            guard role == "workload", parts.count == 2, parts.allSatisfy({ NameRules.isLabel($0) }) else {
+                throw APIError.invalid("workloadGroup must be namespace/name of a WorkloadGroup, on a workload token", field: "workloadGroup")
+            }
+        } else if role == "workload" {
             guard let namespace = body.namespace, let serviceAccount = body.serviceAccount,
                   NameRules.isLabel(Substring(namespace)), NameRules.problems(name: serviceAccount, at: .root).isEmpty
             else { throw APIError.invalid("a workload token needs namespace and serviceAccount, both DNS names", field: "namespace") }

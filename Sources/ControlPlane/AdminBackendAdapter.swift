@@ -78,18 +78,43 @@ struct AdminBackendAdapter: AdminBackend {
         try controlPlane.store.applyAPI(change, dryRun: dryRun)
     }
 
-    func mintToken(role: String, namespace: String?, serviceAccount: String?, ttl: TimeInterval?) throws -> MintedToken {
-        let minted = try controlPlane.tokens.mint(namespace: namespace ?? "", serviceAccount: serviceAccount ?? "", ttl: ttl, role: role)
+    func mintToken(role: String, namespace: String?, serviceAccount: String?, workloadGroup: String?, ttl: TimeInterval?) throws -> MintedToken {
+        var namespace = namespace
+        var serviceAccount = serviceAccount
+        if let workloadGroup {
+            let template = try group(workloadGroup).template
+            let account = template.serviceAccount.flatMap { $0.isEmpty ? nil : $0 } ?? "default"
+            let groupNamespace = String(workloadGroup.split(separator: "/")[0])
+            if let namespace, namespace != groupNamespace {
+                throw APIError.invalid("namespace \(namespace) is not the WorkloadGroup's (\(groupNamespace))", field: "namespace")
+            }
+            if let serviceAccount, serviceAccount != account {
+                throw APIError.invalid("serviceAccount \(serviceAccount) is not the WorkloadGroup's template's (\(account))", field: "serviceAccount")
+            }
+            namespace = groupNamespace
+            serviceAccount = account
+        }
+        let minted = try controlPlane.tokens.mint(namespace: namespace ?? "", serviceAccount: serviceAccount ?? "", ttl: ttl, role: role, workloadGroup: workloadGroup)
         return MintedToken(
             id: minted.record.id, token: minted.token, role: role, namespace: role == "workload" ? namespace : nil,
-            serviceAccount: role == "workload" ? serviceAccount : nil, expiresAt: minted.record.expiresAt)
+            serviceAccount: role == "workload" ? serviceAccount : nil, expiresAt: minted.record.expiresAt, workloadGroup: workloadGroup)
+    }
+
+    /// The WorkloadGroup `namespace/name` being served, or a not-found error.
+    private func group(_ reference: String) throws -> WorkloadGroup {
+        let parts = reference.split(separator: "/")
+        guard parts.count == 2 else { throw APIError.invalid("workloadGroup must be namespace/name, got \(reference)", field: "workloadGroup") }
+        guard let group = snapshot.workloadGroups[.init(namespace: String(parts[0]), name: String(parts[1]))] else {
+            throw APIError.notFound("no WorkloadGroup \(reference)")
+        }
+        return group.spec
     }
 
     func tokens() -> [TokenInfo] {
         controlPlane.tokens.all.map {
             TokenInfo(
                 id: $0.id, role: $0.effectiveRole, namespace: $0.isWorkload ? $0.namespace : nil, serviceAccount: $0.isWorkload ? $0.serviceAccount : nil,
-                createdAt: $0.createdAt, expiresAt: $0.expiresAt, revoked: $0.revoked)
+                createdAt: $0.createdAt, expiresAt: $0.expiresAt, revoked: $0.revoked, workloadGroup: $0.workloadGroup)
         }
     }
 
@@ -217,10 +242,30 @@ struct AdminBackendAdapter: AdminBackend {
     }
 
     func bootstrap(_ request: BootstrapRequest) throws -> String {
-        let parts = request.workload.split(separator: "/")
-        guard parts.count == 2 else { throw APIError.invalid("workload must be namespace/name, got \(request.workload)") }
-        guard let workload = snapshot.registry.workload(.init(namespace: String(parts[0]), name: String(parts[1]))) else {
-            throw APIError.notFound("no WorkloadEntry \(request.workload)")
+        let snapshot = snapshot
+        let workload: WorkloadInstance
+        var probe: ReadinessProbe? = nil
+        switch (request.workload, request.workloadGroup) {
+        case (let name?, nil):
+            let parts = name.split(separator: "/")
+            guard parts.count == 2 else { throw APIError.invalid("workload must be namespace/name, got \(name)") }
+            guard let found = snapshot.registry.workload(.init(namespace: String(parts[0]), name: String(parts[1]))) else {
+                throw APIError.notFound("no WorkloadEntry \(name)")
+            }
+            workload = found
+        case (nil, let groupName?):
+            let group = try group(groupName)
+            guard let address = request.address, IPAddress(address) != nil else {
+                throw APIError.invalid("a bootstrap for a WorkloadGroup needs the proxy's IP address (address)", field: "address")
+            }
+            let namespace = String(groupName.split(separator: "/")[0])
+            var template = group.template
+            template.address = address
+            let entryName = AutoRegistration.entryName(group: String(groupName.split(separator: "/")[1]), address: address)
+            workload = WorkloadInstance(entry: template, name: entryName, namespace: namespace, source: nil)
+            probe = group.probe
+        default:
+            throw APIError.invalid("give workload (namespace/name of a WorkloadEntry) or workloadGroup and address, not both")
         }
         var xds = controlPlane.options.xdsAddress
         if let text = request.xdsAddress {
@@ -240,12 +285,15 @@ struct AdminBackendAdapter: AdminBackend {
             guard let parsed = HostPort(text) else { throw APIError.invalid("adminAddress must be host:port") }
             admin = parsed
         }
-        let minted = try controlPlane.tokens.mint(namespace: workload.namespace, serviceAccount: workload.serviceAccount, ttl: request.tokenTTLSeconds.map(TimeInterval.init))
+        let minted = try controlPlane.tokens.mint(
+            namespace: workload.namespace, serviceAccount: workload.serviceAccount, ttl: request.tokenTTLSeconds.map(TimeInterval.init),
+            workloadGroup: request.workloadGroup)
         let builder = BootstrapBuilder(
             workload: workload, xdsAddress: xds, adminAddress: admin, trustDomain: snapshot.settings.trustDomain,
             token: minted.token, xdsTrustBundlePEM: controlPlane.xdsTLS == nil ? nil : try controlPlane.certificates.trustBundlePEM(),
             certificateDirectory: request.certificateDirectory, delta: request.delta ?? false, kind: ProxyKind.of(workload, in: snapshot),
-            fips: snapshot.settings.fips)
+            fips: snapshot.settings.fips,
+            autoRegisterGroup: request.workloadGroup.map { String($0.split(separator: "/")[1]) }, probe: probe)
         return ConfigJSON.encode(builder.configValue, pretty: true) + "\n"
     }
 }

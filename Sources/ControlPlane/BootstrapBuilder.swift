@@ -26,6 +26,15 @@ public struct BootstrapBuilder: Sendable {
     public var kind: ProxyKind
     /// FIPS mode: the TLS to meshd pins ``FIPSPolicy``'s parameters.
     public var fips: Bool
+    /// The WorkloadGroup (in the workload's namespace) the proxy registers into
+    /// (`AUTO_REGISTER_GROUP` node metadata), if any.
+    public var autoRegisterGroup: String?
+    /// The group's readiness probe, for the proxy's agent (`meshctl proxy run`) to run
+    /// (``probeMetadataKey`` node metadata).
+    public var probe: ReadinessProbe?
+
+    /// The node metadata key carrying the WorkloadGroup's probe (its YAML shape).
+    public static let probeMetadataKey = "MESHD_PROBE"
 
     /// The name meshd's serving certificate carries and bootstraps verify.
     public static let xdsServerName = MeshEndpoints.xdsServerName
@@ -34,8 +43,10 @@ public struct BootstrapBuilder: Sendable {
     public init(
         workload: WorkloadInstance, xdsAddress: HostPort, adminAddress: HostPort? = nil, trustDomain: String = "cluster.local",
         token: String? = nil, xdsTrustBundlePEM: String? = nil, certificateDirectory: String? = nil, delta: Bool = false,
-        kind: ProxyKind = .sidecar, fips: Bool = false
+        kind: ProxyKind = .sidecar, fips: Bool = false, autoRegisterGroup: String? = nil, probe: ReadinessProbe? = nil
     ) {
+        self.autoRegisterGroup = autoRegisterGroup
+        self.probe = probe
         self.fips = fips
         self.delta = delta
         self.kind = kind
@@ -80,6 +91,8 @@ public struct BootstrapBuilder: Sendable {
             ("MESH_ID", .string(trustDomain)),
         ])
         if let certificateDirectory { metadata[NodeIdentity.certificateDirectoryKey] = .string(certificateDirectory) }
+        if let autoRegisterGroup { metadata[AutoRegistration.nodeMetadataKey] = .string(autoRegisterGroup) }
+        if let probe { metadata[Self.probeMetadataKey] = probe.configValue }
         let bindsUpstream = IPAddress(workload.address) != nil
         if bindsUpstream { metadata[NodeIdentity.upstreamBindKey] = .string(workload.address) }
         var nodeFields: [(String, ConfigValue)] = [

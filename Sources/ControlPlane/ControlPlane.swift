@@ -36,6 +36,8 @@ public final class ControlPlane: Sendable {
     /// The audit log.
     public let audit: AuditLog
     let provider: MeshProxyProvider
+    /// Makes and removes the WorkloadEntries of proxies registering into WorkloadGroups.
+    let registrar: WorkloadAutoRegistrar
     /// Requests per cluster each workload's proxies reported (Envoy's load reports).
     let traffic = TrafficLedger()
     /// The snapshots proxies are pushed: the store's, debounced.
@@ -137,6 +139,9 @@ public final class ControlPlane: Sendable {
         } catch {
             throw StartupError(message: "the resources applied through the API cannot be loaded: \(error)")
         }
+        let grace = options.workloadEntryGracePeriod.components
+        registrar = WorkloadAutoRegistrar(
+            store: store, grace: TimeInterval(grace.seconds) + TimeInterval(grace.attoseconds) / 1e18, clock: options.clock, logger: logger)
         proxyStatus = ProxyStatusRegistry()
         pushes = DebouncedPublisher(
             source: store.publisher, debounce: Debounce(quiet: options.debounceAfter, maximum: options.debounceMax), metrics: metricsFactory)
@@ -145,8 +150,8 @@ public final class ControlPlane: Sendable {
             publisher: rollout.output, tokens: tokens, certificates: proxyCertificates,
             allowUnauthenticated: options.allowUnauthenticatedProxies, status: proxyStatus, clock: options.clock, random: options.random,
             limits: options.proxyLimits,
-            adminCredential: adminCredential, logger: logger,
-            metrics: metricsFactory)
+            adminCredential: adminCredential, registrar: registrar, healthStore: store, controllerName: "meshd@\(ProcessInfo.processInfo.hostName)",
+            logger: logger, metrics: metricsFactory)
         self.provider = provider
         rollout.attach(provider)
         _ = tokens.onRevocation { provider.sessions.revoked(tokenID: $0) }
@@ -178,6 +183,12 @@ public final class ControlPlane: Sendable {
         if let error = watcher.loadNow() {
             throw StartupError(message: "the configuration in \(configDirectory) is invalid: \(error)")
         }
+    }
+
+    /// Removes the auto-registered entries whose grace period is over now (tests; the job does it
+    /// every second).
+    public func sweepWorkloadEntries() {
+        registrar.sweep()
     }
 
     /// Fetches the key sets due now (tests; the job does it every second).
@@ -259,6 +270,7 @@ public final class ControlPlane: Sendable {
                 .init(service: MTLSRolloutService(stage: rollout)),
                 .init(service: CertificateMaintenanceService(maintenance: maintenance, interval: options.certificateCheckInterval)),
                 .init(service: JWKSResolverService(resolver: jwks, interval: options.jwksCheckInterval)),
+                .init(service: AutoRegistrationSweep(registrar: registrar)),
                 .init(service: XDSAddressReporter(transport: transport, bound: bound), successTerminationBehavior: .ignore),
             ],
             gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],

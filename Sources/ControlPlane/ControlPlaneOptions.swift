@@ -54,6 +54,9 @@ public struct ControlPlaneOptions: Sendable {
     public var jwksExtraRootsPEM: String?
     /// How often the key sets due are fetched.
     public var jwksCheckInterval: Duration = .seconds(1)
+    /// How long the WorkloadEntry of an auto-registered proxy outlives its last connection
+    /// (Istio's PILOT_WORKLOAD_ENTRY_GRACE_PERIOD).
+    public var workloadEntryGracePeriod: Duration = .seconds(10)
     /// Quiet time after a config change before proxies are pushed (Istio's PILOT_DEBOUNCE_AFTER).
     public var debounceAfter: Duration = .milliseconds(100)
     /// Longest a config change waits for quiet (Istio's PILOT_DEBOUNCE_MAX).

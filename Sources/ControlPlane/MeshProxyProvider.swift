@@ -7,6 +7,7 @@ internal import MeshModel
 internal import MeshTranslation
 internal import XDSCache
 internal import Synchronization
+internal import SwiftProtobuf
 internal import AdminAPI
 public import CertificateAuthority
 public import Metrics
@@ -45,16 +46,23 @@ public final class MeshProxyProvider: ProxyConfigProvider {
     let pushLimiter: PushLimiter
     /// From publication to responses written.
     let pushTimes: PushTimes
+    /// Makes and removes the entries of proxies registering into WorkloadGroups (nil: none are).
+    let registrar: WorkloadAutoRegistrar?
+    /// Where probe reports go (nil: they are ignored).
+    private let healthStore: ConfigStore?
 
     /// A provider serving snapshots from `publisher`; without `certificates` no secrets are served.
     public init(
         publisher: SnapshotPublisher, tokens: TokenAuthority?, certificates: ProxyCertificates?, allowUnauthenticated: Bool,
         status: ProxyStatusRegistry = ProxyStatusRegistry(), clock: @escaping @Sendable () -> Date = Date.init, random: RandomSource = .system,
-        limits: Limits = Limits(), adminCredential: AdminCredential? = nil, logger: Logger, metrics: any MetricsFactory
+        limits: Limits = Limits(), adminCredential: AdminCredential? = nil, registrar: WorkloadAutoRegistrar? = nil, healthStore: ConfigStore? = nil,
+        controllerName: String = "meshd", logger: Logger, metrics: any MetricsFactory
     ) {
         admission = ProxyAdmission(
             rate: limits.connectionsPerSecond > 0 ? RateLimiter(ratePerSecond: limits.connectionsPerSecond, burst: limits.connectionBurst, clock: clock) : nil,
-            tokens: tokens, adminCredential: adminCredential, allowUnauthenticated: allowUnauthenticated)
+            tokens: tokens, adminCredential: adminCredential, allowUnauthenticated: allowUnauthenticated, controller: controllerName)
+        self.registrar = registrar
+        self.healthStore = healthStore
         maximumConnectionAge = limits.maximumConnectionAge
         pushLimiter = PushLimiter(limit: limits.pushConcurrency)
         self.publisher = publisher
@@ -95,12 +103,32 @@ public final class MeshProxyProvider: ProxyConfigProvider {
     /// The workload (`namespace/name`) of a proxy opening its load report stream, admitted as
     /// its xDS stream is (node, WorkloadEntry, token).
     func admitReporter(node: Envoy_Config_Core_V3_Node, metadata: Metadata) throws(RPCError) -> String {
-        try admission.admit(node: node, metadata: metadata, snapshot: publisher.current, rated: false).identity.workload.description
+        let admitted = try admission.admit(node: node, metadata: metadata, snapshot: publisher.current, rated: false, now: clock())
+        guard admitted.registration == nil else {
+            throw RPCError(code: .unavailable, message: "workload \(admitted.identity.workload) is not registered yet; its xDS stream registers it, retry")
+        }
+        return admitted.identity.workload.description
     }
 
     public func connect(node: Envoy_Config_Core_V3_Node, metadata: Metadata, peer: String) async throws(RPCError) -> any ProxySession {
-        let snapshot = publisher.current
-        let admitted = try admission.admit(node: node, metadata: metadata, snapshot: snapshot)
+        var snapshot = publisher.current
+        let admitted = try admission.admit(node: node, metadata: metadata, snapshot: snapshot, rated: node.metadata.fields[NodeIdentity.healthReporterKey] == nil, now: clock())
+        if admitted.identity.isHealthReporter {
+            guard admitted.registration == nil else {
+                throw RPCError(code: .unavailable, message: "workload \(admitted.identity.workload) is not registered yet; its proxy's xDS stream registers it, retry")
+            }
+            guard admitted.autoRegistered else {
+                throw RPCError(code: .failedPrecondition, message: "workload \(admitted.identity.workload) was not registered from a WorkloadGroup; only those take probe reports")
+            }
+            return HealthReportSession(provider: self, proxyID: node.id, workload: admitted.identity.workload)
+        }
+        if let entry = admitted.registration {
+            guard let registrar else {
+                throw RPCError(code: .notFound, message: "no WorkloadEntry \(admitted.identity.workload), and this meshd does not auto-register workloads")
+            }
+            let revision = try registrar.register(entry)
+            snapshot = await servedSnapshot(atLeast: revision) ?? snapshot
+        }
         let spiffe = admitted.workload.identity(trustDomain: snapshot.settings.trustDomain)
         var certificate: ProxyCertificates.Entry? = nil
         if let certificates, admitted.identity.certificateDirectory == nil {
@@ -112,9 +140,10 @@ public final class MeshProxyProvider: ProxyConfigProvider {
             }
         }
         let connection = status.register(proxyID: node.id, workload: admitted.identity.workload.description, peer: peer)
+        if admitted.autoRegistered { registrar?.connected(admitted.identity.workload) }
         let session = MeshProxySession(
             provider: self, proxyID: node.id, node: admitted.identity, identity: spiffe, tokenID: admitted.tokenID, connection: connection,
-            certificate: certificate, snapshot: snapshot)
+            certificate: certificate, snapshot: snapshot, autoRegistered: admitted.autoRegistered && registrar != nil)
         sessions.add(session)
         if let age = maximumConnectionAge {
             var generator = random
@@ -147,6 +176,27 @@ public final class MeshProxyProvider: ProxyConfigProvider {
     public func rotateDue() {
         guard let certificates else { return }
         sessions.rotateDue(certificates, now: clock())
+    }
+
+    /// The served snapshot once it reached `revision` of the store (an entry just registered), or
+    /// nil when it did not within 15 s (the proxy then gets its configuration with the next push).
+    private func servedSnapshot(atLeast revision: UInt64) async -> MeshSnapshot? {
+        for _ in 0..<1500 {
+            let current = publisher.current
+            if current.revision >= revision { return current }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return nil
+    }
+
+    /// Records a probe report of `workload`'s agent: only auto-registered workloads take them.
+    func reportHealth(_ workload: ServiceRegistry.WorkloadID, healthy: Bool, message: String?) {
+        let key = ResourceKey(kind: .workloadEntry, namespace: workload.namespace, name: workload.name)
+        guard let healthStore, healthStore.storedResource(key)?.autoRegistrationGroup != nil else {
+            logger.warning("probe report ignored: the workload was not registered from a WorkloadGroup", metadata: ["workload": "\(workload)"])
+            return
+        }
+        healthStore.reportHealth(workload, WorkloadHealth(healthy: healthy, message: message))
     }
 
     func forget(_ connection: UInt64) {

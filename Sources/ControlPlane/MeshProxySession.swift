@@ -61,6 +61,8 @@ final class MeshProxySession: ProxySession {
     let connection: UInt64
     let signal = SessionSignal()
     let initialResources: XDSResourceSet
+    /// Whether the workload's entry was auto-registered: its closing counts for the grace period.
+    let autoRegistered: Bool
     private let state: Mutex<State>
     private let subscription: UInt64
     private let ageTimer = Mutex<Task<Void, any Error>?>(nil)
@@ -69,9 +71,10 @@ final class MeshProxySession: ProxySession {
 
     init(
         provider: MeshProxyProvider, proxyID: String, node: NodeIdentity, identity: SpiffeID, tokenID: String?, connection: UInt64,
-        certificate: ProxyCertificates.Entry?, snapshot: MeshSnapshot
+        certificate: ProxyCertificates.Entry?, snapshot: MeshSnapshot, autoRegistered: Bool = false
     ) {
         self.provider = provider
+        self.autoRegistered = autoRegistered
         self.proxyID = proxyID
         self.node = node
         self.identity = identity
@@ -203,6 +206,10 @@ final class MeshProxySession: ProxySession {
         case .rejected(let typeURL, _, _, _): progress.withLock { _ = $0.rejected.insert(typeURL) }
         case .acknowledged(let typeURL, _, _), .unwatched(let typeURL): progress.withLock { _ = $0.rejected.remove(typeURL) }
         case .sent: break
+        case .health(let healthy, let message):
+            // An agent in front of Envoy (Istio's) reports on the proxy's own stream.
+            provider.reportHealth(workload, healthy: healthy, message: message)
+            return
         }
         guard case .acknowledged(let typeURL, let version, _) = event, typeURL == XDSTypeURL.secret else { return }
         state.withLock { $0.secrets.acknowledged(version: version) }
@@ -213,5 +220,33 @@ final class MeshProxySession: ProxySession {
         provider.publisher.unsubscribe(subscription)
         signal.finish()
         provider.forget(connection)
+        if autoRegistered { provider.registrar?.disconnected(workload) }
     }
+}
+
+/// The stream of a proxy's agent that only reports its workload's probe results
+/// (`meshctl proxy run` for a WorkloadGroup with a probe): served nothing.
+final class HealthReportSession: ProxySession {
+    let provider: MeshProxyProvider
+    let proxyID: String
+    let workload: ServiceRegistry.WorkloadID
+    let initialResources = XDSResourceSet()
+
+    init(provider: MeshProxyProvider, proxyID: String, workload: ServiceRegistry.WorkloadID) {
+        self.provider = provider
+        self.proxyID = proxyID
+        self.workload = workload
+    }
+
+    func updates() -> any AsyncSequence<ProxyUpdate, Never> & Sendable {
+        AsyncStream<ProxyUpdate> { _ in }
+    }
+
+    func record(_ event: ProxyStreamEvent) {
+        if case .health(let healthy, let message) = event {
+            provider.reportHealth(workload, healthy: healthy, message: message)
+        }
+    }
+
+    func close() {}
 }

@@ -2,6 +2,7 @@ public import EnvoyAPI
 public import MeshModel
 public import MeshTranslation
 internal import SwiftProtobuf
+internal import Foundation
 
 /// Which workload a connecting Envoy belongs to, read from its node.
 ///
@@ -22,6 +23,21 @@ public struct NodeIdentity: Hashable, Sendable {
     public var upstreamBind: UpstreamBind
     /// A sidecar, or a gateway (`router` as the node id's first part, as in Istio).
     public var kind: ProxyKind = .sidecar
+    /// The WorkloadGroup (in ``workload``'s namespace) the proxy registers into
+    /// (`AUTO_REGISTER_GROUP` metadata), if any; ``workload`` is then Istio's name for its entry.
+    public var autoRegisterGroup: String?
+    /// The proxy's own addresses (`INSTANCE_IPS` metadata, comma-separated), first first.
+    public var instanceAddresses: [String] = []
+    /// The proxy's labels (`LABELS` metadata).
+    public var labels: [String: String] = [:]
+    /// The proxy's locality (`node.locality`) as `region/zone/subzone`, if it has one.
+    public var locality: String?
+    /// Whether the stream carries probe reports of the proxy's agent only (`MESHD_HEALTH_REPORTER`
+    /// metadata): it is served no configuration and no certificate.
+    public var isHealthReporter = false
+
+    /// The node metadata key of ``isHealthReporter``.
+    public static let healthReporterKey = "MESHD_HEALTH_REPORTER"
 
     /// The node metadata key of ``certificateDirectory``.
     public static let certificateDirectoryKey = "MESHD_CERT_DIR"
@@ -51,6 +67,8 @@ public struct NodeIdentity: Hashable, Sendable {
                 namespace = namespace ?? String(podAndNamespace[podAndNamespace.index(after: dot)...])
             }
         }
+        let group = metadata[AutoRegistration.nodeMetadataKey]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
+        if group != nil, name == nil || name!.isEmpty { name = "unregistered" }
         guard let namespace, !namespace.isEmpty, let name, !name.isEmpty else {
             throw IdentityError(message: "node id \"\(node.id)\" does not identify a workload: use sidecar~<ip>~<workload>.<namespace>~<namespace>.svc.cluster.local or set NAMESPACE and NAME in the node metadata (meshctl bootstrap does both)")
         }
@@ -58,6 +76,31 @@ public struct NodeIdentity: Hashable, Sendable {
         self.address = address
         self.kind = kind
         claimedServiceAccount = metadata["SERVICE_ACCOUNT"]?.stringValue
+        instanceAddresses = (metadata["INSTANCE_IPS"]?.stringValue ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        if case .structValue(let object)? = metadata["LABELS"]?.kind {
+            labels = object.fields.compactMapValues(\.stringValue)
+        }
+        let localityParts = [node.locality.region, node.locality.zone, node.locality.subZone]
+        if localityParts.contains(where: { !$0.isEmpty }) {
+            var trimmed = localityParts
+            while trimmed.last?.isEmpty == true { trimmed.removeLast() }
+            locality = trimmed.joined(separator: "/")
+        }
+        isHealthReporter = metadata[Self.healthReporterKey]?.stringValue == "true" || metadata[Self.healthReporterKey]?.boolValue == true
+        if let group {
+            guard NameRules.isLabel(Substring(group)) else {
+                throw IdentityError(message: "node metadata \(AutoRegistration.nodeMetadataKey) must name a WorkloadGroup, got \"\(group)\"")
+            }
+            guard let registered = instanceAddresses.first ?? address else {
+                throw IdentityError(message: "node metadata \(AutoRegistration.nodeMetadataKey) needs the proxy's address: set INSTANCE_IPS or put it in the node id (meshctl bootstrap --workload-group does both)")
+            }
+            guard IPAddress(registered) != nil else {
+                throw IdentityError(message: "the address of an auto-registering proxy must be an IP address, got \"\(registered)\"")
+            }
+            autoRegisterGroup = group
+            workload = ServiceRegistry.WorkloadID(namespace: namespace, name: AutoRegistration.entryName(group: group, address: registered))
+            self.address = registered
+        }
         if let directory = metadata[Self.certificateDirectoryKey]?.stringValue, !directory.isEmpty {
             guard directory.hasPrefix("/") else {
                 throw IdentityError(message: "node metadata \(Self.certificateDirectoryKey) must be an absolute path, got \"\(directory)\"")
@@ -83,6 +126,11 @@ public struct NodeIdentity: Hashable, Sendable {
 extension Google_Protobuf_Value {
     fileprivate var stringValue: String? {
         if case .stringValue(let string) = kind { return string }
+        return nil
+    }
+
+    fileprivate var boolValue: Bool? {
+        if case .boolValue(let value) = kind { return value }
         return nil
     }
 }

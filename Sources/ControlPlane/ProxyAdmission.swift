@@ -2,6 +2,7 @@ internal import AdminAPI
 internal import EnvoyAPI
 internal import GRPCCore
 internal import MeshModel
+internal import Foundation
 
 /// Whether a new xDS stream is admitted, and as whom: the admission rate, the node's identity,
 /// its WorkloadEntry, and the token the stream carries (`authorization: Bearer <token>`, sent by
@@ -15,6 +16,12 @@ struct ProxyAdmission: Sendable {
         var workload: WorkloadInstance
         /// The token's id (nil when unauthenticated streams are allowed and none was sent).
         var tokenID: String?
+        /// The WorkloadEntry to make for a proxy registering into a WorkloadGroup that has none
+        /// yet (nil: its entry exists).
+        var registration: MeshResource?
+        /// Whether the workload's entry is (or is to be) auto-registered: its connections are
+        /// counted, and it goes a grace period after the last one closes.
+        var autoRegistered: Bool
     }
 
     /// New streams per second (nil: no limit).
@@ -23,11 +30,15 @@ struct ProxyAdmission: Sendable {
     /// meshd's admin token, refused on ADS as the other admin-API tokens are (PERMISSION_DENIED).
     let adminCredential: AdminCredential?
     let allowUnauthenticated: Bool
+    /// The name meshd writes as the controller of the entries it registers.
+    var controller = "meshd"
 
-    /// Admits `node` against the mesh in `snapshot`, or says why not.
+    /// Admits `node` against the mesh in `snapshot`, or says why not. A proxy naming a
+    /// WorkloadGroup (`AUTO_REGISTER_GROUP`) without an entry yet is admitted against the group's
+    /// template, with the entry to make.
     /// `rated`: the stream counts against the admission rate (xDS streams do; the load report
     /// stream each proxy opens beside its xDS stream does not).
-    func admit(node: Envoy_Config_Core_V3_Node, metadata: Metadata, snapshot: MeshSnapshot, rated: Bool = true) throws(RPCError) -> Admitted {
+    func admit(node: Envoy_Config_Core_V3_Node, metadata: Metadata, snapshot: MeshSnapshot, rated: Bool = true, now: Date = Date()) throws(RPCError) -> Admitted {
         if rated, let rate, !rate.allow("xds") {
             throw RPCError(code: .resourceExhausted, message: "too many new xDS streams at once; retry with back-off")
         }
@@ -37,11 +48,23 @@ struct ProxyAdmission: Sendable {
         } catch {
             throw RPCError(code: .invalidArgument, message: error.message)
         }
-        guard let workload = snapshot.registry.workload(identity.workload) else {
-            throw RPCError(code: .notFound, message: "no WorkloadEntry \(identity.workload) in the mesh configuration (node \(node.id)); add one or fix the node id")
+        if let workload = snapshot.registry.workload(identity.workload) {
+            let tokenID = try authorize(identity: identity, workload: workload, metadata: metadata)
+            let stored = snapshot.resources[ResourceKey(kind: .workloadEntry, namespace: workload.namespace, name: workload.name)]
+            return Admitted(identity: identity, workload: workload, tokenID: tokenID, registration: nil, autoRegistered: stored?.autoRegistrationGroup != nil)
         }
+        guard let groupName = identity.autoRegisterGroup else {
+            throw RPCError(code: .notFound, message: "no WorkloadEntry \(identity.workload) in the mesh configuration (node \(node.id)); add one, fix the node id, or register into a WorkloadGroup (meshctl bootstrap --workload-group)")
+        }
+        let groupID = ServiceRegistry.WorkloadID(namespace: identity.workload.namespace, name: groupName)
+        guard let group = snapshot.workloadGroups[groupID] else {
+            throw RPCError(code: .notFound, message: "no WorkloadGroup \(groupID) to register node \(node.id) into")
+        }
+        let entry = AutoRegistration.entry(for: identity, group: group, now: now, controller: controller)
+        guard case .workloadEntry(let spec) = entry.spec else { preconditionFailure("an auto-registered entry is a WorkloadEntry") }
+        let workload = WorkloadInstance(entry: spec, name: entry.metadata.name, namespace: entry.metadata.namespace, source: entry.key)
         let tokenID = try authorize(identity: identity, workload: workload, metadata: metadata)
-        return Admitted(identity: identity, workload: workload, tokenID: tokenID)
+        return Admitted(identity: identity, workload: workload, tokenID: tokenID, registration: entry, autoRegistered: true)
     }
 
     /// Checks the stream's token against the node; returns the token id (nil when unauthenticated
@@ -67,6 +90,12 @@ struct ProxyAdmission: Sendable {
         }
         guard record.namespace == workload.namespace, record.serviceAccount == workload.serviceAccount else {
             throw RPCError(code: .permissionDenied, message: "token \(record.id) is for \(record.namespace)/\(record.serviceAccount), but workload \(identity.workload) runs as \(workload.namespace)/\(workload.serviceAccount)")
+        }
+        if let scope = record.workloadGroup {
+            let registering = identity.autoRegisterGroup.map { "\(identity.workload.namespace)/\($0)" }
+            guard registering == scope else {
+                throw RPCError(code: .permissionDenied, message: "token \(record.id) admits only proxies registering into WorkloadGroup \(scope), not \(registering.map { "into \($0)" } ?? "workload \(identity.workload)")")
+            }
         }
         if let claimed = identity.claimedServiceAccount, claimed != record.serviceAccount {
             throw RPCError(code: .permissionDenied, message: "node metadata SERVICE_ACCOUNT \(claimed) disagrees with token \(record.id) (\(record.serviceAccount))")

@@ -87,6 +87,8 @@ public final class ProxyStatusRegistry: Sendable {
                 proxy.types[XDSTypeURL.shortName(typeURL)] = status
             case .unwatched(let typeURL):
                 proxy.types[XDSTypeURL.shortName(typeURL)] = nil
+            case .health:
+                return
             case .rejected(let typeURL, _, let nonce, let message):
                 var status = proxy.types[XDSTypeURL.shortName(typeURL)] ?? TypeStatus()
                 status.answeredNonce = nonce

@@ -26,6 +26,9 @@ public final class TokenAuthority: Sendable {
         public var revoked: Bool
         /// `workload` (absent in records written before roles existed), `reader` or `admin`.
         public var role: String?
+        /// The WorkloadGroup (`namespace/name`) a workload token is limited to: it admits only
+        /// proxies auto-registering into that group.
+        public var workloadGroup: String?
 
         /// The token's role.
         public var effectiveRole: String { role ?? "workload" }
@@ -62,7 +65,7 @@ public final class TokenAuthority: Sendable {
 
     /// Mints a token for `namespace`/`serviceAccount`; returns its record and the token itself
     /// (shown once, never stored).
-    public func mint(namespace: String, serviceAccount: String, ttl: TimeInterval?, role: String = "workload") throws -> (record: Record, token: String) {
+    public func mint(namespace: String, serviceAccount: String, ttl: TimeInterval?, role: String = "workload", workloadGroup: String? = nil) throws -> (record: Record, token: String) {
         var generator = random
         let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
         let token = "mdt_" + Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
@@ -70,7 +73,7 @@ public final class TokenAuthority: Sendable {
         let now = clock()
         let record = Record(
             id: String(digest.prefix(12)), digest: digest, namespace: namespace, serviceAccount: serviceAccount,
-            createdAt: now, expiresAt: ttl.map { now.addingTimeInterval($0) }, revoked: false, role: role)
+            createdAt: now, expiresAt: ttl.map { now.addingTimeInterval($0) }, revoked: false, role: role, workloadGroup: workloadGroup)
         try update { $0[digest] = record }
         return (record, token)
     }

@@ -39,9 +39,12 @@ public struct MintedToken: Codable, Hashable, Sendable {
     public var serviceAccount: String?
     /// Expiry, if any.
     public var expiresAt: Date?
+    /// The WorkloadGroup (`namespace/name`) the token is limited to, if any.
+    public var workloadGroup: String?
 
     /// A minted token.
-    public init(id: String, token: String, role: String, namespace: String?, serviceAccount: String?, expiresAt: Date?) {
+    public init(id: String, token: String, role: String, namespace: String?, serviceAccount: String?, expiresAt: Date?, workloadGroup: String? = nil) {
+        self.workloadGroup = workloadGroup
         self.id = id
         self.token = token
         self.role = role
@@ -67,9 +70,12 @@ public struct TokenInfo: Codable, Hashable, Sendable {
     public var expiresAt: Date?
     /// Revoked?
     public var revoked: Bool
+    /// The WorkloadGroup (`namespace/name`) the token is limited to, if any.
+    public var workloadGroup: String?
 
     /// A record.
-    public init(id: String, role: String, namespace: String?, serviceAccount: String?, createdAt: Date, expiresAt: Date?, revoked: Bool) {
+    public init(id: String, role: String, namespace: String?, serviceAccount: String?, createdAt: Date, expiresAt: Date?, revoked: Bool, workloadGroup: String? = nil) {
+        self.workloadGroup = workloadGroup
         self.id = id
         self.role = role
         self.namespace = namespace
@@ -82,8 +88,13 @@ public struct TokenInfo: Codable, Hashable, Sendable {
 
 /// What `POST /v1/bootstrap` takes.
 public struct BootstrapRequest: Codable, Hashable, Sendable {
-    /// `namespace/name` of the WorkloadEntry.
-    public var workload: String
+    /// `namespace/name` of the WorkloadEntry (or give ``workloadGroup`` and ``address``).
+    public var workload: String?
+    /// `namespace/name` of a WorkloadGroup the proxy registers into when it connects (Istio's
+    /// auto-registration); its token admits only proxies of that group.
+    public var workloadGroup: String?
+    /// The proxy's IP address (with ``workloadGroup``): its entry's address and name.
+    public var address: String?
     /// meshd's xDS address as the sidecar reaches it (default: where meshd listens).
     public var xdsAddress: String?
     /// Envoy's admin address (default `<workload address>:15000`).

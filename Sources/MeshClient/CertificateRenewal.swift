@@ -162,24 +162,7 @@ public struct CertificateRenewal: Sendable {
     static func createCertificate(
         address: HostPort, trustPEM: String, client: (chain: String, key: String)?, token: String?, csr: String, ttl: Int64
     ) async throws -> [String] {
-        let security = HTTP2ClientTransport.Posix.TransportSecurity.tls { config in
-            config.trustRoots = .certificates([.bytes(Array(trustPEM.utf8), format: .pem)])
-            config.serverCertificateVerification = .fullVerification
-            if let client {
-                config.certificateChain = [.bytes(Array(client.chain.utf8), format: .pem)]
-                config.privateKey = .bytes(Array(client.key.utf8), format: .pem)
-            }
-        }
-        let target: any ResolvableTarget
-        switch IPAddress(address.host) {
-        case .v4?: target = ResolvableTargets.IPv4(addresses: [.init(host: address.host, port: Int(address.port))])
-        case .v6?: target = ResolvableTargets.IPv6(addresses: [.init(host: address.host, port: Int(address.port))])
-        case nil: target = ResolvableTargets.DNS(host: address.host, port: Int(address.port))
-        }
-        let transport = try HTTP2ClientTransport.Posix(
-            target: target, transportSecurity: security,
-            config: .defaults { $0.http2.authority = MeshEndpoints.xdsServerName })
-        return try await withGRPCClient(transport: transport) { client in
+        return try await withGRPCClient(transport: try MeshEndpoints.transport(to: address, trustPEM: trustPEM, client: client)) { client in
             try await createCertificate(on: client, csrPEM: csr, ttlSeconds: ttl, token: token)
         }
     }

@@ -18,6 +18,7 @@ public final class ConfigStore: Sendable {
         var rejections: Int = 0
         var referenceWarnings: [ResourceKey: [SchemaError]] = [:]
         var jwks: [String: String] = [:]
+        var health: [ServiceRegistry.WorkloadID: WorkloadHealth] = [:]
     }
 
     /// Where snapshots go.
@@ -90,6 +91,16 @@ public final class ConfigStore: Sendable {
             case .api: "api"
             }
         }
+    }
+
+    /// The resources applied through the API (kept in the resource store), sorted by key.
+    public var storedResources: [MeshResource] {
+        state.withLock { state in state.apiResources.keys.sorted().map { state.apiResources[$0]! } }
+    }
+
+    /// The resource `key` as applied through the API, if it was.
+    public func storedResource(_ key: ResourceKey) -> MeshResource? {
+        state.withLock { $0.apiResources[key] }
     }
 
     /// Where the served resource `key` comes from, if it is served.
@@ -249,7 +260,33 @@ public final class ConfigStore: Sendable {
     private func snapshot(of state: State) -> MeshSnapshot {
         MeshSnapshot(
             revision: state.revision, settings: settings, mesh: state.mesh,
-            resources: state.fileResources.map(\.resource) + state.apiResources.keys.sorted().map { state.apiResources[$0]! }, jwks: state.jwks)
+            resources: state.fileResources.map(\.resource) + state.apiResources.keys.sorted().map { state.apiResources[$0]! }, jwks: state.jwks,
+            health: state.health)
+    }
+
+    /// Records what the proxy of `workload` reports of its probe (`nil`: forget the report, when
+    /// the workload is gone); a new revision is published when its readiness changed.
+    ///
+    /// - Returns: `true` if a new snapshot was published.
+    @discardableResult
+    public func reportHealth(_ workload: ServiceRegistry.WorkloadID, _ report: WorkloadHealth?) -> Bool {
+        let snapshot: MeshSnapshot? = state.withLock { state in
+            guard state.health[workload] != report else { return nil }
+            state.health[workload] = report
+            state.revision += 1
+            return self.snapshot(of: state)
+        }
+        guard let snapshot else { return false }
+        logger.info("workload health changed", metadata: [
+            "workload": "\(workload)", "healthy": "\(report.map { "\($0.healthy)" } ?? "forgotten")", "reason": "\(report?.message ?? "")",
+        ])
+        publish(snapshot)
+        return true
+    }
+
+    /// The probe report of every workload that sent one.
+    public var health: [ServiceRegistry.WorkloadID: WorkloadHealth] {
+        state.withLock { $0.health }
     }
 
     /// Starts from key sets kept from an earlier run, before the first snapshot is published

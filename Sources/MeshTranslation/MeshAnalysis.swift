@@ -42,7 +42,13 @@ public enum MeshAnalysis {
             labels: workload.labels, services: served.map(\.hostname), virtualServices: virtualServices, destinationRules: destinationRules,
             peerAuthentications: peer.applied, authorizationPolicies: authorization,
             requestAuthentications: JWTAuthentication.selecting(workload, in: snapshot).map(name), sidecar: scope.sidecar.map(name), gateways: gateways,
-            inbound: inbound, outbound: outbound)
+            inbound: inbound, outbound: outbound,
+            workloadGroup: snapshot.resources[ResourceKey(kind: .workloadEntry, namespace: workload.namespace, name: workload.name)]?.autoRegistrationGroup
+                .map { "\(workload.namespace)/\($0)" },
+            health: snapshot.healthCondition(of: .init(namespace: workload.namespace, name: workload.name)).map { condition in
+                let word = ["True": "Healthy", "False": "Unhealthy"][condition.status] ?? condition.status
+                return condition.message.map { "\(word): \($0)" } ?? word
+            })
     }
 
     /// What a client sends to `service` on `port`, what its endpoints accept, and the outcome.

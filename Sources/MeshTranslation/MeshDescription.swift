@@ -66,13 +66,20 @@ public struct WorkloadDescription: Codable, Hashable, Sendable {
     public var inbound: [Port]
     /// Outbound connections.
     public var outbound: [Connection]
+    /// The WorkloadGroup it was auto-registered from (`namespace/name`), if it was.
+    public var workloadGroup: String?
+    /// Its readiness probe's state (`Healthy`, `Unhealthy: <reason>`, `Unknown: ...`), when its
+    /// group has a probe.
+    public var health: String?
 
     /// A description.
     public init(
         workload: String, identity: String, labels: [String: String], services: [String], virtualServices: [String], destinationRules: [String],
         peerAuthentications: [String], authorizationPolicies: [String], requestAuthentications: [String] = [], sidecar: String?, gateways: [String] = [],
-        inbound: [Port], outbound: [Connection]
+        inbound: [Port], outbound: [Connection], workloadGroup: String? = nil, health: String? = nil
     ) {
+        self.workloadGroup = workloadGroup
+        self.health = health
         self.requestAuthentications = requestAuthentications
         self.gateways = gateways
         self.workload = workload

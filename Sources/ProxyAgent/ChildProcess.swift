@@ -9,6 +9,13 @@ public final class ChildProcess: Sendable {
     public let pid: Int32
     private let exitStatus = Mutex<Int32?>(nil)
 
+    /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later), which Swift's Glibc
+    /// module does not declare.
+    private static let closeFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? = {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+        return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
+    }()
+
     /// Starts `executable`; its stdout and stderr go to `logPath` (truncated), or are inherited
     /// when `logPath` is `nil`. With `ownProcessGroup`, a signal to the parent's process group
     /// (Ctrl-C in a terminal, systemd stopping a unit) does not reach the child: the parent
@@ -22,6 +29,10 @@ public final class ChildProcess: Sendable {
             posix_spawn_file_actions_addopen(&fileActions, 1, logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
             posix_spawn_file_actions_adddup2(&fileActions, 1, 2)
         }
+        // Nothing else of the parent's: a listening socket or a connection inherited by the
+        // child would outlive the parent's own use of it (a port that stays bound, a stream to
+        // meshd that never closes).
+        Self.closeFrom?(&fileActions, 3)
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }

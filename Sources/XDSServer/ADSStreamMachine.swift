@@ -14,6 +14,9 @@ public enum StreamAction<Response: Sendable & Equatable>: Sendable, Equatable {
     case unserved(typeURL: String)
     /// The proxy stopped watching every resource of a named type: nothing of it is awaited.
     case unwatched(typeURL: String)
+    /// The proxy's agent reported its workload's probe result (``XDSTypeURL/healthInformation``):
+    /// passing, or failing with `message`.
+    case health(healthy: Bool, message: String?)
 }
 
 /// A request the stream cannot serve: the shell ends the stream with this status.
@@ -62,6 +65,13 @@ public protocol ADSStreamMachine: Sendable {
 extension ADSStreamMachine {
     /// The type URLs this server serves.
     public static var servedTypes: Set<String> { Set(XDSTypeURL.pushOrder) }
+
+    /// The health report a request carries, if it is one (``XDSTypeURL/healthInformation``).
+    static func healthReport(typeURL: String, errorDetail: Google_Rpc_Status?) -> StreamAction<Response>? {
+        guard typeURL == XDSTypeURL.healthInformation else { return nil }
+        guard let errorDetail else { return .health(healthy: true, message: nil) }
+        return .health(healthy: false, message: errorDetail.message.isEmpty ? "probe failed (code \(errorDetail.code))" : errorDetail.message)
+    }
 
     /// Refuses requests without a type; `false` for a type meshd does not serve (left unanswered).
     static func isServed(_ typeURL: String) throws(StreamFailure) -> Bool {

@@ -161,6 +161,9 @@ public struct AggregatedDiscoveryService: Envoy_Service_Discovery_V3_AggregatedD
             session.record(.acknowledged(typeURL: typeURL, version: version, nonce: nonce))
         case .unwatched(let typeURL):
             session.record(.unwatched(typeURL: typeURL))
+        case .health(let healthy, let message):
+            session.record(.health(healthy: healthy, message: message))
+            logger.debug("health report", metadata: ["healthy": "\(healthy)", "reason": "\(message ?? "")"])
         case .unserved(let typeURL):
             logger.debug("asked for a type meshd does not serve; left unanswered", metadata: ["type": "\(typeURL)"])
         case .rejected(let typeURL, let version, let nonce, let message):

@@ -46,6 +46,7 @@ public struct DeltaStreamStateMachine: ADSStreamMachine {
 
     public mutating func received(_ request: Envoy_Service_Discovery_V3_DeltaDiscoveryRequest) throws(StreamFailure) -> [Action] {
         let typeURL = request.typeURL
+        if let report = Self.healthReport(typeURL: typeURL, errorDetail: request.hasErrorDetail ? request.errorDetail : nil) { return [report] }
         guard try Self.isServed(typeURL) else { return [.unserved(typeURL: typeURL)] }
         var actions: [Action] = []
         var state = types[typeURL] ?? TypeState()

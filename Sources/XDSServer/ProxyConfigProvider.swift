@@ -51,4 +51,6 @@ public enum ProxyStreamEvent: Sendable, Equatable {
     case rejected(typeURL: String, version: String, nonce: String, message: String)
     /// The proxy watches nothing of a named type any more.
     case unwatched(typeURL: String)
+    /// The proxy's agent reported its workload's probe result.
+    case health(healthy: Bool, message: String?)
 }

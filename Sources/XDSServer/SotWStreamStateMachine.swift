@@ -58,6 +58,7 @@ public struct SotWStreamStateMachine: ADSStreamMachine {
     /// Handles a request from the proxy.
     public mutating func received(_ request: Envoy_Service_Discovery_V3_DiscoveryRequest) throws(Failure) -> [Action] {
         let typeURL = request.typeURL
+        if let report = Self.healthReport(typeURL: typeURL, errorDetail: request.hasErrorDetail ? request.errorDetail : nil) { return [report] }
         guard try Self.isServed(typeURL) else { return [.unserved(typeURL: typeURL)] }
         var actions: [Action] = []
         if !awaitingSubscription.isEmpty {

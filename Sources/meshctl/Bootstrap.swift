@@ -10,9 +10,13 @@ struct Bootstrap: AsyncParsableCommand {
     @OptionGroup var server: ServerOptions
 
     @Option(name: .customLong("workload"), help: "The workload as namespace/name of its WorkloadEntry.")
-    var workload: String
+    var workload: String?
 
     @OptionGroup var bootstrap: BootstrapOptions
+
+    func validate() throws {
+        try bootstrap.check(workload: workload)
+    }
 
     func run() async throws {
         FileHandle.standardOutput.write(try await bootstrap.fetch(workload: workload, client: server.client))
@@ -36,10 +40,31 @@ struct BootstrapOptions: ParsableArguments {
     @Flag(name: .customLong("delta"), help: "Use delta (incremental) xDS instead of state of the world.")
     var delta = false
 
-    /// Asks meshd for the bootstrap of `workload` (namespace/name).
-    func fetch(workload: String, client: AdminClient) async throws -> Data {
-        guard workload.split(separator: "/").count == 2 else { throw ValidationError("--workload must be namespace/name, got \(workload)") }
-        var body: [String: Any] = ["workload": workload]
+    @Option(name: .customLong("workload-group"), help: "Register into this WorkloadGroup (namespace/name) on connecting, as Istio's auto-registration does, instead of naming a WorkloadEntry; needs --address.")
+    var workloadGroup: String?
+
+    @Option(name: .customLong("address"), help: "With --workload-group: the proxy's IP address (its WorkloadEntry's address and name).")
+    var address: String?
+
+    /// Exactly one of a WorkloadEntry (`workload`) and a WorkloadGroup with an address.
+    func check(workload: String?) throws {
+        if let workload {
+            guard workloadGroup == nil, address == nil else { throw ValidationError("give --workload, or --workload-group with --address, not both") }
+            guard workload.split(separator: "/").count == 2 else { throw ValidationError("--workload must be namespace/name, got \(workload)") }
+        } else {
+            guard let workloadGroup, address != nil else { throw ValidationError("give --workload NAMESPACE/NAME, or --workload-group NAMESPACE/NAME with --address IP") }
+            guard workloadGroup.split(separator: "/").count == 2 else { throw ValidationError("--workload-group must be namespace/name, got \(workloadGroup)") }
+        }
+    }
+
+    /// Asks meshd for the bootstrap of `workload` (namespace/name), or of a proxy of
+    /// ``workloadGroup`` at ``address``.
+    func fetch(workload: String?, client: AdminClient) async throws -> Data {
+        try check(workload: workload)
+        var body: [String: Any] = [:]
+        if let workload { body["workload"] = workload }
+        if let workloadGroup { body["workloadGroup"] = workloadGroup }
+        if let address { body["address"] = address }
         if let xdsAddress { body["xdsAddress"] = xdsAddress }
         if let adminAddress { body["adminAddress"] = adminAddress }
         if let tokenTTL { body["tokenTTLSeconds"] = tokenTTL }

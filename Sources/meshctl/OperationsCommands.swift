@@ -123,6 +123,8 @@ struct Describe: AsyncParsableCommand {
         print("Identity:               \(description.identity)")
         print("Labels:                 \(description.labels.keys.sorted().map { "\($0)=\(description.labels[$0]!)" }.joined(separator: ", "))")
         print("Services:               \(list(description.services))")
+        if let group = description.workloadGroup { print("Registered from:        WorkloadGroup \(group)") }
+        if let health = description.health { print("Health:                 \(health)") }
         print("Sidecar:                \(description.sidecar ?? "none")")
         if !description.gateways.isEmpty { print("Gateway of:             \(list(description.gateways))") }
         print("VirtualServices:        \(list(description.virtualServices))")

@@ -62,7 +62,9 @@ struct ProxyRun: AsyncParsableCommand {
     var envoyArguments: [String] = []
 
     func validate() throws {
-        guard (workload == nil) != (bootstrapFile == nil) else { throw ValidationError("give exactly one of --workload and --bootstrap") }
+        let fetches = workload != nil || bootstrap.workloadGroup != nil
+        guard fetches != (bootstrapFile != nil) else { throw ValidationError("give exactly one of --workload, --workload-group and --bootstrap") }
+        if fetches { try bootstrap.check(workload: workload) }
         guard EnvoyCommandLine.DrainStrategy(rawValue: drainStrategy) != nil else { throw ValidationError("--drain-strategy must be immediate or gradual") }
         guard drainTime >= 0, terminationDrain >= 0, concurrency > 0 else { throw ValidationError("--drain-time, --termination-drain and --concurrency must not be negative") }
     }
@@ -74,7 +76,7 @@ struct ProxyRun: AsyncParsableCommand {
         defer { if let privateDirectory { try? FileManager.default.removeItem(atPath: privateDirectory) } }
         if let bootstrapFile {
             path = bootstrapFile
-        } else if let workload {
+        } else {
             let data = try await bootstrap.fetch(workload: workload, client: server.client)
             if let bootstrapOut {
                 path = bootstrapOut
@@ -92,8 +94,6 @@ struct ProxyRun: AsyncParsableCommand {
             fchmod(descriptor, 0o600)
             try handle.write(contentsOf: data)
             try handle.close()
-        } else {
-            throw ValidationError("give --workload or --bootstrap")
         }
         guard let bootstrapData = FileManager.default.contents(atPath: path) else { throw CLIError("cannot read the bootstrap \(path)") }
         var commandLine = EnvoyCommandLine(binary: binary, bootstrapPath: path)
@@ -107,6 +107,12 @@ struct ProxyRun: AsyncParsableCommand {
         if admin == nil { Self.say("no admin address in \(path): SIGTERM stops Envoy without a graceful drain") }
         let launcher = ProxyLauncher(
             commandLine: commandLine, admin: admin, terminationDrain: .milliseconds(Int(terminationDrain * 1000)), log: Self.say)
+        // A WorkloadGroup's readiness probe: run here and reported to meshd, as Istio's agent does.
+        let probing = try ProxyProbe.from(bootstrapJSON: bootstrapData).map { probe in
+            Self.say("running the WorkloadGroup's readiness probe every \(probe.schedule.period)")
+            return Task { await probe.run(log: Self.say) }
+        }
+        defer { probing?.cancel() }
         let status = try await launcher.run()
         if status != 0 { throw ExitCode(status) }
     }

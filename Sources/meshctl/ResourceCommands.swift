@@ -172,13 +172,21 @@ struct Get: AsyncParsableCommand {
                 let metadata = item["metadata"] as? [String: Any] ?? [:]
                 let annotations = metadata["annotations"] as? [String: String] ?? [:]
                 var row = [metadata["namespace"] as? String ?? "", metadata["name"] as? String ?? ""]
+                if kind == .workloadEntry {
+                    let spec = item["spec"] as? [String: Any] ?? [:]
+                    let conditions = (item["status"] as? [String: Any])?["conditions"] as? [[String: Any]] ?? []
+                    let healthy = conditions.first { $0["type"] as? String == "Healthy" }
+                    let health = healthy.map { ["True": "Healthy", "False": "Unhealthy", "Unknown": "Unknown"][$0["status"] as? String ?? ""] ?? "-" } ?? "-"
+                    row += [spec["address"] as? String ?? "-", annotations[AutoRegistration.groupAnnotation] ?? "-", health]
+                }
                 if output == "wide" {
                     row += [metadata["resourceVersion"] as? String ?? "-", annotations[sourceAnnotation] ?? "-"]
                 }
                 return row
             }
             if rows.isEmpty { print("No \(kind.plural) found"); return }
-            print(table(["NAMESPACE", "NAME"] + (output == "wide" ? ["RESOURCE VERSION", "SOURCE"] : []), rows))
+            let kindColumns = kind == .workloadEntry ? ["ADDRESS", "GROUP", "HEALTH"] : []
+            print(table(["NAMESPACE", "NAME"] + kindColumns + (output == "wide" ? ["RESOURCE VERSION", "SOURCE"] : []), rows))
         default:
             throw ValidationError("-o must be table, wide, yaml or json")
         }

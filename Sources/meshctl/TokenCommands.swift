@@ -15,11 +15,15 @@ struct Token: AsyncParsableCommand {
         @Option(name: .customLong("namespace"), help: "The namespace (workload tokens).") var namespace: String?
         @Option(name: .customLong("service-account"), help: "The service account (workload tokens).") var serviceAccount: String?
         @Option(name: .customLong("ttl"), help: "Lifetime in seconds (default: no expiry).") var ttl: Int?
+        @Option(name: .customLong("workload-group"), help: "A workload token for this WorkloadGroup (namespace/name) only: its namespace and service account, admitting only proxies that register into it.") var workloadGroup: String?
 
         func validate() throws {
             guard ["workload", "reader", "admin"].contains(role) else { throw ValidationError("--role must be workload, reader or admin") }
-            if role == "workload" && (namespace == nil || serviceAccount == nil) {
-                throw ValidationError("a workload token needs --namespace and --service-account")
+            if let workloadGroup {
+                guard role == "workload" else { throw ValidationError("--workload-group makes a workload token") }
+                guard workloadGroup.split(separator: "/").count == 2 else { throw ValidationError("--workload-group must be namespace/name, got \(workloadGroup)") }
+            } else if role == "workload" && (namespace == nil || serviceAccount == nil) {
+                throw ValidationError("a workload token needs --namespace and --service-account, or --workload-group")
             }
         }
 
@@ -28,9 +32,10 @@ struct Token: AsyncParsableCommand {
             if let namespace { body["namespace"] = namespace }
             if let serviceAccount { body["serviceAccount"] = serviceAccount }
             if let ttl { body["ttlSeconds"] = ttl }
+            if let workloadGroup { body["workloadGroup"] = workloadGroup }
             let client = server.client
             let minted = try client.decode(MintedToken.self, from: try await client.post("/v1/tokens", json: body))
-            let owner = minted.role == "workload" ? " for \(minted.namespace ?? "")/\(minted.serviceAccount ?? "")" : ""
+            let owner = minted.role == "workload" ? " for \(minted.namespace ?? "")/\(minted.serviceAccount ?? "")" + (minted.workloadGroup.map { ", WorkloadGroup \($0) only" } ?? "") : ""
             FileHandle.standardError.write(Data("\(minted.role) token \(minted.id)\(owner)\n".utf8))
             print(minted.token)
         }
@@ -44,8 +49,8 @@ struct Token: AsyncParsableCommand {
             let client = server.client
             let tokens = try client.decode([TokenInfo].self, from: try await client.get("/v1/tokens"))
             let iso = ISO8601DateFormatter()
-            print(table(["ID", "ROLE", "NAMESPACE", "SERVICE ACCOUNT", "CREATED", "EXPIRES", "REVOKED"], tokens.map {
-                [$0.id, $0.role, $0.namespace ?? "-", $0.serviceAccount ?? "-", iso.string(from: $0.createdAt), $0.expiresAt.map(iso.string(from:)) ?? "never", $0.revoked ? "yes" : "no"]
+            print(table(["ID", "ROLE", "NAMESPACE", "SERVICE ACCOUNT", "WORKLOAD GROUP", "CREATED", "EXPIRES", "REVOKED"], tokens.map {
+                [$0.id, $0.role, $0.namespace ?? "-", $0.serviceAccount ?? "-", $0.workloadGroup ?? "-", iso.string(from: $0.createdAt), $0.expiresAt.map(iso.string(from:)) ?? "never", $0.revoked ? "yes" : "no"]
             }))
         }
     }

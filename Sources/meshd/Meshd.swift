@@ -104,6 +104,9 @@ struct Meshd: AsyncParsableCommand {
     @Option(name: .customLong("traffic-report-interval"), help: "How often proxies report the requests they sent per cluster, for meshctl sidecar suggest (0: never).")
     var trafficReportInterval = "30s"
 
+    @Option(name: .customLong("workload-entry-grace-period"), help: "How long the WorkloadEntry of an auto-registered proxy outlives its last connection (Istio's PILOT_WORKLOAD_ENTRY_GRACE_PERIOD: 10s).")
+    var workloadEntryGracePeriod = "10s"
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
 
@@ -163,6 +166,10 @@ struct Meshd: AsyncParsableCommand {
             throw ValidationError("--traffic-report-interval must be a duration such as 30s (0 to turn reports off), got \(trafficReportInterval)")
         }
         options.trafficReportInterval = .nanoseconds(reports.nanoseconds)
+        guard let grace = IstioDuration(parsing: workloadEntryGracePeriod), grace.nanoseconds >= 0 else {
+            throw ValidationError("--workload-entry-grace-period must be a duration such as 10s, got \(workloadEntryGracePeriod)")
+        }
+        options.workloadEntryGracePeriod = .nanoseconds(grace.nanoseconds)
         if let jwksCA {
             do {
                 options.jwksExtraRootsPEM = try String(contentsOfFile: jwksCA, encoding: .utf8)

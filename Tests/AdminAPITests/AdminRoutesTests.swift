@@ -54,8 +54,8 @@ final class FakeBackend: AdminBackend {
         if case .replace(let resource, _) = change { return resource }
         return nil
     }
-    func mintToken(role: String, namespace: String?, serviceAccount: String?, ttl: TimeInterval?) throws -> MintedToken {
-        MintedToken(id: "t1", token: "secret", role: role, namespace: namespace, serviceAccount: serviceAccount, expiresAt: nil)
+    func mintToken(role: String, namespace: String?, serviceAccount: String?, workloadGroup: String?, ttl: TimeInterval?) throws -> MintedToken {
+        MintedToken(id: "t1", token: "secret", role: role, namespace: namespace, serviceAccount: serviceAccount, expiresAt: nil, workloadGroup: workloadGroup)
     }
     func tokens() -> [TokenInfo] { [] }
     func revokeToken(id: String) throws -> Bool { id == "t1" }

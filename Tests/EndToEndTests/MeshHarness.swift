@@ -17,12 +17,13 @@ struct EndToEnd {}
 final class MeshHarness: @unchecked Sendable {
     let directory: String
     let configDirectory: String
-    let controlPlane: ControlPlane
-    private let task: Task<Void, any Error>
+    private(set) var controlPlane: ControlPlane
+    private var task: Task<Void, any Error>
     private(set) var envoys: [EnvoyProcess] = []
     private(set) var apps: [TestHTTPApp] = []
-    let xdsPort: Int
-    let adminPort: Int
+    private(set) var xdsPort: Int
+    private(set) var adminPort: Int
+    private let logger: Logger
 
     /// Starts meshd on `files` (name -> YAML); `configure` adjusts the options (TLS xDS and
     /// token-authenticated proxies by default, as in production).
@@ -40,6 +41,7 @@ final class MeshHarness: @unchecked Sendable {
             xdsAddress: HostPort(host: "127.0.0.1", port: 0), adminAddress: HostPort(host: "127.0.0.1", port: 0),
             pollInterval: pollInterval, issuedCertificateCopies: directory + "/issued")
         configure(&options)
+        self.logger = logger
         let controlPlane = try ControlPlane(options: options, logger: logger)
         self.controlPlane = controlPlane
         task = Task { try await controlPlane.run() }
@@ -52,6 +54,28 @@ final class MeshHarness: @unchecked Sendable {
     }
 
     var xdsAddress: HostPort { HostPort(host: "127.0.0.1", port: UInt32(xdsPort)) }
+
+    /// Stops meshd and starts it again on the same data directory and ports, with the Envoys and
+    /// apps left running (they reconnect as they would to a restarted meshd).
+    func restartControlPlane() async throws {
+        task.cancel()
+        _ = await task.result
+        var options = controlPlane.options
+        options.xdsAddress.port = UInt32(xdsPort)
+        options.adminAddress.port = UInt32(adminPort)
+        // The old listeners may take a moment to close.
+        var failure = ""
+        for _ in 0..<50 {
+            let restarted = try ControlPlane(options: options, logger: logger)
+            controlPlane = restarted
+            task = Task { try await restarted.run() }
+            let ports = (await restarted.boundXDSPort(), await restarted.boundAdminPort())
+            if ports == (xdsPort, adminPort) { return }
+            if case .failure(let error) = await task.result { failure = "\(error)" }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw HTTPProbe.Failure(description: "the restarted meshd did not listen on its ports again: \(failure)")
+    }
 
     /// How a test client reaches the xDS port (TLS verified against meshd's root, unless plaintext).
     var security: XDSClientSecurity {
@@ -98,6 +122,33 @@ final class MeshHarness: @unchecked Sendable {
             adminAddress: bootstrap.effectiveAdminAddress, directory: directory)
         envoys.append(envoy)
         try await envoy.waitUntilReady()
+        return envoy
+    }
+
+    /// Starts a proxy that registers into WorkloadGroup `group` at `address` (Istio's
+    /// auto-registration), with a bootstrap as `meshctl bootstrap --workload-group` makes it plus
+    /// `labels` (node `LABELS`, which the entry takes); waits until it is ready unless `wait` is
+    /// false. `token` defaults to one limited to the group.
+    @discardableResult
+    func startRegisteredSidecar(
+        _ namespace: String, group: String, address: String, labels: [String: String] = [:], as label: String, token: String? = nil, wait: Bool = true
+    ) async throws -> EnvoyProcess {
+        let snapshot = controlPlane.store.publisher.current
+        let workloadGroup = try #require(snapshot.workloadGroups[.init(namespace: namespace, name: group)])
+        var template = workloadGroup.spec.template
+        template.address = address
+        template.labels = (template.labels ?? [:]).merging(labels) { $1 }
+        let workload = WorkloadInstance(entry: template, name: AutoRegistration.entryName(group: group, address: address), namespace: namespace, source: nil)
+        let token = try token ?? controlPlane.tokens.mint(
+            namespace: namespace, serviceAccount: workload.serviceAccount, ttl: nil, workloadGroup: "\(namespace)/\(group)").token
+        let bootstrap = BootstrapBuilder(
+            workload: workload, xdsAddress: xdsAddress, token: token,
+            xdsTrustBundlePEM: controlPlane.options.xdsPlaintext ? nil : try controlPlane.certificates.trustBundlePEM(),
+            delta: Self.deltaByDefault, fips: snapshot.settings.fips, autoRegisterGroup: group, probe: workloadGroup.spec.probe)
+        let envoy = try EnvoyProcess.start(
+            name: label, bootstrapJSON: ConfigJSON.encode(bootstrap.configValue, pretty: true), adminAddress: bootstrap.effectiveAdminAddress, directory: directory)
+        envoys.append(envoy)
+        if wait { try await envoy.waitUntilReady() }
         return envoy
     }
 
@@ -178,15 +229,27 @@ func workloadYAML(
     egressHosts: [String] = ["./*"], locality: String? = nil
 ) -> String {
     let labelText = labels.keys.sorted().map { "\($0): \(labels[$0]!)" }.joined(separator: ", ")
-    let ingress = ports.map { port in
-        "  - port: {number: \(port), protocol: \(`protocol`), name: \(`protocol`.lowercased())-\(port)}\n    defaultEndpoint: 127.\(block).2.\(host):\(port)\n"
-    }.joined()
     return """
         apiVersion: networking.istio.io/v1
         kind: WorkloadEntry
         metadata: {name: \(name), namespace: \(namespace)}
         spec: {address: 127.\(block).0.\(host), serviceAccount: \(serviceAccount), labels: {\(labelText)}\(locality.map { ", locality: \($0)" } ?? "")}
         ---
+        \(sidecarYAML(name, namespace: namespace, block: block, host: host, labels: labels, ports: ports, protocol: `protocol`, egressHosts: egressHosts))
+        """
+}
+
+/// The Sidecar of ``workloadYAML(_:namespace:block:host:labels:serviceAccount:ports:protocol:egressHosts:locality:)``
+/// alone (for a workload whose entry meshd makes).
+func sidecarYAML(
+    _ name: String, namespace: String, block: Int, host: Int, labels: [String: String], ports: [Int] = [8080], protocol: String = "HTTP",
+    egressHosts: [String] = ["./*"]
+) -> String {
+    let labelText = labels.keys.sorted().map { "\($0): \(labels[$0]!)" }.joined(separator: ", ")
+    let ingress = ports.map { port in
+        "  - port: {number: \(port), protocol: \(`protocol`), name: \(`protocol`.lowercased())-\(port)}\n    defaultEndpoint: 127.\(block).2.\(host):\(port)\n"
+    }.joined()
+    return """
         apiVersion: networking.istio.io/v1
         kind: Sidecar
         metadata: {name: \(name), namespace: \(namespace)}

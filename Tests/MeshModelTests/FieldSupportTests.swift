@@ -17,6 +17,7 @@ struct FieldInventory {
     static let specMessages: [ResourceKind: String] = [
         .serviceEntry: "istio.networking.v1alpha3.ServiceEntry",
         .workloadEntry: "istio.networking.v1alpha3.WorkloadEntry",
+        .workloadGroup: "istio.networking.v1alpha3.WorkloadGroup",
         .virtualService: "istio.networking.v1alpha3.VirtualService",
         .destinationRule: "istio.networking.v1alpha3.DestinationRule",
         .sidecar: "istio.networking.v1alpha3.Sidecar",

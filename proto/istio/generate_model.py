@@ -22,6 +22,7 @@ TOP = os.path.dirname(os.path.dirname(HERE))
 ROOTS = [
     "istio.networking.v1alpha3.ServiceEntry",
     "istio.networking.v1alpha3.WorkloadEntry",
+    "istio.networking.v1alpha3.WorkloadGroup",
     "istio.networking.v1alpha3.VirtualService",
     "istio.networking.v1alpha3.DestinationRule",
     "istio.networking.v1alpha3.Sidecar",
@@ -51,6 +52,7 @@ RENAMES = {
     "istio.telemetry.v1alpha1.MetricsOverrides": "MetricsOverrides",
     "istio.mesh.v1alpha1.ProxyConfig": "MeshProxyConfig",
     "istio.mesh.v1alpha1.Tracing": "MeshProxyTracing",
+    "istio.networking.v1alpha3.WorkloadGroup.ObjectMeta": "WorkloadGroupMetadata",
 }
 
 SCALARS = {

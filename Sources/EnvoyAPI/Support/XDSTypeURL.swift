@@ -14,6 +14,9 @@ public enum XDSTypeURL {
     /// Every type meshd serves, in the order a change is pushed: clusters before their endpoints,
     /// both before the listeners and routes that use them, secrets last.
     public static let pushOrder = [cluster, endpoint, listener, route, secret]
+    /// Not a resource: the type Istio's agent sends its workload's probe result under (a request
+    /// with `error_detail` set reports the probe failing, without it passing).
+    public static let healthInformation = "type.googleapis.com/istio.v1.HealthInformation"
 
     /// Types whose subscription is a wildcard by default (the whole set is always sent).
     public static let wildcardTypes: Set<String> = [listener, cluster]

@@ -577,6 +577,31 @@ public struct DestinationRule: IstioMessage {
     }
 }
 
+/// Istio `istio.networking.v1alpha3.ExecHealthCheckConfig`: the fields users write under this key, by their YAML names.
+public struct ExecHealthCheckConfig: IstioMessage {
+    /// `command` (field 1); required.
+    public var command: [String]
+
+    /// Creates a value from its fields.
+    public init(command: [String]) {
+        self.command = command
+    }
+
+    /// Decodes strictly: unknown fields, wrong types, missing required fields and
+    /// conflicting oneof members are errors naming the field path.
+    public init(config source: ConfigValue, at location: FieldPath) throws(SchemaError) {
+        let reader = try ObjectReader(source, at: location, type: "ExecHealthCheckConfig", fields: ["command"])
+        self.command = try reader.required("command")
+    }
+
+    /// The value in its YAML/JSON shape; unset fields are left out.
+    public var configValue: ConfigValue {
+        var writer = ObjectWriter()
+        writer.set("command", self.command)
+        return writer.value
+    }
+}
+
 /// Istio `istio.networking.v1alpha3.Gateway`: the fields users write under this key, by their YAML names.
 public struct Gateway: IstioMessage {
     /// `servers` (field 1).
@@ -603,6 +628,36 @@ public struct Gateway: IstioMessage {
         var writer = ObjectWriter()
         writer.set("servers", self.servers)
         writer.set("selector", self.selector)
+        return writer.value
+    }
+}
+
+/// Istio `istio.networking.v1alpha3.GrpcHealthCheckConfig`: the fields users write under this key, by their YAML names.
+public struct GrpcHealthCheckConfig: IstioMessage {
+    /// `port` (field 1).
+    public var port: UInt32?
+    /// `service` (field 2).
+    public var service: String?
+
+    /// Creates a value from its fields.
+    public init(port: UInt32? = nil, service: String? = nil) {
+        self.port = port
+        self.service = service
+    }
+
+    /// Decodes strictly: unknown fields, wrong types, missing required fields and
+    /// conflicting oneof members are errors naming the field path.
+    public init(config source: ConfigValue, at location: FieldPath) throws(SchemaError) {
+        let reader = try ObjectReader(source, at: location, type: "GrpcHealthCheckConfig", fields: ["port", "service"])
+        self.port = try reader.optional("port")
+        self.service = try reader.optional("service")
+    }
+
+    /// The value in its YAML/JSON shape; unset fields are left out.
+    public var configValue: ConfigValue {
+        var writer = ObjectWriter()
+        writer.set("port", self.port)
+        writer.set("service", self.service)
         return writer.value
     }
 }
@@ -693,6 +748,81 @@ public struct HTTPFaultInjection: IstioMessage {
         var writer = ObjectWriter()
         writer.set("delay", self.delay)
         writer.set("abort", self.abort)
+        return writer.value
+    }
+}
+
+/// Istio `istio.networking.v1alpha3.HTTPHeader`: the fields users write under this key, by their YAML names.
+public struct HTTPHeader: IstioMessage {
+    /// `name` (field 1).
+    public var name: String?
+    /// `value` (field 2).
+    public var value: String?
+
+    /// Creates a value from its fields.
+    public init(name: String? = nil, value: String? = nil) {
+        self.name = name
+        self.value = value
+    }
+
+    /// Decodes strictly: unknown fields, wrong types, missing required fields and
+    /// conflicting oneof members are errors naming the field path.
+    public init(config source: ConfigValue, at location: FieldPath) throws(SchemaError) {
+        let reader = try ObjectReader(source, at: location, type: "HTTPHeader", fields: ["name", "value"])
+        self.name = try reader.optional("name")
+        self.value = try reader.optional("value")
+    }
+
+    /// The value in its YAML/JSON shape; unset fields are left out.
+    public var configValue: ConfigValue {
+        var writer = ObjectWriter()
+        writer.set("name", self.name)
+        writer.set("value", self.value)
+        return writer.value
+    }
+}
+
+/// Istio `istio.networking.v1alpha3.HTTPHealthCheckConfig`: the fields users write under this key, by their YAML names.
+public struct HTTPHealthCheckConfig: IstioMessage {
+    /// `path` (field 1).
+    public var path: String?
+    /// `port` (field 2); required.
+    public var port: UInt32
+    /// `host` (field 3).
+    public var host: String?
+    /// `scheme` (field 4).
+    public var scheme: String?
+    /// `httpHeaders` (field 5).
+    public var httpHeaders: [HTTPHeader]?
+
+    /// Creates a value from its fields.
+    public init(path: String? = nil, port: UInt32, host: String? = nil, scheme: String? = nil, httpHeaders: [HTTPHeader]? = nil) {
+        self.path = path
+        self.port = port
+        self.host = host
+        self.scheme = scheme
+        self.httpHeaders = httpHeaders
+    }
+
+    /// Decodes strictly: unknown fields, wrong types, missing required fields and
+    /// conflicting oneof members are errors naming the field path.
+    public init(config source: ConfigValue, at location: FieldPath) throws(SchemaError) {
+        let reader = try ObjectReader(source, at: location, type: "HTTPHealthCheckConfig", fields: ["path", "port", "host", "scheme", "httpHeaders"])
+        self.path = try reader.optional("path")
+        self.port = try reader.required("port")
+        self.host = try reader.optional("host")
+        self.scheme = try reader.optional("scheme")
+        self.httpHeaders = try reader.optional("httpHeaders")
+    }
+
+    /// The value in its YAML/JSON shape; unset fields are left out.
+    public var configValue: ConfigValue {
+        var writer = ObjectWriter()
+        writer.set("path", self.path)
+        writer.set("port", self.port)
+        writer.set("host", self.host)
+        writer.set("scheme", self.scheme)
+        writer.set("httpHeaders", self.httpHeaders)
         return writer.value
     }
 }
@@ -1992,6 +2122,71 @@ public struct ProviderRef: IstioMessage {
     }
 }
 
+/// Istio `istio.networking.v1alpha3.ReadinessProbe`: the fields users write under this key, by their YAML names.
+public struct ReadinessProbe: IstioMessage {
+    /// `initialDelaySeconds` (field 2).
+    public var initialDelaySeconds: Int32?
+    /// `timeoutSeconds` (field 3).
+    public var timeoutSeconds: Int32?
+    /// `periodSeconds` (field 4).
+    public var periodSeconds: Int32?
+    /// `successThreshold` (field 5).
+    public var successThreshold: Int32?
+    /// `failureThreshold` (field 6).
+    public var failureThreshold: Int32?
+    /// `httpGet` (field 7); oneof `health_check_method`.
+    public var httpGet: HTTPHealthCheckConfig?
+    /// `tcpSocket` (field 8); oneof `health_check_method`.
+    public var tcpSocket: TCPHealthCheckConfig?
+    /// `exec` (field 9); oneof `health_check_method`.
+    public var exec: ExecHealthCheckConfig?
+    /// `grpc` (field 10); oneof `health_check_method`.
+    public var grpc: GrpcHealthCheckConfig?
+
+    /// Creates a value from its fields.
+    public init(initialDelaySeconds: Int32? = nil, timeoutSeconds: Int32? = nil, periodSeconds: Int32? = nil, successThreshold: Int32? = nil, failureThreshold: Int32? = nil, httpGet: HTTPHealthCheckConfig? = nil, tcpSocket: TCPHealthCheckConfig? = nil, exec: ExecHealthCheckConfig? = nil, grpc: GrpcHealthCheckConfig? = nil) {
+        self.initialDelaySeconds = initialDelaySeconds
+        self.timeoutSeconds = timeoutSeconds
+        self.periodSeconds = periodSeconds
+        self.successThreshold = successThreshold
+        self.failureThreshold = failureThreshold
+        self.httpGet = httpGet
+        self.tcpSocket = tcpSocket
+        self.exec = exec
+        self.grpc = grpc
+    }
+
+    /// Decodes strictly: unknown fields, wrong types, missing required fields and
+    /// conflicting oneof members are errors naming the field path.
+    public init(config source: ConfigValue, at location: FieldPath) throws(SchemaError) {
+        let reader = try ObjectReader(source, at: location, type: "ReadinessProbe", fields: ["initialDelaySeconds", "timeoutSeconds", "periodSeconds", "successThreshold", "failureThreshold", "httpGet", "tcpSocket", "exec", "grpc"], oneofs: [["httpGet", "tcpSocket", "exec", "grpc"]])
+        self.initialDelaySeconds = try reader.optional("initialDelaySeconds")
+        self.timeoutSeconds = try reader.optional("timeoutSeconds")
+        self.periodSeconds = try reader.optional("periodSeconds")
+        self.successThreshold = try reader.optional("successThreshold")
+        self.failureThreshold = try reader.optional("failureThreshold")
+        self.httpGet = try reader.optional("httpGet")
+        self.tcpSocket = try reader.optional("tcpSocket")
+        self.exec = try reader.optional("exec")
+        self.grpc = try reader.optional("grpc")
+    }
+
+    /// The value in its YAML/JSON shape; unset fields are left out.
+    public var configValue: ConfigValue {
+        var writer = ObjectWriter()
+        writer.set("initialDelaySeconds", self.initialDelaySeconds)
+        writer.set("timeoutSeconds", self.timeoutSeconds)
+        writer.set("periodSeconds", self.periodSeconds)
+        writer.set("successThreshold", self.successThreshold)
+        writer.set("failureThreshold", self.failureThreshold)
+        writer.set("httpGet", self.httpGet)
+        writer.set("tcpSocket", self.tcpSocket)
+        writer.set("exec", self.exec)
+        writer.set("grpc", self.grpc)
+        return writer.value
+    }
+}
+
 /// Istio `istio.networking.v1alpha3.RegexRewrite`: the fields users write under this key, by their YAML names.
 public struct RegexRewrite: IstioMessage {
     /// `match` (field 1).
@@ -2503,6 +2698,36 @@ public struct Subset: IstioMessage {
         writer.set("name", self.name)
         writer.set("labels", self.labels)
         writer.set("trafficPolicy", self.trafficPolicy)
+        return writer.value
+    }
+}
+
+/// Istio `istio.networking.v1alpha3.TCPHealthCheckConfig`: the fields users write under this key, by their YAML names.
+public struct TCPHealthCheckConfig: IstioMessage {
+    /// `host` (field 1).
+    public var host: String?
+    /// `port` (field 2); required.
+    public var port: UInt32
+
+    /// Creates a value from its fields.
+    public init(host: String? = nil, port: UInt32) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Decodes strictly: unknown fields, wrong types, missing required fields and
+    /// conflicting oneof members are errors naming the field path.
+    public init(config source: ConfigValue, at location: FieldPath) throws(SchemaError) {
+        let reader = try ObjectReader(source, at: location, type: "TCPHealthCheckConfig", fields: ["host", "port"])
+        self.host = try reader.optional("host")
+        self.port = try reader.required("port")
+    }
+
+    /// The value in its YAML/JSON shape; unset fields are left out.
+    public var configValue: ConfigValue {
+        var writer = ObjectWriter()
+        writer.set("host", self.host)
+        writer.set("port", self.port)
         return writer.value
     }
 }
@@ -3033,6 +3258,71 @@ public struct WorkloadEntry: IstioMessage {
         writer.set("locality", self.locality)
         writer.set("weight", self.weight)
         writer.set("serviceAccount", self.serviceAccount)
+        return writer.value
+    }
+}
+
+/// Istio `istio.networking.v1alpha3.WorkloadGroup`: the fields users write under this key, by their YAML names.
+public struct WorkloadGroup: IstioMessage {
+    /// `metadata` (field 1).
+    public var metadata: WorkloadGroupMetadata?
+    /// `template` (field 2); required.
+    public var template: WorkloadEntry
+    /// `probe` (field 3).
+    public var probe: ReadinessProbe?
+
+    /// Creates a value from its fields.
+    public init(metadata: WorkloadGroupMetadata? = nil, template: WorkloadEntry, probe: ReadinessProbe? = nil) {
+        self.metadata = metadata
+        self.template = template
+        self.probe = probe
+    }
+
+    /// Decodes strictly: unknown fields, wrong types, missing required fields and
+    /// conflicting oneof members are errors naming the field path.
+    public init(config source: ConfigValue, at location: FieldPath) throws(SchemaError) {
+        let reader = try ObjectReader(source, at: location, type: "WorkloadGroup", fields: ["metadata", "template", "probe"])
+        self.metadata = try reader.optional("metadata")
+        self.template = try reader.required("template")
+        self.probe = try reader.optional("probe")
+    }
+
+    /// The value in its YAML/JSON shape; unset fields are left out.
+    public var configValue: ConfigValue {
+        var writer = ObjectWriter()
+        writer.set("metadata", self.metadata)
+        writer.set("template", self.template)
+        writer.set("probe", self.probe)
+        return writer.value
+    }
+}
+
+/// Istio `istio.networking.v1alpha3.WorkloadGroup.ObjectMeta`: the fields users write under this key, by their YAML names.
+public struct WorkloadGroupMetadata: IstioMessage {
+    /// `labels` (field 1).
+    public var labels: [String: String]?
+    /// `annotations` (field 2).
+    public var annotations: [String: String]?
+
+    /// Creates a value from its fields.
+    public init(labels: [String: String]? = nil, annotations: [String: String]? = nil) {
+        self.labels = labels
+        self.annotations = annotations
+    }
+
+    /// Decodes strictly: unknown fields, wrong types, missing required fields and
+    /// conflicting oneof members are errors naming the field path.
+    public init(config source: ConfigValue, at location: FieldPath) throws(SchemaError) {
+        let reader = try ObjectReader(source, at: location, type: "WorkloadGroupMetadata", fields: ["labels", "annotations"])
+        self.labels = try reader.optional("labels")
+        self.annotations = try reader.optional("annotations")
+    }
+
+    /// The value in its YAML/JSON shape; unset fields are left out.
+    public var configValue: ConfigValue {
+        var writer = ObjectWriter()
+        writer.set("labels", self.labels)
+        writer.set("annotations", self.annotations)
         return writer.value
     }
 }

@@ -38,13 +38,21 @@ public struct ServiceRegistry: Sendable {
     public let services: [MeshService]
     /// Every WorkloadEntry, by id.
     public let workloads: [WorkloadID: WorkloadInstance]
+    /// The workloads that take no traffic (their probe fails).
+    public let unready: Set<WorkloadID>
     private let instancesByService: [ServiceID: [WorkloadInstance]]
     private let servicesByHost: [String: [MeshService]]
     /// Positions in `services` of each namespace's services, ascending.
     private let serviceIndexesByNamespace: [String: [Int]]
 
     /// Builds the registry. Hosts without a dot resolve in the ServiceEntry's namespace.
-    public init(serviceEntries: [Configured<ServiceEntry>], workloadEntries: [Configured<WorkloadEntry>], domainSuffix: String = HostName.defaultDomainSuffix) {
+    /// Workloads in `unready` (failing their probe) are behind no service; their own proxies are
+    /// still served.
+    public init(
+        serviceEntries: [Configured<ServiceEntry>], workloadEntries: [Configured<WorkloadEntry>], unready: Set<WorkloadID> = [],
+        domainSuffix: String = HostName.defaultDomainSuffix
+    ) {
+        self.unready = unready
         var workloads: [WorkloadID: WorkloadInstance] = [:]
         var workloadsByNamespace: [String: [WorkloadInstance]] = [:]
         for entry in workloadEntries {
@@ -68,7 +76,9 @@ public struct ServiceRegistry: Sendable {
             let selector = spec.workloadSelector?.labels
             var members: [WorkloadInstance] = []
             if let selector {
-                members = (workloadsByNamespace[namespace] ?? []).filter { $0.matches(selector) }
+                members = (workloadsByNamespace[namespace] ?? []).filter {
+                    $0.matches(selector) && !unready.contains(WorkloadID(namespace: $0.namespace, name: $0.name))
+                }
             }
             for (index, endpoint) in (spec.endpoints ?? []).enumerated() {
                 members.append(WorkloadInstance(entry: endpoint, name: "\(entry.metadata.name)/\(index)", namespace: namespace, source: nil))

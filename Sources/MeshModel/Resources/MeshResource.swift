@@ -97,7 +97,7 @@ extension MeshResource {
             let specValue: ConfigValue
             if kind == .secret {
                 specValue = .object(ConfigObject((object ?? ConfigObject()).pairs.filter { body.contains($0.key) }.map { ($0.key, $0.value) }))
-            } else if kind == .serviceEntry || kind == .workloadEntry {
+            } else if kind == .serviceEntry || kind == .workloadEntry || kind == .workloadGroup {
                 specValue = try reader.required("spec")
             } else {
                 specValue = try reader.optional("spec") ?? .object(ConfigObject())

@@ -3,6 +3,7 @@
 public enum ResourceKind: String, CaseIterable, Hashable, Sendable, Comparable {
     case serviceEntry = "ServiceEntry"
     case workloadEntry = "WorkloadEntry"
+    case workloadGroup = "WorkloadGroup"
     case virtualService = "VirtualService"
     case destinationRule = "DestinationRule"
     case sidecar = "Sidecar"
@@ -16,7 +17,7 @@ public enum ResourceKind: String, CaseIterable, Hashable, Sendable, Comparable {
     /// The API group (`networking.istio.io`, `security.istio.io`, `telemetry.istio.io`).
     public var group: String {
         switch self {
-        case .serviceEntry, .workloadEntry, .virtualService, .destinationRule, .sidecar, .gateway:
+        case .serviceEntry, .workloadEntry, .workloadGroup, .virtualService, .destinationRule, .sidecar, .gateway:
             "networking.istio.io"
         case .peerAuthentication, .authorizationPolicy, .requestAuthentication:
             "security.istio.io"
@@ -52,6 +53,7 @@ public enum ResourceKind: String, CaseIterable, Hashable, Sendable, Comparable {
         switch self {
         case .serviceEntry: "serviceentries"
         case .workloadEntry: "workloadentries"
+        case .workloadGroup: "workloadgroups"
         case .virtualService: "virtualservices"
         case .destinationRule: "destinationrules"
         case .sidecar: "sidecars"

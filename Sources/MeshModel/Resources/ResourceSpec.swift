@@ -2,6 +2,7 @@
 public enum ResourceSpec: Hashable, Sendable {
     case serviceEntry(ServiceEntry)
     case workloadEntry(WorkloadEntry)
+    case workloadGroup(WorkloadGroup)
     case virtualService(VirtualService)
     case destinationRule(DestinationRule)
     case sidecar(Sidecar)
@@ -18,6 +19,7 @@ public enum ResourceSpec: Hashable, Sendable {
         switch self {
         case .serviceEntry: .serviceEntry
         case .workloadEntry: .workloadEntry
+        case .workloadGroup: .workloadGroup
         case .virtualService: .virtualService
         case .destinationRule: .destinationRule
         case .sidecar: .sidecar
@@ -35,6 +37,7 @@ public enum ResourceSpec: Hashable, Sendable {
         switch kind {
         case .serviceEntry: self = .serviceEntry(try ServiceEntry(config: source, at: path))
         case .workloadEntry: self = .workloadEntry(try WorkloadEntry(config: source, at: path))
+        case .workloadGroup: self = .workloadGroup(try WorkloadGroup(config: source, at: path))
         case .virtualService: self = .virtualService(try VirtualService(config: source, at: path))
         case .destinationRule: self = .destinationRule(try DestinationRule(config: source, at: path))
         case .sidecar: self = .sidecar(try Sidecar(config: source, at: path))
@@ -52,6 +55,7 @@ public enum ResourceSpec: Hashable, Sendable {
         switch self {
         case .serviceEntry(let spec): spec.configValue
         case .workloadEntry(let spec): spec.configValue
+        case .workloadGroup(let spec): spec.configValue
         case .virtualService(let spec): spec.configValue
         case .destinationRule(let spec): spec.configValue
         case .sidecar(let spec): spec.configValue

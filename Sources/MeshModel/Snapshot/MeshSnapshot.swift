@@ -22,6 +22,10 @@ public struct MeshSnapshot: Sendable {
     public let serviceEntries: [Configured<ServiceEntry>]
     /// WorkloadEntries, sorted by key.
     public let workloadEntries: [Configured<WorkloadEntry>]
+    /// WorkloadGroups, by namespace and name.
+    public let workloadGroups: [ServiceRegistry.WorkloadID: Configured<WorkloadGroup>]
+    /// What the proxies of auto-registered workloads last reported of their probes.
+    public let health: [ServiceRegistry.WorkloadID: WorkloadHealth]
     /// VirtualServices, sorted by key.
     public let virtualServices: [Configured<VirtualService>]
     /// DestinationRules, sorted by key.
@@ -45,9 +49,14 @@ public struct MeshSnapshot: Sendable {
     public let jwks: [String: String]
 
     /// Builds a snapshot of `resources` (later duplicates of a key replace earlier ones).
-    public init(revision: UInt64, settings: MeshSettings = MeshSettings(), mesh: MeshTelemetry = .default, resources: [MeshResource], jwks: [String: String] = [:]) {
+    /// `health`: the probe reports of auto-registered workloads (see ``isReady(_:)``).
+    public init(
+        revision: UInt64, settings: MeshSettings = MeshSettings(), mesh: MeshTelemetry = .default, resources: [MeshResource], jwks: [String: String] = [:],
+        health: [ServiceRegistry.WorkloadID: WorkloadHealth] = [:]
+    ) {
         self.revision = revision
         self.jwks = jwks
+        self.health = health
         self.settings = settings
         self.mesh = mesh
         var byKey: [ResourceKey: MeshResource] = [:]
@@ -56,6 +65,7 @@ public struct MeshSnapshot: Sendable {
         let sorted = byKey.keys.sorted().map { byKey[$0]! }
         var serviceEntries: [Configured<ServiceEntry>] = []
         var workloadEntries: [Configured<WorkloadEntry>] = []
+        var workloadGroups: [ServiceRegistry.WorkloadID: Configured<WorkloadGroup>] = [:]
         var virtualServices: [Configured<VirtualService>] = []
         var destinationRules: [Configured<DestinationRule>] = []
         var sidecars: [Configured<Sidecar>] = []
@@ -69,6 +79,8 @@ public struct MeshSnapshot: Sendable {
             switch resource.spec {
             case .serviceEntry(let spec): serviceEntries.append(Configured(metadata: meta, spec: spec, kind: .serviceEntry))
             case .workloadEntry(let spec): workloadEntries.append(Configured(metadata: meta, spec: spec, kind: .workloadEntry))
+            case .workloadGroup(let spec):
+                workloadGroups[ServiceRegistry.WorkloadID(namespace: meta.namespace, name: meta.name)] = Configured(metadata: meta, spec: spec, kind: .workloadGroup)
             case .virtualService(let spec): virtualServices.append(Configured(metadata: meta, spec: spec, kind: .virtualService))
             case .destinationRule(let spec): destinationRules.append(Configured(metadata: meta, spec: spec, kind: .destinationRule))
             case .sidecar(let spec): sidecars.append(Configured(metadata: meta, spec: spec, kind: .sidecar))
@@ -82,6 +94,7 @@ public struct MeshSnapshot: Sendable {
         }
         self.serviceEntries = serviceEntries
         self.workloadEntries = workloadEntries
+        self.workloadGroups = workloadGroups
         self.virtualServices = virtualServices
         self.destinationRules = destinationRules
         destinationRulesByNamespace = Dictionary(grouping: destinationRules, by: \.metadata.namespace)
@@ -91,7 +104,37 @@ public struct MeshSnapshot: Sendable {
         self.authorizationPolicies = authorizationPolicies
         self.telemetries = telemetries
         self.requestAuthentications = requestAuthentications
-        self.registry = ServiceRegistry(serviceEntries: serviceEntries, workloadEntries: workloadEntries, domainSuffix: settings.domainSuffix)
+        let unready = Set(workloadEntries.compactMap { entry -> ServiceRegistry.WorkloadID? in
+            let id = ServiceRegistry.WorkloadID(namespace: entry.metadata.namespace, name: entry.metadata.name)
+            return Self.isReady(entry.metadata, report: health[id], groups: workloadGroups) ? nil : id
+        })
+        self.registry = ServiceRegistry(serviceEntries: serviceEntries, workloadEntries: workloadEntries, unready: unready, domainSuffix: settings.domainSuffix)
+    }
+
+    /// Whether the workload of a WorkloadEntry takes traffic: an auto-registered entry whose
+    /// group has a probe is ready once its proxy reported the probe passing, and not while it
+    /// reports it failing (Istio's agent and istiod); any other entry is always ready.
+    private static func isReady(
+        _ metadata: ObjectMeta, report: WorkloadHealth?, groups: [ServiceRegistry.WorkloadID: Configured<WorkloadGroup>]
+    ) -> Bool {
+        guard let group = metadata.annotations[AutoRegistration.groupAnnotation], !group.isEmpty else { return true }
+        if let report { return report.healthy }
+        return groups[ServiceRegistry.WorkloadID(namespace: metadata.namespace, name: group)]?.spec.probe == nil
+    }
+
+    /// The readiness of `workload` as Istio shows it on a WorkloadEntry (its `Healthy`
+    /// condition): `nil` for a workload whose group has no probe and that sent no report.
+    public func healthCondition(of workload: ServiceRegistry.WorkloadID) -> (status: String, message: String?)? {
+        let key = ResourceKey(kind: .workloadEntry, namespace: workload.namespace, name: workload.name)
+        guard let group = resources[key]?.autoRegistrationGroup else { return nil }
+        if let report = health[workload] { return (report.healthy ? "True" : "False", report.message) }
+        guard workloadGroups[ServiceRegistry.WorkloadID(namespace: workload.namespace, name: group)]?.spec.probe != nil else { return nil }
+        return ("Unknown", "no probe result yet: the workload takes no traffic until its proxy reports the probe passing")
+    }
+
+    /// Whether `workload` takes traffic (see ``MeshSnapshot/init(revision:settings:mesh:resources:jwks:health:)``).
+    public func isReady(_ workload: ServiceRegistry.WorkloadID) -> Bool {
+        !registry.unready.contains(workload)
     }
 
     /// The Secret `name` of `namespace`, if there is one.
@@ -128,6 +171,6 @@ public struct MeshSnapshot: Sendable {
     public func adding(_ candidates: [MeshResource]) -> MeshSnapshot {
         var byKey = Dictionary(allResources.map { ($0.key, $0) }, uniquingKeysWith: { $1 })
         for resource in candidates { byKey[resource.key] = resource }
-        return MeshSnapshot(revision: revision + 1, settings: settings, mesh: mesh, resources: byKey.values.sorted { $0.key < $1.key }, jwks: jwks)
+        return MeshSnapshot(revision: revision + 1, settings: settings, mesh: mesh, resources: byKey.values.sorted { $0.key < $1.key }, jwks: jwks, health: health)
     }
 }

@@ -128,6 +128,12 @@ public enum FieldSupport {
             endpoints.labels endpoints.locality endpoints.weight endpoints.serviceAccount workloadSelector.labels exportTo subjectAltNames
             """,
         .workloadEntry: "address ports labels locality weight serviceAccount",
+        .workloadGroup: """
+            metadata.labels metadata.annotations template.ports template.labels template.locality template.weight
+            template.serviceAccount probe.initialDelaySeconds probe.timeoutSeconds probe.periodSeconds probe.successThreshold
+            probe.failureThreshold probe.httpGet.path probe.httpGet.port probe.httpGet.host
+            probe.httpGet.httpHeaders.name probe.httpGet.httpHeaders.value probe.tcpSocket.host probe.tcpSocket.port probe.exec.command
+            """,
         .virtualService: """
             hosts exportTo gateways http.match.gateways tcp.match.gateways
             http.name http.match.name http.match.uri.exact http.match.uri.prefix http.match.uri.regex http.match.scheme.exact
@@ -233,6 +239,11 @@ public enum FieldSupport {
         .workloadEntry: [
             "network": "meshd serves one network; multi-network meshes are not supported",
         ],
+        .workloadGroup: [
+            "template.network": "meshd serves one network; multi-network meshes are not supported",
+            "template.address": "each auto-registered WorkloadEntry takes its address from its proxy; leave it out of the template",
+            "probe.grpc": "gRPC health probes are not supported by meshd yet; use httpGet, tcpSocket or exec",
+        ],
         .virtualService: [
             "http.delegate": "delegate VirtualServices are not supported by meshd yet; write the routes in this VirtualService",
             "http.redirect.derivePort": "derivePort is not supported by meshd yet; give the port",
@@ -291,6 +302,9 @@ public enum FieldSupport {
 
     /// Fields meshd acts on for some values and refuses for others (`Validation` names them).
     static let partly: [ResourceKind: [String: String]] = [
+        .workloadGroup: [
+            "probe.httpGet.scheme": "HTTPS is refused (meshd's prober speaks HTTP)",
+        ],
         .serviceEntry: [
             "resolution": "DYNAMIC_DNS is refused",
             "addresses": "CIDR blocks are refused (without traffic capture no destination address selects a service); IP addresses are host names of the service",

@@ -45,9 +45,13 @@ extension Checker {
         exportTo(entry.exportTo)
     }
 
-    mutating func check(_ entry: WorkloadEntry, at path: FieldPath, requireIP: Bool = true) {
+    mutating func check(_ entry: WorkloadEntry, at path: FieldPath, requireIP: Bool = true, template: Bool = false) {
         let addressPath = path.appending("address")
-        if let address = entry.address, !address.isEmpty {
+        if template {
+            if let address = entry.address, !address.isEmpty {
+                fail(addressPath, "each auto-registered WorkloadEntry takes its address from its proxy; leave it out of the template")
+            }
+        } else if let address = entry.address, !address.isEmpty {
             if !address.hasPrefix("unix://"), IPAddress(address) == nil {
                 if requireIP {
                     fail(addressPath, "\"\(address)\" is not an IP address")
@@ -64,6 +68,39 @@ extension Checker {
         labels(entry.labels, at: path.appending("labels"))
         if let account = entry.serviceAccount, !account.isEmpty {
             add(NameRules.problems(name: account, at: path.appending("serviceAccount")))
+        }
+    }
+
+    /// Istio's rules for a WorkloadGroup: a template without an address, labels that are labels,
+    /// and a probe with exactly one method.
+    mutating func check(_ group: WorkloadGroup) {
+        labels(group.metadata?.labels, at: root.appending("metadata").appending("labels"))
+        check(group.template, at: root.appending("template"), template: true)
+        guard let probe = group.probe else { return }
+        let path = root.appending("probe")
+        let methods = [probe.httpGet != nil, probe.tcpSocket != nil, probe.exec != nil, probe.grpc != nil].filter { $0 }.count
+        if methods == 0 { fail(path, "a probe needs one of httpGet, tcpSocket or exec") }
+        for (name, value) in [
+            ("initialDelaySeconds", probe.initialDelaySeconds), ("timeoutSeconds", probe.timeoutSeconds), ("periodSeconds", probe.periodSeconds),
+            ("successThreshold", probe.successThreshold), ("failureThreshold", probe.failureThreshold),
+        ] {
+            nonNegative(value, at: path.appending(name))
+        }
+        if let http = probe.httpGet {
+            port(http.port, at: path.appending("httpGet").appending("port"))
+            if let scheme = http.scheme, !scheme.isEmpty, scheme.uppercased() != "HTTP" {
+                fail(path.appending("httpGet").appending("scheme"), "meshd's prober speaks HTTP only; probe an HTTP port (or use tcpSocket)")
+            }
+            if let probePath = http.path, !probePath.isEmpty, !probePath.hasPrefix("/") {
+                fail(path.appending("httpGet").appending("path"), "the path must start with /")
+            }
+            for (index, header) in (http.httpHeaders ?? []).enumerated() where (header.name ?? "").isEmpty {
+                fail(path.appending("httpGet").appending("httpHeaders").appending(index: index).appending("name"), "a header needs a name")
+            }
+        }
+        if let tcp = probe.tcpSocket { port(tcp.port, at: path.appending("tcpSocket").appending("port")) }
+        if let exec = probe.exec, exec.command.isEmpty || exec.command[0].isEmpty {
+            fail(path.appending("exec").appending("command"), "the command must name a program")
         }
     }
 

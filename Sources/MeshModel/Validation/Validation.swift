@@ -9,6 +9,7 @@ public enum Validation {
         switch resource.spec {
         case .serviceEntry(let entry): out.check(entry)
         case .workloadEntry(let entry): out.check(entry, at: spec)
+        case .workloadGroup(let group): out.check(group)
         case .virtualService(let service): out.check(service)
         case .destinationRule(let rule): out.check(rule)
         case .sidecar(let sidecar): out.check(sidecar)
