@@ -141,7 +141,8 @@ public final class ControlPlane: Sendable {
         }
         let grace = options.workloadEntryGracePeriod.components
         registrar = WorkloadAutoRegistrar(
-            store: store, grace: TimeInterval(grace.seconds) + TimeInterval(grace.attoseconds) / 1e18, clock: options.clock, logger: logger)
+            store: store, grace: TimeInterval(grace.seconds) + TimeInterval(grace.attoseconds) / 1e18, healthPath: options.dataDirectory + "/health.json",
+            clock: options.clock, logger: logger)
         proxyStatus = ProxyStatusRegistry()
         pushes = DebouncedPublisher(
             source: store.publisher, debounce: Debounce(quiet: options.debounceAfter, maximum: options.debounceMax), metrics: metricsFactory)
@@ -150,7 +151,7 @@ public final class ControlPlane: Sendable {
             publisher: rollout.output, tokens: tokens, certificates: proxyCertificates,
             allowUnauthenticated: options.allowUnauthenticatedProxies, status: proxyStatus, clock: options.clock, random: options.random,
             limits: options.proxyLimits,
-            adminCredential: adminCredential, registrar: registrar, healthStore: store, controllerName: "meshd@\(ProcessInfo.processInfo.hostName)",
+            adminCredential: adminCredential, registrar: registrar, controllerName: "meshd@\(ProcessInfo.processInfo.hostName)",
             logger: logger, metrics: metricsFactory)
         self.provider = provider
         rollout.attach(provider)

@@ -46,23 +46,21 @@ public final class MeshProxyProvider: ProxyConfigProvider {
     let pushLimiter: PushLimiter
     /// From publication to responses written.
     let pushTimes: PushTimes
-    /// Makes and removes the entries of proxies registering into WorkloadGroups (nil: none are).
+    /// Makes and removes the entries of proxies registering into WorkloadGroups and takes their
+    /// probe reports (nil: no proxy registers, reports are ignored).
     let registrar: WorkloadAutoRegistrar?
-    /// Where probe reports go (nil: they are ignored).
-    private let healthStore: ConfigStore?
 
     /// A provider serving snapshots from `publisher`; without `certificates` no secrets are served.
     public init(
         publisher: SnapshotPublisher, tokens: TokenAuthority?, certificates: ProxyCertificates?, allowUnauthenticated: Bool,
         status: ProxyStatusRegistry = ProxyStatusRegistry(), clock: @escaping @Sendable () -> Date = Date.init, random: RandomSource = .system,
-        limits: Limits = Limits(), adminCredential: AdminCredential? = nil, registrar: WorkloadAutoRegistrar? = nil, healthStore: ConfigStore? = nil,
+        limits: Limits = Limits(), adminCredential: AdminCredential? = nil, registrar: WorkloadAutoRegistrar? = nil,
         controllerName: String = "meshd", logger: Logger, metrics: any MetricsFactory
     ) {
         admission = ProxyAdmission(
             rate: limits.connectionsPerSecond > 0 ? RateLimiter(ratePerSecond: limits.connectionsPerSecond, burst: limits.connectionBurst, clock: clock) : nil,
             tokens: tokens, adminCredential: adminCredential, allowUnauthenticated: allowUnauthenticated, controller: controllerName)
         self.registrar = registrar
-        self.healthStore = healthStore
         maximumConnectionAge = limits.maximumConnectionAge
         pushLimiter = PushLimiter(limit: limits.pushConcurrency)
         self.publisher = publisher
@@ -191,12 +189,10 @@ public final class MeshProxyProvider: ProxyConfigProvider {
 
     /// Records a probe report of `workload`'s agent: only auto-registered workloads take them.
     func reportHealth(_ workload: ServiceRegistry.WorkloadID, healthy: Bool, message: String?) {
-        let key = ResourceKey(kind: .workloadEntry, namespace: workload.namespace, name: workload.name)
-        guard let healthStore, healthStore.storedResource(key)?.autoRegistrationGroup != nil else {
+        guard let registrar, registrar.report(workload, WorkloadHealth(healthy: healthy, message: message)) else {
             logger.warning("probe report ignored: the workload was not registered from a WorkloadGroup", metadata: ["workload": "\(workload)"])
             return
         }
-        healthStore.reportHealth(workload, WorkloadHealth(healthy: healthy, message: message))
     }
 
     func forget(_ connection: UInt64) {

@@ -4,6 +4,7 @@ internal import Logging
 public import MeshConfig
 public import MeshModel
 internal import Synchronization
+internal import CertificateAuthority
 internal import ServiceLifecycle
 
 extension AutoRegistration {
@@ -111,12 +112,27 @@ public final class WorkloadAutoRegistrar: Sendable {
     private let clock: @Sendable () -> Date
     private let logger: Logger
     private let ledger = Mutex(AutoRegistrationLedger())
+    /// Where the probe reports are kept (0600), so that a restarted meshd serves what the agents
+    /// last reported until they report again (nil: not kept).
+    private let healthPath: String?
 
-    init(store: ConfigStore, grace: TimeInterval, clock: @escaping @Sendable () -> Date, logger: Logger) {
+    init(store: ConfigStore, grace: TimeInterval, healthPath: String? = nil, clock: @escaping @Sendable () -> Date, logger: Logger) {
         self.store = store
         self.grace = grace
+        self.healthPath = healthPath
         self.clock = clock
         self.logger = logger
+        if let healthPath, let data = FileManager.default.contents(atPath: healthPath) {
+            do {
+                let kept = try JSONDecoder().decode([String: WorkloadHealth].self, from: data)
+                store.restoreHealth(Dictionary(uniqueKeysWithValues: kept.compactMap { key, report in
+                    let parts = key.split(separator: "/")
+                    return parts.count == 2 ? (ServiceRegistry.WorkloadID(namespace: String(parts[0]), name: String(parts[1])), report) : nil
+                }))
+            } catch {
+                logger.warning("the kept probe reports cannot be read; workloads with probes wait for their next report", metadata: ["file": "\(healthPath)", "error": "\(error)"])
+            }
+        }
         let now = clock()
         ledger.withLock { ledger in
             for resource in store.storedResources where resource.autoRegistrationGroup != nil {
@@ -124,6 +140,27 @@ public final class WorkloadAutoRegistrar: Sendable {
                 let since = resource.metadata.annotations[AutoRegistration.disconnectedAtAnnotation].flatMap(AutoRegistration.parseTimestamp) ?? now
                 ledger.unconnected(id, since: since)
             }
+        }
+    }
+
+    /// Records a probe report of an auto-registered workload; false (ignored) for any other.
+    func report(_ workload: ServiceRegistry.WorkloadID, _ health: WorkloadHealth) -> Bool {
+        let key = ResourceKey(kind: .workloadEntry, namespace: workload.namespace, name: workload.name)
+        guard store.storedResource(key)?.autoRegistrationGroup != nil else { return false }
+        if store.reportHealth(workload, health) { keepHealth() }
+        return true
+    }
+
+    /// Writes every probe report to ``healthPath``.
+    private func keepHealth() {
+        guard let healthPath else { return }
+        let reports = Dictionary(uniqueKeysWithValues: store.health.map { ($0.key.description, $0.value) })
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        do {
+            try AtomicFile.write(Array(try encoder.encode(reports)), to: healthPath, mode: 0o600)
+        } catch {
+            logger.warning("cannot keep the probe reports", metadata: ["file": "\(healthPath)", "error": "\(error)"])
         }
     }
 
@@ -184,7 +221,7 @@ public final class WorkloadAutoRegistrar: Sendable {
                     }
                     logger.info("workload unregistered after its grace period", metadata: ["entry": "\(entry)", "grace": "\(grace)s"])
                 }
-                store.reportHealth(entry, nil)
+                if store.reportHealth(entry, nil) { keepHealth() }
                 ledger.removed(entry)
             }
             return due

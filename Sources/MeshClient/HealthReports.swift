@@ -84,7 +84,7 @@ public struct HealthReportStream: Sendable {
             }
             if ContinuousClock.now - started > .seconds(10) { delay = .milliseconds(250) }
             try? await Task.sleep(for: delay)
-            delay = min(delay * 2, .seconds(10))
+            delay = min(delay * 2, .seconds(2))
         }
     }
 }

@@ -284,6 +284,12 @@ public final class ConfigStore: Sendable {
         return true
     }
 
+    /// Starts from probe reports kept from an earlier run, before the first snapshot is published
+    /// (nothing is published now).
+    public func restoreHealth(_ reports: [ServiceRegistry.WorkloadID: WorkloadHealth]) {
+        state.withLock { $0.health = reports }
+    }
+
     /// The probe report of every workload that sent one.
     public var health: [ServiceRegistry.WorkloadID: WorkloadHealth] {
         state.withLock { $0.health }

@@ -86,7 +86,7 @@ public enum ProbeRunner {
         case .http(let host, let port, let path, let headers):
             return await Task.detached { httpGet(host: host, port: port, path: path, headers: headers, timeout: seconds) }.value
         case .exec(let command):
-            return await Task.detached { exec(command, timeout: seconds) }.value
+            return await exec(command, timeout: seconds)
         }
     }
 
@@ -162,32 +162,24 @@ public enum ProbeRunner {
         return (200..<400).contains(status) ? .success : .failure("HTTP probe failed with statuscode: \(status)")
     }
 
-    /// Runs `command`; passes when it exits 0 within `timeout` (killed otherwise).
-    static func exec(_ command: [String], timeout: Double) -> ProbeResult {
+    /// Runs `command`; passes when it exits 0 within `timeout` (killed otherwise). A program
+    /// without a `/` is looked up on PATH (through `/usr/bin/env`).
+    static func exec(_ command: [String], timeout: Double) async -> ProbeResult {
         guard let program = command.first else { return .failure("exec: no command") }
-        let process = Process()
-        if program.contains("/") {
-            process.executableURL = URL(fileURLWithPath: program)
-            process.arguments = Array(command.dropFirst())
-        } else {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = command
-        }
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        let child: ChildProcess
         do {
-            try process.run()
+            child = program.contains("/")
+                ? try ChildProcess(executable: program, arguments: Array(command.dropFirst()), logPath: "/dev/null")
+                : try ChildProcess(executable: "/usr/bin/env", arguments: command, logPath: "/dev/null")
         } catch {
-            return .failure("exec \(program): \(error.localizedDescription)")
+            return .failure("exec \(program): \(error)")
         }
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(10_000) }
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
+        guard await child.waitForExit(timeout: .milliseconds(Int(timeout * 1000))) else {
+            child.signal(SIGKILL)
+            _ = await child.waitForExit(timeout: .seconds(5))
             return .failure("exec \(program): timed out after \(timeout)s")
         }
-        return process.terminationStatus == 0 ? .success : .failure("exec \(program): exit status \(process.terminationStatus)")
+        let status = child.terminationStatus ?? -1
+        return status == 0 ? .success : .failure("exec \(program): exit status \(status)")
     }
 }

@@ -29,6 +29,15 @@ public final class EnvoyProcess: Sendable {
             adminAddress: adminAddress, directory: directory)
     }
 
+    /// Starts a proxy that registers into a WorkloadGroup as the README shows: `meshctl proxy run
+    /// --workload-group NS/NAME --address IP` fetches its bootstrap from meshd.
+    public static func start(name: String, workloadGroup: String, address: String, adminAddress: HostPort, directory: String, meshctlArguments: [String]) throws -> EnvoyProcess {
+        try launch(
+            name: name,
+            source: ["--workload-group", workloadGroup, "--address", address, "--bootstrap-out", "\(directory)/\(name)-bootstrap.json"] + meshctlArguments,
+            adminAddress: adminAddress, directory: directory)
+    }
+
     private static func launch(name: String, source: [String], adminAddress: HostPort, directory: String) throws -> EnvoyProcess {
         let handle = try ProcessHandle(
             executable: try TestTools.productBinary("meshctl"),

@@ -31,7 +31,11 @@ extension EndToEnd {
 
         static func files(probe: String? = nil) -> [String: String] {
             var files = [
-                "services.yaml": serviceYAML("vm", namespace: namespace) + "---\n" + serviceYAML("api", namespace: namespace),
+                "services.yaml": serviceYAML("vm", namespace: namespace) + "---\n" + serviceYAML("api", namespace: namespace) + "---\n"
+                    + serviceYAML("solo", namespace: namespace),
+                // A group of one, started through meshctl as users do; its probe reaches its app directly.
+                "solo.yaml": group("solo", serviceAccount: "solo", probe: "{tcpSocket: {host: 127.37.2.40, port: 8080}, periodSeconds: 1}") + "---\n"
+                    + sidecarYAML("solo", namespace: namespace, block: 37, host: 40, labels: ["app": "solo"]),
                 "client.yaml": workloadYAML("client", namespace: namespace, block: 37, host: 1, labels: ["app": "client"], serviceAccount: "client"),
                 "groups.yaml": group("vm", serviceAccount: "vm") + "---\n" + group("other", serviceAccount: "other") + "---\n"
                     + group("api", serviceAccount: "api", probe: probe),
@@ -202,6 +206,23 @@ extension EndToEnd {
                     let tally = await tallyAnswers(20, parallel: 4, to: Self.egress, authority: "api", timeout: .seconds(2))
                     return Set(tally.keys) == ["api-30", "api-31"]
                 }
+
+                // The user's path: a token for the group, then `meshctl proxy run --workload-group`.
+                let server = ["--server", "http://\(mesh.adminAddress)", "--admin-token", mesh.adminToken]
+                let token = try await meshctl(["token", "create", "--workload-group", "\(Self.namespace)/solo"] + server, in: mesh.directory)
+                #expect(token.status == 0 && token.output.contains("for vms/solo, WorkloadGroup vms/solo only"), "\(token.output)")
+                let solo = try EnvoyProcess.start(
+                    name: "solo", workloadGroup: "\(Self.namespace)/solo", address: "127.37.0.40", adminAddress: HostPort(host: "127.37.0.40", port: 15000),
+                    directory: mesh.directory, meshctlArguments: server)
+                mesh.adopt(solo)
+                try await solo.waitUntilReady()
+                let bootstrap = try String(contentsOfFile: mesh.directory + "/solo-bootstrap.json", encoding: .utf8)
+                #expect(bootstrap.contains("AUTO_REGISTER_GROUP") && bootstrap.contains("MESHD_PROBE"))
+                try await mesh.startApp("solo", host: "127.37.2.40", port: 8080)
+                try await Eventually.wait(timeout: .seconds(10), what: "the proxy started by meshctl to register, pass its probe and take traffic") {
+                    await tallyAnswers(5, parallel: 1, to: Self.egress, authority: "solo", timeout: .seconds(2)) == ["solo": 5]
+                }
+                #expect(Self.registered(mesh, group: "solo") == ["solo-127.37.0.40": "127.37.0.40"])
                 #expect(try await mesh.envoyHealthProblems().isEmpty)
             }
         }

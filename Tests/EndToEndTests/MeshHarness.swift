@@ -152,6 +152,11 @@ final class MeshHarness: @unchecked Sendable {
         return envoy
     }
 
+    /// Keeps `envoy` to stop it with the others.
+    func adopt(_ envoy: EnvoyProcess) {
+        envoys.append(envoy)
+    }
+
     /// Starts an app answering with `name`.
     @discardableResult
     func startApp(_ name: String, host: String, port: Int) async throws -> TestHTTPApp {

@@ -63,12 +63,25 @@ struct IncrementalTranslationTests {
         if random.chance(30) { extra += ", locality: \(random.pick(["eu/zone-1", "us/zone-2/rack-3"]))" }
         if random.chance(20) { extra += ", weight: \(random.pick([1, 5, 10]))" }
         if random.chance(20) { extra += ", ports: {http-web: \(random.pick([18080, 19080]))}" }
+        // Some are auto-registered from the namespace's group: their probe reports decide readiness.
+        let annotations = random.chance(40) ? ", annotations: {istio.io/autoRegistrationGroup: g}" : ""
         return """
             apiVersion: networking.istio.io/v1
             kind: WorkloadEntry
-            metadata: {name: w\(index), namespace: \(ns)}
+            metadata: {name: w\(index), namespace: \(ns)\(annotations)}
             spec: {address: 127.0.\(random.pick([1, 2])).\(10 + index), serviceAccount: sa\(random.below(3)), labels: {\(labels.joined(separator: ", "))}\(extra)}
             """
+    }
+
+    /// A namespace's WorkloadGroup `g`, with a probe or without.
+    static func workloadGroup(_ index: Int, _ random: inout Random) -> String {
+        """
+        apiVersion: networking.istio.io/v1
+        kind: WorkloadGroup
+        metadata: {name: g, namespace: \(namespaces[index % namespaces.count])}
+        spec:
+          template: {serviceAccount: sa0}\(random.chance(60) ? "\n  probe: {tcpSocket: {port: 8080}}" : "")
+        """
     }
 
     /// Locality load balancing as the client's locality and labels change what it sees.
@@ -209,10 +222,10 @@ struct IncrementalTranslationTests {
         ("DestinationRule", serviceCount, destinationRule), ("VirtualService", serviceCount, virtualService),
         ("PeerAuthentication", 5, peerAuthentication), ("AuthorizationPolicy", 3, authorizationPolicy),
         ("Telemetry", 3, telemetry), ("Sidecar", 2, sidecar), ("Gateway", 1, gateway),
-        ("RequestAuthentication", 2, requestAuthentication),
+        ("RequestAuthentication", 2, requestAuthentication), ("WorkloadGroup", namespaces.count, workloadGroup),
     ]
 
-    @Test("500 random changes of all ten kinds (and rollout staging, and key sets fetched or not): every workload's memoized configuration equals its full translation")
+    @Test("500 random changes of all eleven kinds (and rollout staging, key sets fetched or not, probe reports): every workload's memoized configuration equals its full translation")
     func equivalence() async throws {
         var random = Random(state: 0x6D65_7368_64)
         var documents: [String: String] = [:]
@@ -237,7 +250,12 @@ struct IncrementalTranslationTests {
             }
             // Key sets arrive (or not yet) independently of resources.
             let jwks = random.chance(50) ? ["https://idp\(random.below(2)).test/keys": Self.keySet] : [:]
-            let snapshot = MeshSnapshot(revision: UInt64(revision), resources: resources, jwks: jwks)
+            // Probe reports come and go independently of resources too.
+            var health: [ServiceRegistry.WorkloadID: WorkloadHealth] = [:]
+            for index in 0..<Self.workloadCount where random.chance(30) {
+                health[.init(namespace: Self.namespaces[index % Self.namespaces.count], name: "w\(index)")] = WorkloadHealth(healthy: random.chance(50), message: "refused")
+            }
+            let snapshot = MeshSnapshot(revision: UInt64(revision), resources: resources, jwks: jwks, health: health)
             // A revision is served as loaded, then possibly at a rollout step: two views with the
             // same revision and different content, which the memo must tell apart.
             var views = [snapshot]
@@ -269,7 +287,7 @@ struct IncrementalTranslationTests {
             }
             }
         }
-        #expect(changedKinds.count == 10)
+        #expect(changedKinds.count == Self.kinds.count)
         #expect(compared > 2_000)
         let statistics = memo.statistics
         #expect(statistics.hits > statistics.misses, "the memo answers most lookups: \(statistics)")

@@ -189,6 +189,14 @@ struct DeltaStreamStateMachineTests {
         #expect(response.names == ["a", "b"])
     }
 
+    @Test("health reports on a delta stream: passing, failing with the reason")
+    func healthReports() throws {
+        var machine = DeltaStreamStateMachine()
+        _ = machine.update(resources())
+        #expect(try machine.received(delta(XDSTypeURL.healthInformation)) == [.health(healthy: true, message: nil)])
+        #expect(try machine.received(delta(XDSTypeURL.healthInformation, error: "503")) == [.health(healthy: false, message: "503")])
+    }
+
     @Test("a request for a type meshd does not serve is left unanswered and the stream goes on")
     func unservedType() throws {
         var machine = DeltaStreamStateMachine()

@@ -278,6 +278,15 @@ struct SotWStreamStateMachineTests {
         #expect(sent(try machine.received(request(XDSTypeURL.cluster))).map(names) == [["a", "b"]])
     }
 
+    @Test("Istio's agent reports its probe as HealthInformation requests: passing without error_detail, failing with it; nothing is sent back and the stream goes on")
+    func healthReports() throws {
+        var machine = SotWStreamStateMachine()
+        _ = machine.update(resources())
+        #expect(try machine.received(request(XDSTypeURL.healthInformation)) == [.health(healthy: true, message: nil)])
+        #expect(try machine.received(request(XDSTypeURL.healthInformation, error: "connection refused")) == [.health(healthy: false, message: "connection refused")])
+        #expect(sent(try machine.received(request(XDSTypeURL.cluster))).map(names) == [["a", "b"]])
+    }
+
     @Test("a named type the proxy stops watching (no names) gets no response, also when its resources change")
     func unwatched() throws {
         var machine = SotWStreamStateMachine()
