@@ -63,7 +63,9 @@ struct Conversion {
         case (true, "ServiceAccount"), (true, "Namespace"): break  // identities are the pods' serviceAccountName
         case (true, "Secret"): importSecret(object)
         default:
-            if let served = ResourceKind(rawValue: kind), served.accepts(apiVersion: object.apiVersion) {
+            if kind == ResourceKind.workloadEntry.rawValue, let group = object.annotations[AutoRegistration.groupAnnotation] {
+                note(object, "left out: istiod made it for a proxy of WorkloadGroup \(group) while connected; the proxy registers again when it connects to meshd")
+            } else if let served = ResourceKind(rawValue: kind), served.accepts(apiVersion: object.apiVersion) {
                 add(KubernetesImport.withoutServerFields(object.value), from: object)
             } else if object.apiVersion.contains("istio.io/") {
                 error(object, "meshd does not serve \(kind) (\(object.apiVersion)); see docs/CONFIGURATION.md for the kinds it serves")

@@ -89,7 +89,6 @@ extension EndToEnd {
             try await MeshHarness("autoregistration", files: Self.files(), configure: { $0.workloadEntryGracePeriod = .seconds(Self.grace) }).run { mesh in
                 try await mesh.startSidecar(Self.namespace, "client")
                 let hosts = Array(10..<30)
-                // Sidecars before apps: a process started later would inherit the apps' sockets.
                 var proxies: [Int: EnvoyProcess] = [:]
                 for host in hosts {
                     proxies[host] = try await mesh.startRegisteredSidecar(

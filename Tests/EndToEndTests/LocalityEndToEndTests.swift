@@ -57,8 +57,6 @@ extension EndToEnd {
         @Test("in-zone first; when web-a is killed traffic moves to r1/z2 within seconds and returns after baseEjectionTime once it is back; retryRemoteLocalities retries in r1/z2; distribute 80/20 within ±5 points over 1,000 requests")
         func failoverAndDistribute() async throws {
             try await MeshHarness("locality", files: Self.files).run { mesh in
-                // Sidecars before apps: a process started later would inherit the apps' listening
-                // sockets, and a killed app would go on listening in it.
                 for (name, _, _) in Self.workloads { try await mesh.startSidecar(Self.namespace, name) }
                 try await mesh.startSidecar(Self.namespace, "client")
                 var apps: [String: TestHTTPApp] = [:]

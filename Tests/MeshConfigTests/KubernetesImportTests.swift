@@ -167,6 +167,8 @@ struct KubernetesImportTests {
             Self.pod("web-1", ready: "False"), Self.pod("web-2", ip: nil, phase: "Pending"),
             Self.pod("web-3", ip: "10.0.0.9", extra: ", annotations: {sidecar.istio.io/inject: \"true\", sidecar.istio.io/status: \"{}\"}"),
             "apiVersion: v1\nkind: Service\nmetadata: {name: kube-dns, namespace: kube-system}\nspec: {selector: {k8s-app: kube-dns}, ports: [{port: 53}]}",
+            "apiVersion: networking.istio.io/v1\nkind: WorkloadGroup\nmetadata: {name: vm, namespace: shop}\nspec: {template: {serviceAccount: vm}}",
+            "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: vm-10.0.0.3, namespace: shop, annotations: {istio.io/autoRegistrationGroup: vm}}\nspec: {address: 10.0.0.3}",
         ]
         let result = KubernetesImport.convert(try Self.inputs(Self.list(objects)))
         #expect(result.errors.isEmpty, "\(result.errors)")
@@ -176,10 +178,11 @@ struct KubernetesImportTests {
             "(Service shop/dns): port 53 (UDP) left out", "(Service shop/dns): port 9153 (port-9153) declares no protocol",
             "(Pod shop/web-1): left out: not ready", "(Pod shop/web-2): left out: the pod is Pending",
             "(Pod shop/web-3): Kubernetes-only settings are not carried: sidecar.istio.io/inject (", "(Service kube-system/kube-dns): namespace kube-system belongs to Kubernetes itself",
+            "(WorkloadEntry shop/vm-10.0.0.3): left out: istiod made it for a proxy of WorkloadGroup vm while connected",
         ] {
             #expect(notes.contains { $0.contains(expected) }, "\(expected) in \(notes)")
         }
-        #expect(result.resources.map(\.key.description) == ["ServiceEntry shop/dns", "WorkloadEntry shop/web-3"])
+        #expect(result.resources.map(\.key.description) == ["ServiceEntry shop/dns", "WorkloadEntry shop/web-3", "WorkloadGroup shop/vm"])
         let dns = try #require(result.resources.first?.configValue["spec"]?["ports"])
         #expect(dns == .array([.object(ConfigObject([("number", .int(9153)), ("name", .string("port-9153")), ("protocol", .string("TCP")), ("targetPort", .int(9154))]))]))
         let only = KubernetesImport.convert(try Self.inputs(Self.list(objects)), options: .init(namespaces: ["kube-system"]))
