@@ -118,7 +118,7 @@ public final class MeshProxyProvider: ProxyConfigProvider {
             guard admitted.autoRegistered else {
                 throw RPCError(code: .failedPrecondition, message: "workload \(admitted.identity.workload) was not registered from a WorkloadGroup; only those take probe reports")
             }
-            return HealthReportSession(provider: self, proxyID: node.id, workload: admitted.identity.workload)
+            return HealthReportSession(provider: self, proxyID: node.id, workload: admitted.identity.workload, tokenID: admitted.tokenID, tokens: admission.tokens)
         }
         if let entry = admitted.registration {
             guard let registrar else {

@@ -231,15 +231,29 @@ final class HealthReportSession: ProxySession {
     let proxyID: String
     let workload: ServiceRegistry.WorkloadID
     let initialResources = XDSResourceSet()
+    private let closing: AsyncStream<ProxyUpdate>
+    private let revocation: (tokens: TokenAuthority, handle: UUID)?
 
-    init(provider: MeshProxyProvider, proxyID: String, workload: ServiceRegistry.WorkloadID) {
+    /// A reporter authenticated with `tokenID`: revoking that token ends its stream, as it ends
+    /// the proxy's own.
+    init(provider: MeshProxyProvider, proxyID: String, workload: ServiceRegistry.WorkloadID, tokenID: String?, tokens: TokenAuthority?) {
         self.provider = provider
         self.proxyID = proxyID
         self.workload = workload
+        let (stream, continuation) = AsyncStream.makeStream(of: ProxyUpdate.self)
+        closing = stream
+        if let tokenID, let tokens {
+            revocation = (tokens, tokens.onRevocation { revoked in
+                guard revoked == tokenID else { return }
+                continuation.yield(.close(RPCError(code: .unauthenticated, message: "token \(tokenID) was revoked")))
+            })
+        } else {
+            revocation = nil
+        }
     }
 
     func updates() -> any AsyncSequence<ProxyUpdate, Never> & Sendable {
-        AsyncStream<ProxyUpdate> { _ in }
+        closing
     }
 
     func record(_ event: ProxyStreamEvent) {
@@ -248,5 +262,7 @@ final class HealthReportSession: ProxySession {
         }
     }
 
-    func close() {}
+    func close() {
+        if let revocation { revocation.tokens.cancelRevocationHandler(revocation.handle) }
+    }
 }

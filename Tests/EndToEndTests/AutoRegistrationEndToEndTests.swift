@@ -222,6 +222,27 @@ extension EndToEnd {
                     await tallyAnswers(5, parallel: 1, to: Self.egress, authority: "solo", timeout: .seconds(2)) == ["solo": 5]
                 }
                 #expect(Self.registered(mesh, group: "solo") == ["solo-127.37.0.40": "127.37.0.40"])
+
+                // A report stream is authenticated as the proxy's own: revoking its token ends it.
+                let minted = try mesh.controlPlane.tokens.mint(namespace: Self.namespace, serviceAccount: "api", ttl: nil, workloadGroup: "\(Self.namespace)/api")
+                let reporter = {
+                    var node = Self.node(group: "api", address: "127.37.0.31")
+                    node.metadata.fields["MESHD_HEALTH_REPORTER"] = Google_Protobuf_Value(stringValue: "true")
+                    return node
+                }()
+                let ended = try await ADSTestClient.withStream(to: mesh.xdsAddress, security: mesh.security, metadata: ["authorization": "Bearer \(minted.token)"]) { conversation -> RPCError? in
+                    conversation.request(XDSTypeURL.healthInformation, node: reporter)
+                    #expect(await conversation.receivesNothing(within: .milliseconds(300)), "reports are not answered")
+                    try mesh.controlPlane.tokens.revoke(id: minted.record.id)
+                    do {
+                        _ = try await conversation.receive()
+                        return nil
+                    } catch let error as RPCError {
+                        return error
+                    }
+                }
+                #expect(ended?.code == .unauthenticated, "\(String(describing: ended))")
+                #expect(mesh.controlPlane.store.publisher.current.isReady(entries[1]), "its healthy report changed nothing")
                 #expect(try await mesh.envoyHealthProblems().isEmpty)
             }
         }
