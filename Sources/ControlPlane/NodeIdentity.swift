@@ -68,6 +68,7 @@ public struct NodeIdentity: Hashable, Sendable {
             }
         }
         let group = metadata[AutoRegistration.nodeMetadataKey]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
+        // A registering proxy's entry is named below, from its group and address.
         if group != nil, name == nil || name!.isEmpty { name = "unregistered" }
         guard let namespace, !namespace.isEmpty, let name, !name.isEmpty else {
             throw IdentityError(message: "node id \"\(node.id)\" does not identify a workload: use sidecar~<ip>~<workload>.<namespace>~<namespace>.svc.cluster.local or set NAMESPACE and NAME in the node metadata (meshctl bootstrap does both)")

@@ -170,7 +170,7 @@ public final class WorkloadAutoRegistrar: Sendable {
         let id = ServiceRegistry.WorkloadID(namespace: entry.metadata.namespace, name: entry.metadata.name)
         do throws(ResourceChangeError) {
             try store.applyAPI(.create(entry))
-            logger.info("workload registered", metadata: ["entry": "\(id)", "group": "\(entry.autoRegistrationGroup ?? "")", "address": "\(entry.spec.configValue.objectValue?["address"]?.stringValue ?? "")"])
+            logger.info("workload registered", metadata: ["entry": "\(id)", "group": "\(entry.autoRegistrationGroup ?? "")"])
         } catch .conflict {
             // Another stream of the same proxy made it first.
         } catch {
