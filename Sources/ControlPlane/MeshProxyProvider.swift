@@ -108,9 +108,46 @@ public final class MeshProxyProvider: ProxyConfigProvider {
         return admitted.identity.workload.description
     }
 
+    /// Admits the proxy; one registering into a WorkloadGroup first has its entry written, and is
+    /// admitted once the entry is served. The work is in synchronous helpers: only the node,
+    /// metadata and peer live across the wait, which keeps this function's async frame (held by
+    /// every stream's task for as long as the stream lasts) small.
     public func connect(node: Envoy_Config_Core_V3_Node, metadata: Metadata, peer: String) async throws(RPCError) -> any ProxySession {
-        var snapshot = publisher.current
-        let admitted = try admission.admit(node: node, metadata: metadata, snapshot: snapshot, rated: node.metadata.fields[NodeIdentity.healthReporterKey] == nil, now: clock())
+        switch try registerIfNeeded(node: node, metadata: metadata) {
+        case .notRegistering:
+            return try open(node: node, metadata: metadata, peer: peer, rated: true)
+        case .registered:
+            return try open(node: node, metadata: metadata, peer: peer, rated: false)
+        case .written(let revision):
+            await waitUntilServed(revision)
+            return try open(node: node, metadata: metadata, peer: peer, rated: false)
+        }
+    }
+
+    /// What ``registerIfNeeded(node:metadata:)`` found; the last two counted against the
+    /// admission rate.
+    private enum Registration {
+        case notRegistering
+        case registered
+        case written(revision: UInt64)
+    }
+
+    /// Writes the entry of a proxy registering into a WorkloadGroup that has none yet.
+    private func registerIfNeeded(node: Envoy_Config_Core_V3_Node, metadata: Metadata) throws(RPCError) -> Registration {
+        guard node.metadata.fields[AutoRegistration.nodeMetadataKey] != nil, node.metadata.fields[NodeIdentity.healthReporterKey] == nil else { return .notRegistering }
+        let admitted = try admission.admit(node: node, metadata: metadata, snapshot: publisher.current, now: clock())
+        guard let entry = admitted.registration else { return .registered }
+        guard let registrar else {
+            throw RPCError(code: .notFound, message: "no WorkloadEntry \(admitted.identity.workload), and this meshd does not auto-register workloads")
+        }
+        return .written(revision: try registrar.register(entry))
+    }
+
+    /// Admits the proxy against the served snapshot and opens its session.
+    private func open(node: Envoy_Config_Core_V3_Node, metadata: Metadata, peer: String, rated: Bool) throws(RPCError) -> any ProxySession {
+        let snapshot = publisher.current
+        let admitted = try admission.admit(
+            node: node, metadata: metadata, snapshot: snapshot, rated: rated && node.metadata.fields[NodeIdentity.healthReporterKey] == nil, now: clock())
         if admitted.identity.isHealthReporter {
             guard admitted.registration == nil else {
                 throw RPCError(code: .unavailable, message: "workload \(admitted.identity.workload) is not registered yet; its proxy's xDS stream registers it, retry")
@@ -120,12 +157,9 @@ public final class MeshProxyProvider: ProxyConfigProvider {
             }
             return HealthReportSession(provider: self, proxyID: node.id, workload: admitted.identity.workload, tokenID: admitted.tokenID, tokens: admission.tokens)
         }
-        if let entry = admitted.registration {
-            guard let registrar else {
-                throw RPCError(code: .notFound, message: "no WorkloadEntry \(admitted.identity.workload), and this meshd does not auto-register workloads")
-            }
-            let revision = try registrar.register(entry)
-            snapshot = await servedSnapshot(atLeast: revision) ?? snapshot
+        guard admitted.registration == nil else {
+            // Its entry is written but not served yet (a push held back by the debounce).
+            throw RPCError(code: .unavailable, message: "the WorkloadEntry of \(admitted.identity.workload) is not served yet; retry")
         }
         let spiffe = admitted.workload.identity(trustDomain: snapshot.settings.trustDomain)
         var certificate: ProxyCertificates.Entry? = nil
@@ -176,15 +210,12 @@ public final class MeshProxyProvider: ProxyConfigProvider {
         sessions.rotateDue(certificates, now: clock())
     }
 
-    /// The served snapshot once it reached `revision` of the store (an entry just registered), or
-    /// nil when it did not within 15 s (the proxy then gets its configuration with the next push).
-    private func servedSnapshot(atLeast revision: UInt64) async -> MeshSnapshot? {
-        for _ in 0..<1500 {
-            let current = publisher.current
-            if current.revision >= revision { return current }
+    /// Waits until the served snapshot reached `revision` of the store (an entry just registered),
+    /// at most 15 s.
+    private func waitUntilServed(_ revision: UInt64) async {
+        for _ in 0..<1500 where publisher.current.revision < revision {
             try? await Task.sleep(for: .milliseconds(10))
         }
-        return nil
     }
 
     /// Records a probe report of `workload`'s agent: only auto-registered workloads take them.
