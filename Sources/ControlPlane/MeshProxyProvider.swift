@@ -220,9 +220,8 @@ public final class MeshProxyProvider: ProxyConfigProvider {
 
     /// Records a probe report of `workload`'s agent: only auto-registered workloads take them.
     func reportHealth(_ workload: ServiceRegistry.WorkloadID, healthy: Bool, message: String?) {
-        guard let registrar, registrar.report(workload, WorkloadHealth(healthy: healthy, message: message)) else {
+        if registrar?.report(workload, WorkloadHealth(healthy: healthy, message: message)) != true {
             logger.warning("probe report ignored: the workload was not registered from a WorkloadGroup", metadata: ["workload": "\(workload)"])
-            return
         }
     }
 

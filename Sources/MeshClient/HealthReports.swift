@@ -9,17 +9,6 @@ internal import SwiftProtobuf
 /// probe fails. It is opened with the proxy's own node (marked as a reporter) and token, and
 /// reopened with back-off when it breaks; the newest result is sent again on each new stream.
 public struct HealthReportStream: Sendable {
-    /// A probe result.
-    public struct Report: Sendable, Equatable {
-        public var healthy: Bool
-        public var message: String?
-
-        public init(healthy: Bool, message: String?) {
-            self.healthy = healthy
-            self.message = message
-        }
-    }
-
     /// meshd's xDS address.
     public var address: HostPort
     /// The trust bundle verifying meshd's certificate (nil: plaintext xDS).
@@ -39,7 +28,7 @@ public struct HealthReportStream: Sendable {
     }
 
     /// The request reporting `report`; the first request of a stream carries the node.
-    func request(_ report: Report, first: Bool) -> Envoy_Service_Discovery_V3_DiscoveryRequest {
+    func request(_ report: WorkloadHealth, first: Bool) -> Envoy_Service_Discovery_V3_DiscoveryRequest {
         var request = Envoy_Service_Discovery_V3_DiscoveryRequest()
         request.typeURL = XDSTypeURL.healthInformation
         if first { request.node = node }
@@ -52,7 +41,7 @@ public struct HealthReportStream: Sendable {
 
     /// Reports what `latest` returns (with a version that changes with each new result) until
     /// cancelled; `log` hears about broken streams.
-    public func run(latest: @escaping @Sendable () -> (version: UInt64, report: Report?), log: @escaping @Sendable (String) -> Void) async {
+    public func run(latest: @escaping @Sendable () -> (version: UInt64, report: WorkloadHealth?), log: @escaping @Sendable (String) -> Void) async {
         var delay = Duration.milliseconds(250)
         let metadata: Metadata = token.map { ["authorization": "Bearer \($0)"] } ?? [:]
         while !Task.isCancelled {

@@ -78,7 +78,7 @@ struct ProxyProbe: Sendable {
                 while !Task.isCancelled {
                     let result = await ProbeRunner.run(schedule.check, timeout: schedule.timeout)
                     if verdict.take(result), let healthy = verdict.healthy {
-                        let report = HealthReportStream.Report(healthy: healthy, message: healthy ? nil : verdict.lastFailure)
+                        let report = WorkloadHealth(healthy: healthy, message: verdict.lastFailure)
                         latest.value.withLock { $0 = ($0.version + 1, report) }
                         log(healthy ? "the readiness probe passes" : "the readiness probe fails: \(verdict.lastFailure ?? "")")
                     }
@@ -91,5 +91,5 @@ struct ProxyProbe: Sendable {
 
 /// The newest verdict, numbered, shared by the prober and the report stream.
 private final class Latest: Sendable {
-    let value = Mutex<(version: UInt64, report: HealthReportStream.Report?)>((0, nil))
+    let value = Mutex<(version: UInt64, report: WorkloadHealth?)>((0, nil))
 }
