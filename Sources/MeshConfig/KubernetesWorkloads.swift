@@ -9,7 +9,7 @@ extension Conversion {
     static let injectionRecords: Set<String> = ["sidecar.istio.io/status"]
 
     /// Istio's protocol of a Service port: `appProtocol` first, then the name's prefix
-    /// (`http-api`); `nil` when neither says (Istio would detect it; meshd takes TCP).
+    /// (`http-api`); `nil` when neither says (the sidecars detect it per connection).
     static func protocolName(appProtocol: String?, name: String?) -> String? {
         if let declared = appProtocol?.lowercased() {
             let kubernetes = ["kubernetes.io/h2c": "HTTP2", "kubernetes.io/ws": "HTTP", "kubernetes.io/wss": "HTTPS"]
@@ -60,9 +60,10 @@ extension Conversion {
             let name = written.isEmpty ? "port-\(number)" : written
             let declared = Self.protocolName(appProtocol: port["appProtocol"]?.stringValue, name: written.isEmpty ? nil : written)
             if declared == nil {
-                note(service, "port \(number) (\(name)) declares no protocol (appProtocol, or a name such as http-web); Istio would detect it, meshd treats it as TCP")
+                note(service, "port \(number) (\(name)) declares no protocol (appProtocol, or a name such as http-web); its sidecars detect HTTP per connection, as Istio's do, and a server-first protocol on it waits for protocolDetectionTimeout: declare it")
             }
-            var entry = ConfigObject([("number", .int(number)), ("name", .string(name)), ("protocol", .string(declared ?? "TCP"))])
+            var entry = ConfigObject([("number", .int(number)), ("name", .string(name))])
+            if let declared { entry["protocol"] = .string(declared) }
             switch port["targetPort"] {
             case .string(let text)? where Int64(text) == nil:
                 namedTargets.append((name, text))

@@ -10,7 +10,8 @@ enum ClusterPolicies {
         var protocolOptions = Envoy_Extensions_Upstreams_Http_V3_HttpProtocolOptions()
         var common = Envoy_Config_Core_V3_HttpProtocolOptions()
         var http2 = serviceProtocol.usesHTTP2
-        var useClientProtocol = false
+        // A detected port's connections are HTTP/1.1 or HTTP/2, as its clients spoke them.
+        var useClientProtocol = serviceProtocol.isDetected
         var http2Options = Envoy_Config_Core_V3_Http2ProtocolOptions()
 
         if let pool = policy.connectionPool {

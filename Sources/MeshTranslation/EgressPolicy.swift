@@ -41,7 +41,7 @@ enum EgressPolicy {
         route.match = match
         var action = RouteAction()
         action.cluster = allowAny ? passthroughCluster : ResourceNames.blackHoleCluster
-        action.timeout = Envoy.duration(seconds: 0)
+        Envoy.setTimeout(&action, Envoy.duration(seconds: 0))
         route.route = action
         if !allowAny {
             var header = Envoy_Config_Core_V3_HeaderValueOption()

@@ -73,6 +73,16 @@ enum Envoy {
         return filter
     }
 
+    /// A route's timeout as Istio sets it: `timeout` for the whole request (0: none), and a gRPC
+    /// call's own deadline (its `grpc-timeout` header) honoured up to the same bound (0: as the
+    /// caller asks).
+    static func setTimeout(_ action: inout RouteAction, _ timeout: Google_Protobuf_Duration) {
+        action.timeout = timeout
+        var stream = RouteAction.MaxStreamDuration()
+        stream.grpcTimeoutHeaderMax = timeout
+        action.maxStreamDuration = stream
+    }
+
     /// The router filter, last in every HTTP filter chain.
     static var routerFilter: HTTPFilter {
         httpFilter("envoy.filters.http.router", Envoy_Extensions_Filters_Http_Router_V3_Router())

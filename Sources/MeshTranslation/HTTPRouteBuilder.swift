@@ -178,7 +178,7 @@ struct HTTPRouteBuilder {
                 route.responseHeadersToAdd += Self.headerOptions(headers.response)
                 route.responseHeadersToRemove += headers.response?.remove ?? []
             }
-            action.timeout = rule.timeout.map { Envoy.duration(milliseconds: $0.nanoseconds / 1_000_000) } ?? Envoy.duration(seconds: 0)
+            Envoy.setTimeout(&action, rule.timeout.map { Envoy.duration(milliseconds: $0.nanoseconds / 1_000_000) } ?? Envoy.duration(seconds: 0))
             if let retries = rule.retries {
                 if let policy = Self.retryPolicy(retries) { action.retryPolicy = policy }
             } else {
@@ -358,11 +358,9 @@ struct HTTPRouteBuilder {
     }
 
     /// gRPC status names (`UNAVAILABLE`) or numbers as codes.
+    /// A validated `grpcStatus`'s code (``GRPCStatus``).
     static func grpcCode(_ text: String) -> UInt32 {
-        let names = ["OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
-                     "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-                     "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"]
-        return UInt32(text) ?? names.firstIndex(of: text.uppercased()).map(UInt32.init) ?? 2
+        GRPCStatus.code(text) ?? 2
     }
 
     static func cors(_ policy: CorsPolicy) -> Envoy_Extensions_Filters_Http_Cors_V3_CorsPolicy {

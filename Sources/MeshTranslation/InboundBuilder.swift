@@ -14,6 +14,8 @@ struct InboundBuilder {
     let fips: Bool
     let telemetry: TelemetryPolicy
     let numTrustedProxies: UInt32
+    /// mesh.yaml's `protocolDetectionTimeout`, for ports whose protocol is detected.
+    let detectionTimeout: IstioDuration
 
     /// Envoy-internal request headers the app must never get from a caller. Envoy itself removes
     /// its retry, timeout and force-trace headers from requests it treats as external (all of
@@ -27,6 +29,7 @@ struct InboundBuilder {
     init(scope: SidecarScope, snapshot: MeshSnapshot, telemetry: TelemetryPolicy) {
         self.scope = scope
         numTrustedProxies = snapshot.mesh.numTrustedProxies
+        detectionTimeout = snapshot.mesh.protocolDetectionTimeout
         self.telemetry = telemetry
         peerAuthentication = PeerAuthenticationPolicy(workload: scope.workload, snapshot: snapshot)
         authorization = AuthorizationBuilder(workload: scope.workload, snapshot: snapshot)
@@ -61,41 +64,46 @@ struct InboundBuilder {
     /// The listener of one ingress port. Its filter chains follow the port's PeerAuthentication
     /// mode as Istio builds them: STRICT has only a TLS chain (selected by `tls_inspector`), so
     /// plaintext is refused; PERMISSIVE adds a plaintext (`raw_buffer`) chain; DISABLE is plaintext
-    /// only. Over mTLS the app gets the caller's identity in `x-forwarded-client-cert`.
+    /// only. Over mTLS the app gets the caller's identity in `x-forwarded-client-cert`. A port
+    /// whose protocol is detected has each of them twice, HTTP and TCP (``ProtocolDetection``).
     func listener(for ingress: SidecarScope.Ingress) -> Listener {
         var listener = Listener()
         listener.name = ResourceNames.listener(address: ingress.bind, port: ingress.port)
         listener.address = Envoy.address(ingress.bind, port: ingress.port)
         listener.trafficDirection = .inbound
         let mode = peerAuthentication.servedMode(port: ingress.port)
+        let detects = ingress.serviceProtocol.isDetected
         var chains: [FilterChain] = []
         if mode != .disable {
-            var tls = filterChain(for: ingress, mutualTLS: true)
-            var match = Envoy_Config_Listener_V3_FilterChainMatch()
-            match.transportProtocol = "tls"
-            tls.filterChainMatch = match
-            tls.transportSocket = TLSContexts.downstream(trustDomain: trustDomain, http: ingress.serviceProtocol.isHTTP, fips: fips)
-            chains.append(tls)
+            for http in detects ? [true, false] : [ingress.serviceProtocol.isHTTP] {
+                var tls = filterChain(for: ingress, mutualTLS: true, http: http)
+                tls.filterChainMatch = ProtocolDetection.match(detects && http ? ProtocolDetection.alpnHTTP : [], transport: "tls")
+                tls.transportSocket = TLSContexts.downstream(trustDomain: trustDomain, http: http, fips: fips)
+                chains.append(tls)
+            }
             listener.listenerFilters = [TLSContexts.tlsInspector]
         }
         if mode != .strict {
-            var plain = filterChain(for: ingress, mutualTLS: false)
-            if mode == .permissive {
-                var match = Envoy_Config_Listener_V3_FilterChainMatch()
-                match.transportProtocol = "raw_buffer"
-                plain.filterChainMatch = match
+            for http in detects ? [true, false] : [ingress.serviceProtocol.isHTTP] {
+                var plain = filterChain(for: ingress, mutualTLS: false, http: http)
+                if mode == .permissive || (detects && http) {
+                    plain.filterChainMatch = ProtocolDetection.match(detects && http ? ProtocolDetection.plaintextHTTP : [], transport: mode == .permissive ? "raw_buffer" : nil)
+                }
+                chains.append(plain)
             }
-            chains.append(plain)
         }
+        if detects { ProtocolDetection.inspect(&listener, tls: mode != .disable, timeout: detectionTimeout) }
         listener.filterChains = chains
         return listener
     }
 
-    private func filterChain(for ingress: SidecarScope.Ingress, mutualTLS: Bool) -> FilterChain {
+    /// One filter chain: the HTTP connection manager when `http`, else a TCP proxy. On a detected
+    /// port the TCP chains' names end in `-tcp`.
+    private func filterChain(for ingress: SidecarScope.Ingress, mutualTLS: Bool, http: Bool) -> FilterChain {
         let cluster = ResourceNames.inboundCluster(port: ingress.port)
         var chain = FilterChain()
-        chain.name = mutualTLS ? "\(cluster)-mtls" : cluster
-        if ingress.serviceProtocol.isHTTP {
+        chain.name = (mutualTLS ? "\(cluster)-mtls" : cluster) + (ingress.serviceProtocol.isDetected && !http ? "-tcp" : "")
+        if http {
             var hcm = HCM.common(statPrefix: telemetry.server.metrics ? "inbound_0.0.0.0_\(ingress.port)" : TelemetryPolicy.disabledStatName)
             if let tracing = telemetry.server.tracing { hcm.tracing = telemetry.hcmTracing(tracing) }
             hcm.routeConfig = routeConfiguration(for: ingress)
@@ -109,7 +117,8 @@ struct InboundBuilder {
             // Normalise before authorization sees the path: decode %2F, resolve dot segments,
             // merge slashes — so `/a/../b`, `//a` and `%2F` cannot slip past a path rule.
             hcm.pathWithEscapedSlashesAction = .unescapeAndForward
-            hcm.httpFilters = authorization.httpFilters() + [Envoy.routerFilter]
+            let grpcStats = ingress.serviceProtocol.isGRPC && telemetry.server.metrics ? [ProtocolDetection.grpcStatsFilter] : []
+            hcm.httpFilters = authorization.httpFilters() + grpcStats + [Envoy.routerFilter]
             hcm.accessLog = (authorization.hasDryRun ? [AuthorizationBuilder.dryRunAccessLog] : []) + telemetry.accessLogs(telemetry.server.accessLog, http: true)
             if mutualTLS {
                 hcm.forwardClientCertDetails = .sanitizeSet
@@ -149,7 +158,7 @@ struct InboundBuilder {
         route.match = match
         var action = RouteAction()
         action.cluster = cluster
-        action.timeout = Envoy.duration(seconds: 0)
+        Envoy.setTimeout(&action, Envoy.duration(seconds: 0))
         route.route = action
         host.routes = [route]
         config.virtualHosts = [host]
@@ -172,6 +181,8 @@ struct InboundBuilder {
             TelemetryPolicy.applyMetrics(to: &cluster, metrics: telemetry.server.metrics)
             if ingress.serviceProtocol.usesHTTP2 {
                 cluster.typedExtensionProtocolOptions = Envoy.http2ProtocolOptions
+            } else if ingress.serviceProtocol.isDetected {
+                cluster.typedExtensionProtocolOptions = ProtocolDetection.downstreamProtocolOptions
             }
             var endpoint = Envoy_Config_Endpoint_V3_Endpoint()
             endpoint.address = Envoy.address(ingress.endpointHost, port: ingress.endpointPort)

@@ -44,8 +44,24 @@ struct OutboundBuilder {
         /// The protocol the Sidecar's egress gives this port, if any.
         var declaredProtocol: ServiceProtocol? = nil
         /// The services the port's HTTP listener routes to: all of them when the Sidecar declares
-        /// the port HTTP, none when it declares it TCP, else those whose port speaks HTTP.
+        /// the port HTTP, none when it declares it TCP, else those whose port speaks HTTP or
+        /// declares nothing (``ServiceProtocol/auto``).
         var httpServices: [MeshService] = []
+        /// Whether the port's protocol is found per connection: some service on it declares none
+        /// (and the Sidecar declares none for the port). HTTP goes to ``httpServices``, anything
+        /// else to ``tcpService`` (``ProtocolDetection``).
+        var detects = false
+        /// Whether the Sidecar declares the port gRPC, or, when it declares nothing, a service on it does.
+        var carriesGRPC: Bool {
+            declaredProtocol.map(\.isGRPC) ?? services.contains { $0.port(port)!.serviceProtocol.isGRPC }
+        }
+        /// Where a detecting port sends what is not HTTP: its first service declaring TCP (or
+        /// another non-HTTP protocol), else its first service declaring nothing.
+        var tcpService: MeshService? {
+            guard detects else { return nil }
+            let nonHTTP = services.filter { !$0.port(port)!.serviceProtocol.isHTTP }
+            return nonHTTP.first { !$0.port(port)!.serviceProtocol.isDetected } ?? nonHTTP.first
+        }
         /// Whether its last virtual host forwards hosts outside the registry (``EgressPolicy``).
         var forwardsUnknownHosts = false
     }
@@ -88,7 +104,9 @@ struct OutboundBuilder {
             if let declared = listener.declaredProtocol {
                 listener.httpServices = declared.isHTTP ? listener.services : []
             } else {
-                listener.httpServices = listener.services.filter { $0.port(listener.port)!.serviceProtocol.isHTTP }
+                let port = listener.port
+                listener.detects = listener.services.contains { $0.port(port)!.serviceProtocol.isDetected }
+                listener.httpServices = listener.services.filter { $0.port(port)!.serviceProtocol.isHTTP || $0.port(port)!.serviceProtocol.isDetected }
             }
             listener.forwardsUnknownHosts = allowAny && IPAddress(listener.bind)?.isLoopback == true
             return listener
@@ -96,40 +114,68 @@ struct OutboundBuilder {
     }
 
     /// The listener of one bound port: HTTP when any of its services speaks HTTP, else a TCP proxy
-    /// to its (first) service.
+    /// to its (first) service; on a port whose protocol is detected, both, chosen per connection
+    /// by its first bytes (``ProtocolDetection``).
     mutating func listener(for port: PortListener) -> Listener {
         var listener = Listener()
         listener.name = ResourceNames.listener(address: port.bind, port: port.port)
         listener.address = Envoy.address(port.bind, port: port.port)
         listener.trafficDirection = .outbound
-        var chain = FilterChain()
+        if let tcpService = port.tcpService {
+            var http = httpChain(for: port)
+            http.name = "\(listener.name)-http"
+            http.filterChainMatch = ProtocolDetection.match(ProtocolDetection.plaintextHTTP)
+            var tcp = tcpChain(for: port, service: tcpService)
+            tcp.name = "\(listener.name)-tcp"
+            let others = port.services.filter { !$0.port(port.port)!.serviceProtocol.isHTTP && $0.hostname != tcpService.hostname }
+            if !others.isEmpty {
+                warnings.append("port \(port.port) on \(port.bind) takes connections that are not HTTP to \(tcpService.hostname); \(others.map(\.hostname).joined(separator: ", ")) is reachable on it by HTTP only")
+            }
+            ProtocolDetection.inspect(&listener, tls: true, timeout: snapshot.mesh.protocolDetectionTimeout)
+            listener.filterChains = [http, tcp]
+            return listener
+        }
         let httpServices = port.httpServices
         if !httpServices.isEmpty {
             if httpServices.count < port.services.count {
                 let tcp = port.services.filter { !$0.port(port.port)!.serviceProtocol.isHTTP }.map(\.hostname)
                 warnings.append("port \(port.port) on \(port.bind) mixes HTTP and TCP services; HTTP wins and \(tcp.joined(separator: ", ")) is not reachable on it")
             }
-            var hcm = HCM.outbound(statPrefix: telemetry.client.metrics ? "outbound_\(port.bind)_\(port.port)" : TelemetryPolicy.disabledStatName)
-            if let tracing = telemetry.client.tracing { hcm.tracing = telemetry.hcmTracing(tracing) }
-            hcm.accessLog = telemetry.accessLogs(telemetry.client.accessLog, http: true)
-            EgressPolicy.apply(to: &hcm, allowAny: port.forwardsUnknownHosts)
-            var rds = Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_Rds()
-            rds.configSource = Envoy.adsConfigSource
-            rds.routeConfigName = port.routeName
-            hcm.rds = rds
-            chain.filters = [Envoy.networkFilter("envoy.filters.network.http_connection_manager", hcm)]
+            listener.filterChains = [httpChain(for: port)]
         } else {
             let service = port.services[0]
             if port.services.count > 1 {
                 warnings.append("TCP port \(port.port) on \(port.bind) is claimed by \(port.services.map(\.hostname).joined(separator: ", ")); only \(service.hostname) is reachable on it")
             }
-            var proxy = tcpProxy(for: service, port: port.port)
-            proxy.accessLog = telemetry.accessLogs(telemetry.client.accessLog, http: false)
-            if !telemetry.client.metrics { proxy.statPrefix = TelemetryPolicy.disabledStatName }
-            chain.filters = [Envoy.networkFilter("envoy.filters.network.tcp_proxy", proxy)]
+            listener.filterChains = [tcpChain(for: port, service: service)]
         }
-        listener.filterChains = [chain]
         return listener
+    }
+
+    /// The HTTP connection manager of a port, routing by its route configuration (RDS).
+    private func httpChain(for port: PortListener) -> FilterChain {
+        var hcm = HCM.outbound(statPrefix: telemetry.client.metrics ? "outbound_\(port.bind)_\(port.port)" : TelemetryPolicy.disabledStatName)
+        if let tracing = telemetry.client.tracing { hcm.tracing = telemetry.hcmTracing(tracing) }
+        hcm.accessLog = telemetry.accessLogs(telemetry.client.accessLog, http: true)
+        EgressPolicy.apply(to: &hcm, allowAny: port.forwardsUnknownHosts)
+        if port.carriesGRPC && telemetry.client.metrics { hcm.httpFilters.insert(ProtocolDetection.grpcStatsFilter, at: hcm.httpFilters.count - 1) }
+        var rds = Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_Rds()
+        rds.configSource = Envoy.adsConfigSource
+        rds.routeConfigName = port.routeName
+        hcm.rds = rds
+        var chain = FilterChain()
+        chain.filters = [Envoy.networkFilter("envoy.filters.network.http_connection_manager", hcm)]
+        return chain
+    }
+
+    /// A TCP proxy to `service` on a port.
+    private mutating func tcpChain(for port: PortListener, service: MeshService) -> FilterChain {
+        var proxy = tcpProxy(for: service, port: port.port)
+        proxy.accessLog = telemetry.accessLogs(telemetry.client.accessLog, http: false)
+        if !telemetry.client.metrics { proxy.statPrefix = TelemetryPolicy.disabledStatName }
+        var chain = FilterChain()
+        chain.filters = [Envoy.networkFilter("envoy.filters.network.tcp_proxy", proxy)]
+        return chain
     }
 
     /// A TCP proxy to a service: the first `tcp` route of its VirtualService that applies to this
@@ -246,7 +292,7 @@ struct OutboundBuilder {
         route.match = match
         var action = RouteAction()
         action.cluster = cluster
-        action.timeout = Envoy.duration(seconds: 0)
+        Envoy.setTimeout(&action, Envoy.duration(seconds: 0))
         action.retryPolicy = RetryPolicies.istioDefault
         route.route = action
         return route
@@ -374,14 +420,15 @@ struct OutboundBuilder {
                 return
             case .ISTIO_MUTUAL:
                 let sans = settings.subjectAltNames.flatMap { $0.isEmpty ? nil : $0 } ?? inputs.serverIdentities
-                cluster.transportSocket = TLSContexts.istioUpstream(sni: settings.sni.flatMap { $0.isEmpty ? nil : $0 } ?? sni, sans: sans, fips: inputs.fips)
+                cluster.transportSocket = TLSContexts.istioUpstream(
+                    sni: settings.sni.flatMap { $0.isEmpty ? nil : $0 } ?? sni, sans: sans, fips: inputs.fips, detected: inputs.port.serviceProtocol.isDetected)
             case .SIMPLE, .MUTUAL:
                 cluster.transportSocket = TLSContexts.fileUpstream(settings, sni: settings.sni, fips: inputs.fips)
             }
             return
         }
         guard inputs.endpoints.acceptsMTLS.contains(true) else { return }
-        cluster.transportSocketMatches = TLSContexts.autoMTLSMatches(sni: sni, sans: inputs.serverIdentities, fips: inputs.fips)
+        cluster.transportSocketMatches = TLSContexts.autoMTLSMatches(sni: sni, sans: inputs.serverIdentities, fips: inputs.fips, detected: inputs.port.serviceProtocol.isDetected)
     }
 
     /// The endpoints `inputs` describe (subset clusters: the workloads with the subset's labels;

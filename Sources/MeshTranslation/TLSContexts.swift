@@ -70,10 +70,12 @@ enum TLSContexts {
 
     /// The client side of Istio mTLS toward a service: SNI `outbound_.<port>_.<subset>_.<host>`,
     /// the server's SPIFFE IDs checked.
-    static func istioUpstream(sni: String, sans: [String], fips: Bool) -> TransportSocket {
+    /// `detected`: toward a port whose protocol is detected, no ALPN of its own, so that HTTP
+    /// connection pools offer `h2`/`http/1.1` and TCP proxies nothing (``ProtocolDetection``).
+    static func istioUpstream(sni: String, sans: [String], fips: Bool, detected: Bool = false) -> TransportSocket {
         var context = Envoy_Extensions_TransportSockets_Tls_V3_UpstreamTlsContext()
         context.sni = sni
-        context.commonTlsContext = istioCommon(sans: sans.map { uriMatcher(exact: $0) }, alpn: ["istio"], fips: fips)
+        context.commonTlsContext = istioCommon(sans: sans.map { uriMatcher(exact: $0) }, alpn: detected ? [] : ["istio"], fips: fips)
         return transportSocket(context)
     }
 
@@ -151,11 +153,11 @@ enum TLSContexts {
     }
 
     /// Auto mTLS: mTLS toward endpoints marked as having a sidecar, plaintext toward the others.
-    static func autoMTLSMatches(sni: String, sans: [String], fips: Bool) -> [Envoy_Config_Cluster_V3_Cluster.TransportSocketMatch] {
+    static func autoMTLSMatches(sni: String, sans: [String], fips: Bool, detected: Bool = false) -> [Envoy_Config_Cluster_V3_Cluster.TransportSocketMatch] {
         var istio = Envoy_Config_Cluster_V3_Cluster.TransportSocketMatch()
         istio.name = "tlsMode-istio"
         istio.match = tlsModeStruct
-        istio.transportSocket = istioUpstream(sni: sni, sans: sans, fips: fips)
+        istio.transportSocket = istioUpstream(sni: sni, sans: sans, fips: fips, detected: detected)
         var plain = Envoy_Config_Cluster_V3_Cluster.TransportSocketMatch()
         plain.name = "tlsMode-disabled"
         plain.match = Google_Protobuf_Struct()

@@ -184,7 +184,7 @@ struct KubernetesImportTests {
         }
         #expect(result.resources.map(\.key.description) == ["ServiceEntry shop/dns", "WorkloadEntry shop/web-3", "WorkloadGroup shop/vm"])
         let dns = try #require(result.resources.first?.configValue["spec"]?["ports"])
-        #expect(dns == .array([.object(ConfigObject([("number", .int(9153)), ("name", .string("port-9153")), ("protocol", .string("TCP")), ("targetPort", .int(9154))]))]))
+        #expect(dns == .array([.object(ConfigObject([("number", .int(9153)), ("name", .string("port-9153")), ("targetPort", .int(9154))]))]))
         let only = KubernetesImport.convert(try Self.inputs(Self.list(objects)), options: .init(namespaces: ["kube-system"]))
         #expect(only.resources.map(\.key.description) == ["ServiceEntry kube-system/kube-dns"])
     }

@@ -56,11 +56,14 @@ struct ServiceRegistryTests {
         #expect(snapshot.registry.service(hostname: "private.a.svc.cluster.local", visibleFrom: "b") == nil)
     }
 
-    @Test("protocols come from the protocol field, else the port name prefix, else TCP")
+    @Test("protocols come from the protocol field, else the port name prefix, else they are detected per connection")
     func protocols() {
         #expect(ServiceProtocol.of(protocol: "grpc", name: nil) == .grpc)
         #expect(ServiceProtocol.of(protocol: nil, name: "http2-api") == .http2)
-        #expect(ServiceProtocol.of(protocol: nil, name: "db") == .tcp)
+        #expect(ServiceProtocol.of(protocol: nil, name: "db") == .auto)
+        #expect(ServiceProtocol.of(protocol: "", name: nil) == .auto && ServiceProtocol.auto.isDetected && !ServiceProtocol.auto.isHTTP)
+        #expect(ServiceProtocol(istioName: "auto") == nil, "auto is what a port gets by declaring nothing, never a name")
+        #expect(ServiceProtocol.of(protocol: nil, name: "mysql-main") == .mysql && !ServiceProtocol.mysql.isDetected)
         #expect(ServiceProtocol.grpc.usesHTTP2 && ServiceProtocol.grpc.isHTTP)
         #expect(!ServiceProtocol.tcp.isHTTP)
     }

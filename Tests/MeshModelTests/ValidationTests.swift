@@ -56,6 +56,19 @@ struct ValidationTests {
         #expect(found.contains("spec.http[0].fault.abort.httpStatus: HTTP status 700 is out of range 200-599"))
     }
 
+    @Test("VirtualService: retryOn takes Envoy's HTTP and gRPC conditions and status codes; grpcStatus a gRPC status name")
+    func retryOnAndGRPCStatus() {
+        func route(retryOn: String, grpcStatus: String = "UNAVAILABLE") -> ConfigValue {
+            ["hosts": ["a"], "http": [["route": [["destination": ["host": "a"]]], "retries": ["attempts": 2, "retryOn": .string(retryOn)], "fault": ["abort": ["grpcStatus": .string(grpcStatus)]]]]]
+        }
+        #expect(problems("VirtualService", "networking.istio.io/v1", spec: route(retryOn: "cancelled,deadline-exceeded,internal,resource-exhausted,unavailable, 5xx,503")).isEmpty)
+        #expect(problems("VirtualService", "networking.istio.io/v1", spec: route(retryOn: "unavailable", grpcStatus: "14")).isEmpty)
+        let found = problems("VirtualService", "networking.istio.io/v1", spec: route(retryOn: "unavailable,grpc-unavailable,700", grpcStatus: "NOT_A_STATUS"))
+        #expect(found.contains { $0.hasPrefix("spec.http[0].retries.retryOn: \"grpc-unavailable\" is not a retry condition") }, "\(found)")
+        #expect(found.contains("spec.http[0].retries.retryOn: 700 is not an HTTP status code"), "\(found)")
+        #expect(found.contains { $0.hasPrefix("spec.http[0].fault.abort.grpcStatus: \"NOT_A_STATUS\" is not a gRPC status") }, "\(found)")
+    }
+
     @Test("Sidecar: egress hosts are namespace/host; addresses are IPs")
     func sidecar() {
         let spec: ConfigValue = [

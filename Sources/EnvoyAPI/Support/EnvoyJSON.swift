@@ -36,6 +36,8 @@ public enum EnvoyJSON {
         Envoy_Extensions_TransportSockets_Tls_V3_DownstreamTlsContext.self,
         Envoy_Extensions_TransportSockets_Tls_V3_UpstreamTlsContext.self,
         Envoy_Extensions_Filters_Listener_TlsInspector_V3_TlsInspector.self,
+        Envoy_Extensions_Filters_Listener_HttpInspector_V3_HttpInspector.self,
+        Envoy_Extensions_Filters_Http_GrpcStats_V3_FilterConfig.self,
     ]
 
     private static let registration: Void = {

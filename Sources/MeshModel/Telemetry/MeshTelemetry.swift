@@ -1,7 +1,7 @@
 /// The telemetry part of Istio's MeshConfig, read from `mesh.yaml` in the config directory:
 /// `enableTracing`, `defaultConfig.tracing.sampling`, `extensionProviders`, `defaultProviders`,
-/// `defaultConfig.gatewayTopology.numTrustedProxies` and `outboundTrafficPolicy` (the fields here
-/// that are not telemetry), and the access-log settings `accessLogFile`, `accessLogEncoding`,
+/// `defaultConfig.gatewayTopology.numTrustedProxies`, `outboundTrafficPolicy` and
+/// `protocolDetectionTimeout` (the fields here that are not telemetry), and the access-log settings `accessLogFile`, `accessLogEncoding`,
 /// `accessLogFormat`.
 public struct MeshTelemetry: Hashable, Sendable {
     /// How access log lines are written.
@@ -22,6 +22,14 @@ public struct MeshTelemetry: Hashable, Sendable {
     /// What sidecars do with a host outside the registry unless their Sidecar says otherwise
     /// (`outboundTrafficPolicy.mode`; Istio's default ALLOW_ANY).
     public var outboundTrafficMode: OutboundTrafficPolicy.Mode = .ALLOW_ANY
+    /// How long a sidecar waits for a connection's first bytes on a port whose protocol is
+    /// detected before it takes the connection as TCP (`protocolDetectionTimeout`; zero waits for
+    /// ever, as Istio's own default does). meshd's default is 5 s (Istio's before 1.12), so that a
+    /// server-first protocol on an undeclared port still works, late; see docs/PROTOCOLS.md.
+    public var protocolDetectionTimeout: IstioDuration = Self.defaultProtocolDetectionTimeout
+
+    /// meshd's default ``protocolDetectionTimeout``.
+    public static let defaultProtocolDetectionTimeout = IstioDuration.seconds(5)
 
     /// Istio's defaults: tracing on at 1 % with no provider, no access log.
     public static let `default` = MeshTelemetry(config: MeshConfig(), accessLogFile: nil, accessLogEncoding: .TEXT, accessLogFormat: nil)
@@ -73,7 +81,15 @@ public struct MeshTelemetry: Hashable, Sendable {
                 outbound = parsed
             }
         }
-        for key in ["accessLogEncoding", "accessLogFile", "accessLogFormat", "outboundTrafficPolicy"] { object[key] = nil }
+        var detection = Self.defaultProtocolDetectionTimeout
+        if let value = object["protocolDetectionTimeout"] {
+            let path = root.appending("protocolDetectionTimeout")
+            detection = try IstioDuration(config: value, at: path)
+            guard detection.nanoseconds == 0 || detection.nanoseconds >= 1_000_000 else {
+                throw SchemaError(path: path, reason: "must be at least 1ms, or 0s to wait for the first bytes for ever")
+            }
+        }
+        for key in ["accessLogEncoding", "accessLogFile", "accessLogFormat", "outboundTrafficPolicy", "protocolDetectionTimeout"] { object[key] = nil }
         let config = try MeshConfig(config: .object(object), at: root)
         var seen: Set<String> = []
         for (index, provider) in (config.extensionProviders ?? []).enumerated() {
@@ -102,6 +118,7 @@ public struct MeshTelemetry: Hashable, Sendable {
         }
         self.init(config: config, accessLogFile: file, accessLogEncoding: encoding, accessLogFormat: format)
         outboundTrafficMode = outbound
+        protocolDetectionTimeout = detection
     }
 
     /// The type key set on a provider (`zipkin`, `opentelemetry`, ...).

@@ -215,12 +215,22 @@ extension Checker {
         }
         if let retries = route.retries {
             nonNegative(retries.attempts, at: path.appending("retries").appending("attempts"))
+            for part in (retries.retryOn ?? "").split(separator: ",").map({ String($0.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed()) }) where !part.isEmpty {
+                if let code = Int(part) {
+                    if !(100...599).contains(code) { fail(path.appending("retries").appending("retryOn"), "\(code) is not an HTTP status code") }
+                } else if !RetryConditions.supported.contains(part) {
+                    fail(path.appending("retries").appending("retryOn"), "\"\(part)\" is not a retry condition; expected HTTP status codes and \(RetryConditions.supported.sorted().joined(separator: ", "))")
+                }
+            }
         }
         if let fault = route.fault {
             percent(fault.delay?.percentage?.value, at: path.appending("fault").appending("delay").appending("percentage").appending("value"))
             percent(fault.abort?.percentage?.value, at: path.appending("fault").appending("abort").appending("percentage").appending("value"))
             if let abort = fault.abort, let status = abort.httpStatus, !(200...599).contains(status) {
                 fail(path.appending("fault").appending("abort").appending("httpStatus"), "HTTP status \(status) is out of range 200-599")
+            }
+            if let status = fault.abort?.grpcStatus, GRPCStatus.code(status) == nil {
+                fail(path.appending("fault").appending("abort").appending("grpcStatus"), "\"\(status)\" is not a gRPC status; expected a name such as UNAVAILABLE (\(GRPCStatus.names.joined(separator: ", ")))")
             }
         }
         percent(route.mirrorPercentage?.value, at: path.appending("mirrorPercentage").appending("value"))
