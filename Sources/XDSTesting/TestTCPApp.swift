@@ -94,8 +94,9 @@ public final class TestTCPApp: Sendable {
         return elapsed < limit ? elapsed : nil
     }
 
-    /// Connects to `address`, says hello, and returns what the server writes before closing.
-    public static func read(_ address: HostPort, timeout: Duration = .seconds(3)) async throws -> String {
+    /// Connects to `address`, says `greeting` (nothing when `nil`: for servers that speak first),
+    /// and returns what the server writes before closing.
+    public static func read(_ address: HostPort, timeout: Duration = .seconds(3), greeting: String? = "hello\n") async throws -> String {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.seconds(2))
             .connect(host: address.host, port: Int(address.port)) { channel in
@@ -107,7 +108,7 @@ public final class TestTCPApp: Sendable {
             group.addTask {
                 var text = ""
                 try await channel.executeThenClose { inbound, outbound in
-                    try await outbound.write(ByteBuffer(string: "hello\n"))
+                    if let greeting { try await outbound.write(ByteBuffer(string: greeting)) }
                     for try await var buffer in inbound { text += buffer.readString(length: buffer.readableBytes) ?? "" }
                 }
                 return text
