@@ -280,6 +280,14 @@ struct AdminBackendAdapter: AdminBackend {
         if let ttl = request.tokenTTLSeconds, ttl <= 0 || ttl > 10 * 365 * 86400 {
             throw APIError.invalid("tokenTTLSeconds must be between 1 and \(10 * 365 * 86400) (10 years)")
         }
+        if request.proxyless == true {
+            guard let directory = request.certificateDirectory else {
+                throw APIError.invalid("a proxyless bootstrap needs certificateDirectory: the application authenticates with the certificate meshctl cert renew keeps there", field: "certificateDirectory")
+            }
+            guard request.workloadGroup == nil else { throw APIError.invalid("proxyless gRPC applications do not register into WorkloadGroups; give workload", field: "workloadGroup") }
+            let bootstrap = ProxylessBootstrap(workload: workload, xdsAddress: xds, certificateDirectory: directory, tls: controlPlane.xdsTLS != nil)
+            return ConfigJSON.encode(bootstrap.configValue, pretty: true) + "\n"
+        }
         var admin: HostPort? = nil
         if let text = request.adminAddress {
             guard let parsed = HostPort(text) else { throw APIError.invalid("adminAddress must be host:port") }

@@ -39,12 +39,7 @@ public struct CertificateRequests: Sendable {
             }
         }
         if let clientCertificate {
-            let uris = (try? clientCertificate.extensions.subjectAlternativeNames)??.compactMap { name -> String? in
-                if case .uniformResourceIdentifier(let uri) = name { return uri }
-                return nil
-            } ?? []
-            if uris.count == 1, let identity = SpiffeID(uri: uris[0]), identity.trustDomain == service.options.trustDomain,
-               clientCertificate.notValidAfter > clock() {
+            if let identity = Self.identity(of: clientCertificate, trustDomain: service.options.trustDomain, now: clock()) {
                 return (identity, "certificate:\(identity.uri)")
             }
             let error = CAError(.unauthenticated, "client certificate without exactly one SPIFFE ID of this trust domain, or expired")
@@ -54,6 +49,17 @@ public struct CertificateRequests: Sendable {
         let error = CAError(.unauthenticated, "neither a token nor a client certificate")
         service.refuse(error, caller: "anonymous", path: path)
         throw error
+    }
+
+    /// The workload identity a verified client certificate proves: its one SPIFFE ID, of
+    /// `trustDomain`, while it has not expired.
+    static func identity(of certificate: Certificate, trustDomain: String, now: Date) -> SpiffeID? {
+        let uris = (try? certificate.extensions.subjectAlternativeNames)??.compactMap { name -> String? in
+            if case .uniformResourceIdentifier(let uri) = name { return uri }
+            return nil
+        } ?? []
+        guard uris.count == 1, let identity = SpiffeID(uri: uris[0]), identity.trustDomain == trustDomain, certificate.notValidAfter > now else { return nil }
+        return identity
     }
 
     /// Signs `csr` for the authenticated caller; returns PEMs leaf first, root last.

@@ -152,7 +152,7 @@ public final class ControlPlane: Sendable {
             allowUnauthenticated: options.allowUnauthenticatedProxies, status: proxyStatus, clock: options.clock, random: options.random,
             limits: options.proxyLimits,
             adminCredential: adminCredential, registrar: registrar, controllerName: "meshd@\(ProcessInfo.processInfo.hostName)",
-            logger: logger, metrics: metricsFactory)
+            peers: peers, logger: logger, metrics: metricsFactory)
         self.provider = provider
         rollout.attach(provider)
         _ = tokens.onRevocation { provider.sessions.revoked(tokenID: $0) }

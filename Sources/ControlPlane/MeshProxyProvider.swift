@@ -49,14 +49,17 @@ public final class MeshProxyProvider: ProxyConfigProvider {
     /// Makes and removes the entries of proxies registering into WorkloadGroups and takes their
     /// probe reports (nil: no proxy registers, reports are ignored).
     let registrar: WorkloadAutoRegistrar?
+    /// The verified client certificates of xDS connections (nil: streams authenticate by token only).
+    let peers: PeerCertificates?
 
     /// A provider serving snapshots from `publisher`; without `certificates` no secrets are served.
     public init(
         publisher: SnapshotPublisher, tokens: TokenAuthority?, certificates: ProxyCertificates?, allowUnauthenticated: Bool,
         status: ProxyStatusRegistry = ProxyStatusRegistry(), clock: @escaping @Sendable () -> Date = Date.init, random: RandomSource = .system,
         limits: Limits = Limits(), adminCredential: AdminCredential? = nil, registrar: WorkloadAutoRegistrar? = nil,
-        controllerName: String = "meshd", logger: Logger, metrics: any MetricsFactory
+        controllerName: String = "meshd", peers: PeerCertificates? = nil, logger: Logger, metrics: any MetricsFactory
     ) {
+        self.peers = peers
         admission = ProxyAdmission(
             rate: limits.connectionsPerSecond > 0 ? RateLimiter(ratePerSecond: limits.connectionsPerSecond, burst: limits.connectionBurst, clock: clock) : nil,
             tokens: tokens, adminCredential: adminCredential, allowUnauthenticated: allowUnauthenticated, controller: controllerName)
@@ -146,8 +149,10 @@ public final class MeshProxyProvider: ProxyConfigProvider {
     /// Admits the proxy against the served snapshot and opens its session.
     private func open(node: Envoy_Config_Core_V3_Node, metadata: Metadata, peer: String, rated: Bool) throws(RPCError) -> any ProxySession {
         let snapshot = publisher.current
+        let certified = peers?.certificate(peer: peer).flatMap { CertificateRequests.identity(of: $0, trustDomain: snapshot.settings.trustDomain, now: clock()) }
         let admitted = try admission.admit(
-            node: node, metadata: metadata, snapshot: snapshot, rated: rated && node.metadata.fields[NodeIdentity.healthReporterKey] == nil, now: clock())
+            node: node, metadata: metadata, snapshot: snapshot, certified: certified,
+            rated: rated && node.metadata.fields[NodeIdentity.healthReporterKey] == nil, now: clock())
         if admitted.identity.isHealthReporter {
             guard admitted.registration == nil else {
                 throw RPCError(code: .unavailable, message: "workload \(admitted.identity.workload) is not registered yet; its proxy's xDS stream registers it, retry")
@@ -193,9 +198,11 @@ public final class MeshProxyProvider: ProxyConfigProvider {
                 logger.warning("workload removed from the configuration while its proxy is connected; serving it no listeners", metadata: ["workload": "\(workload)"])
                 return XDSResourceSet()
             }
-            let configuration = kind == .router
-                ? GatewayTranslator.translate(snapshot, workload: instance, upstreamBind: upstreamBind, memo: memo)
-                : SidecarTranslator.translate(snapshot, workload: instance, upstreamBind: upstreamBind, memo: memo)
+            let configuration = switch kind {
+            case .router: GatewayTranslator.translate(snapshot, workload: instance, upstreamBind: upstreamBind, memo: memo)
+            case .sidecar: SidecarTranslator.translate(snapshot, workload: instance, upstreamBind: upstreamBind, memo: memo)
+            case .proxyless: ProxylessTranslator.translate(snapshot, workload: instance, memo: memo)
+            }
             for warning in configuration.warnings {
                 logger.warning("\(warning)", metadata: ["workload": "\(workload)", "revision": "\(snapshot.revision)"])
             }

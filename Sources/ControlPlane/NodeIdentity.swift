@@ -21,7 +21,8 @@ public struct NodeIdentity: Hashable, Sendable {
     public var certificateDirectory: String?
     /// Where the proxy's bootstrap binds upstream connections (`MESHD_UPSTREAM_BIND` metadata).
     public var upstreamBind: UpstreamBind
-    /// A sidecar, or a gateway (`router` as the node id's first part, as in Istio).
+    /// A sidecar, a gateway (`router` as the node id's first part, as in Istio), or a proxyless
+    /// gRPC client (`GENERATOR: grpc` in the node metadata).
     public var kind: ProxyKind = .sidecar
     /// The WorkloadGroup (in ``workload``'s namespace) the proxy registers into
     /// (`AUTO_REGISTER_GROUP` metadata), if any; ``workload`` is then Istio's name for its entry.
@@ -36,6 +37,8 @@ public struct NodeIdentity: Hashable, Sendable {
     /// metadata): it is served no configuration and no certificate.
     public var isHealthReporter = false
 
+    /// The node metadata key whose value `grpc` marks a proxyless gRPC client (Istio's).
+    public static let generatorKey = "GENERATOR"
     /// The node metadata key of ``isHealthReporter``.
     public static let healthReporterKey = "MESHD_HEALTH_REPORTER"
 
@@ -75,6 +78,7 @@ public struct NodeIdentity: Hashable, Sendable {
         }
         workload = ServiceRegistry.WorkloadID(namespace: namespace, name: name)
         self.address = address
+        if metadata[Self.generatorKey]?.stringValue == "grpc" { kind = .proxyless }
         self.kind = kind
         claimedServiceAccount = metadata["SERVICE_ACCOUNT"]?.stringValue
         instanceAddresses = (metadata["INSTANCE_IPS"]?.stringValue ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }

@@ -7,8 +7,10 @@ internal import Foundation
 /// Whether a new xDS stream is admitted, and as whom: the admission rate, the node's identity,
 /// its WorkloadEntry, and the token the stream carries (`authorization: Bearer <token>`, sent by
 /// Envoy as gRPC initial metadata), which must be minted for the workload's namespace and service
-/// account. Only with `allowUnauthenticated` (a development flag) is a stream without a token
-/// admitted, with the identity of its WorkloadEntry.
+/// account. A stream without a token may instead come over a connection whose client certificate
+/// (issued by meshd's CA) names the workload's identity: proxyless gRPC clients, which cannot send
+/// headers to their xDS server, authenticate so. Only with `allowUnauthenticated` (a development
+/// flag) is a stream with neither admitted, with the identity of its WorkloadEntry.
 struct ProxyAdmission: Sendable {
     /// Who was admitted.
     struct Admitted {
@@ -38,7 +40,10 @@ struct ProxyAdmission: Sendable {
     /// template, with the entry to make.
     /// `rated`: the stream counts against the admission rate (xDS streams do; the load report
     /// stream each proxy opens beside its xDS stream does not).
-    func admit(node: Envoy_Config_Core_V3_Node, metadata: Metadata, snapshot: MeshSnapshot, rated: Bool = true, now: Date = Date()) throws(RPCError) -> Admitted {
+    /// `certified`: the identity the connection's client certificate proves, if any.
+    func admit(
+        node: Envoy_Config_Core_V3_Node, metadata: Metadata, snapshot: MeshSnapshot, certified: SpiffeID? = nil, rated: Bool = true, now: Date = Date()
+    ) throws(RPCError) -> Admitted {
         if rated, let rate, !rate.allow("xds") {
             throw RPCError(code: .resourceExhausted, message: "too many new xDS streams at once; retry with back-off")
         }
@@ -49,7 +54,7 @@ struct ProxyAdmission: Sendable {
             throw RPCError(code: .invalidArgument, message: error.message)
         }
         if let workload = snapshot.registry.workload(identity.workload) {
-            let tokenID = try authorize(identity: identity, workload: workload, metadata: metadata)
+            let tokenID = try authorize(identity: identity, workload: workload, metadata: metadata, certified: certified)
             let stored = snapshot.resources[ResourceKey(kind: .workloadEntry, namespace: workload.namespace, name: workload.name)]
             return Admitted(identity: identity, workload: workload, tokenID: tokenID, registration: nil, autoRegistered: stored?.autoRegistrationGroup != nil)
         }
@@ -63,17 +68,27 @@ struct ProxyAdmission: Sendable {
         let entry = AutoRegistration.entry(for: identity, group: group, now: now, controller: controller)
         guard case .workloadEntry(let spec) = entry.spec else { preconditionFailure("an auto-registered entry is a WorkloadEntry") }
         let workload = WorkloadInstance(entry: spec, name: entry.metadata.name, namespace: entry.metadata.namespace, source: entry.key)
-        let tokenID = try authorize(identity: identity, workload: workload, metadata: metadata)
+        let tokenID = try authorize(identity: identity, workload: workload, metadata: metadata, certified: certified)
         return Admitted(identity: identity, workload: workload, tokenID: tokenID, registration: entry, autoRegistered: true)
     }
 
-    /// Checks the stream's token against the node; returns the token id (nil when unauthenticated
-    /// streams are allowed and none was sent).
-    private func authorize(identity: NodeIdentity, workload: WorkloadInstance, metadata: Metadata) throws(RPCError) -> String? {
+    /// Checks the stream's token (else its client certificate) against the node; returns the
+    /// token id (nil for a certificate, or when unauthenticated streams are allowed and neither
+    /// was sent).
+    private func authorize(identity: NodeIdentity, workload: WorkloadInstance, metadata: Metadata, certified: SpiffeID?) throws(RPCError) -> String? {
         let header = metadata[stringValues: "authorization"].first { _ in true }
         guard let token = TokenAuthority.bearer(header) else {
+            if let certified {
+                guard certified.namespace == workload.namespace, certified.serviceAccount == workload.serviceAccount else {
+                    throw RPCError(code: .permissionDenied, message: "the client certificate is for \(certified.uri), but workload \(identity.workload) runs as \(workload.namespace)/\(workload.serviceAccount)")
+                }
+                if let claimed = identity.claimedServiceAccount, claimed != certified.serviceAccount {
+                    throw RPCError(code: .permissionDenied, message: "node metadata SERVICE_ACCOUNT \(claimed) disagrees with the client certificate (\(certified.uri))")
+                }
+                return nil
+            }
             if allowUnauthenticated { return nil }
-            throw RPCError(code: .unauthenticated, message: "no token: send `authorization: Bearer <token>` (meshctl token create, or meshctl bootstrap which embeds one)")
+            throw RPCError(code: .unauthenticated, message: "no token: send `authorization: Bearer <token>` (meshctl token create, or meshctl bootstrap which embeds one), or connect with the workload's certificate")
         }
         guard let tokens else { throw RPCError(code: .unauthenticated, message: "tokens are not enabled") }
         let record: TokenAuthority.Record

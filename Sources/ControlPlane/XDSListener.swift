@@ -129,8 +129,10 @@ final class TLSContextHolder: Sendable {
 }
 
 /// The client certificates of open connections, by the peer string gRPC puts in `ServerContext.remotePeer`.
-final class PeerCertificates: Sendable {
+public final class PeerCertificates: Sendable {
     private let certificates = Mutex<[String: Certificate]>([:])
+
+    public init() {}
 
     func set(_ certificate: Certificate?, peer: String) {
         certificates.withLock { $0[peer] = certificate }

@@ -106,6 +106,9 @@ public struct BootstrapRequest: Codable, Hashable, Sendable {
     public var certificateDirectory: String?
     /// Use delta (incremental) xDS instead of state of the world.
     public var delta: Bool?
+    /// gRPC's xDS bootstrap for a proxyless gRPC application instead of Envoy's (needs
+    /// ``certificateDirectory``: the application connects with the certificate kept there).
+    public var proxyless: Bool?
 }
 
 /// The state of the configuration source, for `/debug/config`.

@@ -9,6 +9,9 @@ internal import Foundation
 public enum ProxyKind: String, Hashable, Sendable {
     case sidecar
     case router
+    /// A gRPC application reading xDS itself (node metadata `GENERATOR: grpc`, as Istio's
+    /// proxyless bootstraps say): served by ``ProxylessTranslator``.
+    case proxyless
 
     /// The kind of a workload's proxy as meshd's bootstraps declare it: a router when a Gateway
     /// selects the workload, else a sidecar.

@@ -45,9 +45,15 @@ struct BootstrapOptions: ParsableArguments {
 
     @Option(name: .customLong("address"), help: "With --workload-group: the proxy's IP address (its WorkloadEntry's address and name).")
     var address: String?
+    @Flag(name: .customLong("proxyless"), help: "gRPC's xDS bootstrap (for GRPC_XDS_BOOTSTRAP) for a gRPC application that reads xDS itself, instead of Envoy's; needs --cert-dir, where `meshctl cert renew` keeps the workload's certificate.")
+    var proxyless = false
 
     /// Exactly one of a WorkloadEntry (`workload`) and a WorkloadGroup with an address.
     func check(workload: String?) throws {
+        if proxyless {
+            guard certificateDirectory != nil else { throw ValidationError("--proxyless needs --cert-dir: the application connects with the certificate `meshctl cert renew` keeps there") }
+            guard !delta, workloadGroup == nil else { throw ValidationError("--proxyless takes --workload (gRPC's xDS client speaks state of the world and does not register into WorkloadGroups)") }
+        }
         if let workload {
             guard workloadGroup == nil, address == nil else { throw ValidationError("give --workload, or --workload-group with --address, not both") }
             guard workload.split(separator: "/").count == 2 else { throw ValidationError("--workload must be namespace/name, got \(workload)") }
@@ -70,6 +76,7 @@ struct BootstrapOptions: ParsableArguments {
         if let tokenTTL { body["tokenTTLSeconds"] = tokenTTL }
         if let certificateDirectory { body["certificateDirectory"] = URL(fileURLWithPath: certificateDirectory).standardizedFileURL.path }
         if delta { body["delta"] = true }
+        if proxyless { body["proxyless"] = true }
         return try await client.post("/v1/bootstrap", json: body)
     }
 }

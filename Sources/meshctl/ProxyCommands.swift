@@ -62,6 +62,7 @@ struct ProxyRun: AsyncParsableCommand {
     var envoyArguments: [String] = []
 
     func validate() throws {
+        guard !bootstrap.proxyless else { throw ValidationError("--proxyless is for `meshctl bootstrap`: a proxyless gRPC application runs no Envoy") }
         let fetches = workload != nil || bootstrap.workloadGroup != nil
         guard fetches != (bootstrapFile != nil) else { throw ValidationError("give exactly one of --workload, --workload-group and --bootstrap") }
         if fetches { try bootstrap.check(workload: workload) }

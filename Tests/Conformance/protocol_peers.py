@@ -6,6 +6,9 @@
   grpc-server HOST PORT NAME           tai.Governor over h2c (methods below)
   grpc-call TARGET AUTHORITY METHOD PAYLOAD
                                        one unary call; prints "code=<status> reply=<text>"
+  grpc-calls TARGET AUTHORITY METHOD COUNT INTERVAL_MS
+                                       COUNT unary calls on one channel, INTERVAL_MS apart; prints
+                                       "<n> <reply>" or "<n> ERROR <status>" for each
   grpc-stream TARGET AUTHORITY SECONDS one bidirectional Watch stream, a message every 100 ms; prints
                                        "streaming" after the first echo and "echoed N of M" at the end;
                                        exits 1 if the stream broke or an echo is missing
@@ -17,7 +20,8 @@ tai.Governor, every message raw bytes (no protobuf):
   Slow     answers after 2 s
   Watch    echoes each message
 
-A TARGET of the form xds:///HOST:PORT makes grpcio resolve it through GRPC_XDS_BOOTSTRAP (proxyless).
+A TARGET of the form xds:///HOST:PORT makes grpcio resolve it through GRPC_XDS_BOOTSTRAP (proxyless), with
+xDS channel credentials: mTLS where meshd's clusters say so, from the bootstrap's certificate provider.
 """
 import socket
 import sys
@@ -100,8 +104,13 @@ def grpc_server(host, port, name):
 
 def channel(target, authority):
     import grpc
+    import grpc.experimental
 
-    options = [("grpc.default_authority", authority)] if authority and not target.startswith("xds:") else []
+    if target.startswith("xds:"):
+        # Security from xDS (the clusters' mTLS through the bootstrap's certificate provider),
+        # plaintext where xDS configures none.
+        return grpc.secure_channel(target, grpc.xds_channel_credentials(grpc.experimental.insecure_channel_credentials()))
+    options = [("grpc.default_authority", authority)] if authority else []
     return grpc.insecure_channel(target, options=options)
 
 
@@ -115,6 +124,19 @@ def grpc_call(target, authority, method, payload):
             print("code=OK reply=%s" % reply.decode(), flush=True)
         except grpc.RpcError as error:
             print("code=%s reply=%s" % (error.code().name, error.details()), flush=True)
+
+
+def grpc_calls(target, authority, method, count, interval):
+    import grpc
+
+    with channel(target, authority) as chan:
+        call = chan.unary_unary("/tai.Governor/" + method, request_serializer=identity, response_deserializer=identity)
+        for index in range(count):
+            try:
+                print("%d %s" % (index, call(b"ok", timeout=10).decode()), flush=True)
+            except grpc.RpcError as error:
+                print("%d ERROR %s %s" % (index, error.code().name, error.details()), flush=True)
+            time.sleep(interval)
 
 
 def grpc_stream(target, authority, seconds):
@@ -153,6 +175,8 @@ def main(arguments):
         grpc_server(arguments[1], int(arguments[2]), arguments[3])
     elif command == "grpc-call":
         grpc_call(arguments[1], arguments[2], arguments[3], arguments[4])
+    elif command == "grpc-calls":
+        grpc_calls(arguments[1], arguments[2], arguments[3], int(arguments[4]), int(arguments[5]) / 1000)
     elif command == "grpc-stream":
         grpc_stream(arguments[1], arguments[2], float(arguments[3]))
     else:

@@ -1,3 +1,4 @@
+import ControlPlane
 import Foundation
 import MeshModel
 import Testing
@@ -293,6 +294,130 @@ extension EndToEnd {
                 }
                 #expect(await stream.waitForExit(timeout: .seconds(30)))
                 #expect(stream.terminationStatus == 0 && stream.log.contains("echoed 40 of 40"), "the stream: \(stream.log)")
+            }
+        }
+
+        /// The ADR's coordinator for a proxyless client: v1 on coordinator-a and -b, v2 on
+        /// coordinator-c, each a grpcio server behind a sidecar (STRICT mTLS), split 90/10.
+        static var proxylessFiles: [String: String] {
+            var files = [
+                "services.yaml": """
+                    apiVersion: networking.istio.io/v1
+                    kind: ServiceEntry
+                    metadata: {name: coordinator, namespace: tai-system}
+                    spec:
+                      hosts: [coordinator.tai-system.svc.cluster.local]
+                      location: MESH_INTERNAL
+                      resolution: STATIC
+                      ports: [{number: 8080, name: grpc, protocol: GRPC}]
+                      workloadSelector: {labels: {app: coordinator}}
+                    ---
+                    apiVersion: networking.istio.io/v1
+                    kind: WorkloadEntry
+                    metadata: {name: governor, namespace: tai-system}
+                    spec: {address: 127.38.0.20, serviceAccount: governor, labels: {app: governor}}
+                    ---
+                    apiVersion: security.istio.io/v1
+                    kind: PeerAuthentication
+                    metadata: {name: default, namespace: tai-system}
+                    spec: {mtls: {mode: STRICT}}
+                    ---
+                    apiVersion: networking.istio.io/v1
+                    kind: DestinationRule
+                    metadata: {name: coordinator, namespace: tai-system}
+                    spec:
+                      host: coordinator.tai-system.svc.cluster.local
+                      subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
+                    ---
+                    apiVersion: networking.istio.io/v1
+                    kind: VirtualService
+                    metadata: {name: coordinator, namespace: tai-system}
+                    spec:
+                      hosts: [coordinator.tai-system.svc.cluster.local]
+                      http:
+                      - route:
+                        - {destination: {host: coordinator.tai-system.svc.cluster.local, subset: v1}, weight: 90}
+                        - {destination: {host: coordinator.tai-system.svc.cluster.local, subset: v2}, weight: 10}
+                    """,
+            ]
+            for (name, host, version) in [("coordinator-a", 11, "v1"), ("coordinator-b", 12, "v1"), ("coordinator-c", 13, "v2")] {
+                files["\(name).yaml"] = """
+                    apiVersion: networking.istio.io/v1
+                    kind: WorkloadEntry
+                    metadata: {name: \(name), namespace: tai-system}
+                    spec: {address: 127.38.0.\(host), serviceAccount: coordinator, labels: {app: coordinator, version: \(version), instance: \(name)}}
+                    ---
+                    apiVersion: networking.istio.io/v1
+                    kind: Sidecar
+                    metadata: {name: \(name), namespace: tai-system}
+                    spec:
+                      workloadSelector: {labels: {instance: \(name)}}
+                      ingress: [{port: {number: 8080, name: grpc, protocol: GRPC}, defaultEndpoint: "127.38.2.\(host):8080"}]
+                      egress: [{bind: 127.38.1.\(host), captureMode: NONE, hosts: ["./*"]}]
+                    """
+            }
+            return files
+        }
+
+        @Test("proxyless gRPC: a grpcio client with an xds:/// target and meshctl's bootstrap gets listeners, routes, clusters and endpoints from meshd, talks mTLS with the files meshctl cert renew keeps, follows a 90/10 split and fails over when an endpoint disappears")
+        func proxyless() async throws {
+            try await MeshHarness("proxyless", files: Self.proxylessFiles).run { mesh in
+                var servers: [ProcessHandle] = []
+                defer { for server in servers { server.signal(SIGKILL) } }
+                for (name, host) in [("coordinator-a", 11), ("coordinator-b", 12), ("coordinator-c", 13)] {
+                    try await mesh.startSidecar("tai-system", name)
+                    servers.append(try await Self.startPeer(["grpc-server", "127.38.2.\(host)", "8080", name], log: "\(mesh.directory)/\(name).log"))
+                }
+                // The application's certificate, as its cron job keeps it, then gRPC's bootstrap.
+                let certificates = mesh.directory + "/certs/governor"
+                let common = ["--server", "http://\(mesh.adminAddress)", "--data-dir", mesh.controlPlane.options.dataDirectory]
+                let renewed = try await meshctl(
+                    ["cert", "renew", "--dir", certificates, "--xds-address", "\(mesh.xdsAddress)", "--token", try mesh.token("tai-system", "governor"),
+                     "--namespace", "tai-system", "--service-account", "governor"] + common, in: mesh.directory)
+                #expect(renewed.status == 0, "\(renewed.output)")
+                let refused = try await meshctl(["bootstrap", "--proxyless", "--workload", "tai-system/governor"] + common, in: mesh.directory)
+                #expect(refused.status != 0 && refused.output.contains("--cert-dir"), "\(refused.output)")
+                let bootstrap = try await meshctl(
+                    ["bootstrap", "--proxyless", "--workload", "tai-system/governor", "--cert-dir", certificates, "--xds-address", "\(mesh.xdsAddress)"] + common,
+                    in: mesh.directory)
+                #expect(bootstrap.status == 0 && bootstrap.output.contains("\"GENERATOR\": \"grpc\""), "\(bootstrap.output)")
+                let bootstrapFile = mesh.directory + "/grpc-bootstrap.json"
+                try bootstrap.output.write(toFile: bootstrapFile, atomically: true, encoding: .utf8)
+                var environment = ProcessInfo.processInfo.environment
+                environment["GRPC_XDS_BOOTSTRAP"] = bootstrapFile
+                let target = "xds:///coordinator.tai-system.svc.cluster.local:8080"
+
+                // 300 calls on one channel: every one answered, 90/10 between v1 and v2.
+                let split = try ProcessHandle(
+                    executable: try TestTools.python(), arguments: ["-u", Self.helper, "grpc-calls", target, "", "Status", "300", "0"],
+                    logPath: "\(mesh.directory)/proxyless-split.log", environment: environment)
+                #expect(await split.waitForExit(timeout: .seconds(60)))
+                // Lines of calls only (grpcio logs to the same file).
+                func calls(_ log: String) -> [String] {
+                    log.split(separator: "\n").compactMap { line in
+                        let parts = line.split(separator: " ", maxSplits: 1)
+                        return parts.count == 2 && Int(parts[0]) != nil ? String(parts[1]) : nil
+                    }
+                }
+                let answers = calls(split.log)
+                let tally = Dictionary(answers.map { ($0, 1) }, uniquingKeysWith: +)
+                #expect(answers.count == 300 && !answers.contains { $0.hasPrefix("ERROR") }, "\(split.log.suffix(2000))")
+                #expect((12...50).contains(tally["coordinator-c"] ?? 0), "10 % to v2 (30 expected; ±3.5 standard deviations): \(tally)")
+                #expect((tally["coordinator-a"] ?? 0) > 60 && (tally["coordinator-b"] ?? 0) > 60, "v1 spread over its two endpoints: \(tally)")
+
+                // An endpoint disappears: its WorkloadEntry goes; the open channel moves to the others, failing nothing.
+                let failover = try ProcessHandle(
+                    executable: try TestTools.python(), arguments: ["-u", Self.helper, "grpc-calls", target, "", "Status", "160", "50"],
+                    logPath: "\(mesh.directory)/proxyless-failover.log", environment: environment)
+                try await Eventually.wait(timeout: .seconds(20), what: "the calls to start") { calls(failover.log).count > 20 || !failover.isRunning }
+                let status = try await mesh.admin("/v1/proxies")
+                #expect(status.body.contains("sidecar~127.38.0.20~governor.tai-system~"), "the application is a connected proxy: \(status.body)")
+                try FileManager.default.removeItem(atPath: mesh.configDirectory + "/coordinator-a.yaml")
+                #expect(await failover.waitForExit(timeout: .seconds(60)))
+                let lines = calls(failover.log)
+                #expect(lines.count == 160 && !lines.contains { $0.contains("ERROR") }, "\(failover.log.suffix(2000))")
+                #expect(!lines.suffix(60).contains { $0 == "coordinator-a" }, "after the entry went, coordinator-a got nothing: \(lines.suffix(60))")
+                #expect(lines.suffix(60).contains { $0 == "coordinator-b" }, "\(lines.suffix(60))")
             }
         }
     }
