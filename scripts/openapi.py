@@ -109,7 +109,7 @@ schemas = {
      "required": ["mode", "trustDomain", "roots", "signer", "defaultTTLSeconds", "maximumTTLSeconds", "chain"]},
  "LedgerEntry": {**s(serial=string, identity=string, notBefore=date, notAfter=date, caller=string, path=string, issuerKey=string), "required": ["serial", "identity", "notBefore", "notAfter", "caller", "path"]},
  "CSRRequest": {**s(csr=string, ttlSeconds=integer), "required": ["csr"]},
- "BootstrapRequest": {**s(workload=string, workloadGroup=string, address=string, xdsAddress=string, adminAddress=string, tokenTTLSeconds=integer, certificateDirectory=string, delta=boolean)},
+ "BootstrapRequest": {**s(workload=string, workloadGroup=string, address=string, xdsAddress=string, adminAddress=string, tokenTTLSeconds=integer, certificateDirectory=string, delta=boolean, proxyless=boolean)},
 }
 doc = {"openapi": "3.0.3",
  "info": {"title": "meshd admin API", "version": "0.1.0", "description": "Health, metrics, Istio resources under Kubernetes-style paths, proxy status and config, the CA, tokens and bootstraps. Authenticate with Authorization: Bearer <token>."},

@@ -411,7 +411,10 @@ extension EndToEnd {
                     logPath: "\(mesh.directory)/proxyless-failover.log", environment: environment)
                 try await Eventually.wait(timeout: .seconds(20), what: "the calls to start") { calls(failover.log).count > 20 || !failover.isRunning }
                 let status = try await mesh.admin("/v1/proxies")
-                #expect(status.body.contains("sidecar~127.38.0.20~governor.tai-system~"), "the application is a connected proxy: \(status.body)")
+                let proxies = try JSONSerialization.jsonObject(with: Data(status.body.utf8)) as? [[String: Any]] ?? []
+                let governor = proxies.first { ($0["proxyID"] as? String)?.contains("~governor.tai-system~") == true }
+                let states = (governor?["types"] as? [String: [String: Any]])?.mapValues { $0["state"] as? String ?? "" }
+                #expect(states == ["lds": "SYNCED", "rds": "SYNCED", "cds": "SYNCED", "eds": "SYNCED"], "the application is a connected, synced proxy: \(status.body)")
                 try FileManager.default.removeItem(atPath: mesh.configDirectory + "/coordinator-a.yaml")
                 #expect(await failover.waitForExit(timeout: .seconds(60)))
                 let lines = calls(failover.log)
