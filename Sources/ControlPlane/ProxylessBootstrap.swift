@@ -5,7 +5,8 @@ public import MeshTranslation
 /// meshd as its xDS server, reached over TLS with the workload's certificate from
 /// `certificateDirectory` (kept fresh by `meshctl cert renew`), which is also the `default`
 /// certificate provider its mTLS clusters use; the node says `GENERATOR: grpc`, as Istio's
-/// proxyless bootstraps do. With plaintext xDS (`tls` false) the channel is insecure and the
+/// proxyless bootstraps do; an xDS server in the application asks for its listeners by Istio's
+/// template. With plaintext xDS (`tls` false) the channel is insecure and the
 /// application is admitted only by `--dev-allow-unauthenticated-proxies`.
 public struct ProxylessBootstrap: Sendable {
     public var workload: WorkloadInstance
@@ -59,6 +60,7 @@ public struct ProxylessBootstrap: Sendable {
             ("certificate_providers", .object(ConfigObject([
                 (ProxylessTranslator.certificateProvider, .object(ConfigObject([("plugin_name", .string("file_watcher")), ("config", .object(provider))]))),
             ]))),
+            ("server_listener_resource_name_template", .string(ProxylessTranslator.serverListenerTemplate)),
         ]))
     }
 }

@@ -421,14 +421,14 @@ struct OutboundBuilder {
             case .ISTIO_MUTUAL:
                 let sans = settings.subjectAltNames.flatMap { $0.isEmpty ? nil : $0 } ?? inputs.serverIdentities
                 cluster.transportSocket = TLSContexts.istioUpstream(
-                    sni: settings.sni.flatMap { $0.isEmpty ? nil : $0 } ?? sni, sans: sans, fips: inputs.fips, detected: inputs.port.serviceProtocol.isDetected)
+                    sni: settings.sni.flatMap { $0.isEmpty ? nil : $0 } ?? sni, sans: sans, fips: inputs.fips, alpn: TLSContexts.meshALPN(inputs.port.serviceProtocol))
             case .SIMPLE, .MUTUAL:
                 cluster.transportSocket = TLSContexts.fileUpstream(settings, sni: settings.sni, fips: inputs.fips)
             }
             return
         }
         guard inputs.endpoints.acceptsMTLS.contains(true) else { return }
-        cluster.transportSocketMatches = TLSContexts.autoMTLSMatches(sni: sni, sans: inputs.serverIdentities, fips: inputs.fips, detected: inputs.port.serviceProtocol.isDetected)
+        cluster.transportSocketMatches = TLSContexts.autoMTLSMatches(sni: sni, sans: inputs.serverIdentities, fips: inputs.fips, alpn: TLSContexts.meshALPN(inputs.port.serviceProtocol))
     }
 
     /// The endpoints `inputs` describe (subset clusters: the workloads with the subset's labels;

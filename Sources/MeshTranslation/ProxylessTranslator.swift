@@ -1,4 +1,5 @@
 internal import EnvoyAPI
+internal import Foundation
 public import MeshModel
 internal import SwiftProtobuf
 public import XDSCache
@@ -20,10 +21,23 @@ public import XDSCache
 ///   locality and ignores a locality without a weight).
 ///
 /// Services resolved by DNS, and DestinationRule TLS from files, have no proxyless form; their
-/// ports are left out with a warning. Proxyless servers (inbound) are not served.
+/// ports are left out with a warning.
+///
+/// For a proxyless server (`xds.NewGRPCServer`, `grpc.server(xds=True)`), one listener per port
+/// the workload serves, named as gRPC asks with Istio's template
+/// (`xds.istio.io/grpc/lds/inbound/<ip>:<port>`, for the workload's address, `0.0.0.0` and
+/// `[::]`): mTLS from the `default` certificate provider, the client's certificate required, unless
+/// PeerAuthentication DISABLEs it (gRPC cannot tell TLS from plaintext on one port, so PERMISSIVE
+/// is served as mTLS, which is what sidecar clients send); the workload's ALLOW and DENY
+/// AuthorizationPolicies as Envoy's RBAC filter, which gRPC enforces; every request
+/// then goes to the application (`non_forwarding_action`). A workload whose policies need more than
+/// RBAC (CUSTOM, RequestAuthentication, dry run) gets no listener, so its server does not serve:
+/// closed, not open.
 public enum ProxylessTranslator {
     /// The bootstrap's certificate provider instance that holds the workload's certificate.
     public static let certificateProvider = "default"
+    /// gRPC's `server_listener_resource_name_template`, as Istio's bootstraps set it.
+    public static let serverListenerTemplate = "xds.istio.io/grpc/lds/inbound/%s"
 
     public static func translate(_ snapshot: MeshSnapshot, workload: WorkloadInstance, memo: TranslationMemo? = nil) -> ProxyConfiguration {
         let scope = SidecarScope(workload: workload, snapshot: snapshot)
@@ -52,6 +66,9 @@ public enum ProxylessTranslator {
                 }
             }
         }
+        let inbound = serverListeners(scope: scope, snapshot: snapshot)
+        for listener in inbound.listeners { resources.insert(XDSResource(name: listener.name, message: listener)) }
+        warnings += inbound.warnings
         let built = outbound.clusterResources(memo: memo)
         for resource in built.clusters where servedClusters.contains(resource.name) {
             guard var cluster = resource.unpack(Cluster.self) else { continue }
@@ -72,6 +89,79 @@ public enum ProxylessTranslator {
             resources.insert(XDSResource(name: resource.name, message: assignment))
         }
         return ProxyConfiguration(resources: resources, warnings: scope.warnings + outbound.warnings + warnings)
+    }
+
+    /// The listeners a proxyless server of the workload asks for, one per served port and address.
+    static func serverListeners(scope: SidecarScope, snapshot: MeshSnapshot) -> (listeners: [Listener], warnings: [String]) {
+        guard !scope.ingress.isEmpty else { return ([], []) }
+        let authorization = AuthorizationBuilder(workload: scope.workload, snapshot: snapshot)
+        // gRPC wants distinct filter names (Envoy does not): the DENY and the ALLOW engine.
+        let filters = authorization.httpFilters().enumerated().map { index, filter in
+            var named = filter
+            if index > 0 { named.name += "-\(index)" }
+            return named
+        }
+        let unsupported = filters.filter { !$0.name.hasPrefix("envoy.filters.http.rbac") }.map(\.name)
+        guard unsupported.isEmpty, !authorization.hasDryRun else {
+            return ([], ["\(scope.workload.namespace)/\(scope.workload.name): its policies need \(unsupported.isEmpty ? "a dry run" : unsupported.joined(separator: ", ")), which proxyless gRPC servers do not run; they get no listener and do not serve"])
+        }
+        let peerAuthentication = PeerAuthenticationPolicy(workload: scope.workload, snapshot: snapshot)
+        var listeners: [Listener] = []
+        var seen: Set<UInt32> = []
+        for ingress in scope.ingress where seen.insert(ingress.port).inserted {
+            let port = ingress.port
+            var route = Route()
+            route.match.prefix = "/"
+            route.nonForwardingAction = Envoy_Config_Route_V3_NonForwardingAction()
+            var host = VirtualHost()
+            host.name = "inbound|http|\(port)"
+            host.domains = ["*"]
+            host.routes = [route]
+            var routes = RouteConfiguration()
+            routes.name = ResourceNames.inboundCluster(port: port)
+            routes.virtualHosts = [host]
+            var hcm = HCM()
+            hcm.statPrefix = "inbound_\(port)"
+            hcm.routeConfig = routes
+            hcm.httpFilters = filters + [Envoy.routerFilter]
+            var chain = FilterChain()
+            chain.name = ResourceNames.inboundCluster(port: port)
+            chain.filters = [Envoy.networkFilter("envoy.filters.network.http_connection_manager", hcm)]
+            if peerAuthentication.servedMode(port: port) != .disable {
+                var context = Envoy_Extensions_TransportSockets_Tls_V3_DownstreamTlsContext()
+                context.commonTlsContext = providerContext(sans: [])
+                context.requireClientCertificate = Google_Protobuf_BoolValue(true)
+                chain.transportSocket = TLSContexts.transportSocket(context)
+            }
+            let address = scope.workload.address
+            let hosts = [IPAddress(address)?.bitWidth == 128 ? "[\(address)]" : address, "0.0.0.0", "[::]"]
+            for host in hosts.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } } {
+                var listener = Listener()
+                listener.name = serverListenerTemplate.replacingOccurrences(of: "%s", with: "\(host):\(port)")
+                listener.address = Envoy.address(host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port: port)
+                listener.trafficDirection = .inbound
+                listener.filterChains = [chain]
+                listeners.append(listener)
+            }
+        }
+        return (listeners, [])
+    }
+
+    /// TLS certificates and roots from the bootstrap's certificate provider, checking the peer's
+    /// SPIFFE IDs against `sans` when given.
+    static func providerContext(sans: [StringMatcher]) -> Envoy_Extensions_TransportSockets_Tls_V3_CommonTlsContext {
+        var plugin = Envoy_Extensions_TransportSockets_Tls_V3_CertificateProviderPluginInstance()
+        plugin.instanceName = certificateProvider
+        plugin.certificateName = "default"
+        var roots = plugin
+        roots.certificateName = "ROOTCA"
+        var validation = Envoy_Extensions_TransportSockets_Tls_V3_CertificateValidationContext()
+        validation.caCertificateProviderInstance = roots
+        validation.matchSubjectAltNames = sans
+        var common = Envoy_Extensions_TransportSockets_Tls_V3_CommonTlsContext()
+        common.tlsCertificateProviderInstance = plugin
+        common.validationContext = validation
+        return common
     }
 
     /// The listener `xds:///<name>` resolves: an API listener only.
@@ -125,19 +215,8 @@ public enum ProxylessTranslator {
         cluster.clearUpstreamBindConfig()
         cluster.typedExtensionProtocolOptions = [:]
         if let context {
-            var plugin = Envoy_Extensions_TransportSockets_Tls_V3_CertificateProviderPluginInstance()
-            plugin.instanceName = certificateProvider
-            plugin.certificateName = "default"
-            var roots = plugin
-            roots.certificateName = "ROOTCA"
-            var validation = Envoy_Extensions_TransportSockets_Tls_V3_CertificateValidationContext()
-            validation.caCertificateProviderInstance = roots
-            validation.matchSubjectAltNames = context.commonTlsContext.combinedValidationContext.defaultValidationContext.matchTypedSubjectAltNames.map(\.matcher)
-            var common = Envoy_Extensions_TransportSockets_Tls_V3_CommonTlsContext()
-            common.tlsCertificateProviderInstance = plugin
-            common.validationContext = validation
             var upstream = Envoy_Extensions_TransportSockets_Tls_V3_UpstreamTlsContext()
-            upstream.commonTlsContext = common
+            upstream.commonTlsContext = providerContext(sans: context.commonTlsContext.combinedValidationContext.defaultValidationContext.matchTypedSubjectAltNames.map(\.matcher))
             cluster.transportSocket = TLSContexts.transportSocket(upstream)
         }
         return nil

@@ -59,6 +59,15 @@ enum TLSContexts {
         return common
     }
 
+    /// The ALPN a sidecar offers over mTLS toward a port, as Istio's: `istio` (in-mesh), with `h2`
+    /// for HTTP/2 and gRPC ports (a proxyless gRPC server requires it); none toward a port whose
+    /// protocol is detected, so that HTTP connection pools offer `h2`/`http/1.1` and TCP proxies
+    /// nothing (``ProtocolDetection``).
+    static func meshALPN(_ serviceProtocol: ServiceProtocol) -> [String] {
+        if serviceProtocol.isDetected { return [] }
+        return serviceProtocol.usesHTTP2 ? ["istio", "h2"] : ["istio"]
+    }
+
     /// The server side of mTLS on an inbound port: a client certificate from the mesh's trust
     /// domain is required.
     static func downstream(trustDomain: String, http: Bool, fips: Bool) -> TransportSocket {
@@ -70,12 +79,11 @@ enum TLSContexts {
 
     /// The client side of Istio mTLS toward a service: SNI `outbound_.<port>_.<subset>_.<host>`,
     /// the server's SPIFFE IDs checked.
-    /// `detected`: toward a port whose protocol is detected, no ALPN of its own, so that HTTP
-    /// connection pools offer `h2`/`http/1.1` and TCP proxies nothing (``ProtocolDetection``).
-    static func istioUpstream(sni: String, sans: [String], fips: Bool, detected: Bool = false) -> TransportSocket {
+    /// `alpn`: what the client offers (``meshALPN(_:)``).
+    static func istioUpstream(sni: String, sans: [String], fips: Bool, alpn: [String] = ["istio"]) -> TransportSocket {
         var context = Envoy_Extensions_TransportSockets_Tls_V3_UpstreamTlsContext()
         context.sni = sni
-        context.commonTlsContext = istioCommon(sans: sans.map { uriMatcher(exact: $0) }, alpn: detected ? [] : ["istio"], fips: fips)
+        context.commonTlsContext = istioCommon(sans: sans.map { uriMatcher(exact: $0) }, alpn: alpn, fips: fips)
         return transportSocket(context)
     }
 
@@ -153,11 +161,11 @@ enum TLSContexts {
     }
 
     /// Auto mTLS: mTLS toward endpoints marked as having a sidecar, plaintext toward the others.
-    static func autoMTLSMatches(sni: String, sans: [String], fips: Bool, detected: Bool = false) -> [Envoy_Config_Cluster_V3_Cluster.TransportSocketMatch] {
+    static func autoMTLSMatches(sni: String, sans: [String], fips: Bool, alpn: [String] = ["istio"]) -> [Envoy_Config_Cluster_V3_Cluster.TransportSocketMatch] {
         var istio = Envoy_Config_Cluster_V3_Cluster.TransportSocketMatch()
         istio.name = "tlsMode-istio"
         istio.match = tlsModeStruct
-        istio.transportSocket = istioUpstream(sni: sni, sans: sans, fips: fips, detected: detected)
+        istio.transportSocket = istioUpstream(sni: sni, sans: sans, fips: fips, alpn: alpn)
         var plain = Envoy_Config_Cluster_V3_Cluster.TransportSocketMatch()
         plain.name = "tlsMode-disabled"
         plain.match = Google_Protobuf_Struct()

@@ -4,6 +4,8 @@
   banner HOST PORT [PORT ...]          a server-first protocol: on each port, writes "banner PORT\\n" to
                                        every connection as it opens, then closes it
   grpc-server HOST PORT NAME           tai.Governor over h2c (methods below)
+  grpc-xds-server HOST PORT NAME       the same as a proxyless xDS server (GRPC_XDS_BOOTSTRAP): TLS and
+                                       authorization from the listener meshd serves it
   grpc-call TARGET AUTHORITY METHOD PAYLOAD
                                        one unary call; prints "code=<status> reply=<text>"
   grpc-calls TARGET AUTHORITY METHOD COUNT INTERVAL_MS
@@ -54,7 +56,7 @@ def banner(host, ports):
         time.sleep(3600)
 
 
-def grpc_server(host, port, name):
+def grpc_server(host, port, name, xds=False):
     from concurrent import futures
 
     import grpc
@@ -94,9 +96,13 @@ def grpc_server(host, port, name):
         "Slow": grpc.unary_unary_rpc_method_handler(slow, request_deserializer=identity, response_serializer=identity),
         "Watch": grpc.stream_stream_rpc_method_handler(watch, request_deserializer=identity, response_serializer=identity),
     }
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), xds=xds)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("tai.Governor", handlers),))
-    server.add_insecure_port("%s:%d" % (host, port))
+    if xds:
+        # Security and authorization from the listener meshd serves; not serving until it comes.
+        server.add_secure_port("%s:%d" % (host, port), grpc.xds_server_credentials(grpc.insecure_server_credentials()))
+    else:
+        server.add_insecure_port("%s:%d" % (host, port))
     server.start()
     print("listening", flush=True)
     server.wait_for_termination()
@@ -173,6 +179,8 @@ def main(arguments):
         banner(arguments[1], [int(port) for port in arguments[2:]])
     elif command == "grpc-server":
         grpc_server(arguments[1], int(arguments[2]), arguments[3])
+    elif command == "grpc-xds-server":
+        grpc_server(arguments[1], int(arguments[2]), arguments[3], xds=True)
     elif command == "grpc-call":
         grpc_call(arguments[1], arguments[2], arguments[3], arguments[4])
     elif command == "grpc-calls":

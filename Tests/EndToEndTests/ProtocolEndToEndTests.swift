@@ -317,6 +317,28 @@ extension EndToEnd {
                     metadata: {name: governor, namespace: tai-system}
                     spec: {address: 127.38.0.20, serviceAccount: governor, labels: {app: governor}}
                     ---
+                    apiVersion: networking.istio.io/v1
+                    kind: ServiceEntry
+                    metadata: {name: scheduler, namespace: tai-system}
+                    spec:
+                      hosts: [scheduler.tai-system.svc.cluster.local]
+                      location: MESH_INTERNAL
+                      resolution: STATIC
+                      ports: [{number: 8080, name: grpc, protocol: GRPC}]
+                      workloadSelector: {labels: {app: scheduler}}
+                    ---
+                    apiVersion: networking.istio.io/v1
+                    kind: WorkloadEntry
+                    metadata: {name: scheduler, namespace: tai-system}
+                    spec: {address: 127.38.0.21, serviceAccount: scheduler, labels: {app: scheduler}}
+                    ---
+                    apiVersion: security.istio.io/v1
+                    kind: AuthorizationPolicy
+                    metadata: {name: scheduler, namespace: tai-system}
+                    spec:
+                      selector: {matchLabels: {app: scheduler}}
+                      rules: [{from: [{source: {principals: [cluster.local/ns/tai-system/sa/governor]}}], to: [{operation: {paths: ["/tai.Governor/*"]}}]}]
+                    ---
                     apiVersion: security.istio.io/v1
                     kind: PeerAuthentication
                     metadata: {name: default, namespace: tai-system}
@@ -359,7 +381,7 @@ extension EndToEnd {
             return files
         }
 
-        @Test("proxyless gRPC: a grpcio client with an xds:/// target and meshctl's bootstrap gets listeners, routes, clusters and endpoints from meshd, talks mTLS with the files meshctl cert renew keeps, follows a 90/10 split and fails over when an endpoint disappears")
+        @Test("proxyless gRPC: a grpcio client with an xds:/// target and meshctl's bootstrap gets listeners, routes, clusters and endpoints from meshd, talks mTLS with the files meshctl cert renew keeps, follows a 90/10 split and fails over when an endpoint disappears; a grpcio xDS server gets mTLS and RBAC")
         func proxyless() async throws {
             try await MeshHarness("proxyless", files: Self.proxylessFiles).run { mesh in
                 var servers: [ProcessHandle] = []
@@ -368,23 +390,27 @@ extension EndToEnd {
                     try await mesh.startSidecar("tai-system", name)
                     servers.append(try await Self.startPeer(["grpc-server", "127.38.2.\(host)", "8080", name], log: "\(mesh.directory)/\(name).log"))
                 }
-                // The application's certificate, as its cron job keeps it, then gRPC's bootstrap.
-                let certificates = mesh.directory + "/certs/governor"
+                // Each application's certificate, as its cron job keeps it, then gRPC's bootstrap.
                 let common = ["--server", "http://\(mesh.adminAddress)", "--data-dir", mesh.controlPlane.options.dataDirectory]
-                let renewed = try await meshctl(
-                    ["cert", "renew", "--dir", certificates, "--xds-address", "\(mesh.xdsAddress)", "--token", try mesh.token("tai-system", "governor"),
-                     "--namespace", "tai-system", "--service-account", "governor"] + common, in: mesh.directory)
-                #expect(renewed.status == 0, "\(renewed.output)")
+                func proxylessEnvironment(_ name: String) async throws -> [String: String] {
+                    let certificates = mesh.directory + "/certs/\(name)"
+                    let renewed = try await meshctl(
+                        ["cert", "renew", "--dir", certificates, "--xds-address", "\(mesh.xdsAddress)", "--token", try mesh.token("tai-system", name),
+                         "--namespace", "tai-system", "--service-account", name] + common, in: mesh.directory)
+                    #expect(renewed.status == 0, "\(renewed.output)")
+                    let bootstrap = try await meshctl(
+                        ["bootstrap", "--proxyless", "--workload", "tai-system/\(name)", "--cert-dir", certificates, "--xds-address", "\(mesh.xdsAddress)"] + common,
+                        in: mesh.directory)
+                    #expect(bootstrap.status == 0 && bootstrap.output.contains("\"GENERATOR\": \"grpc\""), "\(bootstrap.output)")
+                    let bootstrapFile = mesh.directory + "/\(name)-grpc-bootstrap.json"
+                    try bootstrap.output.write(toFile: bootstrapFile, atomically: true, encoding: .utf8)
+                    var environment = ProcessInfo.processInfo.environment
+                    environment["GRPC_XDS_BOOTSTRAP"] = bootstrapFile
+                    return environment
+                }
                 let refused = try await meshctl(["bootstrap", "--proxyless", "--workload", "tai-system/governor"] + common, in: mesh.directory)
                 #expect(refused.status != 0 && refused.output.contains("--cert-dir"), "\(refused.output)")
-                let bootstrap = try await meshctl(
-                    ["bootstrap", "--proxyless", "--workload", "tai-system/governor", "--cert-dir", certificates, "--xds-address", "\(mesh.xdsAddress)"] + common,
-                    in: mesh.directory)
-                #expect(bootstrap.status == 0 && bootstrap.output.contains("\"GENERATOR\": \"grpc\""), "\(bootstrap.output)")
-                let bootstrapFile = mesh.directory + "/grpc-bootstrap.json"
-                try bootstrap.output.write(toFile: bootstrapFile, atomically: true, encoding: .utf8)
-                var environment = ProcessInfo.processInfo.environment
-                environment["GRPC_XDS_BOOTSTRAP"] = bootstrapFile
+                let environment = try await proxylessEnvironment("governor")
                 let target = "xds:///coordinator.tai-system.svc.cluster.local:8080"
 
                 // 300 calls on one channel: every one answered, 90/10 between v1 and v2.
@@ -421,6 +447,24 @@ extension EndToEnd {
                 #expect(lines.count == 160 && !lines.contains { $0.contains("ERROR") }, "\(failover.log.suffix(2000))")
                 #expect(!lines.suffix(60).contains { $0 == "coordinator-a" }, "after the entry went, coordinator-a got nothing: \(lines.suffix(60))")
                 #expect(lines.suffix(60).contains { $0 == "coordinator-b" }, "\(lines.suffix(60))")
+
+                // A proxyless server: mTLS and authorization from the listener meshd serves it.
+                // The proxyless governor may call it; coordinator-b's sidecar (mTLS as service
+                // account coordinator) is refused by its AuthorizationPolicy.
+                let scheduler = try ProcessHandle(
+                    executable: try TestTools.python(), arguments: ["-u", Self.helper, "grpc-xds-server", "127.38.0.21", "8080", "scheduler"],
+                    logPath: "\(mesh.directory)/scheduler.log", environment: try await proxylessEnvironment("scheduler"))
+                servers.append(scheduler)
+                try await Eventually.wait(timeout: .seconds(20), what: "the proxyless server to start") { scheduler.log.contains("listening") || !scheduler.isRunning }
+                let allowed = try ProcessHandle(
+                    executable: try TestTools.python(), arguments: ["-u", Self.helper, "grpc-calls", "xds:///scheduler.tai-system.svc.cluster.local:8080", "", "Status", "3", "0"],
+                    logPath: "\(mesh.directory)/proxyless-scheduler.log", environment: environment)
+                #expect(await allowed.waitForExit(timeout: .seconds(60)))
+                #expect(calls(allowed.log) == ["scheduler", "scheduler", "scheduler"], "\(allowed.log.suffix(1000)) server: \(scheduler.log.suffix(3000))")
+                let denied = try await Self.output(
+                    try TestTools.python(), [Self.helper, "grpc-call", "127.38.1.12:8080", "scheduler.tai-system.svc.cluster.local", "Status", "ok"],
+                    log: "\(mesh.directory)/sidecar-to-scheduler.log")
+                #expect(denied.contains("code=PERMISSION_DENIED"), "a sidecar's mTLS reaches the proxyless server, whose RBAC refuses its identity: \(denied)")
             }
         }
     }

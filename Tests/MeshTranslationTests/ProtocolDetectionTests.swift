@@ -130,7 +130,7 @@ struct ProtocolDetectionTests {
         #expect(try upstreamTLS(webCluster).commonTlsContext.alpnProtocols.isEmpty)
         let rpcCluster = try cluster(client, "outbound|9090||rpc.shop.svc.cluster.local")
         #expect(try protocolOptions(rpcCluster).explicitHTTPConfig.protocolConfig.map { if case .http2ProtocolOptions = $0 { true } else { false } } == true, "gRPC goes upstream over HTTP/2")
-        #expect(try upstreamTLS(rpcCluster).commonTlsContext.alpnProtocols == ["istio"])
+        #expect(try upstreamTLS(rpcCluster).commonTlsContext.alpnProtocols == ["istio", "h2"], "as Istio: in-mesh, HTTP/2 (a proxyless gRPC server requires h2)")
     }
 
     @Test("inbound on an undeclared port: a TLS and a plaintext chain each for HTTP and for TCP (PERMISSIVE), TLS only under STRICT; the app gets the caller's protocol")

@@ -126,4 +126,71 @@ struct ProxylessTranslationTests {
         #expect(configuration.resources.resources(ofType: XDSTypeURL.cluster).isEmpty)
         #expect(configuration.warnings.contains { $0.contains("TLS from files") }, "\(configuration.warnings)")
     }
+
+    static let server = mesh + """
+
+        ---
+        apiVersion: security.istio.io/v1
+        kind: AuthorizationPolicy
+        metadata: {name: coordinator, namespace: tai}
+        spec:
+          selector: {matchLabels: {app: coordinator}}
+          rules: [{from: [{source: {principals: [cluster.local/ns/tai/sa/governor]}}]}]
+        """
+
+    func server(_ yaml: String = server) throws -> ProxyConfiguration {
+        let snapshot = try snapshot(yaml)
+        let configuration = ProxylessTranslator.translate(snapshot, workload: try #require(snapshot.registry.workload(.init(namespace: "tai", name: "coordinator-1"))))
+        expectPrintable(configuration.resources)
+        return configuration
+    }
+
+    @Test("a proxyless server gets Istio's inbound listeners for its address, 0.0.0.0 and [::]: mTLS from the certificate provider, RBAC with distinct names, non-forwarding routes")
+    func serverListeners() throws {
+        let listeners = try server().resources.resources(ofType: XDSTypeURL.listener)
+        let names = listeners.keys.filter { $0.hasPrefix("xds.istio.io/grpc/lds/inbound/") }.sorted()
+        #expect(names == [
+            "xds.istio.io/grpc/lds/inbound/0.0.0.0:8080", "xds.istio.io/grpc/lds/inbound/0.0.0.0:9000",
+            "xds.istio.io/grpc/lds/inbound/127.0.0.11:8080", "xds.istio.io/grpc/lds/inbound/127.0.0.11:9000",
+            "xds.istio.io/grpc/lds/inbound/[::]:8080", "xds.istio.io/grpc/lds/inbound/[::]:9000",
+        ])
+        let listener = try #require(listeners["xds.istio.io/grpc/lds/inbound/127.0.0.11:8080"]?.unpack(Envoy_Config_Listener_V3_Listener.self))
+        #expect(listener.address.socketAddress.address == "127.0.0.11" && listener.address.socketAddress.portValue == 8080)
+        let chain = try #require(listener.filterChains.first)
+        let tls = try Envoy_Extensions_TransportSockets_Tls_V3_DownstreamTlsContext(unpackingAny: chain.transportSocket.typedConfig)
+        #expect(tls.requireClientCertificate.value && tls.commonTlsContext.tlsCertificateProviderInstance.instanceName == ProxylessTranslator.certificateProvider)
+        let hcm = try Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_HttpConnectionManager(unpackingAny: try #require(chain.filters.first).typedConfig)
+        let filterNames = hcm.httpFilters.map(\.name)
+        #expect(Set(filterNames).count == filterNames.count && filterNames.last == "envoy.filters.http.router" && filterNames.first == "envoy.filters.http.rbac")
+        let route = try #require(hcm.routeConfig.virtualHosts.first?.routes.first)
+        if case .nonForwardingAction? = route.action {} else { Issue.record("a server's route hands the request to the application: \(route)") }
+        let any = try #require(listeners["xds.istio.io/grpc/lds/inbound/[::]:8080"]?.unpack(Envoy_Config_Listener_V3_Listener.self))
+        #expect(any.address.socketAddress.address == "::")
+
+        let disabled = try server(Self.server + """
+
+            ---
+            apiVersion: security.istio.io/v1
+            kind: PeerAuthentication
+            metadata: {name: plaintext, namespace: tai}
+            spec: {mtls: {mode: DISABLE}}
+            """).resources.resources(ofType: XDSTypeURL.listener)["xds.istio.io/grpc/lds/inbound/127.0.0.11:8080"]?.unpack(Envoy_Config_Listener_V3_Listener.self)
+        #expect(disabled?.filterChains.first?.hasTransportSocket == false, "DISABLE: plaintext")
+    }
+
+    @Test("a server whose policies need more than RBAC gets no listener (it does not serve), and a warning")
+    func serverFailsClosed() throws {
+        let custom = try server(Self.server.replacingOccurrences(of: "  rules: [{from", with: "  action: DENY\n  rules: [{from") + """
+
+            ---
+            apiVersion: security.istio.io/v1
+            kind: RequestAuthentication
+            metadata: {name: jwt, namespace: tai}
+            spec:
+              selector: {matchLabels: {app: coordinator}}
+              jwtRules: [{issuer: "https://issuer.example.com", jwksUri: "https://issuer.example.com/keys"}]
+            """)
+        #expect(!custom.resources.resources(ofType: XDSTypeURL.listener).keys.contains { $0.hasPrefix("xds.istio.io/") })
+        #expect(custom.warnings.contains { $0.contains("do not serve") }, "\(custom.warnings)")
+    }
 }
