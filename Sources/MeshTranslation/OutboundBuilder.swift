@@ -122,17 +122,23 @@ struct OutboundBuilder {
         listener.address = Envoy.address(port.bind, port: port.port)
         listener.trafficDirection = .outbound
         if let tcpService = port.tcpService {
+            // Envoy matches the transport first and does not come back: plaintext has an HTTP
+            // and a TCP chain, TLS the app originates (whose ALPN may say http/1.1 too) a TCP one.
             var http = httpChain(for: port)
             http.name = "\(listener.name)-http"
-            http.filterChainMatch = ProtocolDetection.match(ProtocolDetection.plaintextHTTP)
+            http.filterChainMatch = ProtocolDetection.match(ProtocolDetection.plaintextHTTP, transport: "raw_buffer")
             var tcp = tcpChain(for: port, service: tcpService)
             tcp.name = "\(listener.name)-tcp"
+            tcp.filterChainMatch = ProtocolDetection.match([], transport: "raw_buffer")
+            var tls = tcp
+            tls.name = "\(listener.name)-tls"
+            tls.filterChainMatch = ProtocolDetection.match([], transport: "tls")
             let others = port.services.filter { !$0.port(port.port)!.serviceProtocol.isHTTP && $0.hostname != tcpService.hostname }
             if !others.isEmpty {
                 warnings.append("port \(port.port) on \(port.bind) takes connections that are not HTTP to \(tcpService.hostname); \(others.map(\.hostname).joined(separator: ", ")) is reachable on it by HTTP only")
             }
             ProtocolDetection.inspect(&listener, tls: true, timeout: snapshot.mesh.protocolDetectionTimeout)
-            listener.filterChains = [http, tcp]
+            listener.filterChains = [http, tcp, tls]
             return listener
         }
         let httpServices = port.httpServices

@@ -58,6 +58,7 @@ extension EndToEnd {
                     service("web", ports: "[{number: 8080, name: web}]"),
                     service("banner", ports: "[{number: 7000, name: tcp-banner, protocol: TCP}, {number: 7001, name: banner}]"),
                     service("governor", ports: "[{number: 9090, name: grpc, protocol: GRPC}]"),
+                    service("secure", ports: "[{number: 8443, name: secure}]"),
                 ].joined(separator: "---\n"),
                 "workloads.yaml": [
                     """
@@ -78,6 +79,7 @@ extension EndToEnd {
                     workload("web-v2", host: 3, labels: "app: web, version: v2", serviceAccount: "web", ports: [(8080, "name: web")]),
                     workload("banner", host: 4, labels: "app: banner", serviceAccount: "banner", ports: [(7000, "name: tcp-banner, protocol: TCP"), (7001, "name: banner")]),
                     workload("governor", host: 5, labels: "app: governor", serviceAccount: "governor", ports: [(9090, "name: grpc, protocol: GRPC")]),
+                    workload("secure", host: 6, labels: "app: secure", serviceAccount: "secure", ports: [(8443, "name: secure")]),
                 ].joined(separator: "---\n"),
                 "web.yaml": """
                     apiVersion: networking.istio.io/v1
@@ -187,7 +189,7 @@ extension EndToEnd {
         func detection() async throws {
             let logs = try TestTools.temporaryDirectory("protocol-logs")
             try await MeshHarness("protocols", files: Self.files(logDirectory: logs)).run { mesh in
-                for name in ["web-v1", "web-v2", "banner", "client"] { try await mesh.startSidecar(Self.namespace, name) }
+                for name in ["web-v1", "web-v2", "banner", "secure", "client"] { try await mesh.startSidecar(Self.namespace, name) }
                 try await Self.startH2App(mesh, "web-v1", host: 2)
                 try await Self.startH2App(mesh, "web-v2", host: 3)
                 let banner = try await Self.startPeer(["banner", "127.38.2.4", "7000", "7001"], log: "\(mesh.directory)/banner.log")
@@ -218,6 +220,31 @@ extension EndToEnd {
                     #expect(text.hasPrefix(clientProtocol + " 200"), "\(flag): \(text)")
                     #expect(text.lowercased().contains("x-app-protocol: \(appProtocol.lowercased())"), "\(flag): the app saw \(appProtocol): \(text)")
                     #expect(text.contains("web-v1") || text.contains("web-v2"), "\(flag): \(text)")
+                }
+
+                // TLS the app originates on an undeclared port passes through as TCP, its SNI
+                // intact: openssl's server refuses any name but secure.example.
+                let openssl = "/usr/bin/openssl"
+                let key = "\(mesh.directory)/secure-key.pem", certificate = "\(mesh.directory)/secure-cert.pem"
+                let made = try await Self.output(openssl, [
+                    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", certificate,
+                    "-subj", "/CN=secure.example", "-days", "1", "-addext", "subjectAltName=DNS:secure.example",
+                ], log: "\(mesh.directory)/secure-req.log")
+                #expect(FileManager.default.fileExists(atPath: certificate), "\(made)")
+                let tlsServer = try ProcessHandle(
+                    executable: openssl,
+                    arguments: [
+                        "s_server", "-accept", "127.38.2.6:8443", "-cert", certificate, "-key", key, "-cert2", certificate, "-key2", key, "-www",
+                        "-servername", "secure.example", "-servername_fatal",
+                    ],
+                    logPath: "\(mesh.directory)/secure-server.log")
+                defer { tlsServer.signal(SIGKILL) }
+                try await Eventually.wait(timeout: .seconds(10), what: "openssl s_server to accept") { tlsServer.log.contains("ACCEPT") || !tlsServer.isRunning }
+                for (name, accepted) in [("secure.example", true), ("other.example", false)] {
+                    let text = try await Self.output(curl, [
+                        "-sS", "-k", "--max-time", "5", "--resolve", "\(name):8443:\(Self.egress)", "https://\(name):8443/",
+                    ], log: "\(mesh.directory)/curl-tls-\(name).log")
+                    #expect(accepted ? text.contains("Ciphers supported") : text.contains("unrecognized name"), "TLS to \(name) through the detected port: \(text.prefix(600))")
                 }
 
                 // Server-first: a declared TCP port is never inspected; an undeclared one waits
