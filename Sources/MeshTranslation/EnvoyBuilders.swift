@@ -75,12 +75,11 @@ enum Envoy {
 
     /// A route's timeout as Istio sets it: `timeout` for the whole request (0: none), and a gRPC
     /// call's own deadline (its `grpc-timeout` header) honoured up to the same bound (0: as the
-    /// caller asks).
+    /// caller asks). Like Istio, through `max_grpc_timeout`: with `max_stream_duration` set, Envoy's
+    /// router would ignore `timeout` altogether.
     static func setTimeout(_ action: inout RouteAction, _ timeout: Google_Protobuf_Duration) {
         action.timeout = timeout
-        var stream = RouteAction.MaxStreamDuration()
-        stream.grpcTimeoutHeaderMax = timeout
-        action.maxStreamDuration = stream
+        action.maxGrpcTimeout = timeout
     }
 
     /// The router filter, last in every HTTP filter chain.

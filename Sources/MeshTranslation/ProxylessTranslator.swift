@@ -11,8 +11,9 @@ public import XDSCache
 /// - a listener named `<host>:<port>` (what `xds:///<host>:<port>` asks for) holding only an
 ///   `api_listener`: an HTTP connection manager with the fault and router filters, routed by RDS;
 /// - a route configuration of the same name with the service's one virtual host, built as for a
-///   sidecar (splits, retries, deadlines, faults, hashing); per-route configs of filters gRPC does
-///   not run (CORS) are left out;
+///   sidecar (splits, retries, deadlines, faults, hashing), the deadline bound in
+///   `max_stream_duration` where gRPC reads it; per-route configs of filters gRPC does not run
+///   (CORS) are left out;
 /// - the service's clusters and load assignments as a sidecar gets them, adapted to what gRPC's
 ///   xDS client takes: round robin where a sidecar would use least request or random (ring hash
 ///   stays), mTLS through the bootstrap's `default` certificate provider instead of SDS (the
@@ -80,9 +81,10 @@ public enum ProxylessTranslator {
         }
         for resource in built.loadAssignments where servedClusters.contains(resource.name) {
             guard var assignment = resource.unpack(ClusterLoadAssignment.self) else { continue }
-            for index in assignment.endpoints.indices where !assignment.endpoints[index].hasLoadBalancingWeight {
-                // gRPC takes a locality only with a weight, and needs the locality message itself.
+            // gRPC refuses a group without its locality message and ignores a locality without a weight.
+            for index in assignment.endpoints.indices {
                 if !assignment.endpoints[index].hasLocality { assignment.endpoints[index].locality = Envoy_Config_Core_V3_Locality() }
+                guard !assignment.endpoints[index].hasLoadBalancingWeight else { continue }
                 let weight = assignment.endpoints[index].lbEndpoints.reduce(UInt32(0)) { $0 + ($1.hasLoadBalancingWeight ? $1.loadBalancingWeight.value : 1) }
                 assignment.endpoints[index].loadBalancingWeight = Envoy.uint32(max(weight, 1))
             }
@@ -189,6 +191,13 @@ public enum ProxylessTranslator {
         host.routes = host.routes.map { route in
             var route = route
             route.typedPerFilterConfig = route.typedPerFilterConfig.filter { $0.key == "envoy.filters.http.fault" }
+            // gRPC reads the route's bound from max_stream_duration, not Envoy's max_grpc_timeout.
+            if route.route.hasMaxGrpcTimeout {
+                var bound = RouteAction.MaxStreamDuration()
+                bound.maxStreamDuration = route.route.maxGrpcTimeout
+                route.route.maxStreamDuration = bound
+                route.route.clearMaxGrpcTimeout()
+            }
             return route
         }
         return host

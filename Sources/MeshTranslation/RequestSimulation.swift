@@ -194,7 +194,8 @@ public struct RequestSimulation: Codable, Hashable, Sendable {
                 step(source, "listener", "no listener on port \(target.port): the app's connection is refused", depth: 0)
                 return end(1, status: nil, "connection refused: \(source.name)'s proxy has no listener on port \(target.port)")
             }
-            let chain = listener.filterChains.first
+            // A detected port has an HTTP and a TCP chain: the one the request's kind takes.
+            let chain = listener.filterChains.first { Self.carries($0, http: target.http) && $0.filterChainMatch.transportProtocol != "tls" } ?? listener.filterChains.first
             if let filter = chain?.filters.first(where: { $0.name == "envoy.filters.network.http_connection_manager" }),
                let hcm = try? Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_HttpConnectionManager(unpackingAny: filter.typedConfig) {
                 guard target.http else {
@@ -358,6 +359,11 @@ public struct RequestSimulation: Codable, Hashable, Sendable {
 
         // MARK: The destination's proxy
 
+        /// Whether `chain` handles HTTP (`http`) or TCP connections.
+        static func carries(_ chain: Envoy_Config_Listener_V3_FilterChain, http: Bool) -> Bool {
+            chain.filters.contains { $0.name == (http ? "envoy.filters.network.http_connection_manager" : "envoy.filters.network.tcp_proxy") }
+        }
+
         mutating func inbound(source: WorkloadInstance, address: String, port: UInt32, transport: Transport, request: [String: String]?, probability: Double, depth: Int) {
             let candidates = snapshot.registry.workloads.values.filter { $0.address == address }.sorted { ($0.namespace, $0.name) < ($1.namespace, $1.name) }
             guard !candidates.isEmpty else {
@@ -380,7 +386,8 @@ public struct RequestSimulation: Codable, Hashable, Sendable {
             let destinationName = "\(destination.namespace)/\(destination.name)"
             let identity = "spiffe://\(snapshot.settings.trustDomain)/ns/\(destination.namespace)/sa/\(destination.serviceAccount)"
             let wanted = transport.tls ? "tls" : "raw_buffer"
-            let chain = listener.filterChains.first { $0.filterChainMatch.transportProtocol == wanted }
+            let sameTransport = listener.filterChains.filter { $0.filterChainMatch.transportProtocol == wanted }
+            let chain = sameTransport.first { Self.carries($0, http: request != nil) } ?? sameTransport.first
                 ?? listener.filterChains.first { $0.filterChainMatch.transportProtocol.isEmpty }
             guard let chain else {
                 let accepted = listener.filterChains.map { $0.filterChainMatch.transportProtocol == "tls" ? "mTLS" : "plaintext" }.joined(separator: ", ")

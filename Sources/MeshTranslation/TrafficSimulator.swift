@@ -94,7 +94,7 @@ public struct TrafficSimulator {
     /// Follows an HTTP request.
     public func http(_ request: HTTPRequest) throws(Failure) -> Outcome {
         let listener = try listener(address: request.address, port: request.port)
-        guard let chain = listener.filterChains.first,
+        guard let chain = listener.filterChains.first(where: { $0.filters.contains { $0.name == "envoy.filters.network.http_connection_manager" } }),
               let filter = chain.filters.first(where: { $0.name == "envoy.filters.network.http_connection_manager" }),
               let hcm = try? Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_HttpConnectionManager(unpackingAny: filter.typedConfig)
         else {
@@ -145,7 +145,7 @@ public struct TrafficSimulator {
     /// Follows a TCP connection: the listener, its cluster and the cluster's endpoints.
     public func tcp(address: String, port: UInt32) throws(Failure) -> (listener: String, cluster: String, endpoints: [String]) {
         let listener = try listener(address: address, port: port)
-        guard let filter = listener.filterChains.first?.filters.first(where: { $0.name == "envoy.filters.network.tcp_proxy" }),
+        guard let filter = listener.filterChains.lazy.compactMap({ $0.filters.first { $0.name == "envoy.filters.network.tcp_proxy" } }).first,
               let proxy = try? Envoy_Extensions_Filters_Network_TcpProxy_V3_TcpProxy(unpackingAny: filter.typedConfig)
         else {
             throw Failure(description: "listener \(listener.name) is not a TCP proxy")

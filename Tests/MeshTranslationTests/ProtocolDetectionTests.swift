@@ -220,11 +220,11 @@ struct ProtocolDetectionTests {
 
         let routes = try #require(client.resources(ofType: XDSTypeURL.route)["9090"]?.unpack(Envoy_Config_Route_V3_RouteConfiguration.self))
         let action = try #require(routes.virtualHosts.first { $0.name.hasPrefix("rpc.") }?.routes.first?.route)
-        #expect(action.timeout.seconds == 3 && action.maxStreamDuration.grpcTimeoutHeaderMax.seconds == 3)
+        #expect(action.timeout.seconds == 3 && action.maxGrpcTimeout.seconds == 3 && !action.hasMaxStreamDuration, "max_stream_duration would make Envoy ignore timeout")
 
         let inbound = try hcm(try listener(try resources("rpc-1", yaml: routed), "rpc-1", port: 9090).filterChains[0])
         #expect(inbound.httpFilters.map(\.name).suffix(2) == ["envoy.filters.http.grpc_stats", "envoy.filters.http.router"])
         let inboundRoute = try #require(inbound.routeConfig.virtualHosts.first?.routes.first?.route)
-        #expect(inboundRoute.hasMaxStreamDuration && inboundRoute.maxStreamDuration.grpcTimeoutHeaderMax == Google_Protobuf_Duration())
+        #expect(inboundRoute.hasMaxGrpcTimeout && inboundRoute.maxGrpcTimeout == Google_Protobuf_Duration())
     }
 }

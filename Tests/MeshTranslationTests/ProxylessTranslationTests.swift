@@ -96,7 +96,7 @@ struct ProxylessTranslationTests {
         #expect(host.domains.contains("coordinator.tai.svc.cluster.local:8080"), "what xds:///coordinator.tai.svc.cluster.local:8080 asks for")
         let route = try #require(host.routes.first)
         #expect(route.route.weightedClusters.clusters.map(\.weight.value) == [90, 10])
-        #expect(route.route.retryPolicy.retryOn.contains("unavailable") && route.route.maxStreamDuration.grpcTimeoutHeaderMax.seconds == 4)
+        #expect(route.route.retryPolicy.retryOn.contains("unavailable") && route.route.maxStreamDuration.maxStreamDuration.seconds == 4 && !route.route.hasMaxGrpcTimeout)
         #expect(Array(route.typedPerFilterConfig.keys) == ["envoy.filters.http.fault"], "gRPC runs no CORS filter: its per-route config is left out")
     }
 
