@@ -136,6 +136,14 @@ struct ProtocolDetectionTests {
         #expect(try upstreamTLS(rpcCluster).commonTlsContext.alpnProtocols == ["istio", "h2"], "as Istio: in-mesh, HTTP/2 (a proxyless gRPC server requires h2)")
     }
 
+    @Test("the traffic simulator follows HTTP and TCP on an undeclared port through their own chains")
+    func simulated() throws {
+        let traffic = try simulator(try snapshot(Self.mesh), "shop", "client")
+        #expect(try traffic.tcp(address: "127.0.0.1", port: 8080).cluster == "outbound|8080||web.shop.svc.cluster.local")
+        let outcome = try traffic.http(.init(address: "127.0.0.1", port: 8080, authority: "web.shop.svc.cluster.local"))
+        #expect(outcome.listener == "127.0.0.1_8080" && outcome.routeConfiguration == "8080" && outcome.clusters.map(\.name) == ["outbound|8080||web.shop.svc.cluster.local"], "\(outcome)")
+    }
+
     @Test("inbound on an undeclared port: a TLS and a plaintext chain each for HTTP and for TCP (PERMISSIVE), TLS only under STRICT; the app gets the caller's protocol")
     func inbound() throws {
         let server = try resources("web-1")
