@@ -56,6 +56,8 @@ public final class ControlPlane: Sendable {
     private let metricsFactory: PrometheusMetricsFactory
     let logger: Logger
     private let bound = BoundAddresses()
+    /// The services of `run()`, while it runs.
+    private let running = Mutex<ServiceGroup?>(nil)
 
     /// Prepares a control plane: the data directory, the admin token, the CA (made on first start
     /// or plugged in), the example mesh when no config directory is given, and the first load of
@@ -277,7 +279,20 @@ public final class ControlPlane: Sendable {
             gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
             logger: logger)
         configuration.maximumGracefulShutdownDuration = .seconds(2)
-        try await ServiceGroup(configuration: configuration).run()
+        let group = ServiceGroup(configuration: configuration)
+        running.withLock { $0 = group }
+        try await group.run()
+    }
+
+    /// Stops a running meshd as SIGTERM does: the xDS server first stops taking connections and
+    /// streams (GOAWAY), and what is still running is cancelled after 2 s. Returns whether it was
+    /// running; `run()` returns soon after. (Cancelling `run()`'s task instead cancels at once,
+    /// and NIO traps on an xDS stream that arrived but was not yet taken.)
+    @discardableResult
+    public func shutdown() async -> Bool {
+        guard let group = running.withLock({ $0 }) else { return false }
+        await group.triggerGracefulShutdown()
+        return true
     }
 
     /// Whether proxies are being served the newest accepted configuration exactly as configured:

@@ -58,8 +58,7 @@ final class MeshHarness: @unchecked Sendable {
     /// Stops meshd and starts it again on the same data directory and ports, with the Envoys and
     /// apps left running (they reconnect as they would to a restarted meshd).
     func restartControlPlane() async throws {
-        task.cancel()
-        _ = await task.result
+        await stopControlPlane()
         var options = controlPlane.options
         options.xdsAddress.port = UInt32(xdsPort)
         options.adminAddress.port = UInt32(adminPort)
@@ -75,6 +74,12 @@ final class MeshHarness: @unchecked Sendable {
             try await Task.sleep(for: .milliseconds(100))
         }
         throw HTTPProbe.Failure(description: "the restarted meshd did not listen on its ports again: \(failure)")
+    }
+
+    /// Stops meshd as SIGTERM would (cancelling only when it is not serving yet) and waits for it.
+    func stopControlPlane() async {
+        if !(await controlPlane.shutdown()) { task.cancel() }
+        _ = await task.result
     }
 
     /// How a test client reaches the xDS port (TLS verified against meshd's root, unless plaintext).
@@ -188,8 +193,7 @@ final class MeshHarness: @unchecked Sendable {
     func stop(keepFiles: Bool = false) async {
         for envoy in envoys { await envoy.stop() }
         for app in apps { await app.stop() }
-        task.cancel()
-        _ = await task.result
+        await stopControlPlane()
         do {
             let report = try await CertificateChecks.checkDirectory(directory + "/issued")
             #expect(!report.isEmpty, "meshd issued no certificate in this test")

@@ -40,6 +40,8 @@ struct IncrementalTranslationTests {
         var ports = ["{number: 8080, name: http-web, protocol: HTTP, targetPort: \(random.pick([8080, 9080]))}"]
         if random.chance(40) { ports.append("{number: 5432, name: tcp-db, protocol: TCP}") }
         if random.chance(30) { ports.append("{number: 9090, name: grpc-api, protocol: GRPC}") }
+        // A port that declares nothing: its protocol is detected per connection.
+        if random.chance(30) { ports.append("{number: 7070, name: web-auto}") }
         let sans = random.chance(20) ? "\n  subjectAltNames: [spiffe://cluster.local/ns/\(ns)/sa/extra]" : ""
         let export = random.chance(15) ? "\n  exportTo: [\".\"]" : ""
         return """
