@@ -79,17 +79,21 @@ public struct BootstrapBuilder: Sendable {
         NodeIdentity.nodeID(workload: ServiceRegistry.WorkloadID(namespace: workload.namespace, name: workload.name), address: workload.address, kind: kind)
     }
 
-    /// The bootstrap as a JSON/YAML tree (Envoy's proto3 JSON field names).
-    public var configValue: ConfigValue {
-        let labels = ConfigObject(workload.labels.keys.sorted().map { ($0, .string(workload.labels[$0]!)) })
-        var metadata = ConfigObject([
+    /// The node metadata that names `workload` as Istio's bootstraps do (``NodeIdentity`` reads it).
+    static func workloadMetadata(_ workload: WorkloadInstance) -> ConfigObject {
+        ConfigObject([
             ("NAMESPACE", .string(workload.namespace)),
             ("NAME", .string(workload.name)),
             ("SERVICE_ACCOUNT", .string(workload.serviceAccount)),
             ("INSTANCE_IPS", .string(workload.address)),
-            ("LABELS", .object(labels)),
-            ("MESH_ID", .string(trustDomain)),
+            ("LABELS", .object(ConfigObject(workload.labels.keys.sorted().map { ($0, .string(workload.labels[$0]!)) }))),
         ])
+    }
+
+    /// The bootstrap as a JSON/YAML tree (Envoy's proto3 JSON field names).
+    public var configValue: ConfigValue {
+        var metadata = Self.workloadMetadata(workload)
+        metadata["MESH_ID"] = .string(trustDomain)
         if let certificateDirectory { metadata[NodeIdentity.certificateDirectoryKey] = .string(certificateDirectory) }
         if let autoRegisterGroup { metadata[AutoRegistration.nodeMetadataKey] = .string(autoRegisterGroup) }
         if let probe { metadata[Self.probeMetadataKey] = probe.configValue }

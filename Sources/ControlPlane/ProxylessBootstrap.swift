@@ -38,13 +38,11 @@ public struct ProxylessBootstrap: Sendable {
             ("channel_creds", .array([credentials])),
             ("server_features", .array([.string("xds_v3")])),
         ])
-        let labels = ConfigObject(workload.labels.keys.sorted().map { ($0, .string(workload.labels[$0]!)) })
+        var metadata = BootstrapBuilder.workloadMetadata(workload)
+        metadata[NodeIdentity.generatorKey] = .string("grpc")
         var node = ConfigObject([
             ("id", .string(NodeIdentity.nodeID(workload: .init(namespace: workload.namespace, name: workload.name), address: workload.address))),
-            ("metadata", .object(ConfigObject([
-                ("NAMESPACE", .string(workload.namespace)), ("NAME", .string(workload.name)), ("SERVICE_ACCOUNT", .string(workload.serviceAccount)),
-                ("INSTANCE_IPS", .string(workload.address)), ("LABELS", .object(labels)), (NodeIdentity.generatorKey, .string("grpc")),
-            ]))),
+            ("metadata", .object(metadata)),
         ])
         if let locality = workload.locality {
             let parts = locality.split(separator: "/", omittingEmptySubsequences: false).map(String.init)

@@ -50,7 +50,9 @@ struct OutboundBuilder {
         /// Whether the port's protocol is found per connection: some service on it declares none
         /// (and the Sidecar declares none for the port). HTTP goes to ``httpServices``, anything
         /// else to ``tcpService`` (``ProtocolDetection``).
-        var detects = false
+        var detects: Bool {
+            declaredProtocol == nil && services.contains { $0.port(port)!.serviceProtocol.isDetected }
+        }
         /// Whether the Sidecar declares the port gRPC, or, when it declares nothing, a service on it does.
         var carriesGRPC: Bool {
             declaredProtocol.map(\.isGRPC) ?? services.contains { $0.port(port)!.serviceProtocol.isGRPC }
@@ -105,7 +107,6 @@ struct OutboundBuilder {
                 listener.httpServices = declared.isHTTP ? listener.services : []
             } else {
                 let port = listener.port
-                listener.detects = listener.services.contains { $0.port(port)!.serviceProtocol.isDetected }
                 listener.httpServices = listener.services.filter { $0.port(port)!.serviceProtocol.isHTTP || $0.port(port)!.serviceProtocol.isDetected }
             }
             listener.forwardsUnknownHosts = allowAny && IPAddress(listener.bind)?.isLoopback == true
