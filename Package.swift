@@ -118,7 +118,7 @@ let package = Package(
         .executableTarget(
             name: "meshd-loadgen",
             dependencies: [
-                "XDSTesting", "EnvoyAPI", "MeshModel", "MeshConfig", "MeshTranslation", "CertificateAuthority", argumentParser, grpcCore,
+                "XDSTesting", "EnvoyAPI", "MeshModel", "MeshConfig", "MeshTranslation", "CertificateAuthority", "ControlPlane", argumentParser, grpcCore,
                 protobuf, logging, metrics, x509,
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]

@@ -37,6 +37,8 @@ paths = {
  "/readyz": {"get": op("Readiness: 200 once a configuration is loaded", {**ok({"type": "string"}, "text/plain"), "503": {"description": "not ready", "content": {"text/plain": {"schema": {"type": "string"}}}}}, security=False, opid="readyz")},
  "/version": {"get": op("meshd's version", {**ok({"type": "object", "properties": {"version": {"type": "string"}}, "required": ["version"]})}, security=False, opid="version")},
  "/openapi.json": {"get": op("This document", {**ok(obj)}, security=False, opid="openapi")},
+ "/ui/api/graph": {"get": op("The service graph the /ui/graph page draws: workloads, services and the traffic between them over the last minute (rates, error rates, p50/p99, mTLS), canary splits, proxies not SYNCED (reader, or the page's cookie)", {**ok(obj), **errs(401)}, opid="serviceGraph")},
+ "/ui/api/edge": {"get": op("One edge of the service graph over time (reader, or the page's cookie)", {**ok(obj), **errs(401, 404)}, params=[{"name": "id", "in": "query", "required": True, "schema": {"type": "string"}, "description": "the edge's id, as /ui/api/graph gives it"}], opid="serviceGraphEdge")},
  "/metrics": {"get": op("Prometheus metrics (reader)", {**ok({"type": "string"}, "text/plain"), **errs(401, 403)}, opid="metrics")},
  "/debug/config": {"get": op("Configuration source status (reader)", {**ok(ref("ConfigStatus")), **errs(401, 403)}, opid="debugConfig")},
  "/debug/proxies": {"get": op("Connected proxies (reader)", {**ok(arr(ref("ProxyStatus"))), **errs(401, 403)}, opid="debugProxies")},

@@ -32,6 +32,8 @@ missing=()
 command -v openssl >/dev/null || missing+=(openssl)
 command -v curl >/dev/null || missing+=(curl)
 { command -v prometheus && command -v promtool; } >/dev/null || missing+=(prometheus)
+# Headless Chromium renders the service graph page in its tests.
+command -v chromium >/dev/null || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     echo "installing ${missing[*]} from Debian's packages" >&2

@@ -128,5 +128,13 @@ public protocol DebugBackend: Sendable {
     func auditRecords() -> [AuditRecord]
 }
 
+/// The service graph (``UIRoutes``).
+public protocol GraphBackend: Sendable {
+    /// The mesh's nodes and the traffic between them over the last minute.
+    func serviceGraph() -> ServiceGraph
+    /// One edge's figures over time; nil for an edge never seen.
+    func edgeSeries(id: String) -> EdgeSeries?
+}
+
 /// What the admin API reads from and asks of the running control plane.
-public typealias AdminBackend = CallerBackend & ResourceBackend & ProxyBackend & TokenBackend & CABackend & CertificateBackend & DebugBackend
+public typealias AdminBackend = CallerBackend & ResourceBackend & ProxyBackend & TokenBackend & CABackend & CertificateBackend & DebugBackend & GraphBackend

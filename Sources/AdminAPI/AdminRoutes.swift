@@ -10,6 +10,8 @@ public import Hummingbird
 ///   status and config, describe, analyze, the CA's status and ledger).
 /// - Admin token: every change (resources, tokens, bootstraps, root rotation) and the audit log.
 /// - Workload token: `POST /v1/certificates` for its own identity.
+/// - The service graph page `/ui/graph` (``UIRoutes``): a login form that keeps a reader or admin
+///   token in a cookie; its data only for that cookie.
 ///
 /// Missing or unknown tokens get 401, a role that may not do it 403; changes and CSRs are rate
 /// limited per caller (429); every change and every refusal of a change is audited. Every
@@ -30,6 +32,7 @@ public enum AdminRoutes {
         router.addRoutes(TokenRoutes(backend: backend, access: access).collection)
         router.addRoutes(CARoutes(backend: backend, access: access).collection)
         router.addRoutes(CertificateRoutes(backend: backend, access: access).collection)
+        router.addRoutes(UIRoutes(backend: backend).collection)
         return router
     }
 }

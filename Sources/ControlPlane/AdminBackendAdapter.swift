@@ -15,6 +15,22 @@ struct AdminBackendAdapter: AdminBackend {
 
     var snapshot: MeshSnapshot { controlPlane.store.publisher.current }
 
+    /// The service graph over the last minute (or since meshd started, if that is shorter).
+    func serviceGraph() -> ServiceGraph {
+        let now = controlPlane.options.clock()
+        let samples = controlPlane.trafficHistory.all
+        let base = samples.last { now.timeIntervalSince($0.time) >= 60 } ?? samples.first
+        return ServiceGraphBuilder.graph(
+            snapshot: snapshot, proxies: proxies, current: controlPlane.standardMetrics.trafficTotals(), base: base?.totals ?? [:],
+            seconds: base.map { now.timeIntervalSince($0.time) } ?? 0, now: now)
+    }
+
+    /// One edge's figures over the history kept.
+    func edgeSeries(id: String) -> EdgeSeries? {
+        ServiceGraphBuilder.series(
+            edge: id, samples: controlPlane.trafficHistory.all, current: controlPlane.standardMetrics.trafficTotals(), now: controlPlane.options.clock())
+    }
+
     var configStatus: ConfigStatus {
         let store = controlPlane.store
         return ConfigStatus(

@@ -53,6 +53,12 @@ public final class ControlPlane: Sendable {
     /// Fetches the key sets RequestAuthentications name.
     let jwks: JWKSResolver
     private let metricsRegistry: PrometheusCollectorRegistry
+    /// Istio's standard metrics, from the proxies' access log streams.
+    public let standardMetrics: StandardMetrics
+    /// The keys proxies report those metrics with.
+    let reportKeys: MetricsReportKeys
+    /// Their traffic totals over time, for the service graph.
+    let trafficHistory = TrafficHistory()
     private let metricsFactory: PrometheusMetricsFactory
     let logger: Logger
     private let bound = BoundAddresses()
@@ -149,12 +155,16 @@ public final class ControlPlane: Sendable {
         pushes = DebouncedPublisher(
             source: store.publisher, debounce: Debounce(quiet: options.debounceAfter, maximum: options.debounceMax), metrics: metricsFactory)
         rollout = MTLSRolloutStage(source: pushes.output, stepTimeout: options.mtlsRolloutStepTimeout, logger: logger, metrics: metricsFactory)
+        standardMetrics = StandardMetrics()
+        let flush = options.istioMetricsFlushInterval.components
+        let flushMilliseconds = UInt32(clamping: flush.seconds * 1000 + flush.attoseconds / 1_000_000_000_000_000)
+        reportKeys = try MetricsReportKeys(dataDirectory: options.dataDirectory, random: options.random)
         let provider = MeshProxyProvider(
             publisher: rollout.output, tokens: tokens, certificates: proxyCertificates,
             allowUnauthenticated: options.allowUnauthenticatedProxies, status: proxyStatus, clock: options.clock, random: options.random,
             limits: options.proxyLimits,
             adminCredential: adminCredential, registrar: registrar, controllerName: "meshd@\(ProcessInfo.processInfo.hostName)",
-            peers: peers, logger: logger, metrics: metricsFactory)
+            peers: peers, metricsReporting: flushMilliseconds > 0 ? (reportKeys, flushMilliseconds) : nil, logger: logger, metrics: metricsFactory)
         self.provider = provider
         rollout.attach(provider)
         _ = tokens.onRevocation { provider.sessions.revoked(tokenID: $0) }
@@ -254,7 +264,9 @@ public final class ControlPlane: Sendable {
             listenerFactory: XDSListenerFactory(host: options.xdsAddress.host, port: Int(options.xdsAddress.port), tls: xdsTLS, peers: peers),
             config: transportConfig)
         let loadReports = LoadReportingGRPCService(provider: provider, ledger: traffic, interval: options.trafficReportInterval, logger: logger)
-        let grpc = GRPCServer(transport: transport, services: [ads, csr, loadReports])
+        let accessLogs = AccessLogGRPCService(
+            keys: reportKeys, metrics: standardMetrics, attributions: .init(current: { [publisher = provider.publisher] in publisher.current }), logger: logger)
+        let grpc = GRPCServer(transport: transport, services: [ads, csr, loadReports, accessLogs])
         let admin = Application(
             router: AdminRoutes.router(
                 backend: AdminBackendAdapter(controlPlane: self),
@@ -274,6 +286,7 @@ public final class ControlPlane: Sendable {
                 .init(service: CertificateMaintenanceService(maintenance: maintenance, interval: options.certificateCheckInterval)),
                 .init(service: JWKSResolverService(resolver: jwks, interval: options.jwksCheckInterval)),
                 .init(service: AutoRegistrationSweep(registrar: registrar)),
+                .init(service: TrafficSampler(metrics: standardMetrics, history: trafficHistory, clock: options.clock)),
                 .init(service: XDSAddressReporter(transport: transport, bound: bound), successTerminationBehavior: .ignore),
             ],
             gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
@@ -324,7 +337,7 @@ public final class ControlPlane: Sendable {
 
     /// Prometheus text of every metric.
     public func metricsText() -> String {
-        metricsRegistry.emitToString()
+        metricsRegistry.emitToString() + standardMetrics.prometheusText()
     }
 
     /// Why meshd will not start.

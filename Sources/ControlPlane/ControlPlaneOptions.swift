@@ -48,6 +48,9 @@ public struct ControlPlaneOptions: Sendable {
     /// How often proxies report the requests they sent per cluster (Envoy's load reporting), which
     /// `meshctl sidecar suggest` reads; zero: never.
     public var trafficReportInterval: Duration = .seconds(30)
+    /// How long sidecars buffer the access log entries of Istio's standard metrics before they
+    /// stream them to meshd (Envoy's default, 1 s); zero: no Istio metrics.
+    public var istioMetricsFlushInterval: Duration = .seconds(1)
     /// How often each `jwksUri` is fetched again (Istio's PILOT_JWT_PUB_KEY_REFRESH_INTERVAL, 20 min).
     public var jwksRefreshInterval: Duration = .seconds(20 * 60)
     /// PEM certificates trusted beside the system's roots when fetching `https` key sets (`--jwks-ca`).

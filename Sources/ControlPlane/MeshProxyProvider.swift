@@ -51,15 +51,20 @@ public final class MeshProxyProvider: ProxyConfigProvider {
     let registrar: WorkloadAutoRegistrar?
     /// The verified client certificates of xDS connections (nil: streams authenticate by token only).
     let peers: PeerCertificates?
+    /// The report keys of Istio's standard metrics and how long proxies buffer entries (nil: no
+    /// Istio metrics).
+    let metricsReporting: (keys: MetricsReportKeys, flushMilliseconds: UInt32)?
 
     /// A provider serving snapshots from `publisher`; without `certificates` no secrets are served.
     public init(
         publisher: SnapshotPublisher, tokens: TokenAuthority?, certificates: ProxyCertificates?, allowUnauthenticated: Bool,
         status: ProxyStatusRegistry = ProxyStatusRegistry(), clock: @escaping @Sendable () -> Date = Date.init, random: RandomSource = .system,
         limits: Limits = Limits(), adminCredential: AdminCredential? = nil, registrar: WorkloadAutoRegistrar? = nil,
-        controllerName: String = "meshd", peers: PeerCertificates? = nil, logger: Logger, metrics: any MetricsFactory
+        controllerName: String = "meshd", peers: PeerCertificates? = nil,
+        metricsReporting: (keys: MetricsReportKeys, flushMilliseconds: UInt32)? = nil, logger: Logger, metrics: any MetricsFactory
     ) {
         self.peers = peers
+        self.metricsReporting = metricsReporting
         admission = ProxyAdmission(
             rate: limits.connectionsPerSecond > 0 ? RateLimiter(ratePerSecond: limits.connectionsPerSecond, burst: limits.connectionBurst, clock: clock) : nil,
             tokens: tokens, adminCredential: adminCredential, allowUnauthenticated: allowUnauthenticated, controller: controllerName)
@@ -198,9 +203,10 @@ public final class MeshProxyProvider: ProxyConfigProvider {
                 logger.warning("workload removed from the configuration while its proxy is connected; serving it no listeners", metadata: ["workload": "\(workload)"])
                 return XDSResourceSet()
             }
+            let reporting = metricsReporting.map { MetricsReporting(key: $0.keys.key(for: workload), flushIntervalMilliseconds: $0.flushMilliseconds) }
             let configuration = switch kind {
-            case .router: GatewayTranslator.translate(snapshot, workload: instance, upstreamBind: upstreamBind, memo: memo)
-            case .sidecar: SidecarTranslator.translate(snapshot, workload: instance, upstreamBind: upstreamBind, memo: memo)
+            case .router: GatewayTranslator.translate(snapshot, workload: instance, upstreamBind: upstreamBind, memo: memo, reporting: reporting)
+            case .sidecar: SidecarTranslator.translate(snapshot, workload: instance, upstreamBind: upstreamBind, memo: memo, reporting: reporting)
             case .proxyless: ProxylessTranslator.translate(snapshot, workload: instance, memo: memo)
             }
             for warning in configuration.warnings {

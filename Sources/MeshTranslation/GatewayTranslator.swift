@@ -78,9 +78,11 @@ public enum GatewayTranslator {
         }
     }
 
-    /// The configuration of the gateway proxy of `workload`.
+    /// The configuration of the gateway proxy of `workload`. With `reporting`, it streams the
+    /// entries of Istio's standard metrics to meshd, as the `source` of the requests it forwards.
     public static func translate(
-        _ snapshot: MeshSnapshot, workload: WorkloadInstance, upstreamBind: UpstreamBind = UpstreamBind(), memo: TranslationMemo? = nil
+        _ snapshot: MeshSnapshot, workload: WorkloadInstance, upstreamBind: UpstreamBind = UpstreamBind(), memo: TranslationMemo? = nil,
+        reporting: MetricsReporting? = nil
     ) -> ProxyConfiguration {
         var warnings: [String] = []
         let gateways = snapshot.gateways.filter { selects($0.spec, workload) }.sorted { $0.key < $1.key }
@@ -92,7 +94,7 @@ public enum GatewayTranslator {
                 ports[ResourceNames.listener(address: bind(server), port: server.port.number), default: []].append(BoundServer(gateway: gateway, index: index, server: server))
             }
         }
-        let telemetry = TelemetryPolicy(workload: workload, snapshot: snapshot)
+        let telemetry = TelemetryPolicy(workload: workload, snapshot: snapshot, reporting: reporting)
         var builder = GatewayBuilder(snapshot: snapshot, workload: workload, telemetry: telemetry)
         var resources = XDSResourceSet()
         for name in ports.keys.sorted() {
@@ -196,7 +198,7 @@ struct GatewayBuilder {
             var chain = FilterChain()
             var proxy = tcpProxy(servers: servers)
             proxy.statPrefix = telemetry.client.metrics ? (proxy.cluster.isEmpty ? name : proxy.cluster) : TelemetryPolicy.disabledStatName
-            proxy.accessLog = telemetry.accessLogs(telemetry.client.accessLog, http: false)
+            telemetry.applyLogs(to: &proxy, .source)
             chain.filters = authorization.networkFilters(statPrefix: "\(name)_") + [Envoy.networkFilter("envoy.filters.network.tcp_proxy", proxy)]
             listener.filterChains = [chain]
         }
@@ -244,7 +246,7 @@ struct GatewayBuilder {
                 var proxy = TCPProxy.to(destinations, namespace: serviceNamespace, port: port, builder: &builder)
                 warnings += builder.unresolved.map { "\(service.key): \($0)" }
                 proxy.statPrefix = telemetry.client.metrics ? (proxy.cluster.isEmpty ? "\(serviceNamespace)_\(service.metadata.name)_tls_\(index)" : proxy.cluster) : TelemetryPolicy.disabledStatName
-                proxy.accessLog = telemetry.accessLogs(telemetry.client.accessLog, http: false)
+                telemetry.applyLogs(to: &proxy, .source)
                 var chain = FilterChain()
                 chain.name = "\(service.metadata.namespace)/\(service.metadata.name)/tls[\(index)]"
                 var match = Envoy_Config_Listener_V3_FilterChainMatch()
@@ -266,7 +268,7 @@ struct GatewayBuilder {
         hcm.pathWithEscapedSlashesAction = .unescapeAndForward
         hcm.forwardClientCertDetails = .sanitize
         if let tracing = telemetry.client.tracing { hcm.tracing = telemetry.hcmTracing(tracing) }
-        hcm.accessLog = (authorization.hasDryRun ? [AuthorizationBuilder.dryRunAccessLog] : []) + telemetry.accessLogs(telemetry.client.accessLog, http: true)
+        hcm.accessLog = (authorization.hasDryRun ? [AuthorizationBuilder.dryRunAccessLog] : []) + telemetry.httpLogs(.source)
         hcm.httpFilters = authorization.httpFilters(gateway: true) + hcm.httpFilters
         var rds = Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_Rds()
         rds.configSource = Envoy.adsConfigSource

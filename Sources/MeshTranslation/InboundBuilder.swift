@@ -119,7 +119,7 @@ struct InboundBuilder {
             hcm.pathWithEscapedSlashesAction = .unescapeAndForward
             let grpcStats = ingress.serviceProtocol.isGRPC && telemetry.server.metrics ? [ProtocolDetection.grpcStatsFilter] : []
             hcm.httpFilters = authorization.httpFilters() + grpcStats + [Envoy.routerFilter]
-            hcm.accessLog = (authorization.hasDryRun ? [AuthorizationBuilder.dryRunAccessLog] : []) + telemetry.accessLogs(telemetry.server.accessLog, http: true)
+            hcm.accessLog = (authorization.hasDryRun ? [AuthorizationBuilder.dryRunAccessLog] : []) + telemetry.httpLogs(.destination)
             if mutualTLS {
                 hcm.forwardClientCertDetails = .sanitizeSet
                 var details = HCM.SetCurrentClientCertDetails()
@@ -135,7 +135,14 @@ struct InboundBuilder {
             var proxy = TCPProxy()
             proxy.statPrefix = telemetry.server.metrics ? cluster : TelemetryPolicy.disabledStatName
             proxy.cluster = cluster
-            proxy.accessLog = telemetry.accessLogs(telemetry.server.accessLog, http: false)
+            telemetry.applyLogs(to: &proxy, .destination)
+            if mutualTLS {
+                // The app is connected once the caller's certificate is verified (so a failed
+                // handshake never reaches it, and the connection's first access log entry names
+                // the caller), as Istio does where it needs the peer's identity.
+                proxy.upstreamConnectMode = .onDownstreamTlsHandshake
+                proxy.maxEarlyDataBytes = Google_Protobuf_UInt32Value(0)
+            }
             chain.filters = authorization.networkFilters(statPrefix: "inbound_\(ingress.port)_") + [Envoy.networkFilter("envoy.filters.network.tcp_proxy", proxy)]
         }
         return chain

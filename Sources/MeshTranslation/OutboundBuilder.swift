@@ -163,7 +163,7 @@ struct OutboundBuilder {
     private func httpChain(for port: PortListener) -> FilterChain {
         var hcm = HCM.outbound(statPrefix: telemetry.client.metrics ? "outbound_\(port.bind)_\(port.port)" : TelemetryPolicy.disabledStatName)
         if let tracing = telemetry.client.tracing { hcm.tracing = telemetry.hcmTracing(tracing) }
-        hcm.accessLog = telemetry.accessLogs(telemetry.client.accessLog, http: true)
+        hcm.accessLog = telemetry.httpLogs(.source)
         EgressPolicy.apply(to: &hcm, allowAny: port.forwardsUnknownHosts)
         if port.carriesGRPC && telemetry.client.metrics { hcm.httpFilters.insert(ProtocolDetection.grpcStatsFilter, at: hcm.httpFilters.count - 1) }
         var rds = Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_Rds()
@@ -178,7 +178,7 @@ struct OutboundBuilder {
     /// A TCP proxy to `service` on a port.
     private mutating func tcpChain(for port: PortListener, service: MeshService) -> FilterChain {
         var proxy = tcpProxy(for: service, port: port.port)
-        proxy.accessLog = telemetry.accessLogs(telemetry.client.accessLog, http: false)
+        telemetry.applyLogs(to: &proxy, .source)
         if !telemetry.client.metrics { proxy.statPrefix = TelemetryPolicy.disabledStatName }
         var chain = FilterChain()
         chain.filters = [Envoy.networkFilter("envoy.filters.network.tcp_proxy", proxy)]

@@ -29,21 +29,24 @@ public struct TranslationError: Error, Hashable, Sendable, CustomStringConvertib
 public enum SidecarTranslator {
     /// The configuration of the sidecar of `workload`.
     public static func translate(
-        _ snapshot: MeshSnapshot, workload id: ServiceRegistry.WorkloadID, upstreamBind: UpstreamBind = UpstreamBind(), memo: TranslationMemo? = nil
+        _ snapshot: MeshSnapshot, workload id: ServiceRegistry.WorkloadID, upstreamBind: UpstreamBind = UpstreamBind(), memo: TranslationMemo? = nil,
+        reporting: MetricsReporting? = nil
     ) throws(TranslationError) -> ProxyConfiguration {
         guard let workload = snapshot.registry.workload(id) else {
             throw TranslationError(reason: "no WorkloadEntry \(id) in the mesh configuration")
         }
-        return translate(snapshot, workload: workload, upstreamBind: upstreamBind, memo: memo)
+        return translate(snapshot, workload: workload, upstreamBind: upstreamBind, memo: memo, reporting: reporting)
     }
 
     /// The configuration of the sidecar of `workload`; resources whose inputs `memo` has seen
-    /// come from it (byte for byte what they would be built as).
+    /// come from it (byte for byte what they would be built as). With `reporting`, its listeners
+    /// stream the entries of Istio's standard metrics to meshd.
     public static func translate(
-        _ snapshot: MeshSnapshot, workload: WorkloadInstance, upstreamBind: UpstreamBind = UpstreamBind(), memo: TranslationMemo? = nil
+        _ snapshot: MeshSnapshot, workload: WorkloadInstance, upstreamBind: UpstreamBind = UpstreamBind(), memo: TranslationMemo? = nil,
+        reporting: MetricsReporting? = nil
     ) -> ProxyConfiguration {
         let scope = SidecarScope(workload: workload, snapshot: snapshot)
-        let telemetry = TelemetryPolicy(workload: workload, snapshot: snapshot)
+        let telemetry = TelemetryPolicy(workload: workload, snapshot: snapshot, reporting: reporting)
         let inbound = InboundBuilder(scope: scope, snapshot: snapshot, telemetry: telemetry)
         var outbound = OutboundBuilder(scope: scope, snapshot: snapshot, inboundBindings: inbound.bindings, telemetry: telemetry, upstreamBind: upstreamBind)
         let ports = outbound.portListeners()

@@ -53,9 +53,14 @@ struct TelemetryPolicy {
         var tracing: Tracing?
         var accessLog: AccessLog?
         var metrics = true
+        /// Where the side's entries for Istio's standard metrics go; nil when its metrics are off
+        /// or nobody collects them.
+        var reporting: MetricsReporting?
     }
 
-    init(workload: WorkloadInstance, snapshot: MeshSnapshot) {
+    /// `reporting`: where the sidecar streams the entries of Istio's standard metrics (meshd's
+    /// access log service), if anywhere.
+    init(workload: WorkloadInstance, snapshot: MeshSnapshot, reporting: MetricsReporting? = nil) {
         self.workload = workload
         mesh = snapshot.mesh
         let root = snapshot.settings.rootNamespace
@@ -67,6 +72,41 @@ struct TelemetryPolicy {
         ].compactMap { $0?.spec }
         client = Self.resolve(applying, mode: .CLIENT, mesh: mesh)
         server = Self.resolve(applying, mode: .SERVER, mesh: mesh)
+        if client.metrics { client.reporting = reporting }
+        if server.metrics { server.reporting = reporting }
+    }
+
+    /// The side a reporter is: the client side reports as `source`, the server side as
+    /// `destination`.
+    func side(_ reporter: MetricsReporting.Reporter) -> Side {
+        reporter == .source ? client : server
+    }
+
+    /// The access loggers of an HTTP connection manager on `reporter`'s side: the Telemetry's
+    /// file logs, then the stream of Istio's standard metrics.
+    func httpLogs(_ reporter: MetricsReporting.Reporter) -> [Envoy_Config_Accesslog_V3_AccessLog] {
+        let side = side(reporter)
+        return accessLogs(side.accessLog, http: true) + (side.reporting.map { [$0.accessLog(reporter, http: true)] } ?? [])
+    }
+
+    /// Sets a TCP proxy's access loggers on `reporter`'s side. With the metrics stream, the proxy
+    /// also logs when its upstream connection is made; the file logs keep logging at the end only.
+    func applyLogs(to proxy: inout Envoy_Extensions_Filters_Network_TcpProxy_V3_TcpProxy, _ reporter: MetricsReporting.Reporter) {
+        let side = side(reporter)
+        proxy.accessLog = accessLogs(side.accessLog, http: false)
+        guard let reporting = side.reporting else { return }
+        for index in proxy.accessLog.indices {
+            let endOnly = MetricsReporting.connectionEndOnly
+            if proxy.accessLog[index].hasFilter {
+                var both = Envoy_Config_Accesslog_V3_AndFilter()
+                both.filters = [proxy.accessLog[index].filter, endOnly]
+                proxy.accessLog[index].filter.andFilter = both
+            } else {
+                proxy.accessLog[index].filter = endOnly
+            }
+        }
+        proxy.accessLog.append(reporting.accessLog(reporter, http: false))
+        proxy.accessLogOptions = MetricsReporting.tcpOptions
     }
 
     private static func applies(_ mode: TelemetryWorkloadMode?, to side: TelemetryWorkloadMode) -> Bool {

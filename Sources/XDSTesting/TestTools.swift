@@ -34,6 +34,14 @@ public enum TestTools {
         throw Missing(description: "prometheus not found. Install the test tools with scripts/setup-test-tools.sh (it installs Debian's prometheus package).")
     }
 
+    /// Debian's Chromium, run headless to render meshd's pages.
+    public static func chromium() throws -> String {
+        for path in ["/usr/bin/chromium", "/usr/local/bin/chromium"] where FileManager.default.isExecutableFile(atPath: path) {
+            return path
+        }
+        throw Missing(description: "chromium not found. Install the test tools with scripts/setup-test-tools.sh (it installs Debian's chromium package).")
+    }
+
     /// Prometheus's rule checker (Debian's `prometheus` package).
     public static func promtool() throws -> String {
         for path in ["/usr/bin/promtool", "/usr/local/bin/promtool"] where FileManager.default.isExecutableFile(atPath: path) {

@@ -7,7 +7,7 @@ struct Meshctl: AsyncParsableCommand {
         abstract: "The command line of meshd: apply and inspect configuration, see what each proxy has, find problems, manage tokens and certificates.",
         subcommands: [
             Apply.self, Get.self, Delete.self, ProxyStatusCommand.self, ProxyConfig.self, Describe.self, Analyze.self, Diff.self, Simulate.self, SidecarCommand.self, Audit.self,
-            Bootstrap.self, Proxy.self, Token.self, CA.self, Certs.self, Cert.self, Import.self,
+            Bootstrap.self, Proxy.self, Token.self, CA.self, Certs.self, Cert.self, Import.self, Dashboard.self,
         ])
 
     /// Runs the command line, reading kubectl's `--dry-run=server` as `--dry-run` (meshd checks

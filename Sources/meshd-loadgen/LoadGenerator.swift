@@ -18,7 +18,7 @@ struct LoadGenerator: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "meshd-loadgen",
         abstract: "Benchmarks for meshd: N simulated proxies over plain xDS, translation time, certificate issuance.",
-        subcommands: [Mesh.self, XDS.self, Translate.self, Issue.self])
+        subcommands: [Mesh.self, XDS.self, Translate.self, Issue.self, AccessLogs.self])
 }
 
 /// Writes a generated mesh and its node list.

@@ -104,6 +104,9 @@ struct Meshd: AsyncParsableCommand {
     @Option(name: .customLong("traffic-report-interval"), help: "How often proxies report the requests they sent per cluster, for meshctl sidecar suggest (0: never).")
     var trafficReportInterval = "30s"
 
+    @Option(name: .customLong("istio-metrics-flush-interval"), help: "How long sidecars buffer the entries of Istio's standard metrics (istio_requests_total, ...) before streaming them to meshd (0: no Istio metrics).")
+    var istioMetricsFlushInterval = "1s"
+
     @Option(name: .customLong("workload-entry-grace-period"), help: "How long the WorkloadEntry of an auto-registered proxy outlives its last connection (Istio's PILOT_WORKLOAD_ENTRY_GRACE_PERIOD: 10s).")
     var workloadEntryGracePeriod = "10s"
 
@@ -166,6 +169,11 @@ struct Meshd: AsyncParsableCommand {
             throw ValidationError("--traffic-report-interval must be a duration such as 30s (0 to turn reports off), got \(trafficReportInterval)")
         }
         options.trafficReportInterval = .nanoseconds(reports.nanoseconds)
+        guard let flush = istioMetricsFlushInterval == "0" ? IstioDuration(parsing: "0s") : IstioDuration(parsing: istioMetricsFlushInterval),
+              flush.nanoseconds >= 0, flush.nanoseconds % 1_000_000 == 0 else {
+            throw ValidationError("--istio-metrics-flush-interval must be a duration in milliseconds such as 1s or 500ms (0 to turn Istio metrics off), got \(istioMetricsFlushInterval)")
+        }
+        options.istioMetricsFlushInterval = .nanoseconds(flush.nanoseconds)
         guard let grace = IstioDuration(parsing: workloadEntryGracePeriod), grace.nanoseconds >= 0 else {
             throw ValidationError("--workload-entry-grace-period must be a duration such as 10s, got \(workloadEntryGracePeriod)")
         }

@@ -28,6 +28,12 @@ final class FakeBackend: AdminBackend {
     var configStatus: ConfigStatus { ConfigStatus(revision: 1, resources: resources.count, configDirectory: nil, rejectedChanges: 0, lastRejection: nil) }
     var proxies: [ProxyStatus] { [] }
     func metricsText() -> String { "meshd_up 1\n" }
+    func serviceGraph() -> ServiceGraph {
+        ServiceGraph(
+            generatedAt: 0, windowSeconds: 60, namespaces: ["shop"],
+            nodes: [.init(id: "workload:shop/web", kind: "workload", namespace: "shop", name: "web", sync: "SYNCED")], edges: [], splits: [])
+    }
+    func edgeSeries(id: String) -> EdgeSeries? { id == "a>b" ? EdgeSeries(id: id, source: "a", target: "b", points: []) : nil }
     func authenticate(_ token: String?) -> Principal? {
         switch token {
         case "admin": .admin(id: "a")

@@ -273,8 +273,8 @@ func sidecarYAML(
         """
 }
 
-/// A MESH_INTERNAL HTTP service selecting `app`.
-func serviceYAML(_ name: String, namespace: String, port: Int = 8080, app: String? = nil) -> String {
+/// A MESH_INTERNAL service selecting `app`, HTTP unless `protocol` says otherwise.
+func serviceYAML(_ name: String, namespace: String, port: Int = 8080, app: String? = nil, portName: String = "http", protocol: String = "HTTP") -> String {
     """
     apiVersion: networking.istio.io/v1
     kind: ServiceEntry
@@ -283,7 +283,7 @@ func serviceYAML(_ name: String, namespace: String, port: Int = 8080, app: Strin
       hosts: [\(name).\(namespace).svc.cluster.local]
       location: MESH_INTERNAL
       resolution: STATIC
-      ports: [{number: \(port), name: http, protocol: HTTP}]
+      ports: [{number: \(port), name: \(portName), protocol: \(`protocol`)}]
       workloadSelector: {labels: {app: \(app ?? name)}}
 
     """

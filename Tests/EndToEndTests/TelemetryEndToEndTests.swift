@@ -336,12 +336,13 @@ extension EndToEnd {
             }
         }
 
-        @Test("the shipped Prometheus rules pass promtool check rules")
+        @Test("the shipped Prometheus rules (Envoy series and Istio's standard metrics) pass promtool check rules")
         func promtool() async throws {
             let directory = try TestTools.temporaryDirectory("promtool")
             defer { try? FileManager.default.removeItem(atPath: directory) }
             let process = try ProcessHandle(
-                executable: try TestTools.promtool(), arguments: ["check", "rules", TestTools.packageRoot + "/examples/prometheus/meshd-rules.yaml"],
+                executable: try TestTools.promtool(),
+                arguments: ["check", "rules"] + ["meshd-rules.yaml", "istio-standard-rules.yaml"].map { TestTools.packageRoot + "/examples/prometheus/" + $0 },
                 logPath: directory + "/promtool.log")
             #expect(await process.waitForExit(timeout: .seconds(30)))
             #expect(process.terminationStatus == 0, "\(process.log)")
