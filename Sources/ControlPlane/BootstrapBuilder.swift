@@ -36,6 +36,10 @@ public struct BootstrapBuilder: Sendable {
     /// The node metadata key carrying the WorkloadGroup's probe (its YAML shape).
     public static let probeMetadataKey = "MESHD_PROBE"
 
+    /// The clusters a bootstrap defines itself (meshd, the Prometheus listener's admin route):
+    /// not the mesh's, so load reports about them are not traffic between workloads.
+    public static let bootstrapClusters: Set<String> = ["xds-grpc", "prometheus_stats"]
+
     /// The name meshd's serving certificate carries and bootstraps verify.
     public static let xdsServerName = MeshEndpoints.xdsServerName
 

@@ -18,7 +18,8 @@ final class TrafficLedger: Sendable {
     func record(workload: String, _ stats: [Envoy_Config_Endpoint_V3_ClusterStats]) -> Int {
         counts.withLock { counts in
             var ignored = 0
-            for cluster in stats {
+            // meshd itself (xDS, the metrics stream) is not a destination of the workload's.
+            for cluster in stats where !BootstrapBuilder.bootstrapClusters.contains(cluster.clusterName) {
                 let requests = cluster.upstreamLocalityStats.reduce(UInt64(0)) {
                     $0 &+ max($1.totalIssuedRequests, $1.totalSuccessfulRequests &+ $1.totalErrorRequests)
                 }

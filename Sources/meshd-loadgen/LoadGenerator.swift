@@ -1,5 +1,6 @@
 import ArgumentParser
 import CertificateAuthority
+import ControlPlane
 import EnvoyAPI
 import Foundation
 import GRPCCore
@@ -68,6 +69,8 @@ struct XDS: AsyncParsableCommand {
     var afterChanges: String?
     @Flag(help: "After the last change, check that every proxy holds byte for byte what a full translation of --change-dir gives its workload (exit 1 if not).")
     var verify = false
+    @Option(name: .customLong("data-dir"), help: "With --verify: meshd's data directory, whose report keys meshd's listeners carry (Istio's standard metrics); without it the full translation has none.")
+    var dataDirectory: String?
     @Flag(name: .customLong("bind-per-cluster"), help: "Send no MESHD_UPSTREAM_BIND node metadata, as a bootstrap made before meshd bound upstream connections in the bootstrap (meshd then binds each mesh cluster).")
     var bindPerCluster = false
 
@@ -165,9 +168,11 @@ struct XDS: AsyncParsableCommand {
         let directory = ConfigDirectory(path: configDirectory)
         let snapshot = MeshSnapshot(revision: 1, mesh: try directory.loadMesh(), resources: try directory.load().map(\.resource))
         func workload(_ node: GeneratedMesh.Node) -> ServiceRegistry.WorkloadID { .init(namespace: node.namespace, name: node.name) }
+        let keys = try dataDirectory.map { try MetricsReportKeys(dataDirectory: $0) }
         var expected: [ServiceRegistry.WorkloadID: [String: [Data]]] = [:]
         for node in (0..<proxies).map({ nodes[$0 % nodes.count] }) where expected[workload(node)] == nil {
-            let configuration = try SidecarTranslator.translate(snapshot, workload: workload(node), upstreamBind: upstreamBind(node))
+            let reporting = keys.map { MetricsReporting(key: $0.key(for: workload(node))) }
+            let configuration = try SidecarTranslator.translate(snapshot, workload: workload(node), upstreamBind: upstreamBind(node), reporting: reporting)
             expected[workload(node)] = Dictionary(uniqueKeysWithValues: types.map { type in
                 (type, configuration.resources.sortedResources(ofType: type).map(\.body.value).sorted { $0.lexicographicallyPrecedes($1) })
             })

@@ -36,7 +36,7 @@ extension EndToEnd {
                 guard meshd.isRunning else { throw HTTPProbe.Failure(description: "meshd exited: \(meshd.log.suffix(1000))") }
                 return (try? await HTTPProbe.request(admin, authority: "meshd", path: "/readyz"))?.status == 200
             }
-            var arguments = ["xds", "--target", "\(xds)", "--nodes", nodes, "--proxies", "300", "--change-dir", config, "--changes", "3", "--verify"]
+            var arguments = ["xds", "--target", "\(xds)", "--nodes", nodes, "--proxies", "300", "--change-dir", config, "--changes", "3", "--verify", "--data-dir", directory + "/data"]
             if MeshHarness.deltaByDefault { arguments.append("--delta") }
             let run = try ProcessHandle(executable: loadgen, arguments: arguments, logPath: directory + "/xds.log")
             let finished = await run.waitForExit(timeout: .seconds(240))
