@@ -248,6 +248,10 @@ extension EndToEnd {
                 // Queries of Istio's published dashboards and the ADR's alert.
                 let workloadInbound = await prometheus.query(#"round(sum(increase(istio_requests_total{connection_security_policy="mutual_tls", destination_workload_namespace="tai", destination_workload=~"coordinator-.*", reporter="destination"}[10m])) by (source_workload, source_workload_namespace, destination_workload), 0.001)"#)
                 #expect(workloadInbound.count == 2 && workloadInbound.allSatisfy { $0.labels["source_workload"] == "governor" }, "workload dashboard, inbound by source: \(workloadInbound)")
+                let serviceInbound = await prometheus.query(#"round(sum(irate(istio_requests_total{connection_security_policy="mutual_tls", destination_service=~"\#(Self.coordinator)", reporter=~"destination", source_workload=~".*", source_workload_namespace=~".*"}[5m])) by (source_workload, source_workload_namespace, response_code), 0.001)"#)
+                #expect(serviceInbound.contains { $0.labels["source_workload"] == "governor" && $0.labels["response_code"] == "200" }, "service dashboard, incoming requests by source and code: \(serviceInbound)")
+                let serviceDuration = await prometheus.value(#"histogram_quantile(0.50, sum(rate(istio_request_duration_milliseconds_bucket{reporter=~"source", destination_service=~"\#(Self.coordinator)"}[5m])) by (le))"#)
+                #expect(serviceDuration > 0 && serviceDuration < 1000, "service dashboard, client request duration P50 (ms): \(serviceDuration)")
                 let successRatio = await prometheus.value(#"sum(increase(istio_requests_total{reporter="source", \#(coordinator), response_code!~"5.*"}[10m])) / sum(increase(istio_requests_total{reporter="source", \#(coordinator)}[10m]))"#)
                 #expect(abs(successRatio - (1 - failed / total)) < 0.03, "mesh dashboard success rate \(successRatio), observed \(1 - failed / total)")
                 let errorRatio = await prometheus.value(#"destination_service:istio_error_ratio:rate1m{\#(coordinator)}"#)
