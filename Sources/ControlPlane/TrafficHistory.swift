@@ -75,10 +75,8 @@ extension StandardMetrics {
     /// side counts requests and durations; the server side says whether they came over mTLS,
     /// and counts the requests of callers outside the mesh, which report nothing themselves.
     func trafficTotals() -> [TrafficKey: TrafficTotals] {
-        let names = MetricsAttribution.requestLabelNames
-        let position = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
         func value(_ labels: MetricsAttribution.Labels, _ name: String) -> String {
-            position[name].map { $0 < labels.values.count ? labels.values[$0] : MetricsAttribution.unknown } ?? MetricsAttribution.unknown
+            labels[name] ?? MetricsAttribution.unknown
         }
         func workload(_ labels: MetricsAttribution.Labels, _ side: String) -> String {
             let name = value(labels, "\(side)_workload")
